@@ -1,0 +1,379 @@
+/*
+ * libposthog: a C11 client for PostHog's event ingestion API.
+ *
+ * Application threads call posthog_capture*(): the event is validated,
+ * serialised and pushed into a lock-free bounded in-memory queue. Capture
+ * never does I/O, never takes a lock and never blocks. One background
+ * flusher thread per client drains the queue into batches, gzips them and
+ * POSTs them to {host}/batch/, retrying transient failures with backoff.
+ *
+ * Every event the library does not deliver is counted in exactly one drop
+ * reason (posthog_get_stats) and reported through the drop callback.
+ *
+ * Conventions
+ *  - Functions that can fail return posthog_status_t (POSTHOG_OK == 0).
+ *  - Every pointer parameter says whether it is *borrowed* (valid for the
+ *    call only), *copied*, or *owned* (the function takes ownership).
+ *  - All strings are NUL-terminated UTF-8.
+ *  - The ABI has no varargs, no bitfields and no structs passed by value,
+ *    so it can be called through ctypes, ffi and similar.
+ */
+#ifndef POSTHOG_POSTHOG_H
+#define POSTHOG_POSTHOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define POSTHOG_API
+#elif defined(__GNUC__)
+#define POSTHOG_API __attribute__((visibility("default")))
+#else
+#define POSTHOG_API
+#endif
+
+#define POSTHOG_VERSION_MAJOR 0
+#define POSTHOG_VERSION_MINOR 1
+#define POSTHOG_VERSION_PATCH 0
+#define POSTHOG_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------ */
+/* Status codes                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum posthog_status {
+    POSTHOG_OK = 0,
+    POSTHOG_E_INVALID_ARG = 1,   /* a NULL or malformed argument */
+    POSTHOG_E_INVALID_EVENT = 2, /* empty event name, bad distinct_id, ... */
+    POSTHOG_E_INVALID_UTF8 = 3,  /* a string is not valid UTF-8 */
+    POSTHOG_E_INVALID_JSON = 4,  /* properties are not a JSON object */
+    POSTHOG_E_TOO_LARGE = 5,     /* event over max_event_bytes */
+    POSTHOG_E_QUEUE_FULL = 6,    /* in-memory queue full: event dropped */
+    POSTHOG_E_SHUTDOWN = 7,      /* client is shut down */
+    POSTHOG_E_TIMEOUT = 8,       /* flush/shutdown deadline passed */
+    POSTHOG_E_NOMEM = 9,         /* allocation failed */
+    POSTHOG_E_UNKNOWN_OPTION = 10,
+    POSTHOG_E_BAD_OPTION_VALUE = 11,
+    POSTHOG_E_NO_API_KEY = 12,   /* no api_key option nor POSTHOG_API_KEY */
+    POSTHOG_E_DISABLED = 13,     /* client created with disabled=1: nothing sent */
+    POSTHOG_E_DROPPED = 14,      /* before_send dropped the event */
+    POSTHOG_E_THREAD = 15,       /* could not start the flusher thread */
+    POSTHOG_E_HTTP = 16,         /* transport or server error (callbacks) */
+    POSTHOG_E_INTERNAL = 17
+} posthog_status_t;
+
+/* A static, human-readable message for a status code. Never NULL. */
+POSTHOG_API const char *posthog_strerror(posthog_status_t s);
+
+/* The library version, e.g. "0.1.0". Static string. */
+POSTHOG_API const char *posthog_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct posthog_options posthog_options_t;
+
+/* A new option set with every default. NULL only if out of memory. */
+POSTHOG_API posthog_options_t *posthog_options_new(void);
+
+/*
+ * Sets one option from its string form. `key` and `value` are borrowed
+ * (the value is copied). Returns POSTHOG_E_UNKNOWN_OPTION for an unknown
+ * key and POSTHOG_E_BAD_OPTION_VALUE for a value that does not parse or is
+ * out of range; the option set is unchanged on error.
+ *
+ * Keys (defaults in brackets):
+ *   api_key              project API key (phc_...) [$POSTHOG_API_KEY]
+ *   host                 base URL [$POSTHOG_HOST or https://us.i.posthog.com];
+ *                        app./us.posthog.com map to us.i, eu.posthog.com to eu.i
+ *   flush_at             events per batch that trigger a send [100]
+ *   flush_interval_ms    max age of a partial batch before it is sent [5000]
+ *   max_queue_size       events held in memory before drops [262144]
+ *   max_queue_bytes      memory budget of the in-memory queue [33554432]
+ *   max_batch_bytes      uncompressed bytes per request [5242880]
+ *   max_event_bytes      serialised bytes per event [921600]
+ *   gzip                 1/0, true/false: gzip request bodies [1]
+ *   gzip_level           zlib level 1..9 [1]
+ *   request_timeout_ms   per HTTP request [10000]
+ *   connect_timeout_ms   TCP+TLS connect [5000]
+ *   max_retries          retries after the first attempt [3]
+ *   retry_backoff_ms     first backoff; doubles each retry, with jitter [100]
+ *   max_retry_wait_ms    cap of one wait, incl. Retry-After [30000]
+ *   shutdown_timeout_ms  default deadline of posthog_client_free [5000]
+ *   disabled             1: accept calls, send nothing [0]
+ *   historical_migration 1: mark batches as historical imports [0]
+ *   default_distinct_id  used when capture gets a NULL/empty distinct_id [none]
+ *   super_properties     JSON object merged into every event's properties [{}]
+ *   ca_bundle            path of a CA bundle for TLS [system]
+ *   debug                1: log at debug level [0]
+ */
+POSTHOG_API posthog_status_t posthog_options_set(posthog_options_t *o, const char *key,
+                                                 const char *value);
+
+/* Frees an option set. NULL is a no-op. */
+POSTHOG_API void posthog_options_free(posthog_options_t *o);
+
+/* Log levels for the log callback. */
+typedef enum posthog_log_level {
+    POSTHOG_LOG_DEBUG = 0,
+    POSTHOG_LOG_INFO = 1,
+    POSTHOG_LOG_WARN = 2,
+    POSTHOG_LOG_ERROR = 3
+} posthog_log_level_t;
+
+/*
+ * Log callback. `message` is borrowed. Called from whichever thread logs:
+ * the flusher thread for delivery, the caller's thread for API errors. No
+ * internal lock is held while it runs. Without a callback nothing is
+ * printed anywhere.
+ */
+typedef void (*posthog_log_fn)(posthog_log_level_t level, const char *message,
+                               void *user_data);
+POSTHOG_API void posthog_options_set_log(posthog_options_t *o, posthog_log_fn fn,
+                                         void *user_data);
+
+/* Why events were dropped. Every dropped event has exactly one reason. */
+typedef enum posthog_drop_reason {
+    POSTHOG_DROP_QUEUE_FULL = 0,        /* in-memory queue at its limit */
+    POSTHOG_DROP_INVALID = 1,           /* failed validation at capture */
+    POSTHOG_DROP_TOO_LARGE = 2,         /* over max_event_bytes, or 413 alone */
+    POSTHOG_DROP_REJECTED = 3,          /* server said 400/401/403 */
+    POSTHOG_DROP_RETRIES_EXHAUSTED = 4, /* transient failures outlasted max_retries */
+    POSTHOG_DROP_BEFORE_SEND = 5,       /* before_send returned drop */
+    POSTHOG_DROP_SHUTDOWN = 6,          /* undelivered at shutdown deadline, or captured after */
+    POSTHOG_DROP_REASON_COUNT = 7
+} posthog_drop_reason_t;
+
+/* A short static name for a drop reason ("queue_full", ...). */
+POSTHOG_API const char *posthog_drop_reason_name(posthog_drop_reason_t r);
+
+/*
+ * What the drop callback receives. Every pointer is borrowed for the call.
+ *  reason       why
+ *  status       the matching status code
+ *  count        how many events this report covers
+ *  http_status  the server's status when the server decided, else 0
+ *  message      human-readable detail
+ *  events_json  a JSON array of the dropped events when they were already
+ *               serialised (flusher-side drops), else NULL
+ *  event        event name for a single-event drop at capture, else NULL
+ *  distinct_id  its distinct_id (may be NULL)
+ */
+typedef struct posthog_drop_info {
+    int32_t reason; /* posthog_drop_reason_t */
+    int32_t status; /* posthog_status_t */
+    uint32_t count;
+    int32_t http_status;
+    const char *message;
+    const char *events_json;
+    const char *event;
+    const char *distinct_id;
+} posthog_drop_info_t;
+
+/*
+ * Drop callback: called once per drop report. Called on the capturing
+ * thread for drops at capture (queue full, invalid, too large, before_send,
+ * after shutdown) and on the flusher thread (or the thread calling
+ * posthog_shutdown) for delivery drops. No internal lock is held.
+ */
+typedef void (*posthog_drop_fn)(const posthog_drop_info_t *info, void *user_data);
+POSTHOG_API void posthog_options_set_on_drop(posthog_options_t *o, posthog_drop_fn fn,
+                                             void *user_data);
+
+/* Return values of before_send. */
+typedef enum posthog_before_send_result {
+    POSTHOG_BEFORE_SEND_KEEP = 0,    /* send the event unchanged */
+    POSTHOG_BEFORE_SEND_REPLACE = 1, /* send *replacement_json instead */
+    POSTHOG_BEFORE_SEND_DROP = 2     /* drop it (counted as before_send) */
+} posthog_before_send_result_t;
+
+/*
+ * before_send: called on the capturing thread, before the event is queued,
+ * with the event as a JSON object {"event","distinct_id","uuid",
+ * "timestamp","properties",...} (borrowed). To modify it, set
+ * *replacement_json to a malloc()ed NUL-terminated JSON object (the library
+ * takes ownership and free()s it) and return REPLACE; the replacement must
+ * still carry a non-empty "event" and "distinct_id" (uuid and timestamp
+ * are kept from the original when absent). Keep it fast: it runs inside
+ * posthog_capture*.
+ */
+typedef posthog_before_send_result_t (*posthog_before_send_fn)(const char *event_json,
+                                                                char **replacement_json,
+                                                                void *user_data);
+POSTHOG_API void posthog_options_set_before_send(posthog_options_t *o,
+                                                 posthog_before_send_fn fn, void *user_data);
+
+/* ------------------------------------------------------------------ */
+/* Properties builder                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A JSON object or array built value by value. Not thread-safe: one
+ * builder is used by one thread at a time. Capture copies it, so a builder
+ * can be freed or reused right after posthog_capture returns.
+ *
+ * On an object, every setter needs a non-empty `key` (borrowed, copied);
+ * setting a key twice replaces the earlier value. On an array (from
+ * posthog_props_new_array) `key` must be NULL and the value is appended.
+ * A setter that fails (POSTHOG_E_INVALID_ARG, _INVALID_UTF8, _INVALID_JSON,
+ * _NOMEM) leaves the builder unchanged.
+ */
+typedef struct posthog_props posthog_props_t;
+
+POSTHOG_API posthog_props_t *posthog_props_new(void);
+POSTHOG_API posthog_props_t *posthog_props_new_array(void);
+/* Empties the builder, keeping its kind and memory. */
+POSTHOG_API void posthog_props_clear(posthog_props_t *p);
+POSTHOG_API void posthog_props_free(posthog_props_t *p);
+
+/* `value` is borrowed and copied; NULL sets JSON null. */
+POSTHOG_API posthog_status_t posthog_props_set_string(posthog_props_t *p, const char *key,
+                                                      const char *value);
+/* `value` with explicit length in bytes (may contain NUL, encoded as \u0000). */
+POSTHOG_API posthog_status_t posthog_props_set_stringn(posthog_props_t *p, const char *key,
+                                                       const char *value, size_t len);
+POSTHOG_API posthog_status_t posthog_props_set_int(posthog_props_t *p, const char *key,
+                                                   int64_t value);
+/* NaN and infinities are stored as null (JSON has no such numbers). */
+POSTHOG_API posthog_status_t posthog_props_set_double(posthog_props_t *p, const char *key,
+                                                      double value);
+POSTHOG_API posthog_status_t posthog_props_set_bool(posthog_props_t *p, const char *key,
+                                                    int value);
+POSTHOG_API posthog_status_t posthog_props_set_null(posthog_props_t *p, const char *key);
+/* `json` (borrowed) is any JSON value; it is validated and copied. */
+POSTHOG_API posthog_status_t posthog_props_set_json(posthog_props_t *p, const char *key,
+                                                    const char *json);
+/* Nests a copy of `child` (borrowed), an object or array builder. */
+POSTHOG_API posthog_status_t posthog_props_set_props(posthog_props_t *p, const char *key,
+                                                     const posthog_props_t *child);
+/* Number of keys (object) or elements (array). */
+POSTHOG_API size_t posthog_props_count(const posthog_props_t *p);
+/* The builder's JSON text (borrowed, valid until the builder changes). */
+POSTHOG_API const char *posthog_props_json(posthog_props_t *p);
+
+/* ------------------------------------------------------------------ */
+/* Client                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct posthog_client posthog_client_t;
+
+/*
+ * Creates a client and starts its flusher thread. Always takes ownership
+ * of `o` (also on failure; NULL means all defaults). On failure returns
+ * NULL and, when `errbuf` is not NULL, writes a NUL-terminated message of
+ * at most `errlen` bytes. Several clients may live in one process.
+ */
+POSTHOG_API posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf,
+                                                 size_t errlen);
+
+/*
+ * Captures an event. Thread-safe, lock-free, never blocks, no I/O.
+ * `distinct_id`, `event` and `props` are borrowed (copied). `props` may be
+ * NULL. A NULL/empty distinct_id uses default_distinct_id if set.
+ * Returns POSTHOG_OK when queued; otherwise the event is dropped, counted
+ * and reported (POSTHOG_E_INVALID_*, _TOO_LARGE, _QUEUE_FULL, _SHUTDOWN,
+ * _DROPPED by before_send). A disabled client returns POSTHOG_OK and sends
+ * nothing.
+ */
+POSTHOG_API posthog_status_t posthog_capture(posthog_client_t *c, const char *distinct_id,
+                                             const char *event, const posthog_props_t *props);
+
+/* As posthog_capture, with properties as JSON text: an object or NULL. */
+POSTHOG_API posthog_status_t posthog_capture_json(posthog_client_t *c, const char *distinct_id,
+                                                  const char *event,
+                                                  const char *properties_json);
+
+/*
+ * The full capture: every argument after `event` may be NULL/0.
+ *  properties_json  JSON object (borrowed)
+ *  timestamp_ms     Unix epoch milliseconds; 0 means now
+ *  uuid             canonical 8-4-4-4-12 UUID to use (borrowed); NULL: a new v7
+ *  groups_json      JSON object group_type -> group_key, sent as $groups
+ *  set_json         JSON object sent as top-level $set
+ *  set_once_json    JSON object sent as top-level $set_once
+ *  uuid_out         if not NULL, receives the event's uuid (37 bytes incl. NUL)
+ */
+POSTHOG_API posthog_status_t posthog_capture_ex(posthog_client_t *c, const char *distinct_id,
+                                                const char *event, const char *properties_json,
+                                                int64_t timestamp_ms, const char *uuid,
+                                                const char *groups_json, const char *set_json,
+                                                const char *set_once_json, char *uuid_out);
+
+/* $identify with $set / $set_once (JSON objects or NULL), like the SDKs. */
+POSTHOG_API posthog_status_t posthog_identify(posthog_client_t *c, const char *distinct_id,
+                                              const char *set_json, const char *set_once_json);
+/* $set event: person properties update. */
+POSTHOG_API posthog_status_t posthog_set(posthog_client_t *c, const char *distinct_id,
+                                         const char *set_json);
+/* $set event with $set_once. */
+POSTHOG_API posthog_status_t posthog_set_once(posthog_client_t *c, const char *distinct_id,
+                                              const char *set_once_json);
+/* $create_alias: links `alias` to `distinct_id`. */
+POSTHOG_API posthog_status_t posthog_alias(posthog_client_t *c, const char *distinct_id,
+                                           const char *alias);
+/* $groupidentify: sets properties (JSON object or NULL) on a group. */
+POSTHOG_API posthog_status_t posthog_group_identify(posthog_client_t *c, const char *group_type,
+                                                    const char *group_key,
+                                                    const char *properties_json,
+                                                    const char *distinct_id);
+
+/*
+ * Waits until every event captured before the call has been delivered or
+ * dropped, or until `timeout_ms` passes (POSTHOG_E_TIMEOUT; < 0 waits for
+ * ever). Sends partial batches at once. Thread-safe; blocks the caller.
+ */
+POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
+
+/*
+ * Flushes within `timeout_ms` (< 0: shutdown_timeout_ms), then aborts a
+ * request still in flight, counts what is left as dropped (shutdown), and
+ * stops the flusher. Later captures return POSTHOG_E_SHUTDOWN. Idempotent:
+ * a second call returns POSTHOG_OK at once. Returns POSTHOG_E_TIMEOUT when
+ * events were left behind.
+ */
+POSTHOG_API posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms);
+
+/* Shuts down (shutdown_timeout_ms) if not yet, and frees. NULL is a no-op. */
+POSTHOG_API void posthog_client_free(posthog_client_t *c);
+
+/* ------------------------------------------------------------------ */
+/* Stats                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Counters since the client was created (in a forked child: since the
+ * fork). Every call to a capture function either counts one `captured`
+ * (it returned POSTHOG_OK) or one drop at capture; every captured event
+ * ends, once the pipeline is idle, in `sent` or in exactly one delivery
+ * drop reason. So when idle: captured + capture-time drops ==
+ * sent + dropped_total.
+ */
+typedef struct posthog_stats {
+    uint64_t captured;        /* events accepted into the queue */
+    uint64_t sent;            /* events acknowledged by the server (2xx) */
+    uint64_t requests;        /* HTTP requests made (attempts) */
+    uint64_t retries;         /* attempts that were retries */
+    uint64_t bytes_raw;       /* request bodies before gzip */
+    uint64_t bytes_sent;      /* request bodies on the wire */
+    uint64_t queue_depth;     /* events in the in-memory queue now */
+    uint64_t queue_bytes;     /* bytes of the in-memory queue in use now */
+    uint64_t dropped[POSTHOG_DROP_REASON_COUNT]; /* by posthog_drop_reason_t */
+    uint64_t dropped_total;   /* sum of dropped[] */
+} posthog_stats_t;
+
+/* Fills *out (borrowed). Thread-safe, lock-free. */
+POSTHOG_API posthog_status_t posthog_get_stats(const posthog_client_t *c, posthog_stats_t *out);
+
+/* One counter by name ("captured", "sent", "dropped_queue_full", ...);
+ * UINT64_MAX for an unknown name. Convenient for bindings. */
+POSTHOG_API uint64_t posthog_get_stat(const posthog_client_t *c, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* POSTHOG_POSTHOG_H */
