@@ -1,0 +1,66 @@
+/*
+ * ingest_harness: drive the local ingestion server (tools/ingest-server)
+ * from Check tests.
+ *
+ *   ph_ingest_t *srv = ph_ingest_start(NULL);
+ *   ... point the client at ph_ingest_url(srv), capture, flush ...
+ *   ck_assert_int_eq(ph_ingest_wait_events(srv, 3, 5000), 0);
+ *   cJSON *events = ph_ingest_events(srv);   // [ {...}, {...}, {...} ]
+ *   cJSON_Delete(events);
+ *   ph_ingest_stop(srv);
+ *
+ * Each ph_ingest_start() spawns its own server process on 127.0.0.1 with an
+ * ephemeral port, so tests (and Check's forked test processes) never share
+ * state. The server binary is PH_INGEST_SERVER_PATH (set by CMake), or the
+ * PH_INGEST_SERVER environment variable when set. All functions talk to the
+ * server's /_control API with libcurl, block until answered, and are
+ * thread-compatible (one ph_ingest_t per thread, or external locking).
+ * Returned cJSON trees are owned by the caller (cJSON_Delete).
+ */
+#ifndef PH_INGEST_HARNESS_H
+#define PH_INGEST_HARNESS_H
+
+#include <cjson/cJSON.h>
+
+typedef struct ph_ingest ph_ingest_t;
+
+/* Spawns the server with "--host 127.0.0.1 --port 0 --port-file <tmp>
+ * --quiet" followed by extra_args (NULL-terminated array, borrowed; NULL
+ * for none), e.g. {"--api-key", "phc_test", "--no-store", NULL}, and waits
+ * (up to 10 s) until GET /_health answers. NULL on failure (the reason is
+ * printed to stderr). */
+ph_ingest_t *ph_ingest_start(const char *const *extra_args);
+
+/* "http://127.0.0.1:PORT" (no trailing slash); valid until ph_ingest_stop. */
+const char *ph_ingest_url(const ph_ingest_t *s);
+int ph_ingest_port(const ph_ingest_t *s);
+
+/* POST /_control/faults with the given JSON text (borrowed), for example
+ * "{\"script\":[{\"status\":503},{\"status\":429,\"retry_after\":\"2\"}]}".
+ * Replaces the fault script. 0 on success, -1 on error. */
+int ph_ingest_set_faults(ph_ingest_t *s, const char *json);
+
+/* The "requests" array of GET /_control/requests (every ingest request in
+ * arrival order, each with "body" as parsed JSON). Caller frees. NULL on error. */
+cJSON *ph_ingest_requests(ph_ingest_t *s);
+/* The "events" array of GET /_control/events (accepted events in order). */
+cJSON *ph_ingest_events(ph_ingest_t *s);
+/* The GET /_control/summary object (requests, accepted_requests, events,
+ * unique_uuids, duplicate_uuids, wire_bytes, body_bytes, gzip_requests,
+ * status_counts{...}). Caller frees. NULL on error. */
+cJSON *ph_ingest_summary(ph_ingest_t *s);
+
+/* Waits until at least n events have been accepted. 0 when reached,
+ * -1 on timeout or error. Polls the summary every 20 ms. */
+int ph_ingest_wait_events(ph_ingest_t *s, int n, int timeout_ms);
+
+/* POST /_control/reset: clears records, counters, fault script and limits
+ * set through the control API. 0 on success, -1 on error. */
+int ph_ingest_reset(ph_ingest_t *s);
+
+/* Sends SIGTERM and waits (up to 5 s, then SIGKILL) for the process; frees s.
+ * Returns the server's exit status (0 for a clean stop), -1 if it had to be
+ * killed or failed. NULL is a no-op returning 0. */
+int ph_ingest_stop(ph_ingest_t *s);
+
+#endif
