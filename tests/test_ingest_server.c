@@ -1,0 +1,784 @@
+/*
+ * Tests for the local ingestion server (tools/ingest-server) through the
+ * ingest harness: every row of the capture contract it implements, the
+ * fault script, the control API, and robustness against bad HTTP.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "httpd.h"
+#include "ingest_harness.h"
+
+typedef struct resp {
+    long status;      /* -1: transport error (see code) */
+    CURLcode code;
+    char *body;
+    size_t body_len;
+    char headers[8192];
+    double secs;
+} resp_t;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    resp_t *r = ud;
+    char *nb = realloc(r->body, r->body_len + size * n + 1);
+    if (!nb)
+        return 0;
+    memcpy(nb + r->body_len, p, size * n);
+    r->body = nb;
+    r->body_len += size * n;
+    r->body[r->body_len] = '\0';
+    return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    resp_t *r = ud;
+    size_t have = strlen(r->headers);
+    if (have + size * n < sizeof r->headers)
+        memcpy(r->headers + have, p, size * n), r->headers[have + size * n] = '\0';
+    return size * n;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One request on a fresh connection. hdrs: NULL-terminated "Name: value" lines. */
+static resp_t req(ph_ingest_t *s, const char *method, const char *path, const void *body,
+                  size_t len, const char *const *hdrs)
+{
+    resp_t r;
+    memset(&r, 0, sizeof r);
+    r.status = -1;
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", ph_ingest_url(s), path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    for (int i = 0; hdrs && hdrs[i]; i++)
+        h = curl_slist_append(h, hdrs[i]);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    double t0 = now_s();
+    r.code = curl_easy_perform(c);
+    r.secs = now_s() - t0;
+    if (r.code == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static long post(ph_ingest_t *s, const char *path, const char *json)
+{
+    resp_t r = req(s, "POST", path, json, strlen(json), NULL);
+    free(r.body);
+    return r.status;
+}
+
+static char *gzip_buf(const void *in, size_t n, size_t *out_n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(deflateInit2(&z, 1, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, (uLong)n);
+    char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (unsigned char *)out;
+    z.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_n = cap - z.avail_out;
+    deflateEnd(&z);
+    return out;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    ck_assert_msg(cJSON_IsNumber(v), "missing number %s", k);
+    return v->valuedouble;
+}
+
+static double summary_num(ph_ingest_t *s, const char *k)
+{
+    cJSON *sum = ph_ingest_summary(s);
+    ck_assert_ptr_nonnull(sum);
+    double v = num(sum, k);
+    cJSON_Delete(sum);
+    return v;
+}
+
+static ph_ingest_t *start(const char *const *args)
+{
+    ph_ingest_t *s = ph_ingest_start(args);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static const char *BATCH =
+    "{\"api_key\":\"phc_test\",\"historical_migration\":false,\"sent_at\":\"2026-11-23T10:00:00.123Z\","
+    "\"batch\":[{\"event\":\"signed_up\",\"distinct_id\":\"user-1\","
+    "\"uuid\":\"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\",\"timestamp\":\"2026-11-23T09:59:58.001Z\","
+    "\"properties\":{\"$lib\":\"posthog-c\",\"n\":1.5,\"u\":\"\\u00e9t\\u00e9 \xc3\xa9\",\"a\":[1,null,true]}},"
+    "{\"event\":\"$identify\",\"distinct_id\":42,\"uuid\":\"0193A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5C\","
+    "\"$set\":{\"plan\":\"team\"}}]}";
+
+/* ------------------------------------------------------------ acceptance */
+
+START_TEST(batch_accepted_and_recorded_exactly)
+{
+    ph_ingest_t *s = start(NULL);
+    const char *hdrs[] = {"Content-Type: application/json", "User-Agent: posthog-c/0.1.0", NULL};
+    resp_t r = req(s, "POST", "/batch/?ver=1", BATCH, strlen(BATCH), hdrs);
+    ck_assert_int_eq(r.status, 200);
+    cJSON *rb = cJSON_Parse(r.body);
+    ck_assert_int_eq((int)num(rb, "status"), 1);
+    cJSON_Delete(rb);
+    free(r.body);
+
+    cJSON *reqs = ph_ingest_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 1);
+    cJSON *q = cJSON_GetArrayItem(reqs, 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "method")->valuestring, "POST");
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "path")->valuestring, "/batch/");
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "query")->valuestring, "ver=1");
+    cJSON *h = cJSON_GetObjectItem(q, "headers");
+    ck_assert_str_eq(cJSON_GetObjectItem(h, "user-agent")->valuestring, "posthog-c/0.1.0");
+    ck_assert_str_eq(cJSON_GetObjectItem(h, "content-type")->valuestring, "application/json");
+    ck_assert_int_eq((int)num(q, "wire_bytes"), (int)strlen(BATCH));
+    ck_assert_int_eq((int)num(q, "body_bytes"), (int)strlen(BATCH));
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(q, "gzip")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(q, "accepted")));
+    ck_assert_int_eq((int)num(q, "status"), 200);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(q, "error")));
+    cJSON *sent = cJSON_Parse(BATCH);
+    ck_assert(cJSON_Compare(cJSON_GetObjectItem(q, "body"), sent, 1));
+
+    cJSON *events = ph_ingest_events(s);
+    ck_assert(cJSON_Compare(events, cJSON_GetObjectItem(sent, "batch"), 1));
+    cJSON_Delete(events);
+    cJSON_Delete(sent);
+    cJSON_Delete(reqs);
+    ck_assert_int_eq(ph_ingest_wait_events(s, 2, 1000), 0);
+    ck_assert_int_eq(ph_ingest_wait_events(s, 3, 50), -1);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+}
+END_TEST
+
+START_TEST(all_paths_and_body_shapes)
+{
+    ph_ingest_t *s = start(NULL);
+    const char *paths[] = {"/batch", "/batch/", "/capture", "/capture/", "/e", "/e/", "/i/v0/e",
+                           "/i/v0/e/"};
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(post(s, paths[i], BATCH), 200);
+    const char *single = "{\"api_key\":\"k\",\"event\":\"e1\",\"distinct_id\":\"d\",\"properties\":{}}";
+    ck_assert_int_eq(post(s, "/capture/", single), 200);
+    const char *arr = "[{\"api_key\":\"k\",\"event\":\"e2\",\"distinct_id\":\"d\"},"
+                      "{\"api_key\":\"k\",\"event\":\"e3\",\"distinct_id\":7}]";
+    ck_assert_int_eq(post(s, "/e/", arr), 200);
+    ck_assert_int_eq((int)summary_num(s, "events"), 8 * 2 + 1 + 2);
+    cJSON *events = ph_ingest_events(s);
+    cJSON *e17 = cJSON_GetArrayItem(events, 16);
+    ck_assert_str_eq(cJSON_GetObjectItem(e17, "event")->valuestring, "e1");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(events, 18), "event")->valuestring, "e3");
+    cJSON_Delete(events);
+    /* Wrong method and unknown paths. */
+    resp_t r = req(s, "GET", "/batch/", NULL, 0, NULL);
+    ck_assert_int_eq(r.status, 405);
+    free(r.body);
+    ck_assert_int_eq(post(s, "/nope", BATCH), 404);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+START_TEST(gzip_header_query_and_magic)
+{
+    ph_ingest_t *s = start(NULL);
+    size_t gz_n;
+    char *gz = gzip_buf(BATCH, strlen(BATCH), &gz_n);
+    const char *with_header[] = {"Content-Encoding: gzip", NULL};
+    resp_t r1 = req(s, "POST", "/batch/", gz, gz_n, with_header);
+    resp_t r2 = req(s, "POST", "/batch/?compression=gzip", gz, gz_n, NULL);
+    resp_t r3 = req(s, "POST", "/e/", gz, gz_n, NULL); /* magic sniff only */
+    ck_assert_int_eq(r1.status, 200);
+    ck_assert_int_eq(r2.status, 200);
+    ck_assert_int_eq(r3.status, 200);
+    free(r1.body), free(r2.body), free(r3.body);
+
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *sent = cJSON_Parse(BATCH);
+    for (int i = 0; i < 3; i++) {
+        cJSON *q = cJSON_GetArrayItem(reqs, i);
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(q, "gzip")));
+        ck_assert_int_eq((int)num(q, "wire_bytes"), (int)gz_n);
+        ck_assert_int_eq((int)num(q, "body_bytes"), (int)strlen(BATCH));
+        ck_assert(cJSON_Compare(cJSON_GetObjectItem(q, "body"), sent, 1));
+    }
+    cJSON_Delete(sent);
+    cJSON_Delete(reqs);
+    ck_assert_int_eq((int)summary_num(s, "gzip_requests"), 3);
+    ck_assert_int_eq((int)summary_num(s, "events"), 6);
+
+    /* Declared gzip but not gzip; truncated gzip: 400, nothing accepted. */
+    resp_t b1 = req(s, "POST", "/batch/", BATCH, strlen(BATCH), with_header);
+    resp_t b2 = req(s, "POST", "/batch/", gz, gz_n - 10, with_header);
+    ck_assert_int_eq(b1.status, 400);
+    ck_assert_int_eq(b2.status, 400);
+    ck_assert_ptr_nonnull(strstr(b1.body, "gzip"));
+    free(b1.body), free(b2.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 6);
+    free(gz);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------ rejections */
+
+static const char *const INVALID[] = {
+    /* each is wrapped as the second event of a batch after a valid one */
+    "{\"distinct_id\":\"d\"}",
+    "{\"event\":\"\",\"distinct_id\":\"d\"}",
+    "{\"event\":5,\"distinct_id\":\"d\"}",
+    "{\"event\":null,\"distinct_id\":\"d\"}",
+    "{\"event\":\"e\"}",
+    "{\"event\":\"e\",\"distinct_id\":\"\"}",
+    "{\"event\":\"e\",\"distinct_id\":{}}",
+    "{\"event\":\"e\",\"distinct_id\":true}",
+    "{\"event\":\"e\",\"distinct_id\":null}",
+    "{\"event\":\"e\",\"distinct_id\":\"d\",\"uuid\":\"not-a-uuid\"}",
+    "{\"event\":\"e\",\"distinct_id\":\"d\",\"uuid\":\"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5\"}",
+    "{\"event\":\"e\",\"distinct_id\":\"d\",\"uuid\":\"0193a1b2xc3d4-7e5f-8a9b-0c1d2e3f4a5b\"}",
+    "{\"event\":\"e\",\"distinct_id\":\"d\",\"uuid\":12}",
+    "{\"event\":\"e\",\"distinct_id\":\"d\",\"timestamp\":1700000000}",
+    "{\"event\":\"e\",\"distinct_id\":\"d\",\"properties\":\"x\"}",
+    "{\"event\":\"e\",\"distinct_id\":\"d\",\"properties\":[1]}",
+    "\"not an object\"",
+    "[]",
+};
+
+START_TEST(invalid_event_rejects_whole_request)
+{
+    ph_ingest_t *s = start(NULL);
+    size_t n = sizeof INVALID / sizeof *INVALID;
+    for (size_t i = 0; i < n; i++) {
+        char body[1024];
+        snprintf(body, sizeof body,
+                 "{\"api_key\":\"k\",\"batch\":[{\"event\":\"ok\",\"distinct_id\":\"d\"},%s]}",
+                 INVALID[i]);
+        resp_t r = req(s, "POST", "/batch/", body, strlen(body), NULL);
+        ck_assert_msg(r.status == 400, "case %zu (%s): status %ld", i, INVALID[i], r.status);
+        ck_assert_ptr_nonnull(strstr(r.body, "event 1"));
+        free(r.body);
+    }
+    const char *bodies[] = {
+        "{\"api_key\":\"k\",\"batch\":[{\"event\":\"ok\",\"distinct_id\":\"d\"}",   /* truncated */
+        "{\"api_key\":\"k\",\"batch\":[{\"event\":\"ok\",\"distinct_id\":\"d\"}]}x", /* trailing */
+        "{\"api_key\":\"k\",\"batch\":[{\"event\":\"ok\",\"distinct_id\":\"d\",}]}", /* comma */
+        "{\"api_key\":\"k\",\"batch\":[{\"event\":\"o\xff\",\"distinct_id\":\"d\"}]}", /* UTF-8 */
+        "{\"api_key\":\"k\",\"batch\":[]}",
+        "{\"api_key\":\"k\",\"batch\":{}}",
+        "{\"api_key\":\"k\"}",
+        "[]",
+        "42",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++)
+        ck_assert_msg(post(s, "/batch/", bodies[i]) == 400, "body %zu", i);
+    ck_assert_int_eq((int)summary_num(s, "events"), 0);
+    ck_assert_int_eq((int)summary_num(s, "accepted_requests"), 0);
+    cJSON *sum = ph_ingest_summary(s);
+    cJSON *sc = cJSON_GetObjectItem(sum, "status_counts");
+    ck_assert_int_eq((int)num(sc, "400"), (int)(n + sizeof bodies / sizeof *bodies));
+    cJSON_Delete(sum);
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *first = cJSON_GetArrayItem(reqs, 0);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(first, "accepted")));
+    ck_assert(cJSON_IsString(cJSON_GetObjectItem(first, "error")));
+    ck_assert(cJSON_IsObject(cJSON_GetObjectItem(first, "body")));
+    cJSON *bad = cJSON_GetArrayItem(reqs, (int)n); /* truncated JSON: no parsed body */
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(bad, "body")));
+    ck_assert(cJSON_IsString(cJSON_GetObjectItem(bad, "body_text")));
+    cJSON_Delete(reqs);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+START_TEST(api_key_rules)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(post(s, "/batch/", "{\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 401);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 401);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":7,\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 401);
+    ck_assert_int_eq(post(s, "/e/", "{\"event\":\"e\",\"distinct_id\":\"d\"}"), 401);
+    ck_assert_int_eq(post(s, "/e/", "[{\"api_key\":\"k\",\"event\":\"e\",\"distinct_id\":\"d\"},"
+                                    "{\"event\":\"e\",\"distinct_id\":\"d\"}]"), 401);
+    /* 401 wins over an invalid event, as in PostHog. */
+    ck_assert_int_eq(post(s, "/batch/", "{\"batch\":[{\"event\":\"\",\"distinct_id\":\"d\"}]}"), 401);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"any\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 200);
+    ph_ingest_stop(s);
+
+    const char *args[] = {"--api-key", "phc_good", "--api-key", "phc_other", NULL};
+    s = start(args);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"phc_bad\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 401);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"phc_good\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 200);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"phc_other\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 200);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"phc_\\u0067ood\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 200);
+    ck_assert_int_eq((int)summary_num(s, "events"), 3);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+/* A batch of one event padded to `size` bytes of JSON. */
+static char *big_batch(size_t pad, size_t *n)
+{
+    const char *pre = "{\"api_key\":\"k\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\",\"properties\":{\"p\":\"";
+    const char *post_ = "\"}}]}";
+    size_t a = strlen(pre), b = strlen(post_);
+    char *s = malloc(a + pad + b + 1);
+    ck_assert_ptr_nonnull(s);
+    memcpy(s, pre, a);
+    memset(s + a, 'x', pad);
+    memcpy(s + a + pad, post_, b + 1);
+    *n = a + pad + b;
+    return s;
+}
+
+START_TEST(size_limits_413)
+{
+    ph_ingest_t *s = start(NULL);
+    size_t n;
+    /* Wire body over 20 MiB. */
+    char *body = big_batch((size_t)20 * 1024 * 1024 + 10, &n);
+    resp_t r = req(s, "POST", "/batch/", body, n, NULL);
+    ck_assert_int_eq(r.status, 413);
+    free(r.body);
+    free(body);
+    /* Decompressed over 100 MiB (small on the wire). */
+    body = big_batch((size_t)100 * 1024 * 1024 + 10, &n);
+    size_t gz_n;
+    char *gz = gzip_buf(body, n, &gz_n);
+    free(body);
+    ck_assert_uint_lt(gz_n, (size_t)20 * 1024 * 1024);
+    r = req(s, "POST", "/batch/", gz, gz_n, NULL);
+    ck_assert_int_eq(r.status, 413);
+    free(r.body);
+    free(gz);
+    /* One event over 1,000,000 bytes; the small one before it is not accepted either. */
+    body = big_batch(1000000, &n);
+    char *two = malloc(n + 64);
+    snprintf(two, n + 64, "{\"api_key\":\"k\",\"batch\":[{\"event\":\"a\",\"distinct_id\":\"d\"},%s",
+             strstr(body, "{\"event\""));
+    r = req(s, "POST", "/batch/", two, strlen(two), NULL);
+    ck_assert_int_eq(r.status, 413);
+    free(r.body);
+    free(two);
+    free(body);
+    /* Just under the event limit is fine. */
+    body = big_batch(999000, &n);
+    ck_assert_int_eq(post(s, "/batch/", body), 200);
+    free(body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 1);
+
+    /* Limits changed through the control API. */
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"max_event_bytes\":100}"), 0);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"k\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\",\"properties\":{\"p\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"}}]}"), 413);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"max_event_bytes\":1000000,\"max_body_bytes\":50}"), 0);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 413);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"max_body_bytes\":1000000,\"max_decoded_bytes\":100}"), 0);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 413);
+    gz = gzip_buf(BATCH, strlen(BATCH), &gz_n);
+    r = req(s, "POST", "/batch/", gz, gz_n, NULL);
+    ck_assert_int_eq(r.status, 413);
+    free(r.body);
+    free(gz);
+    ck_assert_int_eq(ph_ingest_reset(s), 0); /* restores the default limits */
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"max_event_bytes\":-1}"), -1);
+    ph_ingest_stop(s);
+
+    const char *args[] = {"--max-event-bytes", "50", NULL};
+    s = start(args);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 413);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------ faults */
+
+START_TEST(script_503_then_200)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"status\":503},{\"status\":500},{\"status\":200}]}"), 0);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 503);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 500);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200); /* script exhausted: normal */
+    ck_assert_int_eq((int)summary_num(s, "requests"), 4);
+    ck_assert_int_eq((int)summary_num(s, "accepted_requests"), 2);
+    ck_assert_int_eq((int)summary_num(s, "events"), 4);
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *q0 = cJSON_GetArrayItem(reqs, 0);
+    ck_assert_int_eq((int)num(q0, "status"), 503);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(q0, "accepted")));
+    ck_assert(cJSON_IsObject(cJSON_GetObjectItem(q0, "body"))); /* recorded anyway */
+    cJSON_Delete(reqs);
+    /* A forced 200 on an invalid body answers 200 but accepts nothing. */
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"status\":200}]}"), 0);
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"k\",\"batch\":[{}]}"), 200);
+    ck_assert_int_eq((int)summary_num(s, "events"), 4);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+START_TEST(script_429_retry_after)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"status\":429,\"retry_after\":\"2\"},"
+                                             "{\"status\":503,\"retry_after\":7}]}"), 0);
+    resp_t r = req(s, "POST", "/batch/", BATCH, strlen(BATCH), NULL);
+    ck_assert_int_eq(r.status, 429);
+    ck_assert_ptr_nonnull(strstr(r.headers, "Retry-After: 2\r\n"));
+    free(r.body);
+    r = req(s, "POST", "/batch/", BATCH, strlen(BATCH), NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_ptr_nonnull(strstr(r.headers, "Retry-After: 7\r\n"));
+    free(r.body);
+    r = req(s, "POST", "/batch/", BATCH, strlen(BATCH), NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_null(strstr(r.headers, "Retry-After"));
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 2);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+START_TEST(script_reset_and_delay)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"reset\":true},{\"delay_ms\":300},"
+                                             "{\"delay_ms\":200,\"status\":503},{}]}"), 0);
+    resp_t r = req(s, "POST", "/batch/", BATCH, strlen(BATCH), NULL);
+    ck_assert_int_eq(r.status, -1);
+    ck_assert_msg(r.code == CURLE_GOT_NOTHING || r.code == CURLE_RECV_ERROR, "curl code %d", r.code);
+    free(r.body);
+    r = req(s, "POST", "/batch/", BATCH, strlen(BATCH), NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(r.secs >= 0.29, "delay %.3f", r.secs);
+    free(r.body);
+    r = req(s, "POST", "/batch/", BATCH, strlen(BATCH), NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert(r.secs >= 0.19);
+    free(r.body);
+    /* A step without status validates normally. */
+    ck_assert_int_eq(post(s, "/batch/", "{\"api_key\":\"k\",\"batch\":[{}]}"), 400);
+    ck_assert_int_eq((int)summary_num(s, "events"), 2);
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *q0 = cJSON_GetArrayItem(reqs, 0);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(q0, "reset")));
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(q0, "accepted")));
+    cJSON_Delete(reqs);
+    cJSON *sum = ph_ingest_summary(s);
+    ck_assert_int_eq((int)num(cJSON_GetObjectItem(sum, "status_counts"), "reset"), 1);
+    cJSON_Delete(sum);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"status\":\"x\"}]}"), -1);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "not json"), -1);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------ control API */
+
+START_TEST(summary_and_duplicates)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200); /* same uuids again */
+    ck_assert_int_eq(post(s, "/e/", "{\"api_key\":\"k\",\"event\":\"e\",\"distinct_id\":\"d\"}"), 200);
+    ck_assert_int_eq(post(s, "/batch/", "[1]"), 400);
+    cJSON *sum = ph_ingest_summary(s);
+    ck_assert_int_eq((int)num(sum, "requests"), 4);
+    ck_assert_int_eq((int)num(sum, "accepted_requests"), 3);
+    ck_assert_int_eq((int)num(sum, "events"), 5);
+    ck_assert_int_eq((int)num(sum, "unique_uuids"), 2);
+    ck_assert_int_eq((int)num(sum, "duplicate_uuids"), 2);
+    size_t single = strlen("{\"api_key\":\"k\",\"event\":\"e\",\"distinct_id\":\"d\"}");
+    ck_assert_int_eq((int)num(sum, "wire_bytes"), (int)(2 * strlen(BATCH) + single + 3));
+    ck_assert_int_eq((int)num(sum, "body_bytes"), (int)(2 * strlen(BATCH) + single + 3));
+    ck_assert_int_eq((int)num(sum, "gzip_requests"), 0);
+    cJSON *sc = cJSON_GetObjectItem(sum, "status_counts");
+    ck_assert_int_eq((int)num(sc, "200"), 3);
+    ck_assert_int_eq((int)num(sc, "400"), 1);
+    cJSON_Delete(sum);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+START_TEST(reset_clears_everything)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"status\":503}],\"max_body_bytes\":10}"), 0);
+    ck_assert_int_eq(ph_ingest_reset(s), 0);
+    cJSON *sum = ph_ingest_summary(s);
+    ck_assert_int_eq((int)num(sum, "requests"), 0);
+    ck_assert_int_eq((int)num(sum, "events"), 0);
+    ck_assert_int_eq((int)num(sum, "unique_uuids"), 0);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(sum, "status_counts")), 0);
+    cJSON_Delete(sum);
+    cJSON *reqs = ph_ingest_requests(s), *evs = ph_ingest_events(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 0);
+    ck_assert_int_eq(cJSON_GetArraySize(evs), 0);
+    cJSON_Delete(reqs);
+    cJSON_Delete(evs);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200); /* faults and limits gone */
+    ck_assert_int_eq((int)summary_num(s, "duplicate_uuids"), 0);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+START_TEST(no_store_keeps_counters_only)
+{
+    const char *args[] = {"--no-store", NULL};
+    ph_ingest_t *s = start(args);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    ck_assert_int_eq(ph_ingest_wait_events(s, 4, 1000), 0);
+    ck_assert_int_eq((int)summary_num(s, "duplicate_uuids"), 2);
+    cJSON *reqs = ph_ingest_requests(s), *evs = ph_ingest_events(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 0);
+    ck_assert_int_eq(cJSON_GetArraySize(evs), 0);
+    cJSON_Delete(reqs);
+    cJSON_Delete(evs);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------ HTTP layer */
+
+static int raw_connect(ph_ingest_t *s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)ph_ingest_port(s));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* Sends raw bytes, returns what came back until close/timeout (NUL-terminated). */
+static char *raw_exchange(ph_ingest_t *s, const char *data, size_t n)
+{
+    int fd = raw_connect(s);
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = send(fd, data + off, n - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    shutdown(fd, SHUT_WR);
+    size_t cap = 65536, len = 0;
+    char *out = malloc(cap);
+    ssize_t r;
+    while ((r = recv(fd, out + len, cap - len - 1, 0)) > 0) {
+        len += (size_t)r;
+        if (len + 1 >= cap)
+            out = realloc(out, cap *= 2);
+    }
+    out[len] = '\0';
+    close(fd);
+    return out;
+}
+
+START_TEST(keep_alive_chunked_and_pipelined)
+{
+    ph_ingest_t *s = start(NULL);
+    /* Chunked body split oddly, then a pipelined Content-Length request. */
+    char msg[4096];
+    size_t bl = strlen(BATCH), half = bl / 2;
+    int n = snprintf(msg, sizeof msg,
+                     "POST /batch/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "%zx;ext=1\r\n%.*s\r\n%zx\r\n%s\r\n0\r\nTrailer: y\r\n\r\n"
+                     "POST /e/ HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     half, (int)half, BATCH, bl - half, BATCH + half, bl, BATCH);
+    char *out = raw_exchange(s, msg, (size_t)n);
+    ck_assert_ptr_nonnull(strstr(out, "HTTP/1.1 200"));
+    ck_assert_ptr_nonnull(strstr(strstr(out, "HTTP/1.1 200") + 1, "HTTP/1.1 200"));
+    free(out);
+    ck_assert_int_eq((int)summary_num(s, "events"), 4);
+
+    /* curl reuses one connection for several requests. */
+    CURL *c = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "%s/batch/", ph_ingest_url(s));
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, BATCH);
+    resp_t sink;
+    memset(&sink, 0, sizeof sink);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    long conns = 0, total = 0, code = 0;
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        ck_assert_int_eq(code, 200);
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &conns);
+        total += conns;
+    }
+    ck_assert_int_eq(total, 1);
+    curl_easy_cleanup(c);
+    free(sink.body);
+    ph_ingest_stop(s);
+}
+END_TEST
+
+START_TEST(garbage_never_crashes)
+{
+    ph_ingest_t *s = start(NULL);
+    char *big = malloc(80 * 1024);
+    memset(big, 'a', 80 * 1024);
+    memcpy(big, "GET / HTTP/1.1\r\nX: ", 19);
+    big[80 * 1024 - 1] = '\n';
+    char *out = raw_exchange(s, big, 80 * 1024);
+    ck_assert_ptr_nonnull(strstr(out, "431"));
+    free(out);
+    free(big);
+    const char *bad[] = {
+        "\x01\x02\x03\xff\r\n\r\n",
+        "GET\r\n\r\n",
+        "GET / HTTP/9.9\r\n\r\n",
+        "GET nopath HTTP/1.1\r\n\r\n",
+        "POST /batch/ HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        "POST /batch/ HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST /batch/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "POST /batch/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+        "POST /batch/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /batch/ HTTP/1.1\r\nNoColonHere\r\n\r\n",
+        "POST /batch/ HTTP/1.1\r\nContent-Length: 100\r\n\r\nshort",
+        "POST /batch/ HTTP/1.1\r\nContent-Length: 4\r\n\r\n[[[[",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        out = raw_exchange(s, bad[i], strlen(bad[i]));
+        if (i < 10)
+            ck_assert_msg(strncmp(out, "HTTP/1.1 4", 10) == 0 || strncmp(out, "HTTP/1.1 5", 10) == 0,
+                          "case %zu: %.60s", i, out);
+        free(out);
+    }
+    /* Deeply nested JSON is rejected, not a stack overflow. */
+    size_t depth = 100000;
+    char *deep = malloc(depth * 2 + 64);
+    size_t k = (size_t)sprintf(deep, "{\"api_key\":\"k\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\",\"p\":");
+    memset(deep + k, '[', depth);
+    memset(deep + k + depth, ']', depth);
+    strcpy(deep + k + 2 * depth, "}]}");
+    ck_assert_int_eq(post(s, "/batch/", deep), 400);
+    free(deep);
+    resp_t r = req(s, "GET", "/_health", NULL, 0, NULL);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+}
+END_TEST
+
+static void dummy_handler(const ph_http_request_t *rq, ph_http_response_t *rs, void *ud)
+{
+    (void)rq, (void)rs, (void)ud;
+}
+
+START_TEST(loopback_only_and_clean_shutdown)
+{
+    char err[256];
+    ck_assert_ptr_null(ph_httpd_start("0.0.0.0", 0, dummy_handler, NULL, err, sizeof err));
+    ck_assert_ptr_nonnull(strstr(err, "loopback"));
+    ck_assert_ptr_null(ph_httpd_start("example.com", 0, dummy_handler, NULL, err, sizeof err));
+    ph_httpd_t *h = ph_httpd_start("::1", 0, dummy_handler, NULL, err, sizeof err);
+    if (h) /* IPv6 may be disabled on the host */
+        ph_httpd_stop(h);
+    h = ph_httpd_start("localhost", 0, dummy_handler, NULL, err, sizeof err);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_gt(ph_httpd_port(h), 0);
+    ph_httpd_stop(h);
+    const char *args[] = {"--host", "0.0.0.0", NULL};
+    ck_assert_ptr_null(ph_ingest_start(args));
+    const char *args6[] = {"--host", "192.168.1.1", NULL};
+    ck_assert_ptr_null(ph_ingest_start(args6));
+
+    ph_ingest_t *s = start(NULL);
+    resp_t r = req(s, "POST", "/_control/shutdown", "", 0, NULL);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* already exiting; status 0 */
+
+    s = start(NULL);
+    /* An idle keep-alive connection must not hold up SIGTERM. */
+    int fd = raw_connect(s);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+    close(fd);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *su = suite_create("ingest_server");
+    TCase *t = tcase_create("contract");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, batch_accepted_and_recorded_exactly);
+    tcase_add_test(t, all_paths_and_body_shapes);
+    tcase_add_test(t, gzip_header_query_and_magic);
+    tcase_add_test(t, invalid_event_rejects_whole_request);
+    tcase_add_test(t, api_key_rules);
+    tcase_add_test(t, size_limits_413);
+    tcase_add_test(t, script_503_then_200);
+    tcase_add_test(t, script_429_retry_after);
+    tcase_add_test(t, script_reset_and_delay);
+    tcase_add_test(t, summary_and_duplicates);
+    tcase_add_test(t, reset_clears_everything);
+    tcase_add_test(t, no_store_keeps_counters_only);
+    tcase_add_test(t, keep_alive_chunked_and_pipelined);
+    tcase_add_test(t, garbage_never_crashes);
+    tcase_add_test(t, loopback_only_and_clean_shutdown);
+    suite_add_tcase(su, t);
+    return su;
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
