@@ -1,0 +1,83 @@
+/*
+ * client: the posthog_client_t body, shared by client.c (the public API,
+ * capture, stats, fork handling) and flusher.c (the background thread).
+ *
+ * Threads: any number of capturing threads (lock-free, they touch only the
+ * queue, atomics and counters), one flusher thread, and callers of
+ * flush/shutdown (they wait on `cv`).
+ *
+ * Lock order: registry_mu (client.c, for fork handling) before c->mu.
+ * c->mu guards the fields marked [mu]; it is never held around I/O or
+ * user callbacks.
+ */
+#ifndef POSTHOG_CLIENT_H
+#define POSTHOG_CLIENT_H
+
+#include <pthread.h>
+
+#include "common.h"
+#include "options.h"
+#include "queue.h"
+
+enum { PH_RUNNING = 0, PH_CLOSED = 1 };
+
+typedef struct ph_flusher ph_flusher_t;
+
+typedef struct {
+    char *key;    /* raw escaped key */
+    size_t klen;
+    char *member; /* "key":value */
+    size_t mlen;
+} ph_member_t;
+
+struct posthog_client {
+    posthog_options_t *o;
+    ph_queue_t q;
+
+    /* capture-side constants */
+    ph_member_t *super;      /* super properties, one per member */
+    size_t nsuper;
+    char *super_inner;       /* all members joined */
+    size_t super_inner_len;
+    bool super_has_lib, super_has_lib_version, super_has_groups;
+    uint32_t wake_threshold;      /* queued events that wake an idle flusher */
+    uint32_t wake_threshold_busy; /* ... a flusher waiting on the network */
+
+    /* state */
+    PH_ALIGNED_CL _Atomic int state;      /* PH_RUNNING / PH_CLOSED */
+    _Atomic int need_thread;              /* 1: start the flusher at next capture */
+    /* 0: flusher awake; else it sleeps until this many events are queued */
+    PH_ALIGNED_CL _Atomic uint32_t sleeping;
+    int wake_fd;                          /* eventfd the flusher polls */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* signalled when done_pos moves or the flusher exits */
+    bool thread_running;      /* [mu] */
+    pthread_t thread;         /* [mu] */
+    uint64_t done_pos;        /* [mu] queue positions below are resolved */
+    uint64_t flush_target;    /* [mu] flushes waiting for this position */
+    bool stop;                /* [mu] shutdown requested */
+    int64_t stop_deadline;    /* [mu] monotonic ms */
+    bool stopping, stopped;   /* [mu] shutdown in progress / done */
+    ph_flusher_t *fl;         /* flusher-private; only the flusher thread touches it */
+
+    /* stats */
+    ph_counter_t captured, sent, requests, retries, bytes_raw, bytes_sent;
+    ph_counter_t dropped[POSTHOG_DROP_REASON_COUNT];
+
+    struct posthog_client *next; /* registry */
+};
+
+/* Starts the flusher thread (c->mu held by the caller). 0 ok. */
+int posthog__flusher_start(posthog_client_t *c);
+/* Wakes the flusher (eventfd write). */
+void posthog__wake(posthog_client_t *c);
+/* Counts a drop and reports it through the callback. Any thread, no lock held. */
+void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
+                          int http_status, const char *msg, const char *events_json,
+                          const char *event, const char *distinct_id);
+/* Logs through the user's callback (nothing without one). */
+void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,327 @@
+/*
+ * flusher: the background thread of a client. It drains the queue into
+ * the batch builder as fast as records arrive ("drain fast"), seals batches
+ * by size, count, age or flush request, and sends them one at a time
+ * through the http module ("send at leisure"), retrying in order.
+ *
+ * Invariants:
+ *  - Batches are resolved (sent or dropped) in queue order, so the
+ *    position up to which everything is resolved only grows.
+ *  - The flusher holds c->mu only to exchange control fields; never
+ *    around I/O, compression or user callbacks.
+ *  - Sealed batches waiting to be sent are bounded by `pending_max` bytes:
+ *    past it the flusher stops draining, the queue fills, and captures
+ *    are dropped (counted) instead of memory growing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "client.h"
+#include "event.h"
+#include "http.h"
+#include "retry.h"
+#include "util.h"
+
+#define DRAIN_CHUNK 2048
+#define SPIN_WAIT_MS 1
+
+struct ph_flusher {
+    ph_builder_t builder;
+    ph_http_t http;
+    ph_batch_t *ready, *ready_tail; /* sealed, in order */
+    size_t ready_bytes;
+    size_t pending_max;
+    uint32_t max_batch_events;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void ready_push_back(ph_flusher_t *f, ph_batch_t *b) {
+    b->next = NULL;
+    if (f->ready_tail) f->ready_tail->next = b;
+    else f->ready = b;
+    f->ready_tail = b;
+    f->ready_bytes += b->body.cap;
+}
+
+static void ready_push_front(ph_flusher_t *f, ph_batch_t *b) {
+    b->next = f->ready;
+    f->ready = b;
+    if (!f->ready_tail) f->ready_tail = b;
+    f->ready_bytes += b->body.cap;
+}
+
+static ph_batch_t *ready_pop(ph_flusher_t *f) {
+    ph_batch_t *b = f->ready;
+    if (!b) return NULL;
+    f->ready = b->next;
+    if (!f->ready) f->ready_tail = NULL;
+    f->ready_bytes -= b->body.cap;
+    b->next = NULL;
+    return b;
+}
+
+/* Marks queue positions below `pos` resolved and wakes flush waiters. */
+static void resolve_to(posthog_client_t *c, uint64_t pos) {
+    pthread_mutex_lock(&c->mu);
+    if (pos > c->done_pos) {
+        c->done_pos = pos;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void drop_batch(posthog_client_t *c, ph_batch_t *b, posthog_drop_reason_t r,
+                       int http_status, const char *msg) {
+    char *events = c->o->drop_fn ? posthog__batch_events_json(b) : NULL;
+    posthog__report_drop(c, r, b->count, http_status, msg, events, NULL, NULL);
+    free(events);
+    uint64_t end = b->end_pos;
+    posthog__batch_free(b);
+    if (end) resolve_to(c, end);
+}
+
+static void seal(posthog_client_t *c, ph_flusher_t *f) {
+    uint32_t n = ph_builder_count(&f->builder);
+    if (!n) return;
+    ph_batch_t *b = posthog__builder_seal(&f->builder);
+    if (!b) {
+        /* out of memory while compressing: the events are lost, counted */
+        ph_batch_t *cur = f->builder.cur;
+        f->builder.cur = NULL;
+        posthog__report_drop(c, POSTHOG_DROP_RETRIES_EXHAUSTED, n, 0,
+                             "out of memory while sealing a batch", NULL, NULL, NULL);
+        posthog__batch_free(cur);
+        if (f->builder.gzip) deflateReset(&f->builder.z);
+        resolve_to(c, ph_queue_tail(&c->q));
+        return;
+    }
+    b->end_pos = ph_queue_tail(&c->q);
+    ready_push_back(f, b);
+}
+
+/* Moves up to `max` records from the queue into batches. Returns how many. */
+static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t now_wall) {
+    size_t n = 0;
+    while (n < max && f->ready_bytes < f->pending_max) {
+        size_t len;
+        const ph_rec_t *r = posthog__queue_peek(&c->q, &len);
+        if (!r) break;
+        size_t jl = ph_event_json_len(r->name_len, r->did_len, r->props_len, r->extra_len);
+        if (!posthog__builder_fits(&f->builder, jl) ||
+            ph_builder_count(&f->builder) >= f->max_batch_events)
+            seal(c, f);
+        if (posthog__builder_add(&f->builder, r, now_wall)) {
+            posthog__report_drop(c, POSTHOG_DROP_TOO_LARGE, 1, 0,
+                                 "out of memory adding an event to a batch", NULL, NULL, NULL);
+        }
+        posthog__queue_pop(&c->q);
+        n++;
+        if (ph_builder_count(&f->builder) >= f->max_batch_events) seal(c, f);
+    }
+    return n;
+}
+
+static void count_attempt(posthog_client_t *c, ph_batch_t *b) {
+    ph_counter_add(&c->requests, 1);
+    if (b->attempts > 0) ph_counter_add(&c->retries, 1);
+    ph_counter_add(&c->bytes_raw, b->raw_len + 39);
+    ph_counter_add(&c->bytes_sent, b->body.len);
+}
+
+static void try_send(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
+    if (f->http.busy || !f->ready || f->ready->not_before_ms > now) return;
+    ph_batch_t *b = ready_pop(f);
+    if (posthog__batch_set_tail(b, posthog__now_ms()) || posthog__http_start(&f->http, b)) {
+        drop_batch(c, b, POSTHOG_DROP_RETRIES_EXHAUSTED, 0, "could not start the request");
+        return;
+    }
+    count_attempt(c, b);
+    b->attempts++;
+}
+
+static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res) {
+    ph_batch_t *b = res->batch;
+    char msg[512];
+    switch (posthog__classify(res->status)) {
+    case PH_OUTCOME_OK:
+        ph_counter_add(&c->sent, b->count);
+        posthog__log(c, POSTHOG_LOG_DEBUG, "sent %u events (HTTP %ld)", b->count, res->status);
+        resolve_to(c, b->end_pos);
+        posthog__batch_free(b);
+        return;
+    case PH_OUTCOME_REJECT:
+        snprintf(msg, sizeof msg, "server rejected the batch: HTTP %ld", res->status);
+        posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
+        drop_batch(c, b, POSTHOG_DROP_REJECTED, (int)res->status, msg);
+        return;
+    case PH_OUTCOME_TOO_LARGE: {
+        ph_batch_t *a, *z;
+        if (b->count > 1 && posthog__batch_split(&f->builder, b, &a, &z) == 0) {
+            posthog__log(c, POSTHOG_LOG_WARN, "HTTP 413 for %u events: splitting in halves",
+                         b->count);
+            ready_push_front(f, z);
+            ready_push_front(f, a);
+            posthog__batch_free(b);
+            return;
+        }
+        snprintf(msg, sizeof msg, "event too large for the server: HTTP 413");
+        posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
+        drop_batch(c, b, POSTHOG_DROP_TOO_LARGE, 413, msg);
+        return;
+    }
+    case PH_OUTCOME_RETRY:
+        break;
+    }
+    if (b->attempts > c->o->max_retries) {
+        snprintf(msg, sizeof msg, "gave up after %u attempts: %s", b->attempts, res->error);
+        posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
+        drop_batch(c, b, POSTHOG_DROP_RETRIES_EXHAUSTED, (int)res->status, msg);
+        return;
+    }
+    int64_t wait = posthog__backoff_ms(b->attempts, c->o->retry_backoff_ms,
+                                       c->o->max_retry_wait_ms, res->retry_after_ms);
+    posthog__log(c, POSTHOG_LOG_WARN, "%s: retry %u of %u in %lld ms", res->error, b->attempts,
+                 c->o->max_retries, (long long)wait);
+    b->not_before_ms = posthog__mono_ms() + wait;
+    ready_push_front(f, b);
+}
+
+/* Shutdown deadline: everything not yet delivered is counted as dropped. */
+static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
+    ph_batch_t *b = posthog__http_abort(&f->http);
+    if (b) ready_push_front(f, b);
+    seal(c, f);
+    while ((b = ready_pop(f)))
+        drop_batch(c, b, POSTHOG_DROP_SHUTDOWN, 0, "not delivered before the shutdown deadline");
+    /* Records still in the queue below `upto`: wait for late publishers
+     * (a capture between reserve and commit finishes in microseconds). */
+    uint32_t n = 0;
+    while (ph_queue_tail(&c->q) < upto) {
+        size_t len;
+        if (!posthog__queue_peek(&c->q, &len)) {
+            if (ph_queue_tail(&c->q) >= upto) break;
+            sched_yield();
+            continue;
+        }
+        posthog__queue_pop(&c->q);
+        n++;
+    }
+    if (n)
+        posthog__report_drop(c, POSTHOG_DROP_SHUTDOWN, n, 0,
+                             "still queued at the shutdown deadline", NULL, NULL, NULL);
+    resolve_to(c, ph_queue_tail(&c->q));
+}
+
+static void drain_wake_fd(int fd) {
+    uint64_t v;
+    while (read(fd, &v, sizeof v) > 0) {
+    }
+}
+
+/* ---------------------------------------------------------------- loop */
+
+static void *flusher_main(void *arg) {
+    posthog_client_t *c = arg;
+    ph_flusher_t *f = c->fl;
+    const posthog_options_t *o = c->o;
+    for (;;) {
+        int64_t now = posthog__mono_ms(), wall = posthog__now_ms();
+        pthread_mutex_lock(&c->mu);
+        bool stop = c->stop;
+        int64_t deadline = c->stop_deadline;
+        uint64_t target = c->flush_target, done = c->done_pos;
+        pthread_mutex_unlock(&c->mu);
+        bool flushing = stop || target > done;
+
+        size_t drained = drain(c, f, DRAIN_CHUNK, wall);
+        uint64_t head = ph_queue_head(&c->q), tail = ph_queue_tail(&c->q);
+        bool queue_idle = drained < DRAIN_CHUNK && f->ready_bytes < f->pending_max;
+        uint32_t n = ph_builder_count(&f->builder);
+        if (n && queue_idle &&
+            (flushing || wall - f->builder.opened_ms >= (int64_t)o->flush_interval_ms ||
+             (n >= o->flush_at && !f->http.busy && !f->ready)))
+            seal(c, f);
+
+        try_send(c, f, now);
+
+        bool idle = !f->http.busy && !f->ready && !ph_builder_count(&f->builder);
+        if (idle && head == tail) resolve_to(c, tail);
+        if (stop && idle && tail >= head) break;
+        if (stop && now >= deadline) {
+            abandon_all(c, f, head);
+            break;
+        }
+
+        /* How long may we sleep? */
+        int64_t wait = o->flush_interval_ms;
+        if (!queue_idle) wait = 0;
+        if (ph_builder_count(&f->builder))
+            wait = PH_MIN(wait, f->builder.opened_ms + (int64_t)o->flush_interval_ms - wall);
+        if (f->ready && !f->http.busy) wait = PH_MIN(wait, f->ready->not_before_ms - now);
+        if (stop) wait = PH_MIN(wait, deadline - now);
+        if (flushing && head != tail) wait = PH_MIN(wait, SPIN_WAIT_MS); /* late publisher */
+        if (wait < 0) wait = 0;
+        if (wait > 0) {
+            /* While a request is in flight, producers wake us less often:
+             * draining in larger steps keeps their wake-up syscalls rare. */
+            uint32_t th = f->http.busy || f->ready ? c->wake_threshold_busy : c->wake_threshold;
+            /* seq_cst: Dekker with the producers' seq_cst count increment
+             * in queue_reserve; either they see us asleep or we see their
+             * record count. */
+            atomic_store_explicit(&c->sleeping, th, memory_order_seq_cst);
+            if (ph_queue_count(&c->q) >= th) wait = 0;
+        }
+        ph_http_result_t res;
+        if (posthog__http_poll(&f->http, c->wake_fd, (int)wait, &res)) on_result(c, f, &res);
+        atomic_store_explicit(&c->sleeping, 0, memory_order_relaxed);
+        drain_wake_fd(c->wake_fd);
+    }
+    return NULL;
+}
+
+static void *flusher_thread(void *arg) {
+    posthog_client_t *c = arg;
+    flusher_main(c);
+    ph_flusher_t *f = c->fl;
+    posthog__builder_free(&f->builder);
+    posthog__http_free(&f->http);
+    free(f);
+    pthread_mutex_lock(&c->mu);
+    c->fl = NULL;
+    c->thread_running = false;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+int posthog__flusher_start(posthog_client_t *c) {
+    ph_flusher_t *f = calloc(1, sizeof *f);
+    if (!f) return -1;
+    const posthog_options_t *o = c->o;
+    f->max_batch_events = o->max_batch_size;
+    f->pending_max = (size_t)PH_MAX(o->max_queue_bytes / 4, (uint64_t)4 << 20);
+    if (posthog__builder_init(&f->builder, o->api_key, o->historical_migration, o->gzip,
+                              o->gzip_level, o->max_batch_bytes)) {
+        free(f);
+        return -1;
+    }
+    if (posthog__http_init(&f->http, o)) {
+        posthog__builder_free(&f->builder);
+        free(f);
+        return -1;
+    }
+    c->fl = f;
+    if (pthread_create(&c->thread, NULL, flusher_thread, c)) {
+        posthog__builder_free(&f->builder);
+        posthog__http_free(&f->http);
+        free(f);
+        c->fl = NULL;
+        return -1;
+    }
+    c->thread_running = true;
+    return 0;
+}

@@ -1,0 +1,136 @@
+/*
+ * http: libcurl transport (see http.h). The easy handle is reused so the
+ * connection (and TLS session) stays open between batches.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "retry.h"
+#include "util.h"
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
+    ph_http_t *h = ud;
+    size_t len = size * n;
+    static const char name[] = "retry-after:";
+    if (len > sizeof name - 1 && !strncasecmp(buf, name, sizeof name - 1)) {
+        size_t vl = len - (sizeof name - 1);
+        if (vl >= sizeof h->retry_after) vl = sizeof h->retry_after - 1;
+        memcpy(h->retry_after, buf + sizeof name - 1, vl);
+        h->retry_after[vl] = '\0';
+        char *e = h->retry_after + strlen(h->retry_after);
+        while (e > h->retry_after && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ')) *--e = 0;
+    }
+    return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *ud) {
+    (void)buf;
+    (void)ud;
+    return size * n; /* the body ({"status":1}) carries nothing we act on */
+}
+
+int posthog__http_init(ph_http_t *h, const posthog_options_t *o) {
+    memset(h, 0, sizeof *h);
+    size_t ul = strlen(o->host) + 16;
+    h->url = malloc(ul);
+    if (!h->url) return -1;
+    snprintf(h->url, ul, "%s/batch/", o->host);
+    h->multi = curl_multi_init();
+    h->easy = curl_easy_init();
+    if (!h->multi || !h->easy) goto fail;
+    struct curl_slist *p = NULL, *g = NULL;
+    /* "Expect:" disables 100-continue: it would add a round trip per POST */
+    const char *common[] = {"Content-Type: application/json", "Expect:"};
+    for (int i = 0; i < 2; i++) {
+        p = curl_slist_append(p, common[i]);
+        g = curl_slist_append(g, common[i]);
+    }
+    g = curl_slist_append(g, "Content-Encoding: gzip");
+    h->hdr_plain = p;
+    h->hdr_gzip = g;
+    if (!p || !g) goto fail;
+    CURL *e = h->easy;
+    curl_easy_setopt(e, CURLOPT_URL, h->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "posthog-c/" POSTHOG_VERSION_STRING);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (o->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
+    return 0;
+fail:
+    posthog__http_free(h);
+    return -1;
+}
+
+void posthog__http_free(ph_http_t *h) {
+    if (h->busy) posthog__batch_free(posthog__http_abort(h));
+    if (h->easy) curl_easy_cleanup(h->easy);
+    if (h->multi) curl_multi_cleanup(h->multi);
+    curl_slist_free_all(h->hdr_gzip);
+    curl_slist_free_all(h->hdr_plain);
+    free(h->url);
+    memset(h, 0, sizeof *h);
+}
+
+int posthog__http_start(ph_http_t *h, ph_batch_t *bt) {
+    CURL *e = h->easy;
+    h->retry_after[0] = '\0';
+    h->errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, bt->gzip ? h->hdr_gzip : h->hdr_plain);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bt->body.len);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, bt->body.data);
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) return -1;
+    h->busy = true;
+    h->batch = bt;
+    return 0;
+}
+
+ph_batch_t *posthog__http_abort(ph_http_t *h) {
+    if (!h->busy) return NULL;
+    curl_multi_remove_handle(h->multi, h->easy);
+    h->busy = false;
+    ph_batch_t *bt = h->batch;
+    h->batch = NULL;
+    return bt;
+}
+
+int posthog__http_poll(ph_http_t *h, int wake_fd, int timeout_ms, ph_http_result_t *res) {
+    struct curl_waitfd wfd = {.fd = wake_fd, .events = CURL_WAIT_POLLIN, .revents = 0};
+    int running = 0;
+    if (h->busy) curl_multi_perform(h->multi, &running);
+    if (!h->busy || running) {
+        curl_multi_poll(h->multi, wake_fd >= 0 ? &wfd : NULL, wake_fd >= 0 ? 1 : 0,
+                        timeout_ms < 0 ? 0 : timeout_ms, NULL);
+        if (h->busy) curl_multi_perform(h->multi, &running);
+    }
+    if (!h->busy) return 0;
+    int left;
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(h->multi, &left))) {
+        if (m->msg != CURLMSG_DONE || m->easy_handle != h->easy) continue;
+        CURLcode cc = m->data.result;
+        long status = 0;
+        if (cc == CURLE_OK) curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+        res->status = status;
+        res->retry_after_ms = posthog__parse_retry_after(h->retry_after, posthog__now_ms());
+        if (cc != CURLE_OK)
+            snprintf(res->error, sizeof res->error, "%s: %s", curl_easy_strerror(cc),
+                     h->errbuf[0] ? h->errbuf : "no detail");
+        else
+            snprintf(res->error, sizeof res->error, "HTTP %ld", status);
+        res->batch = posthog__http_abort(h);
+        return 1;
+    }
+    return 0;
+}

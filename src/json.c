@@ -1,0 +1,416 @@
+/*
+ * json: UTF-8 validation, escaping and a strict validating scanner.
+ * The scanner is iterative over an explicit stack so hostile nesting
+ * cannot overflow the C stack; depth is capped at PH_JSON_MAX_DEPTH.
+ */
+#include "json.h"
+
+#include <stdlib.h>
+
+/* ---------------------------------------------------------------- buf */
+
+void posthog__buf_init(ph_buf_t *b, size_t max) {
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->max = max;
+}
+
+void posthog__buf_free(ph_buf_t *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int posthog__buf_reserve(ph_buf_t *b, size_t extra) {
+    if (extra > b->max || b->len > b->max - extra) return -1;
+    size_t need = b->len + extra + 1; /* room for a NUL */
+    if (need <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap *= 2;
+    if (cap > b->max + 1) cap = b->max + 1;
+    char *p = realloc(b->data, cap);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int posthog__buf_append(ph_buf_t *b, const void *p, size_t n) {
+    if (posthog__buf_reserve(b, n)) return -1;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* ---------------------------------------------------------------- UTF-8 */
+
+/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid. */
+static inline size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
+        if (c == 0xED && s[1] >= 0xA0) return 0; /* surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[1] < 0x90) return 0; /* overlong */
+        if (c == 0xF4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+bool posthog__utf8_valid(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        /* ASCII fast path, 8 bytes at a time */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ULL) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t l = utf8_seq(s + i, n - i);
+        if (!l) return false;
+        i += l;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- escape */
+
+/* 0: copy as is; 1: two-char escape; 6: \u00XX */
+static const unsigned char esc_len[256] = {
+    6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6, /* 0x00 */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* 0x10 */
+    0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20 '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, /* '\\' */
+    [0x7f] = 0,
+};
+
+size_t posthog__json_escaped_len(const char *s, size_t n) {
+    size_t out = n;
+    for (size_t i = 0; i < n; i++) {
+        unsigned e = esc_len[(unsigned char)s[i]];
+        if (e) out += e - 1;
+    }
+    return out;
+}
+
+size_t posthog__json_escape(char *out, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    size_t i = 0;
+    while (i < n) {
+        size_t start = i;
+        while (i < n && !esc_len[(unsigned char)s[i]]) i++;
+        memcpy(o, s + start, i - start);
+        o += i - start;
+        if (i >= n) break;
+        unsigned char c = (unsigned char)s[i++];
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    return (size_t)(o - out);
+}
+
+int posthog__json_append_string(ph_buf_t *b, const char *s, size_t n) {
+    size_t el = posthog__json_escaped_len(s, n);
+    if (posthog__buf_reserve(b, el + 2)) return -1;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    o += posthog__json_escape(o, s, n);
+    *o++ = '"';
+    b->len += el + 2;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* ---------------------------------------------------------------- scanner */
+
+typedef struct {
+    const unsigned char *s;
+    size_t n, i;
+    posthog_status_t err;
+} scan_t;
+
+static inline void skip_ws(scan_t *sc) {
+    while (sc->i < sc->n) {
+        unsigned char c = sc->s[sc->i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        sc->i++;
+    }
+}
+
+static inline int hex4(const unsigned char *p, unsigned *out) {
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        unsigned char c = p[k];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= c - '0';
+        else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* At the opening quote; leaves i after the closing quote. */
+static int scan_string(scan_t *sc) {
+    const unsigned char *s = sc->s;
+    size_t n = sc->n, i = sc->i + 1;
+    for (;;) {
+        while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\' && s[i] < 0x80) i++;
+        if (i >= n) goto bad;
+        unsigned char c = s[i];
+        if (c == '"') break;
+        if (c < 0x20) goto bad;
+        if (c == '\\') {
+            if (i + 1 >= n) goto bad;
+            unsigned char e = s[i + 1];
+            if (e == 'u') {
+                unsigned cp;
+                if (i + 6 > n || hex4(s + i + 2, &cp)) goto bad;
+                i += 6;
+                if (cp >= 0xD800 && cp <= 0xDBFF) { /* needs a low surrogate */
+                    unsigned lo;
+                    if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u' || hex4(s + i + 2, &lo) ||
+                        lo < 0xDC00 || lo > 0xDFFF)
+                        goto bad;
+                    i += 6;
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    goto bad;
+                }
+                continue;
+            }
+            if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' &&
+                e != 'r' && e != 't')
+                goto bad;
+            i += 2;
+            continue;
+        }
+        size_t l = utf8_seq(s + i, n - i);
+        if (!l) {
+            sc->err = POSTHOG_E_INVALID_UTF8;
+            return -1;
+        }
+        i += l;
+    }
+    sc->i = i + 1;
+    return 0;
+bad:
+    sc->err = POSTHOG_E_INVALID_JSON;
+    return -1;
+}
+
+static int scan_number(scan_t *sc) {
+    const unsigned char *s = sc->s;
+    size_t n = sc->n, i = sc->i;
+    if (i < n && s[i] == '-') i++;
+    if (i >= n) goto bad;
+    if (s[i] == '0') {
+        i++;
+    } else if (s[i] >= '1' && s[i] <= '9') {
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    } else {
+        goto bad;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || s[i] < '0' || s[i] > '9') goto bad;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+        if (i >= n || s[i] < '0' || s[i] > '9') goto bad;
+        while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    }
+    sc->i = i;
+    return 0;
+bad:
+    sc->err = POSTHOG_E_INVALID_JSON;
+    return -1;
+}
+
+static int scan_literal(scan_t *sc, const char *lit, size_t l) {
+    if (sc->n - sc->i < l || memcmp(sc->s + sc->i, lit, l) != 0) {
+        sc->err = POSTHOG_E_INVALID_JSON;
+        return -1;
+    }
+    sc->i += l;
+    return 0;
+}
+
+/* Scans one scalar value or the opening bracket of a container.
+ * Returns the PH_JSON_* type, or 0 on error. */
+static int scan_value_start(scan_t *sc) {
+    skip_ws(sc);
+    if (sc->i >= sc->n) {
+        sc->err = POSTHOG_E_INVALID_JSON;
+        return 0;
+    }
+    switch (sc->s[sc->i]) {
+    case '{': sc->i++; return PH_JSON_OBJECT;
+    case '[': sc->i++; return PH_JSON_ARRAY;
+    case '"': return scan_string(sc) ? 0 : PH_JSON_STRING;
+    case 't': return scan_literal(sc, "true", 4) ? 0 : PH_JSON_LITERAL;
+    case 'f': return scan_literal(sc, "false", 5) ? 0 : PH_JSON_LITERAL;
+    case 'n': return scan_literal(sc, "null", 4) ? 0 : PH_JSON_LITERAL;
+    default: return scan_number(sc) ? 0 : PH_JSON_NUMBER;
+    }
+}
+
+posthog_status_t posthog__json_validate(const char *str, size_t n, int *type_out,
+                                        ph_json_keys_t *keys) {
+    scan_t sc = {(const unsigned char *)str, n, 0, POSTHOG_OK};
+    char stack[PH_JSON_MAX_DEPTH]; /* 'o' or 'a' */
+    int depth = 0;
+    if (keys) {
+        keys->count = 0;
+        keys->overflow = false;
+        keys->inner_off = keys->inner_len = 0;
+    }
+    int top = scan_value_start(&sc);
+    if (!top) return sc.err;
+    if (type_out) *type_out = top;
+    if (top == PH_JSON_OBJECT || top == PH_JSON_ARRAY) {
+        size_t inner_start = sc.i;
+        stack[depth++] = top == PH_JSON_OBJECT ? 'o' : 'a';
+        bool first = true;
+        while (depth > 0) {
+            skip_ws(&sc);
+            if (sc.i >= sc.n) return POSTHOG_E_INVALID_JSON;
+            char kind = stack[depth - 1];
+            unsigned char c = sc.s[sc.i];
+            if (c == (kind == 'o' ? '}' : ']')) {
+                if (!first) return POSTHOG_E_INVALID_JSON; /* closing right after ',' */
+                goto close;
+            }
+            if (kind == 'o') {
+                if (c != '"') return POSTHOG_E_INVALID_JSON;
+                size_t kstart = sc.i + 1;
+                if (scan_string(&sc)) return sc.err;
+                if (depth == 1 && keys) {
+                    if (keys->count < PH_JSON_INLINE_KEYS) {
+                        keys->off[keys->count] = (uint32_t)kstart;
+                        keys->len[keys->count] = (uint32_t)(sc.i - 1 - kstart);
+                    } else {
+                        keys->overflow = true;
+                    }
+                    keys->count++;
+                }
+                skip_ws(&sc);
+                if (sc.i >= sc.n || sc.s[sc.i] != ':') return POSTHOG_E_INVALID_JSON;
+                sc.i++;
+            }
+            int t = scan_value_start(&sc);
+            if (!t) return sc.err;
+            if (t == PH_JSON_OBJECT || t == PH_JSON_ARRAY) {
+                if (depth >= PH_JSON_MAX_DEPTH) return POSTHOG_E_INVALID_JSON;
+                stack[depth++] = t == PH_JSON_OBJECT ? 'o' : 'a';
+                first = true;
+                continue;
+            }
+            /* after a value: ',' or the closer */
+            for (;;) {
+                skip_ws(&sc);
+                if (sc.i >= sc.n) return POSTHOG_E_INVALID_JSON;
+                c = sc.s[sc.i];
+                kind = stack[depth - 1];
+                if (c == ',') {
+                    sc.i++;
+                    first = false;
+                    break;
+                }
+                if (c != (kind == 'o' ? '}' : ']')) return POSTHOG_E_INVALID_JSON;
+            close:
+                if (depth == 1 && keys && top == PH_JSON_OBJECT) {
+                    size_t a = inner_start, b = sc.i;
+                    while (a < b && (sc.s[a] == ' ' || sc.s[a] == '\t' || sc.s[a] == '\n' ||
+                                     sc.s[a] == '\r'))
+                        a++;
+                    while (b > a && (sc.s[b - 1] == ' ' || sc.s[b - 1] == '\t' ||
+                                     sc.s[b - 1] == '\n' || sc.s[b - 1] == '\r'))
+                        b--;
+                    keys->inner_off = a;
+                    keys->inner_len = b - a;
+                }
+                sc.i++;
+                depth--;
+                first = true;
+                if (depth == 0) break;
+            }
+        }
+    }
+    skip_ws(&sc);
+    if (sc.i != sc.n) return POSTHOG_E_INVALID_JSON;
+    return POSTHOG_OK;
+}
+
+bool posthog__json_keys_has(const ph_json_keys_t *k, const char *text, const char *key,
+                            size_t klen) {
+    if (k->overflow)
+        return posthog__json_inner_has_key(text + k->inner_off, k->inner_len, key, klen);
+    for (size_t i = 0; i < k->count; i++)
+        if (k->len[i] == klen && memcmp(text + k->off[i], key, klen) == 0) return true;
+    return false;
+}
+
+bool posthog__json_inner_has_key(const char *inner, size_t n, const char *key, size_t klen) {
+    /* Re-scan "{inner}" member by member. inner was validated already. */
+    scan_t sc = {(const unsigned char *)inner, n, 0, POSTHOG_OK};
+    while (sc.i < sc.n) {
+        skip_ws(&sc);
+        if (sc.i >= sc.n || sc.s[sc.i] != '"') return false;
+        size_t ks = sc.i + 1;
+        if (scan_string(&sc)) return false;
+        if (sc.i - 1 - ks == klen && memcmp(inner + ks, key, klen) == 0) return true;
+        skip_ws(&sc);
+        sc.i++; /* ':' */
+        /* skip the value, tracking nesting and strings */
+        int depth = 0;
+        while (sc.i < sc.n) {
+            unsigned char c = sc.s[sc.i];
+            if (c == '"') {
+                if (scan_string(&sc)) return false;
+                continue;
+            }
+            if (c == '{' || c == '[') depth++;
+            else if (c == '}' || c == ']') depth--;
+            else if (c == ',' && depth == 0) break;
+            sc.i++;
+        }
+        sc.i++; /* ',' */
+    }
+    return false;
+}

@@ -1,0 +1,55 @@
+/*
+ * json: the library's own JSON text handling for the hot path.
+ *  - UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF).
+ *  - Escaping of strings into JSON (every control char, '"' and '\\').
+ *  - A strict single-pass validator (RFC 8259) that also reports the spans
+ *    of an object's top-level members, so capture can merge properties
+ *    without building a tree. Nesting is limited to PH_JSON_MAX_DEPTH.
+ */
+#ifndef POSTHOG_JSON_H
+#define POSTHOG_JSON_H
+
+#include "common.h"
+
+#define PH_JSON_MAX_DEPTH 64
+#define PH_JSON_INLINE_KEYS 32
+
+enum { PH_JSON_OBJECT = 1, PH_JSON_ARRAY, PH_JSON_STRING, PH_JSON_NUMBER, PH_JSON_LITERAL };
+
+/* Top-level keys of an object, as raw (still escaped) spans of its text. */
+typedef struct {
+    uint32_t off[PH_JSON_INLINE_KEYS]; /* offset of the key's first char after '"' */
+    uint32_t len[PH_JSON_INLINE_KEYS];
+    size_t count;     /* number of members */
+    bool overflow;    /* more members than PH_JSON_INLINE_KEYS: spans incomplete */
+    size_t inner_off; /* the members' text: after '{' ... */
+    size_t inner_len; /* ... up to before '}', trimmed; 0 for {} */
+} ph_json_keys_t;
+
+bool posthog__utf8_valid(const char *s, size_t n);
+
+/* Bytes the escaped form of s takes (without quotes). */
+size_t posthog__json_escaped_len(const char *s, size_t n);
+/* Writes the escaped form; returns bytes written (== escaped_len). */
+size_t posthog__json_escape(char *out, const char *s, size_t n);
+/* Appends "escaped" with quotes to b. -1 on overflow of b. */
+int posthog__json_append_string(ph_buf_t *b, const char *s, size_t n);
+
+/*
+ * Validates `s` as one JSON value (surrounding whitespace allowed).
+ * Returns POSTHOG_OK, POSTHOG_E_INVALID_JSON or POSTHOG_E_INVALID_UTF8.
+ * *type_out (may be NULL) gets PH_JSON_*. If `keys` is not NULL and the
+ * value is an object, fills it.
+ */
+posthog_status_t posthog__json_validate(const char *s, size_t n, int *type_out,
+                                        ph_json_keys_t *keys);
+
+/* Whether `inner` (an object's members text, as in ph_json_keys_t) has the
+ * top-level key (raw escaped form). Used when keys->overflow is set. */
+bool posthog__json_inner_has_key(const char *inner, size_t n, const char *key, size_t klen);
+
+/* Whether the keys of a validated object include the key. */
+bool posthog__json_keys_has(const ph_json_keys_t *k, const char *text, const char *key,
+                            size_t klen);
+
+#endif

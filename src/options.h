@@ -1,0 +1,49 @@
+/*
+ * options: the client's configuration, set by string key so bindings need
+ * no code per option. Values are validated when set.
+ */
+#ifndef POSTHOG_OPTIONS_H
+#define POSTHOG_OPTIONS_H
+
+#include "common.h"
+
+struct posthog_options {
+    char *api_key;
+    char *host; /* normalised base URL without trailing '/' */
+    uint32_t flush_at;
+    uint32_t flush_interval_ms;
+    uint32_t max_batch_size;
+    uint32_t max_queue_size;
+    uint64_t max_queue_bytes;
+    uint64_t max_batch_bytes;
+    uint32_t max_event_bytes;
+    bool gzip;
+    int gzip_level;
+    uint32_t request_timeout_ms;
+    uint32_t connect_timeout_ms;
+    uint32_t max_retries;
+    uint32_t retry_backoff_ms;
+    uint32_t max_retry_wait_ms;
+    uint32_t shutdown_timeout_ms;
+    bool disabled;
+    bool historical_migration;
+    char *default_distinct_id;
+    char *super_properties; /* validated JSON object text, or NULL */
+    char *ca_bundle;
+    bool debug;
+    bool api_key_set, host_set;
+
+    posthog_log_fn log_fn;
+    void *log_ud;
+    posthog_drop_fn drop_fn;
+    void *drop_ud;
+    posthog_before_send_fn before_send_fn;
+    void *before_send_ud;
+};
+
+/* Fills unset api_key/host from the environment. */
+void posthog__options_apply_env(posthog_options_t *o);
+/* Maps PostHog app hosts onto their ingestion hosts; returns a malloc()ed URL. */
+char *posthog__normalize_host(const char *host);
+
+#endif

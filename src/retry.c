@@ -1,0 +1,49 @@
+/*
+ * retry: the response table of the ingestion contract and the backoff.
+ */
+#include "retry.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+ph_outcome_t posthog__classify(long status) {
+    if (status == 0) return PH_OUTCOME_RETRY;
+    if (status >= 200 && status < 300) return PH_OUTCOME_OK;
+    if (status == 413) return PH_OUTCOME_TOO_LARGE;
+    if (status == 408 || status == 429 || (status >= 500 && status <= 599 && status != 501 &&
+                                           status != 505))
+        return PH_OUTCOME_RETRY;
+    return PH_OUTCOME_REJECT;
+}
+
+int64_t posthog__backoff_ms(uint32_t retry, uint32_t base_ms, uint32_t cap_ms,
+                            int64_t retry_after_ms) {
+    if (retry < 1) retry = 1;
+    double d = (double)base_ms;
+    for (uint32_t i = 1; i < retry && d < (double)cap_ms; i++) d *= 2;
+    d += d * 0.25 * ((double)(posthog__rand_u64() >> 11) / 9007199254740992.0);
+    if (retry_after_ms >= 0 && (double)retry_after_ms > d) d = (double)retry_after_ms;
+    if (d > (double)cap_ms) d = (double)cap_ms;
+    return (int64_t)d;
+}
+
+int64_t posthog__parse_retry_after(const char *v, int64_t now_wall_ms) {
+    if (!v) return -1;
+    while (*v == ' ' || *v == '\t') v++;
+    if (!*v) return -1;
+    if (*v >= '0' && *v <= '9') {
+        char *end;
+        double s = strtod(v, &end);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
+        if (*end || s < 0) return -1;
+        if (s > 86400) s = 86400;
+        return (int64_t)(s * 1000);
+    }
+    time_t t = curl_getdate(v, NULL);
+    if (t < 0) return -1;
+    int64_t d = (int64_t)t * 1000 - now_wall_ms;
+    return d < 0 ? 0 : d;
+}

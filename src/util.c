@@ -1,0 +1,255 @@
+/*
+ * util: clocks, per-thread PRNG, UUID v7 and ISO-8601 formatting.
+ * Invariant: a thread's generator is reseeded whenever the process-wide
+ * fork generation differs from the one it was seeded under.
+ */
+#include "util.h"
+
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+int64_t posthog__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t posthog__mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t posthog__mono_ms(void) { return posthog__mono_ns() / 1000000; }
+
+/* ---------------------------------------------------------------- PRNG */
+
+static _Atomic unsigned fork_generation = 1;
+
+typedef struct {
+    uint64_t s[4];
+    unsigned generation; /* 0: never seeded */
+} rng_t;
+
+static _Thread_local rng_t tl_rng;
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(rng_t *r, unsigned gen) {
+    uint64_t seed[4] = {0, 0, 0, 0};
+    size_t got = 0;
+    while (got < sizeof seed) {
+        ssize_t n = getrandom((char *)seed + got, sizeof seed - got, 0);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    /* Mix in time, pid and the state's address so a failed getrandom
+     * still gives distinct streams per thread and per process. */
+    uint64_t x = seed[0] ^ (uint64_t)posthog__mono_ns() ^ ((uint64_t)getpid() << 32) ^
+                 (uint64_t)(uintptr_t)r;
+    for (int i = 0; i < 4; i++) r->s[i] = seed[i] ^ splitmix64(&x);
+    r->generation = gen;
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t posthog__rand_u64(void) {
+    rng_t *r = &tl_rng;
+    /* relaxed: the generation only needs to be eventually seen; the child
+     * handler runs before any thread of the child exists but this one. */
+    unsigned gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    if (__builtin_expect(r->generation != gen, 0)) rng_seed(r, gen);
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+void posthog__rand_fork_child(void) {
+    /* relaxed: pairs with the relaxed load above; single-threaded child */
+    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------- UUID */
+
+void posthog__uuid_v7(uint8_t out[16], int64_t unix_ms) {
+    uint64_t ms = (uint64_t)unix_ms;
+    uint64_t a = posthog__rand_u64(), b = posthog__rand_u64();
+    out[0] = (uint8_t)(ms >> 40);
+    out[1] = (uint8_t)(ms >> 32);
+    out[2] = (uint8_t)(ms >> 24);
+    out[3] = (uint8_t)(ms >> 16);
+    out[4] = (uint8_t)(ms >> 8);
+    out[5] = (uint8_t)ms;
+    out[6] = (uint8_t)(0x70 | ((a >> 8) & 0x0f)); /* version 7 */
+    out[7] = (uint8_t)a;
+    out[8] = (uint8_t)(0x80 | ((b >> 56) & 0x3f)); /* variant 10 */
+    for (int i = 9; i < 16; i++) out[i] = (uint8_t)(b >> (8 * (15 - i)));
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+void posthog__uuid_format(char out[PH_UUID_STR_LEN], const uint8_t u[16]) {
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
+        *p++ = hexdig[u[i] >> 4];
+        *p++ = hexdig[u[i] & 15];
+    }
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int posthog__uuid_parse(const char *s, size_t len, uint8_t out[16]) {
+    if (len != PH_UUID_STR_LEN) return -1;
+    int n = 0;
+    for (size_t i = 0; i < len;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return -1;
+            i++;
+            continue;
+        }
+        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0 || (i + 1 == 8 || i + 1 == 13 || i + 1 == 18 || i + 1 == 23))
+            return -1;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return n == 16 ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- time */
+
+/* Days since 1970-01-01 to civil date (Howard Hinnant's algorithm). */
+static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t yy = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yy + (*m <= 2));
+}
+
+static int64_t days_from_civil(int y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void put2(char *p, unsigned v) {
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+void posthog__iso8601_ms(char out[PH_ISO8601_LEN], int64_t unix_ms) {
+    int64_t secs = unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000;
+    unsigned ms = (unsigned)(unix_ms - secs * 1000);
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    unsigned sod = (unsigned)(secs - days * 86400);
+    int y;
+    unsigned mo, d;
+    civil_from_days(days, &y, &mo, &d);
+    if (y < 0) y = 0;
+    if (y > 9999) y = 9999;
+    out[0] = (char)('0' + y / 1000);
+    out[1] = (char)('0' + y / 100 % 10);
+    out[2] = (char)('0' + y / 10 % 10);
+    out[3] = (char)('0' + y % 10);
+    out[4] = '-';
+    put2(out + 5, mo);
+    out[7] = '-';
+    put2(out + 8, d);
+    out[10] = 'T';
+    put2(out + 11, sod / 3600);
+    out[13] = ':';
+    put2(out + 14, sod / 60 % 60);
+    out[16] = ':';
+    put2(out + 17, sod % 60);
+    out[19] = '.';
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
+}
+
+static int digits(const char *s, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms) {
+    int y, mo, d, h, mi, se, ms = 0;
+    if (len < 20) return -1;
+    if (digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+        digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+        digits(s + 17, 2, &se))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return -1;
+    size_t i = 19;
+    if (i < len && s[i] == '.') {
+        i++;
+        int nd = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (nd < 3) ms = ms * 10 + (s[i] - '0');
+            nd++;
+            i++;
+        }
+        if (nd == 0) return -1;
+        for (; nd < 3; nd++) ms *= 10;
+    }
+    int64_t off_min = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i < len && (s[i] == '+' || s[i] == '-')) {
+        int oh, om;
+        int sign = s[i] == '-' ? -1 : 1;
+        if (len - i == 6 && s[i + 3] == ':') {
+            if (digits(s + i + 1, 2, &oh) || digits(s + i + 4, 2, &om)) return -1;
+        } else if (len - i == 5) {
+            if (digits(s + i + 1, 2, &oh) || digits(s + i + 3, 2, &om)) return -1;
+        } else {
+            return -1;
+        }
+        off_min = sign * (oh * 60 + om);
+        i = len;
+    } else {
+        return -1;
+    }
+    if (i != len) return -1;
+    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - off_min * 60;
+    *out_ms = secs * 1000 + ms;
+    return 0;
+}

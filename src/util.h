@@ -1,0 +1,39 @@
+/*
+ * util: time, randomness and UUIDs.
+ *  - posthog__now_ms: wall clock (CLOCK_REALTIME through the vDSO, no syscall).
+ *  - Randomness comes from a per-thread xoshiro256** generator seeded from
+ *    getrandom() once per thread and again in a forked child (the fork
+ *    generation is bumped by the atfork child handler), so parent and child
+ *    never produce the same UUIDs.
+ */
+#ifndef POSTHOG_UTIL_H
+#define POSTHOG_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PH_UUID_STR_LEN 36
+#define PH_ISO8601_LEN 24 /* 2026-11-23T09:59:58.001Z */
+
+int64_t posthog__now_ms(void);
+/* Monotonic clock in milliseconds / nanoseconds. */
+int64_t posthog__mono_ms(void);
+int64_t posthog__mono_ns(void);
+
+uint64_t posthog__rand_u64(void);
+/* Marks every thread's generator stale (called in a forked child). */
+void posthog__rand_fork_child(void);
+
+/* UUID v7 (RFC 9562): 48-bit ms timestamp, 74 random bits. */
+void posthog__uuid_v7(uint8_t out[16], int64_t unix_ms);
+/* Writes 36 lowercase hex chars with dashes, no NUL. */
+void posthog__uuid_format(char out[PH_UUID_STR_LEN], const uint8_t u[16]);
+/* Parses the canonical 8-4-4-4-12 form (any case). 0 on success, -1 if malformed. */
+int posthog__uuid_parse(const char *s, size_t len, uint8_t out[16]);
+
+/* Writes the 24-char UTC timestamp with milliseconds, no NUL. */
+void posthog__iso8601_ms(char out[PH_ISO8601_LEN], int64_t unix_ms);
+/* Parses "YYYY-MM-DDTHH:MM:SS[.fff...](Z|+hh:mm|-hh:mm)" into epoch ms. 0 ok, -1 bad. */
+int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms);
+
+#endif
