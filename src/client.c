@@ -448,10 +448,10 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
     if (!did || !*did || !k->event || !*k->event)
         return drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_INVALID_EVENT, k->event, did);
     size_t name_n = strlen(k->event), did_n = strlen(did);
-    if (!posthog__utf8_valid(k->event, name_n) || !posthog__utf8_valid(did, did_n))
+    size_t name_e = posthog__json_escaped_len_valid(k->event, name_n);
+    size_t did_e = posthog__json_escaped_len_valid(did, did_n);
+    if (name_e == SIZE_MAX || did_e == SIZE_MAX)
         return drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_INVALID_UTF8, NULL, NULL);
-    size_t name_e = posthog__json_escaped_len(k->event, name_n);
-    size_t did_e = posthog__json_escaped_len(did, did_n);
 
     props_out_t po;
     posthog_status_t st = merge_props(c, k, &po);

@@ -102,6 +102,28 @@ static const unsigned char esc_len[256] = {
     [0x7f] = 0,
 };
 
+/* Writes the escape sequence of an ASCII byte that needs one. */
+static inline char *write_escape(char *o, unsigned char c) {
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    default:
+        *o++ = 'u';
+        *o++ = '0';
+        *o++ = '0';
+        *o++ = hex[c >> 4];
+        *o++ = hex[c & 15];
+    }
+    return o;
+}
+
 size_t posthog__json_escaped_len(const char *s, size_t n) {
     size_t out = n;
     for (size_t i = 0; i < n; i++) {
@@ -112,7 +134,6 @@ size_t posthog__json_escaped_len(const char *s, size_t n) {
 }
 
 size_t posthog__json_escape(char *out, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
     char *o = out;
     size_t i = 0;
     while (i < n) {
@@ -121,22 +142,102 @@ size_t posthog__json_escape(char *out, const char *s, size_t n) {
         memcpy(o, s + start, i - start);
         o += i - start;
         if (i >= n) break;
-        unsigned char c = (unsigned char)s[i++];
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            *o++ = 'u';
-            *o++ = '0';
-            *o++ = '0';
-            *o++ = hex[c >> 4];
-            *o++ = hex[c & 15];
+        o = write_escape(o, (unsigned char)s[i++]);
+    }
+    return (size_t)(o - out);
+}
+
+/*
+ * SWAR: a mask with the high bit set in every byte of x that needs work:
+ * >= 0x80 (UTF-8 to validate), < 0x20, '"' or '\\'. The subtractions can
+ * only mark extra bytes *above* a byte that is really marked, so "any
+ * marked byte among the low n" is exact, even with zero padding above.
+ */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+static inline uint64_t special_bytes(uint64_t x) {
+    uint64_t lt20 = (x - ONES * 0x20) & ~x;
+    uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+    uint64_t eq = ((q - ONES) & ~q) | ((b - ONES) & ~b);
+    return (x | lt20 | eq) & HIGHS;
+}
+
+/* Loads 1 <= n <= 8 bytes, zero padded, with fixed-size loads only
+ * (overlapping ones for n < 8), so no libc call and no over-read. */
+static inline uint64_t load_partial(const unsigned char *s, size_t n) {
+    if (n >= 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        return x;
+    }
+    if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        return (uint64_t)lo | ((uint64_t)hi << (8 * (n - 4)));
+    }
+    return (uint64_t)s[0] | ((uint64_t)s[n / 2] << (8 * (n / 2))) |
+           ((uint64_t)s[n - 1] << (8 * (n - 1)));
+}
+
+static inline uint64_t low_bytes_mask(size_t n) {
+    return n >= 8 ? ~0ULL : (1ULL << (8 * n)) - 1;
+}
+
+size_t posthog__json_escaped_len_valid(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t out = n, i = 0;
+    while (i < n) {
+        size_t chunk = n - i < 8 ? n - i : 8;
+        uint64_t x = load_partial(s + i, chunk);
+        if (!(special_bytes(x) & low_bytes_mask(chunk))) {
+            i += chunk;
+            continue;
+        }
+        size_t end = i + chunk;
+        while (i < end) {
+            unsigned char c = s[i];
+            if (c < 0x80) {
+                unsigned e = esc_len[c];
+                if (e) out += e - 1;
+                i++;
+                continue;
+            }
+            size_t l = utf8_seq(s + i, n - i);
+            if (!l) return SIZE_MAX;
+            i += l;
+        }
+    }
+    return out;
+}
+
+size_t posthog__json_escape_valid(char *out, const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    char *o = out;
+    size_t i = 0;
+    while (i < n) {
+        size_t chunk = n - i < 8 ? n - i : 8;
+        uint64_t x = load_partial(s + i, chunk);
+        if (!(special_bytes(x) & low_bytes_mask(chunk))) {
+            memcpy(o, &x, 8); /* out has 8 bytes of slack: see json.h */
+            o += chunk;
+            i += chunk;
+            continue;
+        }
+        size_t end = i + chunk;
+        while (i < end) {
+            unsigned char c = s[i];
+            if (c < 0x80) {
+                if (!esc_len[c]) *o++ = (char)c;
+                else o = write_escape(o, c);
+                i++;
+                continue;
+            }
+            size_t l = utf8_seq(s + i, n - i);
+            if (!l) return SIZE_MAX;
+            memcpy(o, s + i, l);
+            o += l;
+            i += l;
         }
     }
     return (size_t)(o - out);

@@ -32,6 +32,16 @@ bool posthog__utf8_valid(const char *s, size_t n);
 size_t posthog__json_escaped_len(const char *s, size_t n);
 /* Writes the escaped form; returns bytes written (== escaped_len). */
 size_t posthog__json_escape(char *out, const char *s, size_t n);
+/*
+ * One pass: validates UTF-8 and writes the escaped form into `out`, which
+ * must have room for the escaped length + 8 bytes (it stores whole 8-byte
+ * words); 6 * n + 8 always suffices. Returns bytes written, or SIZE_MAX when
+ * s is not valid UTF-8 (out then holds garbage).
+ */
+size_t posthog__json_escape_valid(char *out, const char *s, size_t n);
+/* One pass: escaped length, or SIZE_MAX when s is not valid UTF-8. */
+size_t posthog__json_escaped_len_valid(const char *s, size_t n);
+
 /* Appends "escaped" with quotes to b. -1 on overflow of b. */
 int posthog__json_append_string(ph_buf_t *b, const char *s, size_t n);
 

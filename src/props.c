@@ -150,24 +150,25 @@ static long member_begin(posthog_props_t *p, const char *key, size_t value_room,
         return -1;
     }
     size_t klen = key ? strlen(key) : 0;
-    if (key && !posthog__utf8_valid(key, klen)) {
-        *st = POSTHOG_E_INVALID_UTF8;
-        return -1;
-    }
-    size_t kesc = key ? posthog__json_escaped_len(key, klen) : 0;
-    if (value_room > PROPS_MAX_BYTES || text_reserve(p, kesc + value_room + 4) ||
-        members_reserve(p)) {
-        *st = value_room > PROPS_MAX_BYTES ? POSTHOG_E_TOO_LARGE : POSTHOG_E_NOMEM;
+    if (value_room > PROPS_MAX_BYTES || klen > PROPS_MAX_BYTES / 8 ||
+        text_reserve(p, klen * 6 + value_room + 12) || members_reserve(p)) {
+        *st = value_room > PROPS_MAX_BYTES || klen > PROPS_MAX_BYTES / 8 ? POSTHOG_E_TOO_LARGE
+                                                                         : POSTHOG_E_NOMEM;
         return -1;
     }
     size_t start = p->len;
     char *o = p->text + p->len;
     if (p->count) *o++ = ',';
-    size_t ks = 0;
+    size_t ks = 0, kesc = 0;
     if (key) {
         *o++ = '"';
         ks = (size_t)(o - p->text);
-        o += posthog__json_escape(o, key, klen);
+        kesc = posthog__json_escape_valid(o, key, klen);
+        if (kesc == SIZE_MAX) {
+            *st = POSTHOG_E_INVALID_UTF8;
+            return -1;
+        }
+        o += kesc;
         *o++ = '"';
         *o++ = ':';
     }
@@ -178,14 +179,20 @@ static long member_begin(posthog_props_t *p, const char *key, size_t value_room,
     return (long)start;
 }
 
+/* Undoes member_begin after a failed value. */
+static void member_abort(posthog_props_t *p, long start) { p->len = (size_t)start; }
+
 /* Finishes the member begun at `start`: drops an earlier one with the same key. */
 static posthog_status_t member_end(posthog_props_t *p) {
     uint32_t n = p->count;
     p->count++;
     if (!p->is_array) {
         const char *k = p->text + p->kstart[n];
+        uint32_t kl = p->klen[n];
         for (uint32_t i = 0; i < n; i++) {
-            if (p->klen[i] == p->klen[n] && memcmp(p->text + p->kstart[i], k, p->klen[n]) == 0) {
+            const char *ki = p->text + p->kstart[i];
+            if (p->klen[i] == kl && ki[0] == k[0] && ki[kl - 1] == k[kl - 1] &&
+                memcmp(ki, k, kl) == 0) {
                 remove_member(p, i);
                 break;
             }
@@ -207,13 +214,27 @@ posthog_status_t posthog_props_set_stringn(posthog_props_t *p, const char *key,
                                            const char *value, size_t len) {
     if (!p) return POSTHOG_E_INVALID_ARG;
     if (!value) return posthog_props_set_null(p, key);
-    if (!posthog__utf8_valid(value, len)) return POSTHOG_E_INVALID_UTF8;
-    size_t el = posthog__json_escaped_len(value, len);
+    /* Short values: reserve the worst case and escape+validate in one
+     * pass. Long ones: measure first so memory stays proportional. */
+    size_t room;
+    if (len <= 4096) {
+        room = len * 6 + 2 + 8; /* escape_valid's slack */
+    } else {
+        room = posthog__json_escaped_len_valid(value, len);
+        if (room == SIZE_MAX) return POSTHOG_E_INVALID_UTF8;
+        room += 2 + 8;
+    }
     posthog_status_t st;
-    if (member_begin(p, key, el + 2, &st) < 0) return st;
+    long start = member_begin(p, key, room, &st);
+    if (start < 0) return st;
     char *o = p->text + p->len;
     *o++ = '"';
-    o += posthog__json_escape(o, value, len);
+    size_t w = posthog__json_escape_valid(o, value, len);
+    if (w == SIZE_MAX) {
+        member_abort(p, start);
+        return POSTHOG_E_INVALID_UTF8;
+    }
+    o += w;
     *o++ = '"';
     p->len = (size_t)(o - p->text);
     return member_end(p);
@@ -237,20 +258,65 @@ posthog_status_t posthog_props_set_int(posthog_props_t *p, const char *key, int6
     return append_raw(p, key, o, (size_t)(e - o));
 }
 
+/* Writes the decimal digits of u; returns the end. */
+static char *put_u64(char *o, uint64_t u) {
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n) *o++ = tmp[--n];
+    return o;
+}
+
+/*
+ * Shortest round-trip text of a double. Fast path: values with at most 6
+ * decimals below 2^53 / 10^6. If n / 10^k (correctly rounded by IEEE
+ * division) equals v, then the decimal "n / 10^k" also parses back to v,
+ * because strtod rounds the same exact rational. Otherwise %.15g/%.17g.
+ */
+static size_t format_double(char *out, double v) {
+    static const double p10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    double a = fabs(v);
+    if (a < 9007199254.0) {
+        for (int k = 0; k <= 6; k++) {
+            double scaled = a * p10[k];
+            double n = (double)(uint64_t)scaled;
+            if (n != scaled || n / p10[k] != a) continue;
+            uint64_t u = (uint64_t)n;
+            char *o = out;
+            if (signbit(v) && u) *o++ = '-';
+            if (k == 0) {
+                o = put_u64(o, u);
+                *o++ = '.';
+                *o++ = '0';
+                return (size_t)(o - out);
+            }
+            uint64_t ip = u / (uint64_t)p10[k], fp = u % (uint64_t)p10[k];
+            o = put_u64(o, ip);
+            *o++ = '.';
+            char digits[8];
+            for (int d = k - 1; d >= 0; d--) {
+                digits[d] = (char)('0' + fp % 10);
+                fp /= 10;
+            }
+            memcpy(o, digits, (size_t)k);
+            return (size_t)(o + k - out);
+        }
+    }
+    int n = snprintf(out, 32, "%.15g", v);
+    if (strtod(out, NULL) != v) n = snprintf(out, 32, "%.17g", v);
+    return n > 0 ? (size_t)n : 0;
+}
+
 posthog_status_t posthog_props_set_double(posthog_props_t *p, const char *key, double value) {
     if (!p) return POSTHOG_E_INVALID_ARG;
     if (!isfinite(value)) return append_raw(p, key, "null", 4);
     char tmp[40];
-    int n;
-    if (value == (double)(int64_t)value && fabs(value) < 1e15) {
-        n = snprintf(tmp, sizeof tmp, "%.1f", value);
-    } else {
-        /* shortest representation that round-trips */
-        n = snprintf(tmp, sizeof tmp, "%.15g", value);
-        if (strtod(tmp, NULL) != value) n = snprintf(tmp, sizeof tmp, "%.17g", value);
-    }
-    if (n <= 0 || (size_t)n >= sizeof tmp) return POSTHOG_E_INTERNAL;
-    return append_raw(p, key, tmp, (size_t)n);
+    size_t n = format_double(tmp, value);
+    if (!n) return POSTHOG_E_INTERNAL;
+    return append_raw(p, key, tmp, n);
 }
 
 posthog_status_t posthog_props_set_bool(posthog_props_t *p, const char *key, int value) {
