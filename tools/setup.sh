@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs the system packages libposthog needs to build, test and run its
+# demo on Debian/Ubuntu. Idempotent: asks dpkg first and only runs
+# `apt-get update` + `apt-get install` when something is missing, so it
+# takes well under a second when everything is present.
+#
+# Usage: tools/setup.sh [EXTRA_PACKAGE...]
+#   Extra packages (arguments, or $POSTHOG_EXTRA_PACKAGES, space separated)
+#   are installed along with the list below.
+#
+# Non-interactive (DEBIAN_FRONTEND=noninteractive, no stdin needed, CI=true
+# is fine). Runs apt-get directly as root, through `sudo -n` otherwise.
+# On a system without apt-get/dpkg it only reports which tools are missing.
+set -euo pipefail
+
+# ------------------------------------------------------------------ packages
+# The one list of system packages. Add new ones here (one per line, with why).
+PACKAGES=(
+  build-essential        # gcc, make, libc headers
+  cmake                  # build system (>= 3.16)
+  ninja-build            # faster builds; the scripts fall back to make without it
+  pkg-config             # finds libcurl/libcjson/check; tests libposthog.pc
+  libcurl4-openssl-dev   # HTTP transport
+  zlib1g-dev             # gzip of request bodies
+  libcjson-dev           # JSON validation
+  check                  # unit/integration test framework
+  libsubunit-dev         # Check's pkg-config file links -lsubunit
+  clang                  # ASan+UBSan and TSan builds
+  valgrind               # memcheck of the unit tests
+  curl                   # scripts talk to the local ingestion server
+  python3                # compliance harness, bindings
+  python3-venv           # compliance harness runs in a venv
+)
+# Bindings work appends here, e.g.: ruby ruby-dev ruby-ffi
+
+log() { printf 'setup: %s\n' "$*"; }
+
+# shellcheck disable=SC2206  # word splitting of the env list is intended
+extra=(${POSTHOG_EXTRA_PACKAGES:-})
+want=("${PACKAGES[@]}" "${extra[@]}" "$@")
+
+if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+  log "not a Debian/Ubuntu system (no dpkg/apt-get): install the equivalents of"
+  log "  ${want[*]}"
+  missing_tools=()
+  for t in cc cmake pkg-config; do
+    command -v "$t" >/dev/null 2>&1 || missing_tools+=("$t")
+  done
+  if ((${#missing_tools[@]})); then
+    log "missing tools: ${missing_tools[*]}"
+    exit 1
+  fi
+  exit 0
+fi
+
+# One dpkg-query call for the whole list; absent packages print nothing
+# on stdout (an error on stderr), installed ones print "name ii".
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null || true)
+missing=()
+for p in "${want[@]}"; do
+  if ! grep -qE "^${p//+/\\+}(:[a-z0-9]+)? ii" <<<"$installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  log "all ${#want[@]} packages present"
+  exit 0
+fi
+
+as_root=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo -n)
+  else
+    log "need root (or sudo) to install: ${missing[*]}"
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt_opts=(-y -qq -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300 --no-install-recommends)
+log "installing: ${missing[*]}"
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get -qq -o DPkg::Lock::Timeout=300 update </dev/null >/dev/null
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install "${apt_opts[@]}" "${missing[@]}" </dev/null >/dev/null
+log "done"
