@@ -285,16 +285,18 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
         set_err(errbuf, errlen, "cannot create the wake-up eventfd");
         goto fail;
     }
+    /* Registered before the thread starts, so a fork from now on resets it. */
+    registry_add(c);
     if (!o->disabled) {
         pthread_mutex_lock(&c->mu);
         int rc = posthog__flusher_start(c);
         pthread_mutex_unlock(&c->mu);
         if (rc) {
+            registry_remove(c);
             set_err(errbuf, errlen, posthog_strerror(POSTHOG_E_THREAD));
             goto fail;
         }
     }
-    registry_add(c);
     return c;
 fail:
     client_destroy(c);

@@ -239,7 +239,9 @@ static void *flusher_main(void *arg) {
 
         size_t drained = drain(c, f, DRAIN_CHUNK, wall);
         uint64_t head = ph_queue_head(&c->q), tail = ph_queue_tail(&c->q);
-        bool queue_idle = drained < DRAIN_CHUNK && f->ready_bytes < f->pending_max;
+        /* more: records are waiting and there is room to take them now */
+        bool more = drained == DRAIN_CHUNK && f->ready_bytes < f->pending_max;
+        bool queue_idle = !more && f->ready_bytes < f->pending_max;
         uint32_t n = ph_builder_count(&f->builder);
         if (n && queue_idle &&
             (flushing || wall - f->builder.opened_ms >= (int64_t)o->flush_interval_ms ||
@@ -258,7 +260,7 @@ static void *flusher_main(void *arg) {
 
         /* How long may we sleep? */
         int64_t wait = o->flush_interval_ms;
-        if (!queue_idle) wait = 0;
+        if (more) wait = 0;
         if (ph_builder_count(&f->builder))
             wait = PH_MIN(wait, f->builder.opened_ms + (int64_t)o->flush_interval_ms - wall);
         if (f->ready && !f->http.busy) wait = PH_MIN(wait, f->ready->not_before_ms - now);
