@@ -1,0 +1,440 @@
+/*
+ * support_client: see support_client.h.
+ */
+#include "support_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ server */
+
+#define IT_MAX_SERVERS 16
+static ph_ingest_t *servers[IT_MAX_SERVERS];
+static pid_t servers_owner;
+
+/* A test that fails exits without its cleanup: stop the servers it started. */
+static void stop_leftover_servers(void)
+{
+    if (servers_owner != getpid())
+        return; /* a forked child: the servers belong to the parent */
+    for (int i = 0; i < IT_MAX_SERVERS; i++) {
+        if (servers[i]) {
+            ph_ingest_stop(servers[i]);
+            servers[i] = NULL;
+        }
+    }
+}
+
+ph_ingest_t *it_server(const char *const *extra_args)
+{
+    static int registered;
+    if (!registered) {
+        atexit(stop_leftover_servers);
+        registered = 1;
+    }
+    ph_ingest_t *s = ph_ingest_start(extra_args);
+    ck_assert_msg(s != NULL, "could not start the ingestion server");
+    servers_owner = getpid();
+    for (int i = 0; i < IT_MAX_SERVERS; i++) {
+        if (!servers[i]) {
+            servers[i] = s;
+            break;
+        }
+    }
+    return s;
+}
+
+void it_stop(ph_ingest_t *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < IT_MAX_SERVERS; i++)
+        if (servers[i] == s)
+            servers[i] = NULL;
+    ph_ingest_stop(s);
+}
+
+void it_faults(ph_ingest_t *s, const char *json)
+{
+    ck_assert_msg(ph_ingest_set_faults(s, json) == 0, "could not set faults %s", json);
+}
+
+long long it_summary_num(ph_ingest_t *s, const char *member)
+{
+    cJSON *sum = ph_ingest_summary(s);
+    const cJSON *v = sum ? cJSON_GetObjectItemCaseSensitive(sum, member) : NULL;
+    long long r = cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+    cJSON_Delete(sum);
+    return r;
+}
+
+cJSON *it_requests(ph_ingest_t *s)
+{
+    cJSON *r = ph_ingest_requests(s);
+    ck_assert_msg(r != NULL && cJSON_IsArray(r), "could not read the server's requests");
+    return r;
+}
+
+cJSON *it_events(ph_ingest_t *s)
+{
+    cJSON *r = ph_ingest_events(s);
+    ck_assert_msg(r != NULL && cJSON_IsArray(r), "could not read the server's events");
+    return r;
+}
+
+int it_wait_requests(ph_ingest_t *s, int n, int timeout_ms)
+{
+    int64_t end = it_mono_ms() + timeout_ms;
+    for (;;) {
+        if (it_summary_num(s, "requests") >= n)
+            return 0;
+        if (it_mono_ms() >= end)
+            return -1;
+        it_sleep_ms(10);
+    }
+}
+
+int it_closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd); /* never listened: connecting is refused */
+    return ntohs(a.sin_port);
+}
+
+/* ------------------------------------------------------------ client */
+
+void it_set(posthog_options_t *o, const char *key, const char *value)
+{
+    posthog_status_t st = posthog_options_set(o, key, value);
+    ck_assert_msg(st == POSTHOG_OK, "posthog_options_set(%s, %s): %s", key, value,
+                  posthog_strerror(st));
+}
+
+void it_set_int(posthog_options_t *o, const char *key, long long value)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", value);
+    it_set(o, key, buf);
+}
+
+posthog_options_t *it_options(ph_ingest_t *s)
+{
+    posthog_options_t *o = posthog_options_new();
+    ck_assert_ptr_nonnull(o);
+    it_set(o, "api_key", IT_API_KEY);
+    if (s)
+        it_set(o, "host", ph_ingest_url(s));
+    it_set(o, "retry_backoff_ms", "20");
+    return o;
+}
+
+posthog_client_t *it_client(posthog_options_t *o)
+{
+    char err[256] = "";
+    posthog_client_t *c = posthog_client_new(o, err, sizeof err);
+    ck_assert_msg(c != NULL, "posthog_client_new failed: %s", err);
+    return c;
+}
+
+posthog_stats_t it_stats(const posthog_client_t *c)
+{
+    posthog_stats_t s;
+    ck_assert_int_eq(posthog_get_stats(c, &s), POSTHOG_OK);
+    return s;
+}
+
+void it_check_balance(const posthog_client_t *c, uint64_t n_ok, uint64_t n_failed)
+{
+    posthog_stats_t s = it_stats(c);
+    uint64_t sum = 0;
+    for (int i = 0; i < POSTHOG_DROP_REASON_COUNT; i++)
+        sum += s.dropped[i];
+    ck_assert_msg(s.dropped_total == sum, "dropped_total %llu != sum of dropped[] %llu",
+                  (unsigned long long)s.dropped_total, (unsigned long long)sum);
+    ck_assert_msg(s.captured == n_ok, "captured %llu, expected %llu",
+                  (unsigned long long)s.captured, (unsigned long long)n_ok);
+    ck_assert_msg(s.captured + n_failed == s.sent + s.dropped_total,
+                  "stats do not balance: captured %llu + capture-time drops %llu != sent %llu + "
+                  "dropped_total %llu",
+                  (unsigned long long)s.captured, (unsigned long long)n_failed,
+                  (unsigned long long)s.sent, (unsigned long long)s.dropped_total);
+}
+
+/* ------------------------------------------------------------ drops */
+
+static char *dup_or_null(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    ck_assert_ptr_nonnull(d);
+    return d;
+}
+
+static void on_drop(const posthog_drop_info_t *info, void *ud)
+{
+    it_drops_t *d = ud;
+    it_drop_t x;
+    x.reason = info->reason;
+    x.status = info->status;
+    x.http_status = info->http_status;
+    x.count = info->count;
+    /* strdup without ck_assert: this may run on the flusher thread */
+    x.message = info->message ? strdup(info->message) : NULL;
+    x.events_json = info->events_json ? strdup(info->events_json) : NULL;
+    x.event = info->event ? strdup(info->event) : NULL;
+    x.distinct_id = info->distinct_id ? strdup(info->distinct_id) : NULL;
+    pthread_mutex_lock(&d->mu);
+    if (d->n == d->cap) {
+        size_t nc = d->cap ? d->cap * 2 : 16;
+        it_drop_t *ni = realloc(d->items, nc * sizeof *ni);
+        if (ni) {
+            d->items = ni;
+            d->cap = nc;
+        }
+    }
+    if (x.reason >= 0 && x.reason < POSTHOG_DROP_REASON_COUNT)
+        d->events[x.reason] += x.count;
+    d->total += x.count;
+    if (d->n < d->cap)
+        d->items[d->n++] = x;
+    else
+        it_drop_clear(&x);
+    pthread_mutex_unlock(&d->mu);
+}
+
+it_drops_t *it_drops_new(void)
+{
+    it_drops_t *d = calloc(1, sizeof *d);
+    ck_assert_ptr_nonnull(d);
+    pthread_mutex_init(&d->mu, NULL);
+    return d;
+}
+
+void it_drop_clear(it_drop_t *x)
+{
+    free(x->message);
+    free(x->events_json);
+    free(x->event);
+    free(x->distinct_id);
+    memset(x, 0, sizeof *x);
+}
+
+void it_drops_free(it_drops_t *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        it_drop_clear(&d->items[i]);
+    free(d->items);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+void it_drops_attach(posthog_options_t *o, it_drops_t *d)
+{
+    posthog_options_set_on_drop(o, on_drop, d);
+}
+
+size_t it_drops_reports(it_drops_t *d)
+{
+    pthread_mutex_lock(&d->mu);
+    size_t n = d->n;
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+uint64_t it_drops_events(it_drops_t *d, int reason)
+{
+    pthread_mutex_lock(&d->mu);
+    uint64_t n = d->events[reason];
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+uint64_t it_drops_total(it_drops_t *d)
+{
+    pthread_mutex_lock(&d->mu);
+    uint64_t n = d->total;
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+it_drop_t it_drops_get(it_drops_t *d, size_t i)
+{
+    it_drop_t x;
+    pthread_mutex_lock(&d->mu);
+    size_t n = d->n;
+    if (i < n) {
+        x = d->items[i];
+        x.message = dup_or_null(x.message);
+        x.events_json = dup_or_null(x.events_json);
+        x.event = dup_or_null(x.event);
+        x.distinct_id = dup_or_null(x.distinct_id);
+    }
+    pthread_mutex_unlock(&d->mu);
+    ck_assert_msg(i < n, "drop report %zu requested, only %zu reported", i, n);
+    return x;
+}
+
+/* ------------------------------------------------------------ requests */
+
+const cJSON *it_req_body(const cJSON *req)
+{
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(req, "body");
+    return cJSON_IsObject(b) || cJSON_IsArray(b) ? b : NULL;
+}
+
+const cJSON *it_req_batch(const cJSON *req)
+{
+    const cJSON *b = it_req_body(req);
+    const cJSON *batch = b ? cJSON_GetObjectItemCaseSensitive(b, "batch") : NULL;
+    return cJSON_IsArray(batch) ? batch : NULL;
+}
+
+int it_req_nevents(const cJSON *req)
+{
+    const cJSON *b = it_req_batch(req);
+    return b ? cJSON_GetArraySize(b) : -1;
+}
+
+const char *it_req_header(const cJSON *req, const char *name)
+{
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(req, "headers");
+    return h ? it_str(h, name) : NULL;
+}
+
+int it_req_status(const cJSON *req)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(req, "status");
+    return cJSON_IsNumber(s) ? s->valueint : -1;
+}
+
+const char *it_str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const char *it_prop_str(const cJSON *event, const char *name)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(event, "properties");
+    return p ? it_str(p, name) : NULL;
+}
+
+const cJSON *it_find_event_by_prop(const cJSON *events, const char *key, const char *value)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, events) {
+        const char *v = it_prop_str(e, key);
+        if (v && strcmp(v, value) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+const cJSON *it_find_event_by_uuid(const cJSON *events, const char *uuid)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, events) {
+        const char *v = it_str(e, "uuid");
+        if (v && strcmp(v, uuid) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ formats and time */
+
+static int is_lhex(char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+}
+
+int it_is_uuid_v7(const char *s)
+{
+    if (!s || strlen(s) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return 0;
+        } else if (!is_lhex(s[i])) {
+            return 0;
+        }
+    }
+    return s[14] == '7' && strchr("89ab", s[19]) != NULL;
+}
+
+int it_is_iso_utc_ms(const char *s)
+{
+    static const char pat[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (!s || strlen(s) != sizeof pat - 1)
+        return 0;
+    for (size_t i = 0; i < sizeof pat - 1; i++) {
+        if (pat[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != pat[i])
+            return 0;
+    }
+    return 1;
+}
+
+int64_t it_iso_ms(const char *s)
+{
+    if (!it_is_iso_utc_ms(s))
+        return INT64_MIN;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return INT64_MIN;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+int64_t it_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t it_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void it_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+char *it_repeat(char ch, size_t n)
+{
+    char *s = malloc(n + 1);
+    ck_assert_ptr_nonnull(s);
+    memset(s, ch, n);
+    s[n] = '\0';
+    return s;
+}
