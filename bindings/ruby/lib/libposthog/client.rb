@@ -1,0 +1,502 @@
+# frozen_string_literal: true
+
+require 'json'
+require 'logger'
+require 'securerandom'
+
+require 'libposthog/version'
+require 'libposthog/utils'
+require 'libposthog/native'
+require 'libposthog/reporter'
+
+module LibPostHog
+  # What on_drop receives: one report of events the library did not deliver.
+  #   reason       Symbol: :queue_full, :invalid, :too_large, :rejected,
+  #                :retries_exhausted, :before_send, :shutdown
+  #   status       the C status code (Integer), status_message its text
+  #   count        how many events the report covers
+  #   http_status  the server's HTTP status when the server decided, else nil
+  #   message      human-readable detail
+  #   events_json  JSON array of the dropped events (delivery drops), else nil
+  #   event, distinct_id  for a single event dropped at capture, else nil
+  DropReport = Struct.new(:reason, :status, :status_message, :count, :http_status, :message,
+                          :events_json, :event, :distinct_id, keyword_init: true) do
+    # The dropped events as an Array of Hashes (delivery drops), else [].
+    def events
+      events_json ? JSON.parse(events_json) : []
+    end
+  end
+
+  # The client: posthog-ruby's PostHog::Client API on top of libposthog.
+  #
+  #   client = LibPostHog::Client.new(api_key: 'phc_...', host: 'https://us.i.posthog.com',
+  #                                   on_error: proc { |status, msg| ... })
+  #   client.capture(distinct_id: 'user-1', event: 'signed_up', properties: { plan: 'pro' })
+  #   client.shutdown
+  #
+  # Capture methods never raise into the application (errors are logged
+  # through the logger and reported to on_error) and never block.
+  class Client
+    # posthog-ruby options that have no meaning here (feature flags are not
+    # implemented by libposthog).
+    IGNORED_OPTIONS = %i[personal_api_key feature_flags_polling_interval
+                         feature_flag_request_timeout_seconds].freeze
+
+    # Native state shared with the C callbacks and the finalizer; it never
+    # references the Client, so the Client can be garbage collected.
+    # @api private
+    class State
+      attr_accessor :ptr, :functions, :reporter, :before_send, :test_mode, :test_queue,
+                    :logger, :freed
+
+      def free!
+        return if freed || ptr.nil? || ptr.null?
+
+        self.freed = true
+        Native.posthog_client_free(ptr)
+      end
+    end
+
+    def self.finalizer(state)
+      proc { state.free! }
+    end
+
+    attr_reader :logger
+
+    # @param opts [Hash] posthog-ruby's options (symbol or string keys):
+    #   api_key (required, or ENV POSTHOG_API_KEY), host, batch_size,
+    #   max_queue_size, on_error (proc |status, message|), test_mode,
+    #   sync_mode, disabled, before_send (proc |event_hash| -> hash or nil),
+    #   skip_ssl_verification, logger; plus on_drop (proc |DropReport|),
+    #   lib_name, super_properties (Hash), flush_timeout (seconds), and any
+    #   libposthog option key (flush_at, flush_interval_ms, gzip, max_retries,
+    #   storage_path, ...), passed to posthog_options_set as a string.
+    #   Options the C library does not know are logged and ignored.
+    def initialize(opts = {}, **kw)
+      opts = symbolize(opts).merge(kw)
+      @logger = opts.delete(:logger) || LibPostHog.logger
+      @on_error = opts.delete(:on_error)
+      @on_drop = opts.delete(:on_drop)
+      @sync_mode = opts.delete(:sync_mode) ? true : false
+      @flush_timeout = opts.delete(:flush_timeout)
+      test_mode = opts.delete(:test_mode) ? true : false
+      before_send = opts.delete(:before_send)
+      lib_name = opts.delete(:lib_name) || 'posthog-ruby'
+      super_props = opts.delete(:super_properties) || {}
+
+      api_key = opts[:api_key]
+      if (api_key.nil? || api_key.to_s.empty?) && ENV['POSTHOG_API_KEY'].to_s.empty?
+        raise ArgumentError, 'API key must be initialized'
+      end
+
+      @state = State.new
+      @state.logger = @logger
+      @state.test_mode = test_mode
+      @state.test_queue = []
+      @state.before_send = before_send
+      @state.functions = []
+      @state.reporter = Reporter.new(@logger, @on_error, @on_drop)
+      @pid = Process.pid
+
+      o = Native.posthog_options_new
+      raise NoMemoryError, 'libposthog: posthog_options_new failed' if o.null?
+
+      set_option(o, 'super_properties',
+                 Utils.to_json({ '$lib' => lib_name, '$lib_version' => VERSION }.merge(Utils.jsonable(super_props))))
+      opts.each { |k, v| apply_option(o, k, v) }
+      install_callbacks(o)
+
+      errbuf = FFI::MemoryPointer.new(:char, 512)
+      ptr = Native.posthog_client_new(o, errbuf, 512) # takes ownership of o
+      if ptr.null?
+        @logger.error("[libposthog] cannot create the client: #{errbuf.read_string}")
+        @state.ptr = nil
+      else
+        @state.ptr = ptr
+        ObjectSpace.define_finalizer(self, self.class.finalizer(@state))
+      end
+      LibPostHog.register(self)
+    end
+
+    # Captures an event.
+    #
+    # @param attrs [Hash] distinct_id:, event:, properties: {}, groups: {},
+    #   timestamp: (Time/DateTime), uuid: (or message_id:), send_feature_flags:
+    #   (ignored), set: / set_once: (person properties sent as top-level $set /
+    #   $set_once).
+    # @return [Boolean] whether the event was queued.
+    def capture(attrs = {}, **kw)
+      guard('capture') do
+        a = symbolize(attrs).merge(kw)
+        warn_once(:send_feature_flags, 'send_feature_flags is not supported by libposthog; ignored') if a[:send_feature_flags]
+        props = hash_arg(a[:properties], 'properties')
+        groups = a[:groups] && hash_arg(a[:groups], 'groups').transform_values { |v| v.nil? ? nil : v.to_s }
+        enqueue(a, a[:event], props, groups: groups, set: a[:set], set_once: a[:set_once])
+      end
+    end
+
+    # Identifies a user: a $identify event with the properties as $set (and,
+    # as posthog-ruby does, also as event properties).
+    def identify(attrs = {}, **kw)
+      guard('identify') do
+        a = symbolize(attrs).merge(kw)
+        props = hash_arg(a[:properties], 'properties')
+        enqueue(a, '$identify', props, set: props, set_once: a[:set_once])
+      end
+    end
+
+    # Links alias: to distinct_id: ($create_alias).
+    def alias(attrs = {}, **kw)
+      guard('alias') do
+        a = symbolize(attrs).merge(kw)
+        if blank?(a[:alias])
+          @logger.error('[libposthog] alias must be given')
+          return false
+        end
+        enqueue(a, '$create_alias', { 'distinct_id' => a[:distinct_id].to_s, 'alias' => a[:alias].to_s })
+      end
+    end
+
+    # Sets properties on a group ($groupidentify). distinct_id defaults to
+    # "$<group_type>_<group_key>" as in posthog-ruby.
+    def group_identify(attrs = {}, **kw)
+      guard('group_identify') do
+        a = symbolize(attrs).merge(kw)
+        if blank?(a[:group_type]) || blank?(a[:group_key])
+          @logger.error('[libposthog] group_type and group_key must be given')
+          return false
+        end
+        props = hash_arg(a[:properties], 'properties')
+        a[:distinct_id] = "$#{a[:group_type]}_#{a[:group_key]}" if blank?(a[:distinct_id])
+        enqueue(a, '$groupidentify', { '$group_type' => a[:group_type].to_s,
+                                       '$group_key' => a[:group_key].to_s,
+                                       '$group_set' => props })
+      end
+    end
+
+    # Captures an exception as an $exception event (a simplified form of
+    # posthog-ruby's: type, value and the backtrace as raw frames).
+    def capture_exception(exception, distinct_id = nil, additional_properties = {})
+      guard('capture_exception') do
+        info = exception_info(exception)
+        return false unless info
+
+        props = { '$exception_list' => [info] }
+        props.merge!(Utils.jsonable(additional_properties)) if additional_properties.is_a?(Hash)
+        props['$process_person_profile'] = false if distinct_id.nil?
+        capture(distinct_id: distinct_id || SecureRandom.uuid, event: '$exception', properties: props)
+      end
+    end
+
+    # Waits until every event captured so far is delivered or dropped (and
+    # their on_error reports delivered). Blocks the calling thread only.
+    # @param timeout [Numeric, nil] seconds; nil: the flush_timeout option, else for ever
+    # @return [Boolean] false on timeout
+    def flush(timeout: @flush_timeout)
+      return false unless live?
+
+      ms = timeout.nil? ? -1 : (timeout * 1000).ceil
+      st = Native.posthog_flush(@state.ptr, ms)
+      @state.reporter.wait_idle(timeout)
+      st == Native::OK
+    rescue StandardError => e
+      @logger.error("[libposthog] flush: #{e.class}: #{e.message}")
+      false
+    end
+
+    # Flushes (within the C library's shutdown_timeout_ms, or timeout:
+    # seconds), then stops the client: later captures are dropped.
+    # @return [Boolean] false when events were left behind
+    def shutdown(timeout: nil)
+      return false unless live?
+
+      ms = timeout.nil? ? -1 : (timeout * 1000).ceil
+      st = Native.posthog_shutdown(@state.ptr, ms)
+      @state.reporter.wait_idle(timeout || 5)
+      st == Native::OK
+    rescue StandardError => e
+      @logger.error("[libposthog] shutdown: #{e.class}: #{e.message}")
+      false
+    end
+
+    # libposthog's counters (see posthog_stats_t), with dropped broken down
+    # by reason: { captured:, sent:, requests:, ..., dropped: { queue_full: 0, ... } }
+    def stats
+      return {} unless live?
+
+      s = Native::Stats.new
+      Native.posthog_get_stats(@state.ptr, s.pointer)
+      h = %i[captured sent requests retries bytes_raw bytes_sent queue_depth queue_bytes dropped_total]
+          .to_h { |k| [k, s[k]] }
+      h[:dropped] = Native::DROP_REASONS.each_with_index.to_h { |r, i| [r, s[:dropped][i]] }
+      h
+    end
+
+    # test_mode: the events captured so far (Hashes as they would be sent).
+    def queued_messages
+      @state.test_queue.length
+    end
+
+    # test_mode: removes and returns the oldest captured event (like posthog-ruby).
+    def dequeue_last_message
+      @state.test_queue.shift
+    end
+
+    # test_mode: forgets the captured events.
+    def clear
+      @state.test_queue.clear
+    end
+
+    # Feature flags are not implemented by libposthog: these log a warning
+    # once and return nil (or an empty Hash).
+    %i[is_feature_enabled get_feature_flag get_feature_flag_payload get_remote_config_payload].each do |m|
+      define_method(m) do |*_args, **_kw|
+        warn_once(:feature_flags, "feature flags are not supported by libposthog (#{m} returns nil)")
+        nil
+      end
+    end
+
+    def get_all_flags(*_args, **_kw)
+      warn_once(:feature_flags, 'feature flags are not supported by libposthog (get_all_flags returns {})')
+      {}
+    end
+
+    def get_all_flags_and_payloads(*_args, **_kw)
+      warn_once(:feature_flags, 'feature flags are not supported by libposthog')
+      { featureFlags: {}, featureFlagPayloads: {} }
+    end
+
+    def reload_feature_flags
+      warn_once(:feature_flags, 'feature flags are not supported by libposthog')
+      nil
+    end
+
+    # @api private: called in a forked child (Process._fork hook).
+    def _after_fork
+      @pid = Process.pid
+      @state.reporter.after_fork
+    end
+
+    private
+
+    def live?
+      !@state.ptr.nil? && !@state.freed
+    end
+
+    def guard(what)
+      return false unless live?
+
+      yield
+    rescue StandardError => e
+      @logger.error("[libposthog] #{what}: #{e.class}: #{e.message}")
+      false
+    end
+
+    def symbolize(h)
+      return {} if h.nil?
+      raise ArgumentError, "expected a Hash, got #{h.class}" unless h.is_a?(Hash)
+
+      h.each_with_object({}) { |(k, v), m| m[k.to_sym] = v }
+    end
+
+    def hash_arg(v, name)
+      return {} if v.nil?
+      raise ArgumentError, "#{name} must be a Hash" unless v.is_a?(Hash)
+
+      v
+    end
+
+    def blank?(v)
+      v.nil? || v.to_s.empty?
+    end
+
+    def uuid_arg(a)
+      [a[:uuid], a[:message_id]].each do |u|
+        next if u.nil?
+        return u.downcase if Utils.valid_uuid?(u)
+
+        @logger.warn("[libposthog] UUID is not valid: #{u}. Ignoring it.")
+      end
+      nil
+    end
+
+    def json_or_nil(v)
+      v.nil? ? nil : Utils.to_json(v)
+    end
+
+    def enqueue(a, event, props, groups: nil, set: nil, set_once: nil)
+      did = a[:distinct_id]
+      did = did.nil? ? nil : Utils.string(did)
+      st = Native.posthog_capture_ex(@state.ptr, did, event.nil? ? nil : Utils.string(event),
+                                     Utils.to_json(props), Utils.timestamp_ms(a[:timestamp]),
+                                     uuid_arg(a), json_or_nil(groups),
+                                     set.nil? ? nil : Utils.to_json(hash_arg(set, 'set')),
+                                     set_once.nil? ? nil : Utils.to_json(hash_arg(set_once, 'set_once')),
+                                     nil)
+      ok = st == Native::OK
+      flush if ok && @sync_mode
+      ok || (@state.test_mode && st == Native::E_DROPPED && Thread.current[:libposthog_recorded])
+    ensure
+      Thread.current[:libposthog_recorded] = nil
+    end
+
+    def set_option(o, key, value)
+      st = Native.posthog_options_set(o, key.to_s, value)
+      return true if st == Native::OK
+
+      if st == Native::E_UNKNOWN_OPTION
+        @logger.warn("[libposthog] option #{key} is not supported by this libposthog build; ignored")
+      else
+        @logger.warn("[libposthog] option #{key}=#{value.inspect}: #{Native.posthog_strerror(st)}; ignored")
+      end
+      false
+    end
+
+    def option_string(v)
+      case v
+      when true then '1'
+      when false then '0'
+      when Hash, Array then Utils.to_json(v)
+      else v.to_s
+      end
+    end
+
+    def apply_option(o, key, value)
+      case key
+      when *IGNORED_OPTIONS
+        @logger.warn("[libposthog] option #{key}: feature flags are not supported; ignored")
+      when :batch_size
+        set_option(o, 'flush_at', option_string(value))
+        set_option(o, 'max_batch_size', option_string(value))
+      when :skip_ssl_verification
+        set_option(o, 'skip_ssl_verification', option_string(value)) if value
+      else
+        set_option(o, key.to_s, option_string(value)) unless value.nil?
+      end
+    end
+
+    def install_callbacks(o)
+      state = @state
+      reporter = state.reporter
+
+      drop = FFI::Function.new(:void, %i[pointer pointer]) do |info_ptr, _ud|
+        begin
+          i = Native::DropInfo.new(info_ptr)
+          reason = Native::DROP_REASONS[i[:reason]] || :unknown
+          if reason == :before_send && Thread.current[:libposthog_recorded]
+            nil # test_mode recorded it; not a drop for the application
+          else
+            rd = ->(p) { p.null? ? nil : p.read_string.force_encoding(Encoding::UTF_8) }
+            reporter.push_drop(DropReport.new(
+                                 reason: reason, status: i[:status],
+                                 status_message: Native.posthog_strerror(i[:status]),
+                                 count: i[:count], http_status: i[:http_status].zero? ? nil : i[:http_status],
+                                 message: rd.call(i[:message]), events_json: rd.call(i[:events_json]),
+                                 event: rd.call(i[:event]), distinct_id: rd.call(i[:distinct_id])
+                               ))
+          end
+        rescue Exception # rubocop:disable Lint/RescueException -- never unwind through C
+          nil
+        end
+      end
+
+      log = FFI::Function.new(:void, %i[int string pointer]) do |level, msg, _ud|
+        begin
+          reporter.push_log(level, msg)
+        rescue Exception # rubocop:disable Lint/RescueException
+          nil
+        end
+      end
+
+      functions = [drop, log]
+      Native.posthog_options_set_on_drop(o, drop, nil)
+      Native.posthog_options_set_log(o, log, nil)
+
+      if state.before_send || state.test_mode
+        bs = FFI::Function.new(:int, %i[pointer pointer pointer]) do |json_ptr, out_pp, _ud|
+          run_before_send(state, json_ptr, out_pp)
+        end
+        functions << bs
+        Native.posthog_options_set_before_send(o, bs, nil)
+      end
+      state.functions = functions
+    end
+
+    # Runs on the capturing thread, inside posthog_capture_ex.
+    def run_before_send(state, json_ptr, out_pp)
+      json = json_ptr.read_string.force_encoding(Encoding::UTF_8)
+      event = JSON.parse(json).transform_keys(&:to_sym)
+      result = event
+      replaced = false
+      if state.before_send
+        begin
+          result = state.before_send.call(event)
+          replaced = true
+        rescue StandardError => e
+          state.logger.error("[libposthog] Error in before_send function - using original event: #{e.message}")
+          result = event
+        end
+        if result.nil?
+          state.logger.warn("[libposthog] Event #{event[:event]} was rejected in before_send function")
+          return Native::BEFORE_SEND_DROP
+        end
+        unless result.is_a?(Hash)
+          state.logger.error('[libposthog] before_send must return a Hash or nil - using original event')
+          result = event
+          replaced = false
+        end
+      end
+      if state.test_mode
+        state.test_queue << Utils.jsonable(result)
+        Thread.current[:libposthog_recorded] = true
+        return Native::BEFORE_SEND_DROP
+      end
+      return Native::BEFORE_SEND_KEEP unless replaced
+
+      out = Utils.to_json(result)
+      mem = Native::LibC.malloc(out.bytesize + 1)
+      return Native::BEFORE_SEND_KEEP if mem.null?
+
+      mem.put_bytes(0, out)
+      mem.put_uint8(out.bytesize, 0)
+      out_pp.write_pointer(mem)
+      Native::BEFORE_SEND_REPLACE
+    rescue Exception => e # rubocop:disable Lint/RescueException -- never unwind through C
+      begin
+        state.logger.error("[libposthog] before_send: #{e.class}: #{e.message}")
+      rescue Exception # rubocop:disable Lint/RescueException
+        nil
+      end
+      Native::BEFORE_SEND_KEEP
+    end
+
+    def exception_info(exception)
+      case exception
+      when Exception
+        frames = (exception.backtrace || []).map do |line|
+          file, lineno, fn = line.split(':', 3)
+          { 'filename' => file, 'lineno' => lineno.to_i, 'function' => fn.to_s.sub(/\Ain `/, '').sub(/'\z/, ''),
+            'platform' => 'ruby', 'in_app' => !file.to_s.include?('/gems/') }
+        end
+        { 'type' => exception.class.name, 'value' => exception.message,
+          'mechanism' => { 'type' => 'generic', 'handled' => true },
+          'stacktrace' => { 'type' => 'raw', 'frames' => frames.reverse } }
+      when String
+        { 'type' => 'Error', 'value' => exception, 'mechanism' => { 'type' => 'generic', 'handled' => true } }
+      else
+        return nil if exception.nil?
+
+        { 'type' => exception.class.name, 'value' => exception.to_s,
+          'mechanism' => { 'type' => 'generic', 'handled' => true } }
+      end
+    end
+
+    def warn_once(key, msg)
+      @warned ||= {}
+      return if @warned[key]
+
+      @warned[key] = true
+      @logger.warn("[libposthog] #{msg}")
+    end
+  end
+end

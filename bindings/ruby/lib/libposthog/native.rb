@@ -1,0 +1,126 @@
+# frozen_string_literal: true
+
+require 'ffi'
+
+module LibPostHog
+  # Raw FFI bindings of include/posthog/posthog.h. Private: use LibPostHog::Client.
+  #
+  # Library lookup order (first that loads wins):
+  #   1. ENV['LIBPOSTHOG_PATH'] (a file, or a directory holding libposthog.so)
+  #   2. the copy bundled into the gem at `gem build` time (lib/libposthog/native/)
+  #   3. an installed library through ffi's search: libposthog.so.0, libposthog
+  #
+  # @api private
+  module Native
+    extend FFI::Library
+
+    BUNDLED_DIR = File.expand_path('native', __dir__)
+
+    def self.candidates
+      list = []
+      env = ENV['LIBPOSTHOG_PATH']
+      if env && !env.empty?
+        list << (File.directory?(env) ? File.join(env, 'libposthog.so') : env)
+      end
+      bundled = File.join(BUNDLED_DIR, 'libposthog.so')
+      list << bundled if File.exist?(bundled)
+      list << 'libposthog.so.0' << 'posthog'
+      list
+    end
+
+    errors = []
+    loaded = candidates.any? do |cand|
+      begin
+        ffi_lib cand
+        @library_path = cand
+        true
+      rescue LoadError => e
+        errors << e.message
+        false
+      end
+    end
+    unless loaded
+      raise LoadError, "libposthog: cannot load the C library (set LIBPOSTHOG_PATH): #{errors.join('; ')}"
+    end
+
+    class << self
+      attr_reader :library_path
+    end
+
+    OK = 0
+    E_UNKNOWN_OPTION = 10
+    E_BAD_OPTION_VALUE = 11
+    E_DISABLED = 13
+    E_DROPPED = 14
+
+    BEFORE_SEND_KEEP = 0
+    BEFORE_SEND_REPLACE = 1
+    BEFORE_SEND_DROP = 2
+
+    DROP_REASONS = %i[queue_full invalid too_large rejected retries_exhausted before_send shutdown].freeze
+
+    # posthog_drop_info_t
+    class DropInfo < FFI::Struct
+      layout :reason, :int32,
+             :status, :int32,
+             :count, :uint32,
+             :http_status, :int32,
+             :message, :pointer,
+             :events_json, :pointer,
+             :event, :pointer,
+             :distinct_id, :pointer
+    end
+
+    # posthog_stats_t
+    class Stats < FFI::Struct
+      layout :captured, :uint64,
+             :sent, :uint64,
+             :requests, :uint64,
+             :retries, :uint64,
+             :bytes_raw, :uint64,
+             :bytes_sent, :uint64,
+             :queue_depth, :uint64,
+             :queue_bytes, :uint64,
+             :dropped, [:uint64, 7],
+             :dropped_total, :uint64
+    end
+
+    callback :log_fn, %i[int string pointer], :void
+    callback :drop_fn, %i[pointer pointer], :void
+    callback :before_send_fn, %i[pointer pointer pointer], :int
+
+    attach_function :posthog_strerror, [:int], :string
+    attach_function :posthog_version, [], :string
+    attach_function :posthog_drop_reason_name, [:int], :string
+
+    attach_function :posthog_options_new, [], :pointer
+    attach_function :posthog_options_set, %i[pointer string string], :int
+    attach_function :posthog_options_free, [:pointer], :void
+    attach_function :posthog_options_set_log, %i[pointer log_fn pointer], :void
+    attach_function :posthog_options_set_on_drop, %i[pointer drop_fn pointer], :void
+    attach_function :posthog_options_set_before_send, %i[pointer before_send_fn pointer], :void
+
+    attach_function :posthog_client_new, %i[pointer pointer size_t], :pointer
+
+    # Capture never blocks and never does I/O; drop and before_send
+    # callbacks it makes run on the calling (Ruby) thread.
+    attach_function :posthog_capture_ex,
+                    %i[pointer string string string int64 string string string string pointer], :int
+
+    # These wait for the flusher thread, whose callbacks need the GVL:
+    # they must release it (blocking: true) or they would deadlock.
+    attach_function :posthog_flush, %i[pointer int], :int, blocking: true
+    attach_function :posthog_shutdown, %i[pointer int], :int, blocking: true
+    attach_function :posthog_client_free, [:pointer], :void, blocking: true
+
+    attach_function :posthog_get_stats, %i[pointer pointer], :int
+    attach_function :posthog_get_stat, %i[pointer string], :uint64
+
+    # The library free()s a before_send replacement: it must come from malloc.
+    module LibC
+      extend FFI::Library
+      ffi_lib FFI::Library::LIBC
+      attach_function :malloc, [:size_t], :pointer
+    end
+  end
+end

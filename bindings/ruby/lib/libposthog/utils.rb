@@ -1,0 +1,90 @@
+# frozen_string_literal: true
+
+require 'json'
+require 'time'
+require 'date'
+require 'set'
+
+module LibPostHog
+  # Conversions from Ruby values to what the C library takes.
+  #
+  # @api private
+  module Utils
+    module_function
+
+    UUID_RE = /\A[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}\z/i.freeze
+    UTF_8 = Encoding::UTF_8
+
+    # Time → "2024-05-01T10:00:00.123Z" (or with its own offset), as posthog-ruby's
+    # time_in_iso8601 does: millisecond precision, "Z" for UTC times.
+    def time_in_iso8601(time)
+      frac = format('.%06d', time.usec)[0, 4]
+      offset = if time.utc?
+                 'Z'
+               else
+                 s = time.utc_offset
+                 format('%s%02d:%02d', s.negative? ? '-' : '+', s.abs / 3600, (s.abs % 3600) / 60)
+               end
+      "#{time.strftime('%Y-%m-%dT%H:%M:%S')}#{frac}#{offset}"
+    end
+
+    # Unix epoch milliseconds of a timestamp argument, or 0 (the C library's
+    # "now") for nil. Accepts Time, DateTime, Date, an ISO-8601 String and
+    # Numeric seconds since the epoch.
+    def timestamp_ms(ts)
+      t = case ts
+          when nil then return 0
+          when Time then ts
+          when DateTime then ts.to_time
+          when Date then ts.to_time
+          when String then Time.iso8601(ts)
+          when Numeric then Time.at(ts)
+          else
+            raise ArgumentError, "timestamp must be a Time, not #{ts.class}"
+          end
+      ms = (t.to_r * 1000).floor
+      ms.zero? ? 1 : ms # 0 means "now" to the C library
+    end
+
+    def string(s)
+      s = s.to_s unless s.is_a?(String)
+      unless s.encoding == UTF_8
+        s = if s.encoding == Encoding::BINARY || s.encoding == Encoding::US_ASCII
+              s.dup.force_encoding(UTF_8)
+            else
+              s.encode(UTF_8, invalid: :replace, undef: :replace)
+            end
+      end
+      s.valid_encoding? ? s : s.scrub
+    end
+
+    # A JSON-ready deep copy: string keys, Time/DateTime/Date as ISO-8601
+    # strings, non-finite floats as nil, strings as valid UTF-8.
+    def jsonable(v)
+      case v
+      when Hash
+        v.each_with_object({}) { |(k, x), h| h[string(k)] = jsonable(x) }
+      when Array, Set
+        v.map { |x| jsonable(x) }
+      when String then string(v)
+      when Symbol then string(v.to_s)
+      when Integer, true, false, nil then v
+      when Float then v.finite? ? v : nil
+      when Numeric then v.respond_to?(:finite?) && !v.finite? ? nil : v.to_f
+      when DateTime then time_in_iso8601(v.to_time)
+      when Time then time_in_iso8601(v)
+      when Date then v.strftime('%F')
+      else
+        v.respond_to?(:to_hash) ? jsonable(v.to_hash) : string(v.to_s)
+      end
+    end
+
+    def to_json(v)
+      JSON.generate(jsonable(v))
+    end
+
+    def valid_uuid?(u)
+      u.is_a?(String) && UUID_RE.match?(u)
+    end
+  end
+end
