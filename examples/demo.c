@@ -30,8 +30,9 @@
 #define N_VISITORS 60
 #define N_COMPANIES 5
 
-static const char *const PAGES[] = {"/", "/pricing", "/docs", "/blog/launch-week", "/features",
-                                    "/docs/getting-started", "/changelog", "/about"};
+static const char *const PAGES[] = {
+    "/",          "/pricing", "/docs", "/blog/launch-week", "/features", "/docs/getting-started",
+    "/changelog", "/about"};
 static const char *const REFERRERS[] = {"https://www.google.com/", "https://news.ycombinator.com/",
                                         "$direct", "https://twitter.com/", "https://github.com/"};
 static const char *const PLANS[] = {"free", "starter", "pro", "enterprise"};
@@ -123,18 +124,20 @@ static void sign_up(posthog_client_t *c, tally_t *t, const char *anon, const cha
     count(t, posthog_alias(c, user, anon), "alias");
 
     char set[256], set_once[128];
-    snprintf(set, sizeof set,
-             "{\"email\":\"%s@%s.example\",\"name\":\"User %d\",\"plan\":\"%s\",\"company\":\"%s\"}",
-             user, company, i, plan, company);
-    snprintf(set_once, sizeof set_once, "{\"initial_referrer\":\"%s\",\"signup_cohort\":\"2026-W47\"}",
-             PICK(REFERRERS));
+    snprintf(
+        set, sizeof set,
+        "{\"email\":\"%s@%s.example\",\"name\":\"User %d\",\"plan\":\"%s\",\"company\":\"%s\"}",
+        user, company, i, plan, company);
+    snprintf(set_once, sizeof set_once,
+             "{\"initial_referrer\":\"%s\",\"signup_cohort\":\"2026-W47\"}", PICK(REFERRERS));
     count(t, posthog_identify(c, user, set, set_once), "identify");
 
     char props[192], groups[64];
     snprintf(props, sizeof props, "{\"plan\":\"%s\",\"method\":\"%s\",\"invited\":%s}", plan,
              rnd(2) ? "google" : "email", rnd(4) ? "false" : "true");
     snprintf(groups, sizeof groups, "{\"company\":\"%s\"}", company);
-    count(t, posthog_capture_ex(c, user, "user_signed_up", props, 0, NULL, groups, NULL, NULL, NULL),
+    count(t,
+          posthog_capture_ex(c, user, "user_signed_up", props, 0, NULL, groups, NULL, NULL, NULL),
           "user_signed_up");
 }
 
@@ -264,8 +267,9 @@ int main(int argc, char **argv) {
     int local = !(key && *key);
     const char *local_url = argc > 1 ? argv[1] : NULL;
     if (local && !local_url) {
-        fprintf(stderr, "usage: %s http://127.0.0.1:PORT   (local ingestion server)\n"
-                        "   or: POSTHOG_API_KEY=phc_... [POSTHOG_HOST=...] %s\n",
+        fprintf(stderr,
+                "usage: %s http://127.0.0.1:PORT   (local ingestion server)\n"
+                "   or: POSTHOG_API_KEY=phc_... [POSTHOG_HOST=...] %s\n",
                 argv[0], argv[0]);
         return 2;
     }
@@ -302,9 +306,8 @@ int main(int argc, char **argv) {
     /* Companies first: group analytics. */
     for (int g = 0; g < N_COMPANIES; g++) {
         char props[160];
-        snprintf(props, sizeof props,
-                 "{\"name\":\"%s Inc.\",\"industry\":\"%s\",\"employees\":%u}", COMPANIES[g],
-                 g % 2 ? "fintech" : "devtools", 10 + rnd(5000));
+        snprintf(props, sizeof props, "{\"name\":\"%s Inc.\",\"industry\":\"%s\",\"employees\":%u}",
+                 COMPANIES[g], g % 2 ? "fintech" : "devtools", 10 + rnd(5000));
         count(&t, posthog_group_identify(c, "company", COMPANIES[g], props, NULL),
               "group_identify");
     }
@@ -382,7 +385,7 @@ int main(int argc, char **argv) {
         }
     }
     curl_global_cleanup();
-    printf("\n%s\n", ok ? "demo: OK, every valid event delivered exactly once"
-                        : "demo: FAILED (see above)");
+    printf("\n%s\n",
+           ok ? "demo: OK, every valid event delivered exactly once" : "demo: FAILED (see above)");
     return ok ? 0 : 1;
 }

@@ -30,6 +30,10 @@ PACKAGES=(
   curl                   # scripts talk to the local ingestion server
   python3                # compliance harness, bindings
   python3-venv           # compliance harness runs in a venv
+  # libcurl's private dependencies: `pkg-config --static --libs libposthog`
+  # (tests/install) names them and the linker needs their -dev files.
+  libssl-dev libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev
+  libkrb5-dev libldap-dev libzstd-dev libbrotli-dev
 )
 # Bindings work appends here, e.g.: ruby ruby-dev ruby-ffi
 

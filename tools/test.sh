@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Every test suite of libposthog, the way CI runs them (.ci/run).
+#
+#   ./tools/test.sh                 all stages
+#   ./tools/test.sh gcc asan        only those stages
+#   ./tools/test.sh --list          list the stages
+#
+# Stages (each builds what it needs; build trees are reused incrementally):
+#   gcc         gcc, -DPOSTHOG_WERROR=ON, RelWithDebInfo, ctest     -> build-test/
+#   asan        clang, ASan+UBSan, -Werror, ctest                   -> build-asan/
+#   tsan        clang, ThreadSanitizer, -Werror, ctest              -> build-tsan/
+#   valgrind    memcheck of the unit tests and the demo (build-test); runs when
+#               VALGRIND=1 or CI=true, else SKIP (VALGRIND=0 forces SKIP)
+#   compliance  PostHog's SDK compliance harness (tests/compliance/run.sh) against
+#               build-test; SKIP when the harness cannot be installed
+#   python      Python bindings suite (hook: bindings/python/run_tests.sh)
+#   ruby        Ruby bindings suite (hook: bindings/ruby/run_tests.sh)
+# ctest runs include tests/install (install + pkg-config + find_package).
+#
+# Environment: JOBS [2] build parallelism, CTEST_JOBS [2], BUILD_PREFIX [build-]
+# (build-test, build-asan, build-tsan), SKIP_SETUP=1 (do not run tools/setup.sh),
+# CC_GCC [gcc], CC_CLANG [clang], VALGRIND, CI.
+#
+# Exit status: 0 when no stage FAILed (SKIP is fine), 1 otherwise. A summary
+# table with per-stage status and time is printed at the end.
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+JOBS=${JOBS:-2}
+CTEST_JOBS=${CTEST_JOBS:-2}
+BUILD_PREFIX=${BUILD_PREFIX:-build-}
+CC_GCC=${CC_GCC:-gcc}
+CC_CLANG=${CC_CLANG:-clang}
+SKIP=77 # a stage function returns this to report SKIP
+
+ALL_STAGES=(gcc asan tsan valgrind compliance python ruby)
+
+# ------------------------------------------------------------------ helpers
+
+say() { printf '\n=== %s\n' "$*"; }
+
+# configure_build DIR CC [cmake args...]: configure (once) and build DIR.
+# A tree configured with another compiler or generator is wiped first.
+configure_build() {
+  local dir=$1 cc=$2
+  shift 2
+  local cc_path gen=()
+  cc_path=$(command -v "$cc") || { echo "compiler $cc not found"; return 1; }
+  if [[ -f $dir/CMakeCache.txt ]]; then
+    local old
+    old=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$dir/CMakeCache.txt")
+    if [[ $(realpath "$old" 2>/dev/null) != $(realpath "$cc_path") ]]; then
+      echo "$dir was configured with $old; starting it afresh"
+      rm -rf "$dir"
+    fi
+  fi
+  if [[ ! -f $dir/CMakeCache.txt ]] && command -v ninja >/dev/null 2>&1; then
+    gen=(-G Ninja)
+  fi
+  cmake -S . -B "$dir" "${gen[@]}" -DCMAKE_C_COMPILER="$cc_path" \
+    -DPOSTHOG_BUILD_TESTS=ON -DPOSTHOG_BUILD_EXAMPLES=ON -DPOSTHOG_BUILD_TOOLS=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+run_ctest() { # DIR [ctest args...]
+  local dir=$1
+  shift
+  (cd "$dir" && ctest --output-on-failure -j "$CTEST_JOBS" "$@")
+}
+
+# ------------------------------------------------------------------ stages
+# Each stage_* runs in a subshell with `set -e`; it returns 0 (PASS),
+# $SKIP (SKIP) or anything else (FAIL).
+
+stage_gcc() {
+  configure_build "${BUILD_PREFIX}test" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=
+  run_ctest "${BUILD_PREFIX}test"
+}
+
+stage_asan() {
+  configure_build "${BUILD_PREFIX}asan" "$CC_CLANG" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=address,undefined
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    run_ctest "${BUILD_PREFIX}asan"
+}
+
+# Some kernels (vm.mmap_rnd_bits > 28) break the TSan runtime of older
+# clangs ("unexpected memory mapping"); running without ASLR fixes that.
+tsan_wrapper() {
+  local probe_dir
+  probe_dir=$(mktemp -d)
+  printf '#include <pthread.h>\nstatic void *f(void *a) { return a; }\nint main(void) { pthread_t t; pthread_create(&t, 0, f, 0); return pthread_join(t, 0); }\n' \
+    >"$probe_dir/p.c"
+  if "$CC_CLANG" -fsanitize=thread "$probe_dir/p.c" -o "$probe_dir/p" 2>/dev/null &&
+     ! "$probe_dir/p" >/dev/null 2>&1 && setarch "$(uname -m)" -R "$probe_dir/p" >/dev/null 2>&1; then
+    echo "setarch $(uname -m) -R"
+  fi
+  rm -rf "$probe_dir"
+}
+
+stage_tsan() {
+  configure_build "${BUILD_PREFIX}tsan" "$CC_CLANG" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=thread
+  local wrap
+  wrap=$(tsan_wrapper)
+  [[ -z $wrap ]] || echo "TSan needs ASLR off on this kernel: running ctest under '$wrap'"
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+  # shellcheck disable=SC2086  # $wrap is a command prefix
+  (cd "${BUILD_PREFIX}tsan" && $wrap ctest --output-on-failure -j "$CTEST_JOBS")
+}
+
+valgrind_wanted() {
+  [[ ${VALGRIND:-} == 1 ]] && return 0
+  [[ ${VALGRIND:-} == 0 ]] && return 1
+  [[ ${CI:-} == true || ${CI:-} == 1 ]]
+}
+
+stage_valgrind() {
+  if ! valgrind_wanted; then
+    echo "valgrind: off (VALGRIND=1 or CI=true turns it on)"
+    return $SKIP
+  fi
+  command -v valgrind >/dev/null || { echo "valgrind not installed"; return 1; }
+  local dir="${BUILD_PREFIX}test"
+  configure_build "$dir" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTHOG_WERROR=ON \
+    -DPOSTHOG_SANITIZE=
+  local vg=(valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect
+            --errors-for-leak-kinds=definite,indirect --num-callers=30)
+  local failed=0 ran=0 name
+  # Unit tests: one process each (CK_FORK=no), CTEST_JOBS at a time.
+  local tests
+  tests=$(cd "$dir" && ctest -N -R '^unit_' | sed -n 's/^ *Test *#[0-9]*: *//p')
+  mkdir -p "$dir/valgrind"
+  for name in $tests; do
+    while (($(jobs -rp | wc -l) >= CTEST_JOBS)); do wait -n || true; done
+    ran=$((ran + 1))
+    valgrind_one "$dir" "$name" "${vg[@]}" &
+  done
+  wait
+  for name in $tests; do
+    [[ -f $dir/valgrind/$name.ok ]] || failed=1
+  done
+  # The demo exercises the whole pipeline (capture, flusher, gzip, curl).
+  ran=$((ran + 1))
+  if valgrind_demo "$dir" "${vg[@]}"; then echo "valgrind: demo ok"; else echo "valgrind: demo FAILED"; failed=1; fi
+  echo "valgrind: $ran program(s) checked"
+  return $failed
+}
+
+valgrind_one() { # DIR TEST valgrind-command...: leaves DIR/valgrind/TEST.ok on success
+  local dir=$1 name=$2 t t0=$SECONDS
+  shift 2
+  local log="$dir/valgrind/$name.log"
+  rm -f "$dir/valgrind/$name.ok"
+  t=$(find "$dir/tests" -maxdepth 2 -type f -name "$name" -perm -u+x | head -n1)
+  if [[ -z $t ]]; then
+    echo "valgrind: no binary for $name"
+    return 1
+  fi
+  if CK_FORK=no CK_DEFAULT_TIMEOUT=600 timeout 900 "$@" "$t" >"$log" 2>&1; then
+    echo "valgrind: $name ok ($((SECONDS - t0))s)"
+    touch "$dir/valgrind/$name.ok"
+  else
+    echo "valgrind: $name FAILED ($((SECONDS - t0))s); $log:"
+    tail -n 60 "$log"
+    return 1
+  fi
+}
+
+valgrind_demo() { # DIR valgrind-command...
+  local dir=$1
+  shift
+  local tmp pid rc=0
+  tmp=$(mktemp -d)
+  "$dir/tools/posthog-ingest-server" --port-file "$tmp/port" --quiet >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do [[ -s $tmp/port ]] && break; sleep 0.05; done
+  if [[ -s $tmp/port ]]; then
+    "$@" "$dir/examples/demo" "http://127.0.0.1:$(cat "$tmp/port")" >"$dir/valgrind/demo.log" 2>&1 || rc=$?
+  else
+    rc=1
+  fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$tmp"
+  ((rc == 0)) || tail -n 60 "$dir/valgrind/demo.log"
+  return $rc
+}
+
+stage_compliance() {
+  local dir="${BUILD_PREFIX}test"
+  configure_build "$dir" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTHOG_WERROR=ON \
+    -DPOSTHOG_SANITIZE=
+  [[ -x tests/compliance/run.sh || -f tests/compliance/run.sh ]] || { echo "no tests/compliance/run.sh"; return $SKIP; }
+  local log="$dir/compliance.log" rc=0
+  bash tests/compliance/run.sh "$dir" 2>&1 | tee "$log" || rc=$?
+  ((rc == 0)) || return $rc
+  if grep -q '^compliance: SKIP' "$log"; then return $SKIP; fi
+  return 0
+}
+
+# Hooks for the bindings suites. Contract: bindings/<lang>/run_tests.sh is
+# called with the absolute path of a built tree (build-test, which has
+# libposthog.so); exit 0 pass, 77 skip, anything else fail. Replace or
+# extend these functions when the bindings land.
+stage_python() {
+  local runner=bindings/python/run_tests.sh
+  [[ -f $runner ]] || { echo "no $runner yet"; return $SKIP; }
+  configure_build "${BUILD_PREFIX}test" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=
+  bash "$runner" "$repo/${BUILD_PREFIX}test"
+}
+
+stage_ruby() {
+  local runner=bindings/ruby/run_tests.sh
+  [[ -f $runner ]] || { echo "no $runner yet"; return $SKIP; }
+  configure_build "${BUILD_PREFIX}test" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=
+  bash "$runner" "$repo/${BUILD_PREFIX}test"
+}
+
+# ------------------------------------------------------------------ driver
+
+if [[ ${1:-} == --list ]]; then
+  printf '%s\n' "${ALL_STAGES[@]}"
+  exit 0
+fi
+stages=("$@")
+((${#stages[@]})) || stages=("${ALL_STAGES[@]}")
+for s in "${stages[@]}"; do
+  declare -F "stage_$s" >/dev/null || { echo "unknown stage '$s' (see --list)" >&2; exit 2; }
+done
+
+t_start=$SECONDS
+results=()
+any_fail=0
+
+if [[ ${SKIP_SETUP:-0} != 1 ]]; then
+  say "setup"
+  t0=$SECONDS
+  if tools/setup.sh </dev/null; then
+    results+=("setup|PASS|$((SECONDS - t0))")
+  else
+    results+=("setup|FAIL|$((SECONDS - t0))")
+    any_fail=1
+  fi
+fi
+echo "$(gcc --version | head -n1); $(clang --version 2>/dev/null | head -n1); $(cmake --version | head -n1)"
+
+for s in "${stages[@]}"; do
+  say "stage $s"
+  t0=$SECONDS
+  (set -e; "stage_$s") </dev/null
+  rc=$?
+  dt=$((SECONDS - t0))
+  case $rc in
+    0) st=PASS ;;
+    "$SKIP") st=SKIP ;;
+    *) st=FAIL; any_fail=1 ;;
+  esac
+  echo "--- stage $s: $st (${dt}s)"
+  results+=("$s|$st|$dt")
+done
+
+say "summary"
+printf '%-12s %-5s %6s\n' stage status time
+for r in "${results[@]}"; do
+  IFS='|' read -r name st dt <<<"$r"
+  printf '%-12s %-5s %5ss\n' "$name" "$st" "$dt"
+done
+printf '%-12s %-5s %5ss\n' total "$( ((any_fail)) && echo FAIL || echo PASS)" "$((SECONDS - t_start))"
+exit "$any_fail"
