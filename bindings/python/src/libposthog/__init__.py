@@ -1,0 +1,194 @@
+"""libposthog: PostHog event capture for Python on top of the libposthog C library.
+
+A drop-in for posthog-python 7.x's capture API::
+
+    from libposthog import Posthog
+    posthog = Posthog("phc_...", host="https://us.i.posthog.com")
+    posthog.capture("signed_up", distinct_id="user-1", properties={"plan": "pro"})
+
+or module-level, like posthog-python::
+
+    import libposthog
+    libposthog.api_key = "phc_..."
+    libposthog.capture("signed_up", distinct_id="user-1")
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Dict, Optional, Union
+
+from . import _native
+from .client import APIError, BeforeSend, Client, OnError, Posthog, PosthogError
+from .version import VERSION
+
+__version__ = VERSION
+
+# ------------------------------------------------------------------ module settings
+# Read by setup() when the default client is created (first module-level call).
+
+api_key = None  # type: Optional[str]
+project_api_key = None  # type: Optional[str]
+host = None  # type: Optional[str]
+on_error = None  # type: Optional[OnError]
+debug = False  # type: bool
+send = True  # type: bool
+sync_mode = False  # type: bool
+disabled = False  # type: bool
+disable_geoip = True  # type: bool
+is_server = True  # type: bool
+super_properties = None  # type: Optional[Dict[str, Any]]
+before_send = None  # type: Optional[BeforeSend]
+historical_migration = False  # type: bool
+# posthog-python settings without effect here (accepted for compatibility)
+personal_api_key = None  # type: Optional[str]
+secret_key = None  # type: Optional[str]
+poll_interval = 30  # type: int
+# libposthog extras
+flush_at = None  # type: Optional[int]
+flush_interval = None  # type: Optional[float]
+max_queue_size = None  # type: Optional[int]
+max_queue_bytes = None  # type: Optional[int]
+gzip = None  # type: Optional[bool]
+max_retries = None  # type: Optional[int]
+timeout = None  # type: Optional[float]
+storage_path = None  # type: Optional[str]
+durability = None  # type: Optional[str]
+options = None  # type: Optional[Dict[str, Any]]
+
+default_client = None  # type: Optional[Posthog]
+_setup_lock = threading.Lock()
+
+
+def setup() -> Posthog:
+    """Creates (once) and returns the default client from the module settings."""
+    global default_client
+    if default_client is None:
+        with _setup_lock:
+            if default_client is None:
+                key = (project_api_key or "").strip() or (api_key or "").strip()
+                default_client = Posthog(
+                    key,
+                    host=host,
+                    debug=debug,
+                    on_error=on_error,
+                    send=send,
+                    sync_mode=sync_mode,
+                    disabled=disabled,
+                    disable_geoip=disable_geoip,
+                    is_server=is_server,
+                    historical_migration=historical_migration,
+                    super_properties=super_properties,
+                    before_send=before_send,
+                    flush_at=flush_at,
+                    flush_interval=flush_interval,
+                    max_queue_size=max_queue_size,
+                    max_queue_bytes=max_queue_bytes,
+                    gzip=gzip,
+                    max_retries=max_retries,
+                    timeout=timeout,
+                    storage_path=storage_path,
+                    durability=durability,
+                    options=options,
+                )
+    c = default_client
+    # Like posthog-python: these follow the module settings on every call.
+    c.disabled = disabled or not c.api_key or c._handle is None
+    c.debug = debug
+    c.on_error = on_error
+    if before_send is not c.before_send:
+        c.before_send = before_send
+    return c
+
+
+def _proxy(method: str, *args: Any, **kwargs: Any) -> Any:
+    return getattr(setup(), method)(*args, **kwargs)
+
+
+def capture(event: str, **kwargs: Any) -> Optional[str]:
+    """Module-level Posthog.capture on the default client."""
+    return _proxy("capture", event, **kwargs)
+
+
+def set(**kwargs: Any) -> Optional[str]:  # noqa: A001 - posthog-python's name
+    """Module-level Posthog.set on the default client."""
+    return _proxy("set", **kwargs)
+
+
+def set_once(**kwargs: Any) -> Optional[str]:
+    """Module-level Posthog.set_once on the default client."""
+    return _proxy("set_once", **kwargs)
+
+
+def group_identify(group_type: str, group_key: str, properties: Optional[Dict[str, Any]] = None,
+                   timestamp: Any = None, uuid: Any = None, disable_geoip: Optional[bool] = None,
+                   distinct_id: Any = None) -> Optional[str]:
+    """Module-level Posthog.group_identify on the default client."""
+    return _proxy("group_identify", group_type, group_key, properties, timestamp=timestamp,
+                  uuid=uuid, disable_geoip=disable_geoip, distinct_id=distinct_id)
+
+
+def alias(previous_id: Any, distinct_id: Any, timestamp: Any = None, uuid: Any = None,
+          disable_geoip: Optional[bool] = None) -> Optional[str]:
+    """Module-level Posthog.alias on the default client."""
+    return _proxy("alias", previous_id, distinct_id, timestamp=timestamp, uuid=uuid,
+                  disable_geoip=disable_geoip)
+
+
+def flush(timeout_seconds: Optional[float] = 10) -> None:
+    """Flushes the default client (if one was created)."""
+    if default_client is not None:
+        default_client.flush(timeout_seconds=timeout_seconds)
+
+
+def join() -> None:
+    """Flushes and stops the default client."""
+    if default_client is not None:
+        default_client.join()
+
+
+def shutdown() -> None:
+    """Flushes and permanently shuts down the default client."""
+    if default_client is not None:
+        default_client.shutdown()
+
+
+def library_path() -> Optional[str]:
+    """Path of the libposthog shared library in use (loads it if needed)."""
+    _native.load()
+    return _native.library_path()
+
+
+def library_version() -> str:
+    """Version of the libposthog C library in use."""
+    return _native.version()
+
+
+def _after_fork_in_child() -> None:
+    global _setup_lock
+    _setup_lock = threading.Lock()  # may have been held by another thread at fork
+
+
+import os as _os  # noqa: E402
+
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = [
+    "Posthog",
+    "Client",
+    "APIError",
+    "PosthogError",
+    "VERSION",
+    "capture",
+    "set",
+    "set_once",
+    "group_identify",
+    "alias",
+    "flush",
+    "join",
+    "shutdown",
+    "setup",
+    "library_path",
+    "library_version",
+]

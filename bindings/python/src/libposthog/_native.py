@@ -1,0 +1,244 @@
+"""ctypes declarations for the libposthog C API (include/posthog/posthog.h).
+
+Nothing here is public API. The shared library is looked up, in order:
+
+1. ``$LIBPOSTHOG_PATH`` at run time: a path to ``libposthog.so*`` or to a
+   directory holding it (e.g. a CMake build dir);
+2. the copy bundled into this package at install time (``libposthog/_lib/``);
+3. ``ctypes.util.find_library("posthog")`` (ldconfig, ``$LD_LIBRARY_PATH``);
+4. common install prefixes (``/usr/local/lib``, ``/usr/lib``, ...).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_char,
+    c_char_p,
+    c_int,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from pathlib import Path
+from typing import List, Optional
+
+# ------------------------------------------------------------------ constants
+
+OK = 0
+E_INVALID_ARG = 1
+E_INVALID_EVENT = 2
+E_INVALID_UTF8 = 3
+E_INVALID_JSON = 4
+E_TOO_LARGE = 5
+E_QUEUE_FULL = 6
+E_SHUTDOWN = 7
+E_TIMEOUT = 8
+E_NOMEM = 9
+E_UNKNOWN_OPTION = 10
+E_BAD_OPTION_VALUE = 11
+E_NO_API_KEY = 12
+E_DISABLED = 13
+E_DROPPED = 14
+E_THREAD = 15
+E_HTTP = 16
+E_INTERNAL = 17
+
+LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
+
+DROP_QUEUE_FULL = 0
+DROP_INVALID = 1
+DROP_TOO_LARGE = 2
+DROP_REJECTED = 3
+DROP_RETRIES_EXHAUSTED = 4
+DROP_BEFORE_SEND = 5
+DROP_SHUTDOWN = 6
+DROP_REASON_NAMES = (
+    "queue_full",
+    "invalid",
+    "too_large",
+    "rejected",
+    "retries_exhausted",
+    "before_send",
+    "shutdown",
+)
+
+BEFORE_SEND_KEEP, BEFORE_SEND_REPLACE, BEFORE_SEND_DROP = 0, 1, 2
+
+UUID_BUF_LEN = 37
+
+
+class DropInfo(Structure):
+    """posthog_drop_info_t"""
+
+    _fields_ = [
+        ("reason", c_int32),
+        ("status", c_int32),
+        ("count", c_uint32),
+        ("http_status", c_int32),
+        ("message", c_char_p),
+        ("events_json", c_char_p),
+        ("event", c_char_p),
+        ("distinct_id", c_char_p),
+    ]
+
+
+LOG_FN = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
+DROP_FN = CFUNCTYPE(None, POINTER(DropInfo), c_void_p)
+# replacement_json is char**; declared as void** so we can store a malloc()ed pointer.
+BEFORE_SEND_FN = CFUNCTYPE(c_int, c_char_p, POINTER(c_void_p), c_void_p)
+
+# ------------------------------------------------------------------ loading
+
+_PACKAGE_LIB_DIR = Path(__file__).resolve().parent / "_lib"
+_NAMES = ("libposthog.so.0", "libposthog.so", "libposthog.dylib", "posthog.dll")
+_COMMON_DIRS = (
+    "/usr/local/lib",
+    "/usr/local/lib64",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/opt/homebrew/lib",
+)
+
+
+def _in_dir(d: Path) -> List[str]:
+    return [str(d / n) for n in _NAMES if (d / n).exists()]
+
+
+def candidate_paths() -> List[str]:
+    """Where the library is looked for, in order (see the module docstring)."""
+    out: List[str] = []
+    env = os.environ.get("LIBPOSTHOG_PATH")
+    if env:
+        p = Path(env)
+        out.extend(_in_dir(p) if p.is_dir() else [str(p)])
+    out.extend(_in_dir(_PACKAGE_LIB_DIR))
+    found = ctypes.util.find_library("posthog")
+    if found:
+        out.append(found)
+    for d in _COMMON_DIRS:
+        out.extend(_in_dir(Path(d)))
+    return out
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    def fn(name, restype, *argtypes):
+        f = getattr(lib, name)
+        f.restype = restype
+        f.argtypes = list(argtypes)
+
+    fn("posthog_strerror", c_char_p, c_int)
+    fn("posthog_version", c_char_p)
+    fn("posthog_drop_reason_name", c_char_p, c_int)
+    fn("posthog_options_new", c_void_p)
+    fn("posthog_options_set", c_int, c_void_p, c_char_p, c_char_p)
+    fn("posthog_options_free", None, c_void_p)
+    fn("posthog_options_set_log", None, c_void_p, LOG_FN, c_void_p)
+    fn("posthog_options_set_on_drop", None, c_void_p, DROP_FN, c_void_p)
+    fn("posthog_options_set_before_send", None, c_void_p, BEFORE_SEND_FN, c_void_p)
+    fn("posthog_client_new", c_void_p, c_void_p, c_char_p, c_size_t)
+    fn(
+        "posthog_capture_ex",
+        c_int,
+        c_void_p,  # client
+        c_char_p,  # distinct_id
+        c_char_p,  # event
+        c_char_p,  # properties_json
+        c_int64,  # timestamp_ms
+        c_char_p,  # uuid
+        c_char_p,  # groups_json
+        c_char_p,  # set_json
+        c_char_p,  # set_once_json
+        POINTER(c_char),  # uuid_out
+    )
+    fn("posthog_capture_json", c_int, c_void_p, c_char_p, c_char_p, c_char_p)
+    fn("posthog_flush", c_int, c_void_p, c_int)
+    fn("posthog_shutdown", c_int, c_void_p, c_int)
+    fn("posthog_client_free", None, c_void_p)
+    fn("posthog_get_stat", c_uint64, c_void_p, c_char_p)
+
+
+_lib: Optional[ctypes.CDLL] = None
+_lib_path: Optional[str] = None
+_libc: Optional[ctypes.CDLL] = None
+
+
+def load() -> ctypes.CDLL:
+    """Loads (once) and returns the C library; raises OSError if not found."""
+    global _lib, _lib_path, _libc
+    if _lib is not None:
+        return _lib
+    errors = []
+    for path in candidate_paths():
+        try:
+            lib = ctypes.CDLL(path)
+            _declare(lib)
+        except (OSError, AttributeError) as e:
+            errors.append(f"{path}: {e}")
+            continue
+        _lib, _lib_path = lib, path
+        break
+    if _lib is None:
+        detail = "; ".join(errors) if errors else "no candidate found"
+        raise OSError(
+            "libposthog: cannot load the libposthog shared library (" + detail + "). "
+            "Build it with CMake and set LIBPOSTHOG_PATH to the .so or its directory, "
+            "or install it system-wide."
+        )
+    # before_send replacements must come from the malloc() the C library free()s.
+    libc_name = ctypes.util.find_library("c") if sys.platform != "win32" else "msvcrt"
+    _libc = ctypes.CDLL(libc_name) if libc_name else ctypes.CDLL(None)
+    _libc.malloc.restype = c_void_p
+    _libc.malloc.argtypes = [c_size_t]
+    return _lib
+
+
+def library_path() -> Optional[str]:
+    """The path of the loaded library (None before the first load())."""
+    return _lib_path
+
+
+def malloc_copy(data: bytes) -> int:
+    """A malloc()ed NUL-terminated copy of data (the caller hands it to C)."""
+    assert _libc is not None
+    p = _libc.malloc(len(data) + 1)
+    if not p:
+        raise MemoryError("malloc failed")
+    ctypes.memmove(p, data, len(data))
+    ctypes.memset(p + len(data), 0, 1)
+    return p
+
+
+def strerror(status: int) -> str:
+    return load().posthog_strerror(status).decode("utf-8", "replace")
+
+
+def version() -> str:
+    return load().posthog_version().decode()
+
+
+def uuid_buffer():
+    return ctypes.create_string_buffer(UUID_BUF_LEN)
+
+
+__all__ = [
+    "load",
+    "library_path",
+    "candidate_paths",
+    "DropInfo",
+    "LOG_FN",
+    "DROP_FN",
+    "BEFORE_SEND_FN",
+    "c_int64",
+]

@@ -1,0 +1,747 @@
+"""The Posthog client: posthog-python 7.x's capture API on top of libposthog."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import functools
+import json
+import logging
+import os
+import threading
+import weakref
+from datetime import date, datetime
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from uuid import UUID
+
+from . import _native
+from ._serialize import (
+    clean,
+    dumps,
+    dumps_clean,
+    event_uuid,
+    identity,
+    release_id,
+    stringify_id,
+    system_context,
+    timestamp_ms,
+)
+from .version import VERSION
+
+log = logging.getLogger("libposthog")
+
+LIB_NAME = "libposthog-python"
+
+ID = Union[str, int, float, UUID]
+Timestamp = Union[datetime, date, str]
+OnError = Callable[[Exception, List[Dict[str, Any]]], Any]
+BeforeSend = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
+
+# Keywords of posthog-python's Client that have no meaning here (feature flags,
+# exception autocapture, AI, tracing, metrics...). Accepted and ignored.
+_IGNORED_KEYWORDS = frozenset(
+    {
+        "thread",
+        "poll_interval",
+        "personal_api_key",
+        "secret_key",
+        "feature_flags_request_timeout_seconds",
+        "feature_flags_request_max_retries",
+        "enable_exception_autocapture",
+        "log_captured_exceptions",
+        "project_root",
+        "privacy_mode",
+        "flag_fallback_cache_url",
+        "enable_local_evaluation",
+        "flag_definition_cache_provider",
+        "capture_exception_code_variables",
+        "code_variables_mask_patterns",
+        "code_variables_ignore_patterns",
+        "code_variables_mask_url_credentials",
+        "code_variables_detect_secrets",
+        "in_app_modules",
+        "enable_exception_autocapture_rate_limiting",
+        "exception_autocapture_bucket_size",
+        "exception_autocapture_refill_rate",
+        "exception_autocapture_refill_interval_seconds",
+        "capture_mode",
+        "capture_compression",
+        "metrics",
+        "enable_full_ai_capture",
+        "capture_trace_context",
+        "traces",
+        "app_host",
+        "email_request_timeout_seconds",
+        "email_request_max_retries",
+        "migrated_from",
+    }
+)
+
+# Options the C library will gain with the disk spool; until then it answers
+# POSTHOG_E_UNKNOWN_OPTION and we only warn.
+_FUTURE_OPTIONS = frozenset({"storage_path", "durability"})
+
+
+class APIError(Exception):
+    """What on_error receives for events the library could not deliver.
+
+    Same attributes as posthog-python's ``posthog.request.APIError`` (``status``,
+    ``message``), plus ``reason`` (the libposthog drop reason: "rejected",
+    "retries_exhausted", "too_large", "shutdown") and ``count``.
+    ``status`` is the HTTP status when the server decided, else the reason.
+    """
+
+    def __init__(self, status: Union[int, str], message: str, reason: str = "", count: int = 0):
+        super().__init__(status, message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+        self.count = count
+
+    def __str__(self) -> str:
+        return "[PostHog] {0} ({1})".format(self.message, self.status)
+
+
+class PosthogError(Exception):
+    """Raised (debug=True only) when libposthog refuses an event or an option."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# Per-thread state: capture nesting (to tell capture-time drop reports from
+# delivery drops) and callback nesting (lifecycle calls from inside a callback
+# would deadlock the flusher thread that runs it).
+_tls = threading.local()
+
+
+def _depth(name: str) -> int:
+    return getattr(_tls, name, 0)
+
+
+def _in_callback() -> bool:
+    return _depth("callback") > 0
+
+
+def no_throw(func):
+    """Like posthog-python's decorator: log instead of raising unless debug."""
+
+    @functools.wraps(func)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return func(self, *args, **kwargs)
+        except Exception as e:
+            if self.debug:
+                raise
+            log.exception("Error in %s: %s", func.__name__, e)
+            return None
+
+    return wrapper
+
+
+class _Handle:
+    """The C client and the ctypes callbacks it points to.
+
+    Kept apart from Posthog so a finalizer can free it when the Posthog object
+    is collected; the callbacks must outlive every call the C side can make.
+    """
+
+    __slots__ = ("ptr", "callbacks", "__weakref__")
+
+    def __init__(self, ptr: int, callbacks: tuple):
+        self.ptr: Optional[int] = ptr
+        self.callbacks = callbacks
+
+    def shutdown(self, timeout_ms: int = -1) -> int:
+        if not self.ptr:
+            return _native.OK
+        return _native.load().posthog_shutdown(self.ptr, timeout_ms)
+
+
+_leaked: List[_Handle] = []  # handles freed off a callback thread (kept alive)
+_live: "weakref.WeakSet[_Handle]" = weakref.WeakSet()
+
+
+def _free_handle(handle: _Handle) -> None:
+    """Finalizer of a collected Posthog object: shut down (delivering what is
+    queued, within shutdown_timeout_ms) and free the C client."""
+    if not handle.ptr:
+        return
+    if _in_callback():
+        # Freeing from the flusher thread would wait for itself.
+        _leaked.append(handle)
+        threading.Thread(target=_free_handle_now, args=(handle,), daemon=True).start()
+        return
+    _free_handle_now(handle)
+
+
+def _free_handle_now(handle: _Handle) -> None:
+    ptr, handle.ptr = handle.ptr, None
+    if ptr:
+        _native.load().posthog_client_free(ptr)
+    if handle in _leaked:
+        _leaked.remove(handle)
+
+
+@atexit.register
+def _shutdown_all_at_exit() -> None:
+    # Shut down (not free: daemon threads may still call capture) every live
+    # client, so queued events are delivered (within shutdown_timeout_ms, 5 s
+    # by default) and no flusher thread calls into a finalizing interpreter.
+    for handle in list(_live):
+        try:
+            handle.shutdown(-1)
+        except Exception:  # pragma: no cover - interpreter teardown
+            pass
+
+
+def _bool(v: Any) -> str:
+    return "1" if v else "0"
+
+
+class Posthog:
+    """A PostHog client backed by libposthog.
+
+    The constructor takes posthog-python 7.x's keywords (same positional
+    order for the common ones); see README.md for how each maps.
+    """
+
+    def __init__(
+        self,
+        project_api_key: Optional[str] = None,
+        host: Optional[str] = None,
+        debug: bool = False,
+        max_queue_size: Optional[int] = None,
+        send: bool = True,
+        on_error: Optional[OnError] = None,
+        flush_at: Optional[int] = None,
+        flush_interval: Optional[float] = None,
+        gzip: Optional[bool] = None,
+        max_retries: Optional[int] = None,
+        sync_mode: bool = False,
+        timeout: Optional[float] = None,
+        thread: int = 1,
+        poll_interval: int = 30,
+        personal_api_key: Optional[str] = None,
+        disabled: bool = False,
+        disable_geoip: bool = True,
+        is_server: bool = True,
+        historical_migration: bool = False,
+        *,
+        super_properties: Optional[Dict[str, Any]] = None,
+        before_send: Optional[BeforeSend] = None,
+        storage_path: Optional[str] = None,
+        durability: Optional[str] = None,
+        max_queue_bytes: Optional[int] = None,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ):
+        self.api_key = (project_api_key or "").strip()
+        self.debug = debug
+        self.on_error = on_error
+        self.send = send
+        self.sync_mode = sync_mode
+        self.disable_geoip = disable_geoip
+        self.is_server = is_server
+        self.historical_migration = historical_migration
+        self.super_properties = super_properties
+        self.disabled = disabled or not self.api_key
+        self._before_send: Optional[BeforeSend] = None
+        self._release_id = release_id()
+        self._pid = os.getpid()
+        self._configure_logging(debug)
+        if before_send is not None and not callable(before_send):
+            log.warning("before_send is not callable, it will be ignored")
+            before_send = None
+        self._before_send = before_send
+        self._has_before_send_hook = before_send is not None
+
+        ignored = [k for k in kwargs if k in _IGNORED_KEYWORDS or k.startswith("_")]
+        unknown = [k for k in kwargs if k not in ignored]
+        if ignored or personal_api_key or thread != 1 or poll_interval != 30:
+            log.debug(
+                "libposthog: ignoring posthog-python options without effect here: %s",
+                ", ".join(sorted(ignored)) or "personal_api_key/thread/poll_interval",
+            )
+        if unknown:
+            raise TypeError(
+                "Posthog() got unexpected keyword argument(s): " + ", ".join(sorted(unknown))
+            )
+
+        opts: Dict[str, Any] = {}
+        if self.api_key:
+            opts["api_key"] = self.api_key
+        if host:
+            opts["host"] = host
+        if max_queue_size is not None:
+            opts["max_queue_size"] = int(max_queue_size)
+        if flush_at is not None:
+            opts["flush_at"] = max(1, int(flush_at))
+        if flush_interval is not None:
+            opts["flush_interval_ms"] = max(1, int(round(float(flush_interval) * 1000)))
+        if gzip is not None:
+            opts["gzip"] = _bool(gzip)
+        if max_retries is not None:
+            opts["max_retries"] = max(0, int(max_retries))
+        if timeout is not None:
+            opts["request_timeout_ms"] = max(1, int(round(float(timeout) * 1000)))
+        if historical_migration:
+            opts["historical_migration"] = "1"
+        if max_queue_bytes is not None:
+            opts["max_queue_bytes"] = int(max_queue_bytes)
+        if storage_path is not None:
+            opts["storage_path"] = os.fspath(storage_path)
+        if durability is not None:
+            opts["durability"] = durability
+        if debug:
+            opts["debug"] = "1"
+        if not self.api_key or not send:
+            # No key: posthog-python disables the client for good. send=False:
+            # calls succeed (uuids returned), nothing is sent.
+            opts["disabled"] = "1"
+        for k, v in (options or {}).items():
+            opts[str(k)] = _bool(v) if isinstance(v, bool) else v
+
+        self._handle: Optional[_Handle] = self._create(opts)
+        if self._handle is None:
+            self.disabled = True
+
+    # ------------------------------------------------------------ setup
+
+    def _configure_logging(self, debug: bool) -> None:
+        if debug:
+            logging.basicConfig()
+            log.setLevel(logging.DEBUG)
+        else:
+            log.setLevel(logging.WARNING)
+        if not self.api_key:
+            log.error("api_key is empty after trimming whitespace; check your project API key")
+
+    def _create(self, opts: Dict[str, Any]) -> Optional[_Handle]:
+        lib = _native.load()
+        o = lib.posthog_options_new()
+        if not o:
+            raise MemoryError("posthog_options_new failed")
+        try:
+            for key, value in opts.items():
+                sval = value if isinstance(value, str) else str(value)
+                st = lib.posthog_options_set(o, key.encode(), sval.encode())
+                if st == _native.OK:
+                    continue
+                if st == _native.E_UNKNOWN_OPTION and key in _FUTURE_OPTIONS:
+                    log.warning(
+                        "libposthog: option %r is not supported by this libposthog (%s) yet; "
+                        "ignored",
+                        key,
+                        _native.version(),
+                    )
+                    continue
+                msg = "libposthog: option %s=%r: %s" % (key, value, _native.strerror(st))
+                if self.debug:
+                    raise PosthogError(st, msg)
+                log.error("%s; ignored", msg)
+        except BaseException:
+            lib.posthog_options_free(o)
+            raise
+
+        wself = weakref.ref(self)
+        log_cb = _native.LOG_FN(_log_trampoline)
+        drop_cb = _native.DROP_FN(functools.partial(_drop_trampoline, wself))
+        lib.posthog_options_set_log(o, log_cb, None)
+        lib.posthog_options_set_on_drop(o, drop_cb, None)
+        callbacks: tuple = (log_cb, drop_cb)
+        if self._before_send is not None:
+            bs_cb = _native.BEFORE_SEND_FN(functools.partial(_before_send_trampoline, wself))
+            lib.posthog_options_set_before_send(o, bs_cb, None)
+            callbacks += (bs_cb,)
+
+        err = ctypes.create_string_buffer(512)
+        ptr = lib.posthog_client_new(o, err, len(err))  # takes ownership of o
+        if not ptr:
+            msg = "libposthog: cannot create the client: " + err.value.decode("utf-8", "replace")
+            if self.debug:
+                raise PosthogError(_native.E_INTERNAL, msg)
+            log.error("%s; the client is disabled", msg)
+            return None
+        handle = _Handle(ptr, callbacks)
+        _live.add(handle)
+        weakref.finalize(self, _free_handle, handle).atexit = False
+        return handle
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def before_send(self) -> Optional[BeforeSend]:
+        return self._before_send
+
+    @before_send.setter
+    def before_send(self, fn: Optional[BeforeSend]) -> None:
+        if fn is not None and not callable(fn):
+            log.warning("before_send is not callable, it will be ignored")
+            fn = None
+        if fn is not None and not self._has_before_send_hook:
+            log.warning(
+                "libposthog: before_send must be given to the constructor (or set on the "
+                "module before the first call); ignored"
+            )
+            return
+        self._before_send = fn
+
+    def _set_before_send(self, fn: Optional[BeforeSend]) -> None:  # posthog-python name
+        self.before_send = fn
+
+    # ------------------------------------------------------------ capture API
+
+    @no_throw
+    def capture(
+        self,
+        event: str,
+        *,
+        distinct_id: Optional[ID] = None,
+        properties: Optional[Dict[str, Any]] = None,
+        timestamp: Optional[Timestamp] = None,
+        uuid: Optional[Union[str, UUID]] = None,
+        groups: Optional[Dict[str, Any]] = None,
+        send_feature_flags: Any = False,
+        disable_geoip: Optional[bool] = None,
+        flags: Any = None,
+        **kwargs: Any,
+    ) -> Optional[str]:
+        """Captures an event; returns its uuid, or None when it was dropped."""
+        if self.disabled:
+            return None
+        props = {**(properties or {}), **system_context()}
+        did, personless = identity(distinct_id)
+        if personless and "$process_person_profile" not in props:
+            props["$process_person_profile"] = False
+        if groups:
+            props["$groups"] = groups
+        extra: Dict[str, Any] = {}
+        if flags is not None and hasattr(flags, "_get_event_properties"):
+            extra = flags._get_event_properties() or {}
+        elif send_feature_flags:
+            log.debug("libposthog: send_feature_flags is not supported (no feature flags); ignored")
+        if extra:
+            props = {**extra, **props}
+        return self._enqueue(event, did, props, timestamp, uuid, disable_geoip)
+
+    @no_throw
+    def set(
+        self,
+        *,
+        distinct_id: Optional[ID] = None,
+        properties: Optional[Dict[str, Any]] = None,
+        timestamp: Optional[Timestamp] = None,
+        uuid: Optional[Union[str, UUID]] = None,
+        disable_geoip: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> Optional[str]:
+        """Sets person properties ($set event); returns the event uuid or None."""
+        return self._set("$set", distinct_id, properties, timestamp, uuid, disable_geoip)
+
+    @no_throw
+    def set_once(
+        self,
+        *,
+        distinct_id: Optional[ID] = None,
+        properties: Optional[Dict[str, Any]] = None,
+        timestamp: Optional[Timestamp] = None,
+        uuid: Optional[Union[str, UUID]] = None,
+        disable_geoip: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> Optional[str]:
+        """Sets person properties once ($set_once event); returns the uuid or None."""
+        return self._set("$set_once", distinct_id, properties, timestamp, uuid, disable_geoip)
+
+    def _set(self, name, distinct_id, properties, timestamp, uuid, disable_geoip):
+        if self.disabled:
+            return None
+        properties = properties or {}
+        did, personless = identity(distinct_id)
+        if personless or not properties:
+            return None  # posthog-python: a personless or empty set() does nothing
+        if name == "$set":
+            return self._enqueue(name, did, {}, timestamp, uuid, disable_geoip, set_=properties)
+        return self._enqueue(name, did, {}, timestamp, uuid, disable_geoip, set_once=properties)
+
+    @no_throw
+    def group_identify(
+        self,
+        group_type: str,
+        group_key: str,
+        properties: Optional[Dict[str, Any]] = None,
+        timestamp: Optional[Timestamp] = None,
+        uuid: Optional[Union[str, UUID]] = None,
+        disable_geoip: Optional[bool] = None,
+        distinct_id: Optional[ID] = None,
+    ) -> Optional[str]:
+        """Sets properties on a group ($groupidentify); returns the uuid or None."""
+        if self.disabled:
+            return None
+        if not stringify_id(group_type):
+            log.warning(
+                "group_identify() called without a group_type, dropping the $groupidentify event"
+            )
+            return None
+        if not stringify_id(group_key):
+            log.warning(
+                "group_identify() called without a group_key, dropping the $groupidentify event"
+            )
+            return None
+        did = identity(distinct_id)[0]  # always personful, like posthog-python
+        props = {"$group_type": group_type, "$group_key": group_key, "$group_set": properties or {}}
+        return self._enqueue("$groupidentify", did, props, timestamp, uuid, disable_geoip)
+
+    @no_throw
+    def alias(
+        self,
+        previous_id: ID,
+        distinct_id: Optional[ID],
+        timestamp: Optional[Timestamp] = None,
+        uuid: Optional[Union[str, UUID]] = None,
+        disable_geoip: Optional[bool] = None,
+    ) -> Optional[str]:
+        """Links previous_id to distinct_id ($create_alias); returns the uuid or None."""
+        if self.disabled:
+            return None
+        prev = stringify_id(previous_id)
+        if not prev:
+            log.warning("alias() called without a previous_id, dropping the $create_alias event")
+            return None
+        did, personless = identity(distinct_id)
+        if personless:
+            log.warning("alias() called without a distinct_id, dropping the $create_alias event")
+            return None
+        props = {"distinct_id": prev, "alias": did}
+        return self._enqueue("$create_alias", prev, props, timestamp, uuid, disable_geoip)
+
+    # ------------------------------------------------------------ core
+
+    def _enqueue(
+        self,
+        event: Any,
+        did: str,
+        props: Dict[str, Any],
+        timestamp: Any,
+        uuid: Any,
+        disable_geoip: Optional[bool],
+        set_: Optional[Dict[str, Any]] = None,
+        set_once: Optional[Dict[str, Any]] = None,
+    ) -> Optional[str]:
+        handle = self._handle
+        if handle is None or not handle.ptr:
+            return None
+        ts = timestamp_ms(timestamp)
+        uid = event_uuid(uuid)
+        props["$lib"] = LIB_NAME
+        props["$lib_version"] = VERSION
+        if disable_geoip is None:
+            disable_geoip = self.disable_geoip
+        if disable_geoip:
+            props["$geoip_disable"] = True
+        if self.super_properties:
+            props = {**props, **self.super_properties}
+        if self._release_id is not None:
+            props.setdefault("$release_id", self._release_id)
+        if self.is_server:
+            props["$is_server"] = True
+
+        name = event if isinstance(event, str) else stringify_id(event) or ""
+        if "\x00" in name or "\x00" in did:
+            return self._refused(_native.E_INVALID_EVENT, name, "NUL character in name or id")
+        props_b = dumps(clean(props))
+        set_b = dumps_clean(set_) if set_ is not None else None
+        set_once_b = dumps_clean(set_once) if set_once is not None else None
+        out = _native.uuid_buffer()
+
+        _tls.capture = _depth("capture") + 1
+        _tls.drop = None
+        try:
+            st = _native.load().posthog_capture_ex(
+                handle.ptr,
+                did.encode("utf-8"),
+                name.encode("utf-8"),
+                props_b,
+                ts,
+                uid.encode() if uid else None,
+                None,
+                set_b,
+                set_once_b,
+                out,
+            )
+        finally:
+            _tls.capture -= 1
+        if st != _native.OK:
+            return self._refused(st, name, getattr(_tls, "drop", None))
+        if self.sync_mode and self.send:
+            self._flush_ms(-1)
+        return out.value.decode("ascii")
+
+    def _refused(self, st: int, name: str, detail: Optional[str]) -> None:
+        msg = _native.strerror(st)
+        if st == _native.E_DROPPED:
+            log.debug("Event dropped by before_send callback")
+        elif st == _native.E_QUEUE_FULL:
+            log.warning("queue is full, dropping event %s", name)
+        elif st == _native.E_SHUTDOWN:
+            log.warning("client is shut down, dropping event %s", name)
+        elif st == _native.E_DISABLED:
+            pass
+        else:
+            text = "libposthog refused event %r: %s%s" % (name, msg, " (%s)" % detail if detail else "")
+            if self.debug:
+                raise PosthogError(st, text)
+            log.error("%s", text)
+        return None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _flush_ms(self, timeout_ms: int) -> int:
+        handle = self._handle
+        if handle is None or not handle.ptr:
+            return _native.OK
+        if _in_callback():
+            log.warning("libposthog: flush() from inside a callback is ignored (it would deadlock)")
+            return _native.OK
+        st = _native.load().posthog_flush(handle.ptr, timeout_ms)
+        if st == _native.E_TIMEOUT:
+            log.warning("flush timed out with events still queued")
+        return st
+
+    @no_throw
+    def flush(self, timeout_seconds: Optional[float] = 10) -> None:
+        """Sends what is queued and waits for it to be delivered or dropped
+        (at most timeout_seconds; None waits without a limit)."""
+        ms = -1 if timeout_seconds is None else max(0, int(timeout_seconds * 1000))
+        self._flush_ms(ms)
+
+    @no_throw
+    def join(self) -> None:
+        """Flushes and stops the background flusher (same as shutdown here)."""
+        self._shutdown()
+
+    @no_throw
+    def shutdown(self) -> None:
+        """Delivers what is queued (within the C shutdown_timeout_ms, 5 s by
+        default) and stops the client; later captures are dropped."""
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        handle = self._handle
+        if handle is None or not handle.ptr:
+            return
+        if _in_callback():
+            log.warning("libposthog: shutdown() from inside a callback is ignored (it would deadlock)")
+            return
+        st = handle.shutdown(-1)
+        if st == _native.E_TIMEOUT:
+            log.warning("shutdown deadline passed with events undelivered (dropped)")
+
+    # ------------------------------------------------------------ extras
+
+    def stats(self) -> Dict[str, int]:
+        """libposthog's counters (captured, sent, requests, dropped_*...)."""
+        handle = self._handle
+        names = ["captured", "sent", "requests", "retries", "bytes_raw", "bytes_sent",
+                 "queue_depth", "queue_bytes", "dropped_total"]
+        names += ["dropped_" + r for r in _native.DROP_REASON_NAMES]
+        if handle is None or not handle.ptr:
+            return {n: 0 for n in names}
+        lib = _native.load()
+        return {n: int(lib.posthog_get_stat(handle.ptr, n.encode())) for n in names}
+
+    def __repr__(self) -> str:
+        return "<libposthog.Posthog disabled=%s sync_mode=%s>" % (self.disabled, self.sync_mode)
+
+
+Client = Posthog
+
+# ------------------------------------------------------------------ callbacks
+# All run with the GIL taken by ctypes. The log and drop callbacks may run on
+# libposthog's flusher thread; before_send and capture-time drop reports run on
+# the capturing thread. None of them may raise into C.
+
+_LEVELS = {
+    _native.LOG_DEBUG: logging.DEBUG,
+    _native.LOG_INFO: logging.INFO,
+    _native.LOG_WARN: logging.WARNING,
+    _native.LOG_ERROR: logging.ERROR,
+}
+
+
+def _log_trampoline(level: int, message: Optional[bytes], _ud: Any) -> None:
+    try:
+        log.log(_LEVELS.get(level, logging.ERROR), "%s", (message or b"").decode("utf-8", "replace"))
+    except Exception:  # pragma: no cover
+        pass
+
+
+def _drop_trampoline(wself: "weakref.ref[Posthog]", info_p: Any, _ud: Any) -> None:
+    try:
+        info = info_p.contents
+        if _depth("capture") > 0:
+            # A capture-time drop on this thread: posthog_capture_ex returns its
+            # status; keep the detail for the log line.
+            _tls.drop = _native.DROP_REASON_NAMES[info.reason] if 0 <= info.reason < 7 else None
+            return
+        self = wself()
+        if self is None or self.on_error is None:
+            return
+        _tls.callback = _depth("callback") + 1
+        try:
+            reason = (
+                _native.DROP_REASON_NAMES[info.reason] if 0 <= info.reason < 7 else str(info.reason)
+            )
+            message = (info.message or b"").decode("utf-8", "replace")
+            batch: List[Dict[str, Any]] = []
+            if info.events_json:
+                try:
+                    batch = json.loads(info.events_json)
+                except ValueError:
+                    batch = []
+            err = APIError(info.http_status or reason, message, reason, int(info.count))
+            self.on_error(err, batch)
+        except Exception as e:
+            log.error("on_error handler failed: %s", e)
+        finally:
+            _tls.callback -= 1
+    except Exception:  # pragma: no cover
+        pass
+
+
+def _before_send_trampoline(
+    wself: "weakref.ref[Posthog]", event_json: Optional[bytes], replacement: Any, _ud: Any
+) -> int:
+    _tls.callback = _depth("callback") + 1
+    try:
+        self = wself()
+        fn = self._before_send if self is not None else None
+        if fn is None or not event_json:
+            return _native.BEFORE_SEND_KEEP
+        msg = json.loads(event_json)
+        out = fn(msg)
+        if out is None:
+            return _native.BEFORE_SEND_DROP
+        if not isinstance(out, dict):
+            raise TypeError("before_send must return a dict or None")
+        replacement[0] = _native.malloc_copy(dumps_clean(out))
+        return _native.BEFORE_SEND_REPLACE
+    except Exception as e:
+        log.exception("Error in before_send callback: %s", e)
+        return _native.BEFORE_SEND_DROP
+    finally:
+        _tls.callback -= 1
+
+
+def _after_fork_in_child() -> None:
+    # libposthog's own pthread_atfork handler already made every client in the
+    # child forget the parent's queue and start a fresh flusher on its next
+    # capture; the ctypes callbacks and handles stay valid (same memory image).
+    # Reset the per-thread state: the forking thread may have been mid-callback.
+    _tls.__dict__.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
