@@ -73,7 +73,7 @@ module LibPostHog
     #   storage_path, ...), passed to posthog_options_set as a string.
     #   Options the C library does not know are logged and ignored.
     def initialize(opts = {}, **kw)
-      opts = symbolize(opts).merge(kw)
+      opts = symbolize(opts).merge(symbolize(kw))
       @logger = opts.delete(:logger) || LibPostHog.logger
       @on_error = opts.delete(:on_error)
       @on_drop = opts.delete(:on_drop)
@@ -127,7 +127,7 @@ module LibPostHog
     # @return [Boolean] whether the event was queued.
     def capture(attrs = {}, **kw)
       guard('capture') do
-        a = symbolize(attrs).merge(kw)
+        a = symbolize(attrs).merge(symbolize(kw))
         warn_once(:send_feature_flags, 'send_feature_flags is not supported by libposthog; ignored') if a[:send_feature_flags]
         props = hash_arg(a[:properties], 'properties')
         groups = a[:groups] && hash_arg(a[:groups], 'groups').transform_values { |v| v.nil? ? nil : v.to_s }
@@ -139,7 +139,7 @@ module LibPostHog
     # as posthog-ruby does, also as event properties).
     def identify(attrs = {}, **kw)
       guard('identify') do
-        a = symbolize(attrs).merge(kw)
+        a = symbolize(attrs).merge(symbolize(kw))
         props = hash_arg(a[:properties], 'properties')
         enqueue(a, '$identify', props, set: props, set_once: a[:set_once])
       end
@@ -148,7 +148,7 @@ module LibPostHog
     # Links alias: to distinct_id: ($create_alias).
     def alias(attrs = {}, **kw)
       guard('alias') do
-        a = symbolize(attrs).merge(kw)
+        a = symbolize(attrs).merge(symbolize(kw))
         if blank?(a[:alias])
           @logger.error('[libposthog] alias must be given')
           return false
@@ -161,7 +161,7 @@ module LibPostHog
     # "$<group_type>_<group_key>" as in posthog-ruby.
     def group_identify(attrs = {}, **kw)
       guard('group_identify') do
-        a = symbolize(attrs).merge(kw)
+        a = symbolize(attrs).merge(symbolize(kw))
         if blank?(a[:group_type]) || blank?(a[:group_key])
           @logger.error('[libposthog] group_type and group_key must be given')
           return false
