@@ -270,7 +270,12 @@ static void *flusher_main(void *arg) {
         if (wait > 0) {
             /* While a request is in flight, producers wake us less often:
              * draining in larger steps keeps their wake-up syscalls rare. */
-            uint32_t th = f->http.busy || f->ready ? c->wake_threshold_busy : c->wake_threshold;
+            uint32_t th = c->wake_threshold_busy;
+            if (!f->http.busy && !f->ready) {
+                /* idle: wake when the open batch plus the queue reach flush_at */
+                uint32_t open = ph_builder_count(&f->builder);
+                th = open < c->wake_threshold ? c->wake_threshold - open : 1;
+            }
             /* seq_cst: Dekker with the producers' seq_cst count increment
              * in queue_reserve; either they see us asleep or we see their
              * record count. */

@@ -67,6 +67,10 @@ int posthog__http_init(ph_http_t *h, const posthog_options_t *o) {
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (o->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
+    if (!o->tls_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     return 0;
 fail:
     posthog__http_free(h);

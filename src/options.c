@@ -27,6 +27,7 @@ posthog_options_t *posthog_options_new(void) {
     o->max_batch_bytes = (uint64_t)5 << 20;
     o->max_event_bytes = 900 * 1024;
     o->gzip = true;
+    o->tls_verify = true;
     o->gzip_level = 1;
     o->request_timeout_ms = 10000;
     o->connect_timeout_ms = 5000;
@@ -147,6 +148,7 @@ static const bool_opt_t bool_opts[] = {
     BOOL("disabled", disabled),
     BOOL("historical_migration", historical_migration),
     BOOL("debug", debug),
+    BOOL("tls_verify", tls_verify),
 };
 
 posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, const char *value) {

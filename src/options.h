@@ -31,6 +31,7 @@ struct posthog_options {
     char *super_properties; /* validated JSON object text, or NULL */
     char *ca_bundle;
     bool debug;
+    bool tls_verify;
     bool api_key_set, host_set;
 
     posthog_log_fn log_fn;

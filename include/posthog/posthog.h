@@ -92,6 +92,8 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *   host                 base URL [$POSTHOG_HOST or https://us.i.posthog.com];
  *                        app./us.posthog.com map to us.i, eu.posthog.com to eu.i
  *   flush_at             events per batch that trigger a send [100]
+ *   max_batch_size       events per request at most; while a request is in
+ *                        flight batches grow past flush_at up to this [1000]
  *   flush_interval_ms    max age of a partial batch before it is sent [5000]
  *   max_queue_size       events held in memory before drops [262144]
  *   max_queue_bytes      memory budget of the in-memory queue [33554432]
@@ -110,6 +112,7 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *   default_distinct_id  used when capture gets a NULL/empty distinct_id [none]
  *   super_properties     JSON object merged into every event's properties [{}]
  *   ca_bundle            path of a CA bundle for TLS [system]
+ *   tls_verify           0: do not verify the server's certificate [1]
  *   debug                1: log at debug level [0]
  */
 POSTHOG_API posthog_status_t posthog_options_set(posthog_options_t *o, const char *key,
