@@ -353,20 +353,7 @@ END_TEST
 
 /* ------------------------------------------------------------ stress */
 
-/* ThreadSanitizer slows every access ~10x: fewer records keep the run short
- * while still lapping the 64 KiB ring thousands of times. */
-#if defined(__SANITIZE_THREAD__)
-#define PH_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PH_TSAN 1
-#endif
-#endif
-#ifdef PH_TSAN
-enum { PRODUCERS = 4, PER_PRODUCER = 50000 };
-#else
 enum { PRODUCERS = 4, PER_PRODUCER = 200000 };
-#endif
 
 typedef struct {
     uint32_t producer, seq, len, dead;
