@@ -31,7 +31,8 @@ build_dir="$repo/build"
 if [[ $# -gt 0 && $1 != -- ]]; then build_dir=$1; shift; fi
 if [[ $# -gt 0 && $1 == -- ]]; then shift; fi
 extra_args=("$@")
-build_dir=$(cd "$build_dir" 2>/dev/null && pwd) || { echo "compliance: no build dir $build_dir" >&2; exit 2; }
+if [[ ! -d $build_dir ]]; then echo "compliance: no build dir $build_dir" >&2; exit 2; fi
+build_dir=$(cd "$build_dir" && pwd)
 
 out_dir="$build_dir/tests/compliance"
 adapter="$out_dir/adapter"
