@@ -1,0 +1,136 @@
+/*
+ * Unit tests of src/retry.c: the response table of the ingestion contract,
+ * the backoff (growth, jitter, cap, Retry-After) and Retry-After parsing.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "retry.h"
+
+START_TEST(classify_contract_table) {
+    static const struct {
+        long status;
+        ph_outcome_t want;
+    } t[] = {
+        {200, PH_OUTCOME_OK},        {201, PH_OUTCOME_OK},        {204, PH_OUTCOME_OK},
+        {299, PH_OUTCOME_OK},        {400, PH_OUTCOME_REJECT},    {401, PH_OUTCOME_REJECT},
+        {403, PH_OUTCOME_REJECT},    {404, PH_OUTCOME_REJECT},    {405, PH_OUTCOME_REJECT},
+        {422, PH_OUTCOME_REJECT},    {413, PH_OUTCOME_TOO_LARGE}, {408, PH_OUTCOME_RETRY},
+        {429, PH_OUTCOME_RETRY},     {500, PH_OUTCOME_RETRY},     {502, PH_OUTCOME_RETRY},
+        {503, PH_OUTCOME_RETRY},     {504, PH_OUTCOME_RETRY},     {0, PH_OUTCOME_RETRY},
+        {507, PH_OUTCOME_RETRY},     {599, PH_OUTCOME_RETRY},     {501, PH_OUTCOME_REJECT},
+        {505, PH_OUTCOME_REJECT},    {100, PH_OUTCOME_REJECT},    {301, PH_OUTCOME_REJECT},
+        {302, PH_OUTCOME_REJECT},    {600, PH_OUTCOME_REJECT},    {999, PH_OUTCOME_REJECT},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        ck_assert_msg(posthog__classify(t[i].status) == t[i].want, "status %ld: got %d want %d",
+                      t[i].status, posthog__classify(t[i].status), t[i].want);
+}
+END_TEST
+
+START_TEST(backoff_growth_and_jitter) {
+    const uint32_t base = 100, cap = 30000;
+    for (uint32_t retry = 1; retry <= 8; retry++) {
+        double lo = (double)base * (double)(1u << (retry - 1));
+        int64_t mn = INT64_MAX, mx = 0;
+        for (int k = 0; k < 3000; k++) {
+            int64_t d = posthog__backoff_ms(retry, base, cap, -1);
+            ck_assert_msg(d >= (int64_t)lo && (double)d <= lo * 1.25,
+                          "retry %u: %lld outside [%.0f, %.0f]", retry, (long long)d, lo,
+                          lo * 1.25);
+            if (d < mn) mn = d;
+            if (d > mx) mx = d;
+        }
+        /* jitter is real: the spread covers most of the 25% band */
+        ck_assert_msg((double)(mx - mn) > lo * 0.2, "retry %u: spread %lld", retry,
+                      (long long)(mx - mn));
+    }
+    /* first retry at least the base (the contract's 100 ms) */
+    for (int k = 0; k < 1000; k++) ck_assert_int_ge(posthog__backoff_ms(1, 100, cap, -1), 100);
+    /* retry 0 is treated as the first */
+    for (int k = 0; k < 100; k++) {
+        int64_t d = posthog__backoff_ms(0, 100, cap, -1);
+        ck_assert(d >= 100 && d <= 125);
+    }
+}
+END_TEST
+
+START_TEST(backoff_cap) {
+    for (uint32_t retry = 1; retry <= 200; retry++)
+        for (int k = 0; k < 50; k++) {
+            int64_t d = posthog__backoff_ms(retry, 100, 1000, -1);
+            ck_assert_int_le(d, 1000);
+            if (retry >= 5) ck_assert_int_ge(d, 1000 * 8 / 10); /* at or near the cap */
+        }
+    /* huge retry counts do not overflow */
+    ck_assert_int_eq(posthog__backoff_ms(UINT32_MAX, 100, 30000, -1), 30000);
+    ck_assert_int_le(posthog__backoff_ms(64, UINT32_MAX, UINT32_MAX, -1), UINT32_MAX);
+    ck_assert_int_gt(posthog__backoff_ms(64, UINT32_MAX, UINT32_MAX, -1), 0);
+}
+END_TEST
+
+START_TEST(backoff_retry_after) {
+    /* Retry-After raises the wait ... */
+    for (int k = 0; k < 200; k++) ck_assert_int_eq(posthog__backoff_ms(1, 100, 30000, 5000), 5000);
+    /* ... never lowers it ... */
+    for (int k = 0; k < 200; k++) {
+        int64_t d = posthog__backoff_ms(3, 100, 30000, 10);
+        ck_assert(d >= 400 && d <= 500);
+    }
+    int64_t d0 = posthog__backoff_ms(1, 100, 30000, 0);
+    ck_assert(d0 >= 100 && d0 <= 125);
+    /* ... and is capped */
+    ck_assert_int_eq(posthog__backoff_ms(1, 100, 30000, 120000), 30000);
+    ck_assert_int_eq(posthog__backoff_ms(1, 100, 30000, INT64_MAX), 30000);
+    ck_assert_int_eq(posthog__backoff_ms(2, 100, 2000, 86400000), 2000);
+}
+END_TEST
+
+START_TEST(parse_retry_after_forms) {
+    const int64_t now = 1445412480000LL; /* Wed, 21 Oct 2015 07:28:00 GMT */
+    ck_assert_int_eq(posthog__parse_retry_after("0", now), 0);
+    ck_assert_int_eq(posthog__parse_retry_after("1", now), 1000);
+    ck_assert_int_eq(posthog__parse_retry_after("120", now), 120000);
+    ck_assert_int_eq(posthog__parse_retry_after("  7 ", now), 7000);
+    ck_assert_int_eq(posthog__parse_retry_after("7\r\n", now), 7000);
+    /* capped at a day */
+    ck_assert_int_eq(posthog__parse_retry_after("999999999", now), 86400000);
+    /* HTTP-date forms */
+    ck_assert_int_eq(posthog__parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now), 30000);
+    ck_assert_int_eq(posthog__parse_retry_after("Wed, 21 Oct 2015 08:28:00 GMT", now), 3600000);
+    ck_assert_int_eq(posthog__parse_retry_after("Wednesday, 21-Oct-15 07:28:10 GMT", now), 10000);
+    ck_assert_int_eq(posthog__parse_retry_after("Wed Oct 21 07:28:05 2015", now), 5000);
+    /* a date in the past means no wait */
+    ck_assert_int_eq(posthog__parse_retry_after("Tue, 20 Oct 2015 07:28:00 GMT", now), 0);
+    /* absent or garbage */
+    ck_assert_int_eq(posthog__parse_retry_after(NULL, now), -1);
+    ck_assert_int_eq(posthog__parse_retry_after("", now), -1);
+    ck_assert_int_eq(posthog__parse_retry_after("   ", now), -1);
+    ck_assert_int_eq(posthog__parse_retry_after("soon", now), -1);
+    ck_assert_int_eq(posthog__parse_retry_after("12abc", now), -1);
+    ck_assert_int_eq(posthog__parse_retry_after("-5", now), -1);
+    ck_assert_int_eq(posthog__parse_retry_after("5 5", now), -1);
+}
+END_TEST
+
+static Suite *retry_suite(void) {
+    Suite *s = suite_create("retry");
+    TCase *t = tcase_create("retry");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, classify_contract_table);
+    tcase_add_test(t, backoff_growth_and_jitter);
+    tcase_add_test(t, backoff_cap);
+    tcase_add_test(t, backoff_retry_after);
+    tcase_add_test(t, parse_retry_after_forms);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(retry_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
