@@ -424,3 +424,44 @@ def test_debug_logging_from_flusher(server, make_client, caplog):
         c.flush()
         time.sleep(0.05)
     assert any("sent 1 events" in r.getMessage() for r in caplog.records)
+
+
+def _run_python(code: str, server):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PH_URL=server.url)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_exit_delivers_queued_events(server):
+    # No flush()/shutdown(): the atexit hook shuts the client down, delivering.
+    r = _run_python(
+        "import os, libposthog\n"
+        "c = libposthog.Posthog('phc_test', host=os.environ['PH_URL'], flush_interval=60)\n"
+        "for i in range(10): c.capture('exit', distinct_id='u', properties={'i': i})\n"
+        "libposthog.api_key = 'phc_test'; libposthog.host = os.environ['PH_URL']\n"
+        "libposthog.capture('module-exit', distinct_id='u')\n",
+        server,
+    )
+    assert r.returncode == 0, r.stderr
+    names = _names(server.wait_events(11, timeout=10))
+    assert names.count("exit") == 10 and names.count("module-exit") == 1
+
+
+def test_exit_with_daemon_threads_capturing(server):
+    # Daemon threads still capturing while the interpreter exits: no crash, no hang.
+    r = _run_python(
+        "import os, threading, libposthog\n"
+        "c = libposthog.Posthog('phc_test', host=os.environ['PH_URL'],\n"
+        "                       on_error=lambda e, b: None, before_send=lambda m: m)\n"
+        "def spin():\n"
+        "    while True: c.capture('spin', distinct_id='u')\n"
+        "for _ in range(4): threading.Thread(target=spin, daemon=True).start()\n"
+        "import time; time.sleep(0.2)\n",
+        server,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert server.summary()["duplicate_uuids"] == 0

@@ -17,7 +17,6 @@ Intentional differences (see README.md) that the comparison allows:
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid as uuidlib
 from collections import deque
 from dataclasses import dataclass

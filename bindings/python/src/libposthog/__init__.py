@@ -16,7 +16,7 @@ or module-level, like posthog-python::
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 from . import _native
 from .client import APIError, BeforeSend, Client, OnError, Posthog, PosthogError
@@ -95,7 +95,6 @@ def setup() -> Posthog:
     # Like posthog-python: these follow the module settings on every call.
     c.disabled = disabled or not c.api_key or c._handle is None
     c.debug = debug
-    c.on_error = on_error
     if before_send is not c.before_send:
         c.before_send = before_send
     return c
@@ -179,6 +178,8 @@ __all__ = [
     "Client",
     "APIError",
     "PosthogError",
+    "BeforeSend",
+    "OnError",
     "VERSION",
     "capture",
     "set",

@@ -43,8 +43,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def clean(item: Any) -> Any:
     """posthog.utils.clean + DatetimeSerializer + non-finite floats, in one pass."""
+    t = type(item)
+    if t in _PLAIN:
+        return item
+    if t is float:
+        return item if math.isfinite(item) else None
+    if t is dict:
+        return _clean_dict(item)
+    if t is list:
+        return [clean(x) for x in item]
+    return _clean_other(item)
+
+
+def _clean_other(item: Any) -> Any:
     if isinstance(item, str) or item is None or isinstance(item, bool):
         return item
     if isinstance(item, float):
@@ -91,7 +107,11 @@ def _number(item: Any) -> Any:
 
 def _clean_dict(d: Dict[Any, Any]) -> Dict[Any, Any]:
     out = {}
+    plain = _PLAIN
     for k, v in d.items():
+        if type(v) in plain:
+            out[k] = v
+            continue
         try:
             out[k] = clean(v)
         except TypeError:

@@ -304,7 +304,13 @@ class Posthog:
         for k, v in (options or {}).items():
             opts[str(k)] = _bool(v) if isinstance(v, bool) else v
 
-        self._handle: Optional[_Handle] = self._create(opts)
+        self._handle: Optional[_Handle] = None
+        try:
+            self._handle = self._create(opts)
+        except OSError as e:  # the shared library could not be loaded
+            if debug:
+                raise
+            log.error("%s; the client is disabled", e)
         if self._handle is None:
             self.disabled = True
 
@@ -550,7 +556,8 @@ class Posthog:
 
         name = event if isinstance(event, str) else stringify_id(event) or ""
         if "\x00" in name or "\x00" in did:
-            return self._refused(_native.E_INVALID_EVENT, name, "NUL character in name or id")
+            self._refused(_native.E_INVALID_EVENT, name, "NUL character in name or id")
+            return None
         props_b = dumps(clean(props))
         set_b = dumps_clean(set_) if set_ is not None else None
         set_once_b = dumps_clean(set_once) if set_once is not None else None
@@ -574,7 +581,8 @@ class Posthog:
         finally:
             _tls.capture -= 1
         if st != _native.OK:
-            return self._refused(st, name, getattr(_tls, "drop", None))
+            self._refused(st, name, getattr(_tls, "drop", None))
+            return None
         if self.sync_mode and self.send:
             self._flush_ms(-1)
         return out.value.decode("ascii")
@@ -594,7 +602,6 @@ class Posthog:
             if self.debug:
                 raise PosthogError(st, text)
             log.error("%s", text)
-        return None
 
     # ------------------------------------------------------------ lifecycle
 
