@@ -33,6 +33,10 @@ static const char LIBV_MEMBER[] = "\"$lib_version\":\"" POSTHOG_VERSION_STRING "
 
 const char *posthog_version(void) { return POSTHOG_VERSION_STRING; }
 
+void *posthog_malloc(size_t n) { return malloc(n ? n : 1); }
+
+void posthog_free(void *p) { free(p); }
+
 const char *posthog_strerror(posthog_status_t s) {
     switch (s) {
     case POSTHOG_OK: return "ok";
@@ -432,12 +436,15 @@ static posthog_status_t publish(posthog_client_t *c, ph_qslot_t *slot, uint64_t 
 static void maybe_start_thread(posthog_client_t *c) {
     /* relaxed: a hint; the decision is re-checked under c->mu */
     if (PH_LIKELY(!atomic_load_explicit(&c->need_thread, memory_order_relaxed))) return;
+    bool failed = false;
     pthread_mutex_lock(&c->mu);
     if (atomic_load(&c->need_thread) && !c->thread_running && !c->stop) {
         if (posthog__flusher_start(c) == 0) atomic_store(&c->need_thread, 0);
-        else posthog__log(c, POSTHOG_LOG_ERROR, "cannot start the flusher in the forked child");
+        else failed = true;
     }
     pthread_mutex_unlock(&c->mu);
+    /* logged after unlocking: no lock is held while user code runs */
+    if (failed) posthog__log(c, POSTHOG_LOG_ERROR, "cannot start the flusher in the forked child");
 }
 
 static posthog_status_t capture(posthog_client_t *c, cap_t *k) {

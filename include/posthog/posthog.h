@@ -72,6 +72,11 @@ POSTHOG_API const char *posthog_strerror(posthog_status_t s);
 /* The library version, e.g. "0.1.0". Static string. */
 POSTHOG_API const char *posthog_version(void);
 
+/* The allocator the library frees with: for before_send replacements made
+ * from other languages. posthog_malloc(0) returns a unique pointer. */
+POSTHOG_API void *posthog_malloc(size_t n);
+POSTHOG_API void posthog_free(void *p);
+
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
 /* ------------------------------------------------------------------ */
@@ -199,8 +204,9 @@ typedef enum posthog_before_send_result {
  * before_send: called on the capturing thread, before the event is queued,
  * with the event as a JSON object {"event","distinct_id","uuid",
  * "timestamp","properties",...} (borrowed). To modify it, set
- * *replacement_json to a malloc()ed NUL-terminated JSON object (the library
- * takes ownership and free()s it) and return REPLACE; the replacement must
+ * *replacement_json to a NUL-terminated JSON object allocated with
+ * posthog_malloc() (or malloc() from the same C runtime; the library takes
+ * ownership and frees it) and return REPLACE; the replacement must
  * still carry a non-empty "event" and "distinct_id" (uuid and timestamp
  * are kept from the original when absent). Keep it fast: it runs inside
  * posthog_capture*.
@@ -313,7 +319,7 @@ POSTHOG_API posthog_status_t posthog_identify(posthog_client_t *c, const char *d
 /* $set event: person properties update. */
 POSTHOG_API posthog_status_t posthog_set(posthog_client_t *c, const char *distinct_id,
                                          const char *set_json);
-/* $set event with $set_once. */
+/* $set_once event (top-level $set_once), like posthog-python's set_once. */
 POSTHOG_API posthog_status_t posthog_set_once(posthog_client_t *c, const char *distinct_id,
                                               const char *set_once_json);
 /* $create_alias: links `alias` to `distinct_id`. */
