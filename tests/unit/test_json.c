@@ -338,6 +338,23 @@ START_TEST(append_string_quotes_and_limit) {
 }
 END_TEST
 
+START_TEST(append_string_many_f) {
+    /* append_string reserves escaped_len bytes and escape() writes them:
+     * the two must agree for every byte or the buffer overflows. */
+    char s[2000];
+    memset(s, 'f', sizeof s);
+    ph_buf_t b;
+    posthog__buf_init(&b, 1 << 20);
+    ck_assert_int_eq(posthog__json_append_string(&b, s, sizeof s), 0);
+    ck_assert_uint_eq(b.len, sizeof s + 2);
+    ck_assert_uint_eq(strlen(b.data), b.len);
+    cJSON *j = cJSON_Parse(b.data);
+    ck_assert(j && cJSON_IsString(j) && strlen(j->valuestring) == sizeof s);
+    cJSON_Delete(j);
+    posthog__buf_free(&b);
+}
+END_TEST
+
 /* ------------------------------------------------------------ validator */
 
 typedef struct {
@@ -810,6 +827,7 @@ static Suite *json_suite(void) {
     tcase_add_test(t, escape_nul_del_and_non_ascii);
     tcase_add_test(t, escape_random_roundtrip);
     tcase_add_test(t, append_string_quotes_and_limit);
+    tcase_add_test(t, append_string_many_f);
     suite_add_tcase(s, t);
     t = tcase_create("validate");
     tcase_set_timeout(t, 60);
