@@ -3,7 +3,8 @@
  *
  *   demo http://127.0.0.1:PORT     send to the local ingestion server
  *                                  (build/tools/posthog-ingest-server) and
- *                                  print what it received
+ *                                  print what it received (a URL always
+ *                                  means local, even with a key set)
  *   POSTHOG_API_KEY=phc_... demo   send to a real PostHog project at
  *                                  $POSTHOG_HOST (default US cloud)
  *
@@ -264,9 +265,10 @@ static int64_t print_server_summary(const char *base) {
 
 int main(int argc, char **argv) {
     const char *key = getenv("POSTHOG_API_KEY");
-    int local = !(key && *key);
+    /* A URL argument always means the local server, even with a key set. */
     const char *local_url = argc > 1 ? argv[1] : NULL;
-    if (local && !local_url) {
+    int local = local_url != NULL;
+    if (!local && !(key && *key)) {
         fprintf(stderr,
                 "usage: %s http://127.0.0.1:PORT   (local ingestion server)\n"
                 "   or: POSTHOG_API_KEY=phc_... [POSTHOG_HOST=...] %s\n",
