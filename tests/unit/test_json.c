@@ -651,8 +651,8 @@ END_TEST
 /* ------------------------------------------------------------ differential vs cJSON */
 
 static const char *seeds[] = {
-    "{\"event\":\"signed_up\",\"props\":{\"plan\":\"pro\",\"n\":12,\"ok\":true,\"x\":null},"
-    "\"list\":[1,-2.5,3e10,\"s\\n\\u00e9\",[],{}]}",
+    ("{\"event\":\"signed_up\",\"props\":{\"plan\":\"pro\",\"n\":12,\"ok\":true,\"x\":null},"
+     "\"list\":[1,-2.5,3e10,\"s\\n\\u00e9\",[],{}]}"),
     "[{\"a\":[{\"b\":[{\"c\":0}]}]},\"\\\"q\\\"\",false,null,-0.5E-3]",
     "{\"k\":\"caf\xC3\xA9 \xE2\x82\xAC\",\"u\":\"\\uD83D\\uDE00\",\"e\":\"\"}",
     " { \"spaced\" : [ 1 , 2 , 3 ] , \"t\" : true } ",
