@@ -22,13 +22,25 @@
 
 #include "support_client.h"
 
-/* ThreadSanitizer kills a child that starts threads after a multi-threaded
- * fork unless told otherwise; the child's flusher is exactly that. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-    return "die_after_fork=0";
-}
+/*
+ * ThreadSanitizer cannot follow a child that starts threads after a
+ * multi-threaded fork (glibc hands the child the dead flusher's stack and
+ * thread id again: "ThreadSanitizer: dup thread with used id", exit 66),
+ * and every use of a client in the child starts its flusher. Under TSan
+ * only the parent side runs: the fork-under-load test with children that
+ * leave at once, which still exercises the atfork handlers against a
+ * capturing thread and the flusher.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define IT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IT_TSAN 1
+#endif
+#endif
+#ifndef IT_TSAN
+#define IT_TSAN 0
+#endif
 
 #define CHILD_MAX_UUIDS 8
 
@@ -161,6 +173,14 @@ static void child_idle(posthog_client_t *c, child_report_t *r, void *arg)
                 (long long)(it_mono_ms() - t0));
 }
 
+/* TSan builds: the child touches nothing (see the top of the file). */
+static void child_noop(posthog_client_t *c, child_report_t *r, void *arg)
+{
+    (void)c;
+    (void)r;
+    (void)arg;
+}
+
 /* Each uuid exactly once among the accepted events. */
 static void assert_once(const cJSON *events, char (*uuids)[37], int n, const char *who)
 {
@@ -267,7 +287,7 @@ static void *produce(void *p)
 {
     producer_t *a = p;
     char props[64];
-    for (uint64_t seq = 0; !atomic_load(&a->stop) && seq < 200000; seq++) {
+    for (uint64_t seq = 0; !atomic_load(&a->stop) && seq < 50000; seq++) {
         snprintf(props, sizeof props, "{\"who\":\"parent\",\"seq\":%llu}", (unsigned long long)seq);
         if (posthog_capture_json(a->c, "parent-user", "tight-loop", props) == POSTHOG_OK)
             a->ok++;
@@ -292,11 +312,12 @@ START_TEST(test_fork_while_capturing)
     ck_assert_int_eq(pthread_create(&th, NULL, produce, &prod), 0);
     enum { FORKS = 5 };
     char child_uuids[FORKS][37];
+    int n_children = IT_TSAN ? 0 : FORKS;
     for (int k = 0; k < FORKS; k++) {
         it_sleep_ms(30);
         int one = 1;
-        child_report_t r = run_child(c, child_captures, &one);
-        ck_assert_int_eq(r.n, 1);
+        child_report_t r = run_child(c, IT_TSAN ? child_noop : child_captures, &one);
+        ck_assert_int_eq(r.n, IT_TSAN ? 0 : 1);
         memcpy(child_uuids[k], r.uuids[0], 37);
     }
     atomic_store(&prod.stop, 1);
@@ -307,7 +328,7 @@ START_TEST(test_fork_while_capturing)
     ck_assert_uint_gt(prod.ok, 0);
 
     cJSON *events = it_events(srv);
-    assert_once(events, child_uuids, FORKS, "child");
+    assert_once(events, child_uuids, n_children, "child");
     long long parent_events = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, events) {
@@ -329,9 +350,13 @@ static Suite *suite(void)
     Suite *s = suite_create("integration_fork");
     TCase *tc = tcase_create("fork");
     tcase_set_timeout(tc, 90);
-    tcase_add_test(tc, test_fork_child_delivers_own_events_only);
-    tcase_add_test(tc, test_fork_idle_child_no_deadlock_no_resend);
-    tcase_add_test(tc, test_fork_fresh_client);
+    if (!IT_TSAN) {
+        tcase_add_test(tc, test_fork_child_delivers_own_events_only);
+        tcase_add_test(tc, test_fork_idle_child_no_deadlock_no_resend);
+        tcase_add_test(tc, test_fork_fresh_client);
+    } else {
+        fprintf(stderr, "ThreadSanitizer build: child-side fork tests skipped (see test_fork.c)\n");
+    }
     tcase_add_test(tc, test_fork_while_capturing);
     suite_add_tcase(s, tc);
     return s;
