@@ -51,7 +51,8 @@ typedef struct child_report {
     char uuids[CHILD_MAX_UUIDS][37];
 } child_report_t;
 
-static void child_fail(child_report_t *r, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void child_fail(child_report_t *r,
+                                                               const char *fmt, ...)
 {
     if (!r->ok)
         return; /* keep the first failure */
