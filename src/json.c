@@ -92,15 +92,17 @@ bool posthog__utf8_valid(const char *str, size_t n) {
 
 /* ---------------------------------------------------------------- escape */
 
-/* 0: copy as is; 1: two-char escape; 6: \u00XX */
+/* Bytes an ASCII byte takes once escaped; 0: copied as is. Designated
+ * initialisers, so no entry can drift to a neighbour's index. */
+#define CTRL6(b) [b] = 6
 static const unsigned char esc_len[256] = {
-    6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6, /* 0x00 */
-    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* 0x10 */
-    0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20 '"' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, /* '\\' */
-    [0x7f] = 0,
+    CTRL6(0x00), CTRL6(0x01), CTRL6(0x02), CTRL6(0x03), CTRL6(0x04), CTRL6(0x05), CTRL6(0x06),
+    CTRL6(0x07), CTRL6(0x0b), CTRL6(0x0e), CTRL6(0x0f), CTRL6(0x10), CTRL6(0x11), CTRL6(0x12),
+    CTRL6(0x13), CTRL6(0x14), CTRL6(0x15), CTRL6(0x16), CTRL6(0x17), CTRL6(0x18), CTRL6(0x19),
+    CTRL6(0x1a), CTRL6(0x1b), CTRL6(0x1c), CTRL6(0x1d), CTRL6(0x1e), CTRL6(0x1f),
+    ['\b'] = 2, ['\t'] = 2, ['\n'] = 2, ['\f'] = 2, ['\r'] = 2, ['"'] = 2, ['\\'] = 2,
 };
+#undef CTRL6
 
 /* Writes the escape sequence of an ASCII byte that needs one. */
 static inline char *write_escape(char *o, unsigned char c) {

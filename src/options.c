@@ -49,7 +49,7 @@ void posthog_options_free(posthog_options_t *o) {
 }
 
 static int parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
-    if (!v || !*v || *v == '-' || *v == ' ') return -1;
+    if (!v || *v < '0' || *v > '9') return -1; /* digits only: no sign, no blanks */
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);

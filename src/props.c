@@ -286,7 +286,7 @@ static size_t format_double(char *out, double v) {
             if (n != scaled || n / p10[k] != a) continue;
             uint64_t u = (uint64_t)n;
             char *o = out;
-            if (signbit(v) && u) *o++ = '-';
+            if (signbit(v)) *o++ = '-';
             if (k == 0) {
                 o = put_u64(o, u);
                 *o++ = '.';

@@ -9,6 +9,8 @@
 
 #include "util.h"
 
+#define PH_RETRY_MIN(a, b) ((a) < (b) ? (a) : (b))
+
 ph_outcome_t posthog__classify(long status) {
     if (status == 0) return PH_OUTCOME_RETRY;
     if (status >= 200 && status < 300) return PH_OUTCOME_OK;
@@ -35,12 +37,15 @@ int64_t posthog__parse_retry_after(const char *v, int64_t now_wall_ms) {
     while (*v == ' ' || *v == '\t') v++;
     if (!*v) return -1;
     if (*v >= '0' && *v <= '9') {
-        char *end;
-        double s = strtod(v, &end);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
-        if (*end || s < 0) return -1;
-        if (s > 86400) s = 86400;
-        return (int64_t)(s * 1000);
+        /* delta-seconds: digits only (RFC 9110) */
+        int64_t secs = 0;
+        while (*v >= '0' && *v <= '9') {
+            if (secs < 86400) secs = secs * 10 + (*v - '0');
+            v++;
+        }
+        while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n') v++;
+        if (*v) return -1;
+        return PH_RETRY_MIN(secs, 86400) * 1000;
     }
     time_t t = curl_getdate(v, NULL);
     if (t < 0) return -1;

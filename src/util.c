@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -216,7 +217,10 @@ int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms) {
         digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
         digits(s + 17, 2, &se))
         return -1;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return -1;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 60) return -1;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (mo == 2 && d == 29 && !leap) return -1;
     size_t i = 19;
     if (i < len && s[i] == '.') {
         i++;
@@ -242,6 +246,7 @@ int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms) {
         } else {
             return -1;
         }
+        if (oh > 23 || om > 59) return -1;
         off_min = sign * (oh * 60 + om);
         i = len;
     } else {
