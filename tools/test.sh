@@ -189,7 +189,9 @@ valgrind_one() {
     echo fail >"$status"
     return 1
   fi
-  PH_UNDER_VALGRIND=1 CK_FORK=no CK_DEFAULT_TIMEOUT=3600 timeout --foreground "$limit" \
+  # timeout runs the test in its own process group: on SIGTERM Check kills
+  # its whole process group, which must not include this script.
+  PH_UNDER_VALGRIND=1 CK_FORK=no CK_DEFAULT_TIMEOUT=3600 timeout -k 10 "$limit" \
     "$@" "$t" >"$log" 2>&1 || rc=$?
   case $rc in
     0) echo ok >"$status"; echo "valgrind: $name clean ($((SECONDS - t0))s)" ;;
