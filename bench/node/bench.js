@@ -1,0 +1,58 @@
+// posthog-node on the issue-5 workload. Driven by bench/run.py.
+//   node bench.js URL N default|tuned
+// Needs BENCH_NODE_MODULES = the node_modules dir holding posthog-node.
+// Prints ONE JSON line on stdout.
+'use strict';
+const path = require('path');
+
+const [url, nArg, cfg] = process.argv.slice(2);
+const n = parseInt(nArg, 10);
+const mods = process.env.BENCH_NODE_MODULES;
+if (!url || !n || !cfg || !mods) {
+  console.error('usage: BENCH_NODE_MODULES=... node bench.js URL N default|tuned');
+  process.exit(2);
+}
+const { PostHog } = require(path.join(mods, 'posthog-node'));
+const version = require(path.join(mods, 'posthog-node', 'package.json')).version;
+
+const opts = { host: url };
+if (cfg === 'tuned') {
+  // batches of 1000, a queue that holds all N, gzip on (the default when
+  // the runtime supports it; said explicitly here)
+  Object.assign(opts, {
+    flushAt: 1000,
+    maxBatchSize: 1000,
+    maxQueueSize: Math.max(n, 1000),
+    disableCompression: false,
+  });
+}
+
+async function main() {
+  const client = new PostHog('phc_bench_key', opts);
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    client.capture({
+      distinctId: 'user-' + (i % 1000),
+      event: 'bench_event',
+      properties: {
+        plan: 'pro', count: i, ratio: 0.5, flag: true,
+        path: '/checkout/step/2', tags: ['a', 'b'],
+      },
+    });
+  }
+  const t1 = process.hrtime.bigint();
+  await client.shutdown(600000);
+  const t2 = process.hrtime.bigint();
+  const cpu = process.cpuUsage(cpu0);
+  const loop = Number(t1 - t0) / 1e9;
+  console.log(JSON.stringify({
+    client: 'posthog-node', version, config: cfg, n,
+    loop_s: loop, capture_ns: (loop * 1e9) / n,
+    e2e_s: Number(t2 - t0) / 1e9,
+    cpu_s: (cpu.user + cpu.system) / 1e6,
+    maxrss_kib: Math.round(process.resourceUsage().maxRSS),
+  }));
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

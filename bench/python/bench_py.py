@@ -1,0 +1,78 @@
+"""posthog-python, or libposthog's Python binding, on the issue-5 workload.
+
+    python bench_py.py posthog|libposthog URL N default|tuned
+
+Both packages expose the same client (libposthog's binding is a drop-in for
+posthog-python's capture API). Driven by bench/run.py; prints ONE JSON line.
+"""
+
+import importlib
+import json
+import resource
+import sys
+import time
+
+
+def cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def main():
+    if len(sys.argv) != 5 or sys.argv[1] not in ("posthog", "libposthog"):
+        print("usage: bench_py.py posthog|libposthog URL N default|tuned", file=sys.stderr)
+        return 2
+    modname, url, n, cfg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    mod = importlib.import_module(modname)
+    version = getattr(mod, "VERSION", None) or getattr(mod, "__version__", "?")
+    kwargs = {"host": url}
+    if cfg == "tuned":
+        # batches of 1000, a queue that holds all N, gzip on
+        kwargs.update(flush_at=1000, max_queue_size=max(n, 10000), gzip=True)
+        if modname == "libposthog":
+            kwargs.update(max_queue_bytes=max(n * 512, 32 << 20))
+    client = mod.Posthog("phc_bench_key", **kwargs)
+
+    capture = client.capture
+    c0 = cpu_s()
+    t0 = time.perf_counter()
+    for i in range(n):
+        capture(
+            "bench_event",
+            distinct_id="user-%d" % (i % 1000),
+            properties={
+                "plan": "pro",
+                "count": i,
+                "ratio": 0.5,
+                "flag": True,
+                "path": "/checkout/step/2",
+                "tags": ["a", "b"],
+            },
+        )
+    t1 = time.perf_counter()
+    client.flush(timeout_seconds=600)
+    client.shutdown()
+    t2 = time.perf_counter()
+    c2 = cpu_s()
+    out = {
+        "client": "posthog-python" if modname == "posthog" else "libposthog-python",
+        "version": str(version),
+        "config": cfg,
+        "n": n,
+        "loop_s": t1 - t0,
+        "capture_ns": (t1 - t0) * 1e9 / n,
+        "e2e_s": t2 - t0,
+        "cpu_s": c2 - c0,
+        "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+    if modname == "libposthog":
+        try:
+            out.update({k: v for k, v in client.stats().items()})
+        except Exception:  # stats() is an extra of the binding
+            pass
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
