@@ -10,9 +10,11 @@
  *        "path":"/checkout/step/2","tags":["a","b"]} built anew per event
  *       (typed: posthog_props_* setters on a cleared builder; json: the text
  *       built with snprintf), then posthog_flush + posthog_shutdown.
- *   ph-bench latency THREADS URL N
+ *   ph-bench latency THREADS URL N [warm]
  *       Time of each single posthog_capture call (props built before the
- *       timed region), N calls split over THREADS producer threads.
+ *       timed region), N calls split over THREADS producer threads. With
+ *       "warm", an untimed pass of N captures + flush runs first, so the
+ *       queue's ring pages are already resident (no first-touch faults).
  *   ph-bench membound URL N
  *       URL is a closed port (server down): N captures with default
  *       options; RSS sampled along the way; drops counted.
@@ -268,7 +270,13 @@ static double pct_ns(const uint32_t *s, long n, double q) {
     return (double)s[i] / ticks_per_ns;
 }
 
-static int mode_latency(int threads, const char *url, long n) {
+static long minflt(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+static int mode_latency(int threads, const char *url, long n, int warm) {
     if (threads < 1 || threads > 64) return 2;
     calibrate();
     /* timer overhead: an empty timed region */
@@ -289,14 +297,20 @@ static int mode_latency(int threads, const char *url, long n) {
     long per = n / threads;
     uint32_t *all = calloc((size_t)per * (size_t)threads, sizeof *all);
     if (!all) return 1;
-    for (int t = 0; t < threads; t++) {
-        args[t] = (lat_arg_t){c, per, per * t, all + per * t, 0, &bar};
-        pthread_create(&th[t], NULL, lat_thread, &args[t]);
-    }
-    long rejected = 0;
-    for (int t = 0; t < threads; t++) {
-        pthread_join(th[t], NULL);
-        rejected += args[t].rejected;
+    long rejected = 0, flt = 0;
+    for (int pass = warm ? 0 : 1; pass < 2; pass++) {
+        long f0 = minflt();
+        rejected = 0;
+        for (int t = 0; t < threads; t++) {
+            args[t] = (lat_arg_t){c, per, per * t, all + per * t, 0, &bar};
+            pthread_create(&th[t], NULL, lat_thread, &args[t]);
+        }
+        for (int t = 0; t < threads; t++) {
+            pthread_join(th[t], NULL);
+            rejected += args[t].rejected;
+        }
+        flt = minflt() - f0;
+        if (pass == 0) posthog_flush(c, 120000);
     }
     posthog_flush(c, 120000);
     posthog_shutdown(c, 5000);
@@ -317,11 +331,12 @@ static int mode_latency(int threads, const char *url, long n) {
     }
     printf("{\"threads\":%d,\"n\":%ld,\"timer\":\"%s\",\"timer_overhead_ns\":%.1f,"
            "\"mean_ns\":%.1f,\"p50_ns\":%.1f,\"p90_ns\":%.1f,\"p99_ns\":%.1f,\"p999_ns\":%.1f,"
-           "\"max_ns\":%.1f,\"rejected\":%ld,\"hist_edges_ns\":[",
+           "\"max_ns\":%.1f,\"rejected\":%ld,\"warm\":%d,\"minor_faults\":%ld,"
+           "\"hist_edges_ns\":[",
            threads, total, HAVE_RDTSC ? "rdtsc" : "clock_gettime", overhead,
            sum / (double)total / ticks_per_ns, pct_ns(all, total, 0.5), pct_ns(all, total, 0.9),
            pct_ns(all, total, 0.99), pct_ns(all, total, 0.999),
-           (double)all[total - 1] / ticks_per_ns, rejected);
+           (double)all[total - 1] / ticks_per_ns, rejected, warm, flt);
     for (int e = 0; e < NE - 1; e++) printf("%s%.0f", e ? "," : "", edges[e]);
     printf("],\"hist_counts\":[");
     for (int e = 0; e < NE; e++) printf("%s%ld", e ? "," : "", counts[e]);
@@ -388,11 +403,12 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 6 && !strcmp(argv[1], "run"))
         return mode_run(argv[2], argv[3], atol(argv[4]), argv[5]);
-    if (argc == 5 && !strcmp(argv[1], "latency"))
-        return mode_latency(atoi(argv[2]), argv[3], atol(argv[4]));
+    if ((argc == 5 || argc == 6) && !strcmp(argv[1], "latency"))
+        return mode_latency(atoi(argv[2]), argv[3], atol(argv[4]),
+                            argc == 6 && !strcmp(argv[5], "warm"));
     if (argc == 4 && !strcmp(argv[1], "membound")) return mode_membound(argv[2], atol(argv[3]));
     fprintf(stderr, "usage: ph-bench run typed|json URL N default|tuned\n"
-                    "       ph-bench latency THREADS URL N\n"
+                    "       ph-bench latency THREADS URL N [warm]\n"
                     "       ph-bench membound URL N\n");
     return 2;
 }

@@ -386,24 +386,33 @@ def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
           "producer threads; median over %d runs of each percentile." %
           (any_l["timer"], any_l["timer_overhead_ns"], a.runs))
         w("")
-        w("| producer threads | p50 ns | p90 ns | p99 ns | p99.9 ns | max µs | mean ns | "
-          "rejected |")
-        w("|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for t in sorted(lat):
-            s = lat[t]
-            w("| %d | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %d |" % (
-                t, s["p50_ns"], s["p90_ns"], s["p99_ns"], s["p999_ns"], s["max_ns"] / 1000,
-                s["mean_ns"], s["rejected"]))
+        w("cold = a fresh client (the queue's 32 MiB ring is touched for the first time "
+          "during the timed pass); warm = the same client after an untimed pass of N "
+          "captures + flush (ring pages resident), i.e. a long-running process. "
+          "minor faults = page faults of the process during the timed pass.")
+        w("")
+        w("| producer threads | state | p50 ns | p90 ns | p99 ns | p99.9 ns | max µs | "
+          "mean ns | minor faults | rejected |")
+        w("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for key in sorted(lat, key=lambda k: (k[1], k[0])):
+            s = lat[key]
+            w("| %d | %s | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f | %.0f | %d |" % (
+                key[0], "warm" if key[1] else "cold", s["p50_ns"], s["p90_ns"], s["p99_ns"],
+                s["p999_ns"], s["max_ns"] / 1000, s["mean_ns"], s["minor_faults"],
+                s["rejected"]))
         w("")
         edges = any_l["hist_edges_ns"]
         heads = ["< %s" % ("%d ns" % e if e < 1000 else "%g µs" % (e / 1000)) for e in edges]
         heads.append(">= %g µs" % (edges[-1] / 1000))
-        w("| threads | " + " | ".join(heads) + " |")
-        w("|---:|" + "---:|" * len(heads))
-        for t in sorted(lat):
-            cnt = lat[t]["hist_counts"]
+        w("Histogram (share of calls, all runs pooled):")
+        w("")
+        w("| threads | state | " + " | ".join(heads) + " |")
+        w("|---:|---|" + "---:|" * len(heads))
+        for key in sorted(lat, key=lambda k: (k[1], k[0])):
+            cnt = lat[key]["hist_counts"]
             tot = float(sum(cnt)) or 1.0
-            w("| %d | " % t + " | ".join("%.2f%%" % (100 * c / tot) for c in cnt) + " |")
+            w("| %d | %s | " % (key[0], "warm" if key[1] else "cold") +
+              " | ".join("%.2f%%" % (100 * c / tot) for c in cnt) + " |")
         w("")
     else:
         w("n/a (failed)")
@@ -480,9 +489,13 @@ def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
         w("| growth over the fixed overhead | %.1f MiB |" % growth)
         w("| budget: max_queue_bytes | %.1f MiB |" % budget)
         w("| verdict (growth <= max_queue_bytes) | %s |" % ("PASS" if mem_pass else "MISS"))
+        allow = max(budget / 4, 4.0)
+        w("| growth <= max_queue_bytes + sealed-batch allowance (%.0f MiB; information) | %s |" %
+          (budget + allow, "yes" if growth <= budget + allow else "no"))
         w("")
-        w("The flusher may also hold sealed batches of up to max(max_queue_bytes/4, 4 MiB) "
-          "while they wait to be sent; that is on top of the queue budget.")
+        w("The flusher also holds sealed batches, up to max(max_queue_bytes/4, 4 MiB) of "
+          "them, while they wait to be sent or retried (src/flusher.c pending_max); that "
+          "memory comes on top of the queue budget, hence the second line.")
         w("")
     else:
         w("n/a (failed)")
@@ -501,18 +514,25 @@ def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
     nt = agg.get(("node", "tuned"))
     rows = []
     v = ct and ct["capture_ns"]
-    rows.append(("capture median <= 300 ns/event, typed props (C, default)",
-                 fmt(v, "%.0f ns"), verdict(None if v is None else v <= 300)))
-    l1 = lat.get(1) if lat else None
+    rows.append(("capture median <= 300 ns/event, typed props (C, default; wall time of the "
+                 "loop / N)", fmt(v, "%.0f ns") + (
+                     " (capture-thread CPU %.0f ns)" % ct["main_loop_cpu_ns"]
+                     if ct and ct.get("main_loop_cpu_ns") is not None else ""),
+                 verdict(None if v is None else v <= 300)))
+    l1 = lat.get((1, False)) if lat else None
     v = l1 and l1["p99_ns"]
-    rows.append(("capture p99 <= 2 µs (1 producer thread)", fmt(v, "%.0f ns"),
+    rows.append(("capture p99 <= 2 µs (1 producer thread, cold client)", fmt(v, "%.0f ns"),
                  verdict(None if v is None else v <= 2000)))
-    l2 = lat.get(2) if lat else None
-    if l2:
-        rows.append(("(same, 2 producer threads; for information)", "%.0f ns" % l2["p99_ns"],
-                     "PASS" if l2["p99_ns"] <= 2000 else "MISS"))
+    for key, what in (((2, False), "2 producer threads, cold"), ((1, True), "1 thread, warm"),
+                      ((2, True), "2 producer threads, warm")):
+        lx = lat.get(key) if lat else None
+        if lx:
+            rows.append(("(same, %s; for information)" % what, "%.0f ns" % lx["p99_ns"],
+                         "PASS" if lx["p99_ns"] <= 2000 else "MISS"))
     v = cj and cj["capture_ns"]
-    rows.append(("JSON path <= 1 µs/event (C, default)", fmt(v, "%.0f ns"),
+    rows.append(("JSON path <= 1 µs/event (C, default)", fmt(v, "%.0f ns") + (
+        " (capture-thread CPU %.0f ns)" % cj["main_loop_cpu_ns"]
+        if cj and cj.get("main_loop_cpu_ns") is not None else ""),
                  verdict(None if v is None else v <= 1000)))
     r = ratio(ct and ct["evps"], nt and nt["evps"])
     rows.append(("end-to-end >= 25x posthog-node events/s (C typed default vs node tuned)",
@@ -601,30 +621,33 @@ def main():
 
         ph = os.path.join(a.build, "bench", "ph-bench")
         lat_runs = {}
+        lat_modes = ((1, False), (2, False), (1, True), (2, True))
         for r in range(a.runs):
-            for t in (1, 2):
+            for t, warm in lat_modes:
                 srv = Server(a.server, a.tmp)
                 try:
-                    rc, o, e, _ = run_proc([ph, "latency", str(t), srv.url, str(a.n)],
-                                           timeout=a.timeout)
+                    argv = [ph, "latency", str(t), srv.url, str(a.n)] + (["warm"] if warm else [])
+                    rc, o, e, _ = run_proc(argv, timeout=a.timeout)
                 finally:
                     srv.stop()
                 res = last_json(o)
                 if rc == 0 and res:
-                    lat_runs.setdefault(t, []).append(res)
-                    log("latency %d thread(s): p50 %.0f p99 %.0f p99.9 %.0f max %.0f ns" % (
-                        t, res["p50_ns"], res["p99_ns"], res["p999_ns"], res["max_ns"]))
+                    lat_runs.setdefault((t, warm), []).append(res)
+                    log("latency %d thread(s)%s: p50 %.0f p99 %.0f p99.9 %.0f max %.0f ns, "
+                        "%d minor faults" % (t, " warm" if warm else "", res["p50_ns"],
+                                             res["p99_ns"], res["p999_ns"], res["max_ns"],
+                                             res["minor_faults"]))
                 else:
                     log("latency %d failed: %s" % (t, e.strip()[-500:]))
         lat = {}
-        for t, rs in lat_runs.items():
+        for key, rs in lat_runs.items():
             s = dict(rs[0])
             for k in ("mean_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns",
-                      "timer_overhead_ns", "rejected"):
+                      "timer_overhead_ns", "rejected", "minor_faults"):
                 s[k] = med([x[k] for x in rs])
             s["hist_counts"] = [sum(x["hist_counts"][i] for x in rs)
                                 for i in range(len(s["hist_counts"]))]
-            lat[t] = s
+            lat[key] = s
 
         brk = None
         srv = Server(a.server, a.tmp)
@@ -653,7 +676,8 @@ def main():
     with open(raw, "w") as f:
         json.dump({"machine": info, "n": a.n, "runs": a.runs,
                    "results": {"%s/%s" % k: v for k, v in runs.items()},
-                   "latency": lat_runs, "breakdown": brk, "membound": mem}, f, indent=1)
+                   "latency": {"%d%s" % (k[0], "-warm" if k[1] else ""): v
+                               for k, v in lat_runs.items()}, "breakdown": brk, "membound": mem}, f, indent=1)
     log("wrote %s and %s" % (a.out, raw))
     return 0
 
