@@ -34,8 +34,9 @@ PACKAGES=(
   # (tests/install) names them and the linker needs their -dev files.
   libssl-dev libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev
   libkrb5-dev libldap-dev libzstd-dev libbrotli-dev
+  # Ruby bindings (bindings/ruby): interpreter, headers, the ffi gem.
+  ruby ruby-dev ruby-ffi
 )
-# Bindings work appends here, e.g.: ruby ruby-dev ruby-ffi
 
 log() { printf 'setup: %s\n' "$*"; }
 

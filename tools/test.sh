@@ -234,16 +234,16 @@ stage_compliance() {
   return 0
 }
 
-# Hooks for the bindings suites. Contract: bindings/<lang>/run_tests.sh is
-# called with the absolute path of a built tree (build-test, which has
-# libposthog.so); exit 0 pass, 77 skip, anything else fail. Replace or
-# extend these functions when the bindings land.
+# Hooks for the bindings suites. Contract: bindings/<lang>/run_tests.sh runs
+# with LIBPOSTHOG_BUILD_DIR set to the absolute path of a built tree
+# (build-test: libposthog.so, tools/posthog-ingest-server); exit 0 pass,
+# 77 skip, anything else fail.
 stage_python() {
   local runner=bindings/python/run_tests.sh
   [[ -f $runner ]] || { echo "no $runner yet"; return $SKIP; }
   configure_build "${BUILD_PREFIX}test" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=
-  bash "$runner" "$repo/${BUILD_PREFIX}test"
+  LIBPOSTHOG_BUILD_DIR="$repo/${BUILD_PREFIX}test" bash "$runner"
 }
 
 stage_ruby() {
@@ -251,7 +251,7 @@ stage_ruby() {
   [[ -f $runner ]] || { echo "no $runner yet"; return $SKIP; }
   configure_build "${BUILD_PREFIX}test" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=
-  bash "$runner" "$repo/${BUILD_PREFIX}test"
+  LIBPOSTHOG_BUILD_DIR="$repo/${BUILD_PREFIX}test" bash "$runner"
 }
 
 # ------------------------------------------------------------------ driver
