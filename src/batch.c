@@ -254,6 +254,41 @@ static ph_batch_t *build_from(ph_builder_t *tmp, const char *raw, const ph_batch
     return posthog__builder_seal(tmp);
 }
 
+int posthog__builder_init_like(ph_builder_t *dst, const ph_builder_t *src) {
+    if (posthog__builder_init(dst, "", false, src->gzip, src->level, src->max_raw)) return -1;
+    free((void *)dst->prefix);
+    dst->prefix = strdup(src->prefix);
+    dst->prefix_n = src->prefix_n;
+    if (!dst->prefix) {
+        posthog__builder_free(dst);
+        return -1;
+    }
+    return 0;
+}
+
+int posthog__builder_add_text(ph_builder_t *b, const char *json, size_t n) {
+    return builder_add_text(b, json, n, NULL);
+}
+
+int posthog__batch_texts(const ph_batch_t *bt, char **raw, const char ***ev, size_t **len) {
+    *raw = posthog__batch_inflate(bt, NULL);
+    *ev = malloc((bt->count ? bt->count : 1) * sizeof **ev);
+    *len = malloc((bt->count ? bt->count : 1) * sizeof **len);
+    if (!*raw || !*ev || !*len) {
+        free(*raw);
+        free(*ev);
+        free(*len);
+        return -1;
+    }
+    for (uint32_t i = 0; i < bt->count; i++) {
+        size_t s = bt->offsets[i];
+        size_t e = i + 1 < bt->count ? bt->offsets[i + 1] - 1 : bt->raw_len;
+        (*ev)[i] = *raw + s;
+        (*len)[i] = e - s;
+    }
+    return 0;
+}
+
 int posthog__batch_split(ph_builder_t *b, const ph_batch_t *bt, ph_batch_t **first,
                          ph_batch_t **second) {
     *first = *second = NULL;
@@ -262,13 +297,10 @@ int posthog__batch_split(ph_builder_t *b, const ph_batch_t *bt, ph_batch_t **fir
     if (!raw) return -1;
     ph_builder_t tmp;
     int rc = -1;
-    if (posthog__builder_init(&tmp, "", false, bt->gzip, b->level, UINT64_MAX) == 0) {
-        /* reuse the real prefix (api_key, historical_migration) */
-        free((void *)tmp.prefix);
-        tmp.prefix = strdup(b->prefix);
-        tmp.prefix_n = b->prefix_n;
+    if (posthog__builder_init_like(&tmp, b) == 0) {
+        tmp.max_raw = UINT64_MAX;
         uint32_t half = bt->count / 2;
-        if (tmp.prefix && (*first = build_from(&tmp, raw, bt, 0, half)) &&
+        if ((*first = build_from(&tmp, raw, bt, 0, half)) &&
             (*second = build_from(&tmp, raw, bt, half, bt->count))) {
             (*first)->end_pos = 0;
             (*second)->end_pos = bt->end_pos;

@@ -33,6 +33,9 @@ typedef struct ph_batch {
     uint32_t attempts;   /* sends done */
     int64_t not_before_ms; /* monotonic: earliest next attempt */
     bool gzip;
+    bool replay;         /* read back from the spool */
+    bool probe;          /* sent to test a link that was down: no retries */
+    struct ph_spool_file *file; /* its copy on disk, when it has one */
     struct ph_batch *next;
 } ph_batch_t;
 
@@ -54,6 +57,14 @@ int posthog__builder_init(ph_builder_t *b, const char *api_key, bool historical,
 void posthog__builder_free(ph_builder_t *b);
 /* Whether the event (of json_len bytes) still fits the open batch. */
 bool posthog__builder_fits(const ph_builder_t *b, size_t json_len);
+/* A builder with b's settings and prefix (its own deflate state). */
+int posthog__builder_init_like(ph_builder_t *dst, const ph_builder_t *src);
+/* Adds an event that is already JSON text. -1 on allocation failure. */
+int posthog__builder_add_text(ph_builder_t *b, const char *json, size_t n);
+/* The events of a sealed batch as texts pointing into *raw (malloc()ed;
+ * free *raw, *ev and *len). 0 ok. */
+int posthog__batch_texts(const ph_batch_t *bt, char **raw, const char ***ev, size_t **len);
+
 /* Adds an event. -1 on allocation failure (nothing added). */
 int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_ms);
 /* Seals and returns the open batch (NULL when empty). */

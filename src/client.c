@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,14 +57,16 @@ const char *posthog_strerror(posthog_status_t s) {
     case POSTHOG_E_DROPPED: return "event dropped by before_send";
     case POSTHOG_E_THREAD: return "could not start the flusher thread";
     case POSTHOG_E_HTTP: return "HTTP delivery failed";
+    case POSTHOG_E_STORAGE: return "the spool directory could not be written";
+    case POSTHOG_E_NO_STORAGE: return "durable capture needs the storage_path option";
     case POSTHOG_E_INTERNAL: return "internal error";
     }
     return "unknown status";
 }
 
 static const char *const drop_names[POSTHOG_DROP_REASON_COUNT] = {
-    "queue_full", "invalid", "too_large", "rejected", "retries_exhausted", "before_send",
-    "shutdown"};
+    "queue_full", "invalid",      "too_large", "rejected", "retries_exhausted",
+    "before_send", "shutdown",    "storage_full", "expired", "corrupt"};
 
 const char *posthog_drop_reason_name(posthog_drop_reason_t r) {
     return (unsigned)r < POSTHOG_DROP_REASON_COUNT ? drop_names[r] : "unknown";
@@ -71,7 +74,8 @@ const char *posthog_drop_reason_name(posthog_drop_reason_t r) {
 
 static const posthog_status_t drop_status[POSTHOG_DROP_REASON_COUNT] = {
     POSTHOG_E_QUEUE_FULL, POSTHOG_E_INVALID_EVENT, POSTHOG_E_TOO_LARGE, POSTHOG_E_HTTP,
-    POSTHOG_E_HTTP,       POSTHOG_E_DROPPED,       POSTHOG_E_SHUTDOWN};
+    POSTHOG_E_HTTP,       POSTHOG_E_DROPPED,       POSTHOG_E_SHUTDOWN,  POSTHOG_E_STORAGE,
+    POSTHOG_E_STORAGE,    POSTHOG_E_STORAGE};
 
 void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt, ...) {
     if (!c->o->log_fn || (lvl == POSTHOG_LOG_DEBUG && !c->o->debug)) return;
@@ -83,22 +87,54 @@ void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt,
     c->o->log_fn(lvl, msg, c->o->log_ud);
 }
 
+void posthog__report_drop_st(posthog_client_t *c, posthog_drop_reason_t r, posthog_status_t st,
+                             uint32_t count, int http_status, const char *msg,
+                             const char *events_json, const char *event, const char *distinct_id) {
+    ph_counter_add(&c->dropped[r], count);
+    if (!c->o->drop_fn) return;
+    posthog_drop_info_t info = {(int32_t)r, (int32_t)st, count,       http_status,
+                                msg,        events_json, event,       distinct_id};
+    c->o->drop_fn(&info, c->o->drop_ud);
+}
+
 void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
                           int http_status, const char *msg, const char *events_json,
                           const char *event, const char *distinct_id) {
-    ph_counter_add(&c->dropped[r], count);
-    if (!c->o->drop_fn) return;
-    posthog_drop_info_t info = {(int32_t)r, (int32_t)drop_status[r], count, http_status,
-                                msg,        events_json,             event, distinct_id};
-    c->o->drop_fn(&info, c->o->drop_ud);
+    posthog__report_drop_st(c, r, drop_status[r], count, http_status, msg, events_json, event,
+                            distinct_id);
 }
 
 /* A capture-time drop: counted, reported, and its status returned. */
 static posthog_status_t drop_at_capture(posthog_client_t *c, posthog_drop_reason_t r,
                                         posthog_status_t st, const char *event,
                                         const char *did) {
-    posthog__report_drop(c, r, 1, 0, posthog_strerror(st), NULL, event, did);
+    posthog__report_drop_st(c, r, st, 1, 0, posthog_strerror(st), NULL, event, did);
     return st;
+}
+
+void posthog__spool_pending_add(posthog_client_t *c, int64_t n) {
+    /* relaxed: a statistic; flush waits re-read it under c->mu after a broadcast */
+    atomic_fetch_add_explicit(&c->spool_pending, n, memory_order_relaxed);
+}
+
+void posthog__report_spool_loss(posthog_client_t *c, const ph_spool_loss_t *l) {
+    if (l->own_evicted) posthog__spool_pending_add(c, -(int64_t)l->own_evicted);
+    if (l->evicted_size)
+        posthog__report_drop(c, POSTHOG_DROP_STORAGE_FULL, l->evicted_size, 0,
+                             "spool over max_storage_bytes: oldest events evicted", NULL, NULL,
+                             NULL);
+    if (l->evicted_age)
+        posthog__report_drop(c, POSTHOG_DROP_EXPIRED, l->evicted_age, 0,
+                             "spooled events older than max_storage_age_s discarded", NULL, NULL,
+                             NULL);
+    if (l->corrupt)
+        posthog__report_drop(c, POSTHOG_DROP_CORRUPT, l->corrupt, 0,
+                             "corrupt or torn records skipped in the spool", NULL, NULL, NULL);
+}
+
+void posthog__spool_incoming(posthog_client_t *c, ph_spool_file_t *f) {
+    posthog__spool_park(c->spool, f);
+    posthog__wake(c);
 }
 
 void posthog__wake(posthog_client_t *c) {
@@ -132,6 +168,7 @@ static void fork_parent(void) {
  */
 static void fork_child(void) {
     posthog__rand_fork_child();
+    posthog__spool_fork_child(NULL);
     for (posthog_client_t *c = registry; c; c = c->next) {
         posthog__queue_reset(&c->q);
         c->fl = NULL;
@@ -150,6 +187,16 @@ static void fork_child(void) {
                               &c->retries,  &c->bytes_raw, &c->bytes_sent};
         for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) atomic_store(&cs[i]->v, 0);
         for (int i = 0; i < POSTHOG_DROP_REASON_COUNT; i++) atomic_store(&c->dropped[i].v, 0);
+        atomic_store(&c->spooled.v, 0);
+        atomic_store(&c->replayed.v, 0);
+        atomic_store(&c->spool_pending, 0);
+        /* durable capture: the parent's waiters do not exist here */
+        pthread_mutex_init(&c->dmu, NULL);
+        pthread_cond_init(&c->dcv, NULL);
+        c->dpend_n = 0;
+        c->dcommitting = false;
+        c->dseq_next = c->dseq_done = 0;
+        posthog__spool_fork_child(c->spool);
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&registry_mu);
@@ -226,6 +273,17 @@ static int load_super(posthog_client_t *c) {
 }
 
 static void client_destroy(posthog_client_t *c) {
+    if (c->spool) {
+        posthog__crash_uninstall(c);
+        posthog__spool_close(c->spool);
+        free(c->spool);
+    }
+    for (size_t i = 0; i < c->dpend_n; i++) free(c->dpend[i]);
+    free(c->dpend);
+    free(c->dpend_len);
+    free(c->dstatus);
+    pthread_mutex_destroy(&c->dmu);
+    pthread_cond_destroy(&c->dcv);
     for (size_t i = 0; i < c->nsuper; i++) {
         free(c->super[i].key);
         free(c->super[i].member);
@@ -274,8 +332,13 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     c->wake_fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    c->wake_threshold = o->flush_at;
-    c->wake_threshold_busy = PH_MAX(o->flush_at, PH_MIN(o->max_queue_size / 8, 4096u));
+    pthread_mutex_init(&c->dmu, NULL);
+    pthread_cond_init(&c->dcv, NULL);
+    /* never above what the queue can hold, or a small queue would never wake it */
+    c->wake_threshold = PH_MIN(o->flush_at, PH_MAX(o->max_queue_size / 2, 1u));
+    c->wake_threshold_busy =
+        PH_MIN(PH_MAX(o->flush_at, PH_MIN(o->max_queue_size / 8, 4096u)),
+               PH_MAX(o->max_queue_size / 2, 1u));
     if (posthog__queue_init(&c->q, o->max_queue_bytes, o->max_queue_size)) {
         set_err(errbuf, errlen, "cannot allocate the queue");
         goto fail;
@@ -288,6 +351,24 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     if (c->wake_fd < 0) {
         set_err(errbuf, errlen, "cannot create the wake-up eventfd");
         goto fail;
+    }
+    if (o->storage_path) {
+        c->spool = calloc(1, sizeof *c->spool);
+        if (!c->spool || posthog__spool_open(c->spool, o->storage_path, o->max_storage_bytes,
+                                             (int64_t)o->max_storage_age_s * 1000)) {
+            /* never fatal: the client works from memory, and says so */
+            char why[256];
+            snprintf(why, sizeof why, "%s", c->spool ? strerror(errno) : "out of memory");
+            free(c->spool);
+            c->spool = NULL;
+            posthog__log(c, POSTHOG_LOG_ERROR,
+                         "storage_path %s unusable (%s): events are kept in memory only",
+                         o->storage_path, why);
+            posthog__report_drop(c, POSTHOG_DROP_STORAGE_FULL, 0, 0,
+                                 "storage_path unusable: memory only", NULL, NULL, NULL);
+        } else if (o->crash_handler && posthog__crash_install(c)) {
+            posthog__log(c, POSTHOG_LOG_WARN, "could not install the crash handler");
+        }
     }
     /* Registered before the thread starts, so a fork from now on resets it. */
     registry_add(c);
@@ -319,6 +400,7 @@ typedef struct {
     int64_t ts_ms;                     /* 0: now */
     const uint8_t *uuid;               /* NULL: new v7 */
     char *uuid_out;
+    bool durable;                      /* posthog_capture_durable */
 } cap_t;
 
 static bool user_has_key(const cap_t *k, const char *key, size_t klen) {
@@ -416,6 +498,8 @@ static posthog_status_t enqueue_rec(posthog_client_t *c, const ph_rec_t *img, co
 
 static posthog_status_t apply_before_send(posthog_client_t *c, ph_rec_t **img,
                                           const char *event, const char *did);
+static posthog_status_t durable_commit(posthog_client_t *c, const ph_rec_t *img,
+                                       const char *event, const char *did);
 
 /* Commits a written record, or marks it dead when shutdown won the race. */
 static posthog_status_t publish(posthog_client_t *c, ph_qslot_t *slot, uint64_t queued,
@@ -432,6 +516,8 @@ static posthog_status_t publish(posthog_client_t *c, ph_qslot_t *slot, uint64_t 
     if (PH_UNLIKELY(th && queued >= th) && atomic_exchange(&c->sleeping, 0)) posthog__wake(c);
     return POSTHOG_OK;
 }
+
+static posthog_status_t check_object(const char *json, ph_json_keys_t *keys, const char **out);
 
 static void maybe_start_thread(posthog_client_t *c) {
     /* relaxed: a hint; the decision is re-checked under c->mu */
@@ -483,7 +569,7 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
     }
     size_t payload = sizeof(ph_rec_t) + name_e + did_e + po.props.len + k->extra.len;
 
-    if (PH_UNLIKELY(c->o->before_send_fn || c->o->disabled)) {
+    if (PH_UNLIKELY(c->o->before_send_fn || c->o->disabled || k->durable)) {
         ph_rec_t *img = malloc(payload);
         if (!img) {
             props_out_free(&po);
@@ -496,13 +582,14 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
             free(img);
             return POSTHOG_OK;
         }
-        st = apply_before_send(c, &img, k->event, did);
+        st = c->o->before_send_fn ? apply_before_send(c, &img, k->event, did) : POSTHOG_OK;
         if (st == POSTHOG_OK) {
             if (k->uuid_out) {
                 posthog__uuid_format(k->uuid_out, img->uuid);
                 k->uuid_out[PH_UUID_STR_LEN] = '\0';
             }
-            st = enqueue_rec(c, img, k->event, did);
+            st = k->durable ? durable_commit(c, img, k->event, did)
+                            : enqueue_rec(c, img, k->event, did);
         }
         free(img);
         return st;
@@ -530,6 +617,107 @@ static posthog_status_t enqueue_rec(posthog_client_t *c, const ph_rec_t *img, co
     if (!dst) return drop_at_capture(c, POSTHOG_DROP_QUEUE_FULL, POSTHOG_E_QUEUE_FULL, event, did);
     memcpy(dst, img, n);
     return publish(c, &slot, queued, event, did);
+}
+
+/* ---------------------------------------------------------------- durable capture */
+
+/*
+ * Group commit: each caller appends its event to c->dpend and waits; the
+ * first caller that finds no commit running becomes the leader, takes
+ * every pending event, writes them as one spool file (one fsync of the
+ * file, one of the directory) outside the lock, stores each waiter's
+ * result and wakes them. So N concurrent callers share one commit.
+ */
+static posthog_status_t durable_commit(posthog_client_t *c, const ph_rec_t *img,
+                                       const char *event, const char *did) {
+    ph_buf_t b;
+    posthog__buf_init(&b, (size_t)c->o->max_event_bytes + 1024);
+    if (posthog__event_format(&b, img))
+        return drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, event, did);
+    posthog_status_t result = POSTHOG_E_INTERNAL, *mine = &result;
+    pthread_mutex_lock(&c->dmu);
+    if (c->dpend_n == c->dpend_cap) {
+        size_t cap = c->dpend_cap ? c->dpend_cap * 2 : 16;
+        char **p = realloc(c->dpend, cap * sizeof *p);
+        if (p) c->dpend = p;
+        size_t *l = p ? realloc(c->dpend_len, cap * sizeof *l) : NULL;
+        if (l) c->dpend_len = l;
+        posthog_status_t **st = l ? realloc(c->dstatus, cap * sizeof *st) : NULL;
+        if (st) c->dstatus = st;
+        if (!st) {
+            pthread_mutex_unlock(&c->dmu);
+            posthog__buf_free(&b);
+            return drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, event, did);
+        }
+        c->dpend_cap = cap;
+    }
+    c->dpend[c->dpend_n] = b.data; /* ownership moves to the pending list */
+    c->dpend_len[c->dpend_n] = b.len;
+    c->dstatus[c->dpend_n] = mine;
+    c->dpend_n++;
+    uint64_t seq = c->dseq_next++;
+    while (c->dseq_done <= seq) {
+        if (c->dcommitting) {
+            pthread_cond_wait(&c->dcv, &c->dmu);
+            continue;
+        }
+        /* leader: take everything pending */
+        c->dcommitting = true;
+        size_t n = c->dpend_n;
+        char **ev = c->dpend;
+        size_t *len = c->dpend_len;
+        posthog_status_t **sts = c->dstatus;
+        c->dpend = NULL;
+        c->dpend_len = NULL;
+        c->dstatus = NULL;
+        c->dpend_n = c->dpend_cap = 0;
+        uint64_t upto = c->dseq_next;
+        pthread_mutex_unlock(&c->dmu);
+
+        ph_spool_loss_t loss = {0};
+        ph_spool_file_t *f =
+            posthog__spool_write(c->spool, (const char *const *)ev, len, (uint32_t)n, &loss);
+        int err = errno;
+        posthog__report_spool_loss(c, &loss);
+        posthog_status_t st = f ? POSTHOG_OK : POSTHOG_E_STORAGE;
+        if (f) {
+            ph_counter_add(&c->spooled, n);
+            ph_counter_add(&c->captured, n);
+            posthog__spool_pending_add(c, (int64_t)n);
+            posthog__spool_incoming(c, f);
+        } else {
+            posthog__log(c, POSTHOG_LOG_ERROR, "durable capture: spool write failed: %s",
+                         strerror(err));
+        }
+        for (size_t i = 0; i < n; i++) {
+            *sts[i] = st;
+            free(ev[i]);
+        }
+        free(ev);
+        free(len);
+        free(sts);
+        pthread_mutex_lock(&c->dmu);
+        c->dseq_done = upto;
+        c->dcommitting = false;
+        pthread_cond_broadcast(&c->dcv);
+    }
+    pthread_mutex_unlock(&c->dmu);
+    if (result != POSTHOG_OK)
+        return drop_at_capture(c, POSTHOG_DROP_STORAGE_FULL, result, event, did);
+    return POSTHOG_OK;
+}
+
+posthog_status_t posthog_capture_durable(posthog_client_t *c, const char *distinct_id,
+                                         const char *event, const char *properties_json) {
+    if (!c) return POSTHOG_E_INVALID_ARG;
+    if (!c->spool)
+        return drop_at_capture(c, POSTHOG_DROP_STORAGE_FULL, POSTHOG_E_NO_STORAGE, event,
+                               distinct_id);
+    ph_json_keys_t keys;
+    cap_t k = {.event = event, .did = distinct_id, .pkeys = &keys, .durable = true};
+    posthog_status_t st = check_object(properties_json, &keys, &k.pjson);
+    if (st != POSTHOG_OK) return drop_at_capture(c, POSTHOG_DROP_INVALID, st, event, distinct_id);
+    return capture(c, &k);
 }
 
 /* ---------------------------------------------------------------- before_send */
@@ -805,9 +993,14 @@ static struct timespec abs_deadline(int64_t mono_deadline_ms) {
     return ts;
 }
 
-/* Waits (c->mu held) until done_pos >= target, the flusher exits, or the deadline. */
+static bool spool_settled(posthog_client_t *c) {
+    return atomic_load_explicit(&c->spool_pending, memory_order_relaxed) <= 0;
+}
+
+/* Waits (c->mu held) until done_pos >= target and nothing of ours waits on
+ * disk, the flusher exits, or the deadline. */
 static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bool forever) {
-    while (c->done_pos < target && c->thread_running) {
+    while ((c->done_pos < target || !spool_settled(c)) && c->thread_running) {
         if (forever) {
             pthread_cond_wait(&c->cv, &c->mu);
             continue;
@@ -816,7 +1009,7 @@ static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bo
         struct timespec ts = abs_deadline(deadline);
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
-    return c->done_pos >= target;
+    return c->done_pos >= target && spool_settled(c);
 }
 
 posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
@@ -826,7 +1019,7 @@ posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
     uint64_t target = ph_queue_head(&c->q);
     int64_t deadline = posthog__mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&c->mu);
-    if (c->done_pos >= target) {
+    if (c->done_pos >= target && spool_settled(c)) {
         pthread_mutex_unlock(&c->mu);
         return POSTHOG_OK;
     }
@@ -906,6 +1099,11 @@ posthog_status_t posthog_get_stats(const posthog_client_t *cc, posthog_stats_t *
     uint64_t h = atomic_load_explicit(&c->q.head, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&c->q.tail, memory_order_relaxed);
     out->queue_bytes = h > t ? h - t : 0;
+    out->spooled = ph_counter_get(&c->spooled);
+    out->replayed = ph_counter_get(&c->replayed);
+    out->spool_bytes = c->spool ? posthog__spool_bytes(c->spool) : 0;
+    int64_t pend = atomic_load_explicit(&c->spool_pending, memory_order_relaxed);
+    out->spool_pending = pend > 0 ? (uint64_t)pend : 0;
     for (int i = 0; i < POSTHOG_DROP_REASON_COUNT; i++) {
         out->dropped[i] = ph_counter_get(&c->dropped[i]);
         out->dropped_total += out->dropped[i];
@@ -929,6 +1127,10 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
         {"queue_depth", offsetof(posthog_stats_t, queue_depth)},
         {"queue_bytes", offsetof(posthog_stats_t, queue_bytes)},
         {"dropped_total", offsetof(posthog_stats_t, dropped_total)},
+        {"spooled", offsetof(posthog_stats_t, spooled)},
+        {"replayed", offsetof(posthog_stats_t, replayed)},
+        {"spool_bytes", offsetof(posthog_stats_t, spool_bytes)},
+        {"spool_pending", offsetof(posthog_stats_t, spool_pending)},
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (!strcmp(name, fields[i].name))

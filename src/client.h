@@ -18,6 +18,7 @@
 #include "common.h"
 #include "options.h"
 #include "queue.h"
+#include "spool.h"
 
 enum { PH_RUNNING = 0, PH_CLOSED = 1 };
 
@@ -61,8 +62,27 @@ struct posthog_client {
     bool stopping, stopped;   /* [mu] shutdown in progress / done */
     ph_flusher_t *fl;         /* flusher-private; only the flusher thread touches it */
 
+    /* disk spool (NULL without storage_path) */
+    ph_spool_t *spool;
+    ph_spool_file_t *incoming;   /* [mu] durable-capture files for the flusher */
+    /* durable capture group commit */
+    pthread_mutex_t dmu;
+    pthread_cond_t dcv;
+    char **dpend;                /* [dmu] events waiting for the next commit */
+    size_t *dpend_len;           /* [dmu] */
+    posthog_status_t **dstatus;  /* [dmu] where each waiter wants its result */
+    size_t dpend_n, dpend_cap;   /* [dmu] */
+    uint64_t dseq_next;          /* [dmu] sequence of the next event to join */
+    uint64_t dseq_done;          /* [dmu] events with seq < this are committed */
+    bool dcommitting;            /* [dmu] a leader is writing */
+    /* crash handler: memory it may use, prepared in advance */
+    char *crash_buf;
+    size_t crash_cap;
+
     /* stats */
     ph_counter_t captured, sent, requests, retries, bytes_raw, bytes_sent;
+    ph_counter_t spooled, replayed;
+    PH_ALIGNED_CL _Atomic int64_t spool_pending; /* events in files we own */
     ph_counter_t dropped[POSTHOG_DROP_REASON_COUNT];
 
     struct posthog_client *next; /* registry */
@@ -70,12 +90,26 @@ struct posthog_client {
 
 /* Starts the flusher thread (c->mu held by the caller). 0 ok. */
 int posthog__flusher_start(posthog_client_t *c);
+/* Spool accounting helpers (any thread). */
+void posthog__spool_pending_add(posthog_client_t *c, int64_t n);
+/* Reports spool losses as drops. */
+void posthog__report_spool_loss(posthog_client_t *c, const ph_spool_loss_t *l);
+/* Hands a file written by a durable capture to the flusher. */
+void posthog__spool_incoming(posthog_client_t *c, ph_spool_file_t *f);
+/* Crash handler (crash.c). */
+int posthog__crash_install(posthog_client_t *c);
+void posthog__crash_uninstall(posthog_client_t *c);
+
 /* Wakes the flusher (eventfd write). */
 void posthog__wake(posthog_client_t *c);
 /* Counts a drop and reports it through the callback. Any thread, no lock held. */
 void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
                           int http_status, const char *msg, const char *events_json,
                           const char *event, const char *distinct_id);
+/* The same with the exact status the caller returned. */
+void posthog__report_drop_st(posthog_client_t *c, posthog_drop_reason_t r, posthog_status_t st,
+                             uint32_t count, int http_status, const char *msg,
+                             const char *events_json, const char *event, const char *distinct_id);
 /* Logs through the user's callback (nothing without one). */
 void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -4,14 +4,24 @@
  * by size, count, age or flush request, and sends them one at a time
  * through the http module ("send at leisure"), retrying in order.
  *
+ * With a spool (storage_path): a batch whose retries run out goes to disk
+ * and the link is marked down; while it is down, sealed batches go
+ * straight to disk and one probe (the oldest spooled batch, no retries)
+ * is sent with growing intervals; the first 2xx brings the link back and
+ * spooled files are replayed oldest first, alternating with live batches.
+ * With durability=always every batch is written to disk when sealed and
+ * removed on 2xx. At the shutdown deadline what is left goes to disk.
+ *
  * Invariants:
- *  - Batches are resolved (sent or dropped) in queue order, so the
- *    position up to which everything is resolved only grows.
+ *  - Queue batches are resolved (sent, dropped or spooled) in queue order,
+ *    so the position up to which everything is resolved only grows.
  *  - The flusher holds c->mu only to exchange control fields; never
  *    around I/O, compression or user callbacks.
  *  - Sealed batches waiting to be sent are bounded by `pending_max` bytes:
  *    past it the flusher stops draining, the queue fills, and captures
  *    are dropped (counted) instead of memory growing.
+ *  - A batch with a file: the file's events are counted in spool_pending
+ *    until the batch is delivered or dropped (then the file is removed).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +37,9 @@
 
 #define DRAIN_CHUNK 2048
 #define SPIN_WAIT_MS 1
+#define PROBE_FIRST_MS 1000
+#define PROBE_MAX_MS 60000
+#define ADOPT_EVERY_MS 60000
 
 struct ph_flusher {
     ph_builder_t builder;
@@ -35,6 +48,11 @@ struct ph_flusher {
     size_t ready_bytes;
     size_t pending_max;
     uint32_t max_batch_events;
+    bool link_down;
+    int64_t probe_at;      /* monotonic ms */
+    int64_t probe_wait;
+    bool replay_turn;      /* alternate replays with live batches */
+    int64_t next_adopt;    /* monotonic ms */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -67,11 +85,24 @@ static ph_batch_t *ready_pop(ph_flusher_t *f) {
 /* Marks queue positions below `pos` resolved and wakes flush waiters. */
 static void resolve_to(posthog_client_t *c, uint64_t pos) {
     pthread_mutex_lock(&c->mu);
-    if (pos > c->done_pos) {
-        c->done_pos = pos;
-        pthread_cond_broadcast(&c->cv);
-    }
+    if (pos > c->done_pos) c->done_pos = pos;
+    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+}
+
+/* The batch's disk copy is no longer needed (delivered or dropped). */
+static void forget_file(posthog_client_t *c, ph_batch_t *b) {
+    if (!b->file) return;
+    posthog__spool_remove(c->spool, b->file);
+    b->file = NULL;
+    posthog__spool_pending_add(c, -(int64_t)b->count);
+}
+
+/* Frees a resolved batch and moves the resolved queue position. */
+static void finish(posthog_client_t *c, ph_batch_t *b) {
+    uint64_t end = b->end_pos;
+    posthog__batch_free(b);
+    resolve_to(c, end);
 }
 
 static void drop_batch(posthog_client_t *c, ph_batch_t *b, posthog_drop_reason_t r,
@@ -79,9 +110,42 @@ static void drop_batch(posthog_client_t *c, ph_batch_t *b, posthog_drop_reason_t
     char *events = c->o->drop_fn ? posthog__batch_events_json(b) : NULL;
     posthog__report_drop(c, r, b->count, http_status, msg, events, NULL, NULL);
     free(events);
-    uint64_t end = b->end_pos;
-    posthog__batch_free(b);
-    if (end) resolve_to(c, end);
+    forget_file(c, b);
+    finish(c, b);
+}
+
+/* Writes the batch's events as a spool file; NULL on failure (logged). */
+static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b) {
+    char *raw;
+    const char **ev;
+    size_t *len;
+    if (posthog__batch_texts(b, &raw, &ev, &len)) return NULL;
+    ph_spool_loss_t loss = {0};
+    ph_spool_file_t *file = posthog__spool_write(c->spool, ev, len, b->count, &loss);
+    int err = errno;
+    free(raw);
+    free(ev);
+    free(len);
+    posthog__report_spool_loss(c, &loss);
+    if (!file) {
+        posthog__log(c, POSTHOG_LOG_ERROR, "spool write of %u events failed: %s", b->count,
+                     strerror(err));
+        return NULL;
+    }
+    ph_counter_add(&c->spooled, b->count);
+    posthog__spool_pending_add(c, (int64_t)b->count);
+    return file;
+}
+
+/* Moves a batch to disk for later (its file if it has one). true when
+ * done: the batch is freed and its queue position resolved. */
+static bool spool_batch(posthog_client_t *c, ph_batch_t *b) {
+    if (!c->spool) return false;
+    if (!b->file && !(b->file = write_file(c, b))) return false;
+    posthog__spool_park(c->spool, b->file);
+    b->file = NULL;
+    finish(c, b);
+    return true;
 }
 
 static void seal(posthog_client_t *c, ph_flusher_t *f) {
@@ -100,6 +164,7 @@ static void seal(posthog_client_t *c, ph_flusher_t *f) {
         return;
     }
     b->end_pos = ph_queue_tail(&c->q);
+    if (c->spool && c->o->durability_always) b->file = write_file(c, b);
     ready_push_back(f, b);
 }
 
@@ -125,6 +190,71 @@ static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t no
     return n;
 }
 
+/* ---------------------------------------------------------------- replay */
+
+typedef struct {
+    ph_builder_t *b;
+    int failed;
+} replay_ctx_t;
+
+static int replay_add(const char *json, size_t len, void *ud) {
+    replay_ctx_t *rc = ud;
+    if (posthog__builder_add_text(rc->b, json, len)) rc->failed = 1;
+    return rc->failed;
+}
+
+/* The oldest spooled file as a batch (NULL when none is left). */
+static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
+    ph_spool_file_t *file;
+    while ((file = posthog__spool_take(c->spool))) {
+        ph_builder_t tmp;
+        if (posthog__builder_init_like(&tmp, &f->builder)) {
+            posthog__spool_park(c->spool, file);
+            return NULL;
+        }
+        tmp.max_raw = UINT64_MAX;
+        replay_ctx_t rc = {&tmp, 0};
+        ph_spool_loss_t loss = {0};
+        long good = posthog__spool_read(file, replay_add, &rc, &loss);
+        ph_batch_t *b = (good > 0 && !rc.failed) ? posthog__builder_seal(&tmp) : NULL;
+        posthog__builder_free(&tmp);
+        if (rc.failed || good < 0) { /* out of memory or unreadable now: later */
+            posthog__batch_free(b);
+            posthog__spool_park(c->spool, file);
+            return NULL;
+        }
+        /* events the file promised but did not hold intact are lost */
+        if (file->count > (uint32_t)good)
+            posthog__spool_pending_add(c, -(int64_t)(file->count - (uint32_t)good));
+        posthog__report_spool_loss(c, &loss);
+        if (!b) { /* nothing intact in it */
+            posthog__spool_remove(c->spool, file);
+            continue;
+        }
+        file->count = (uint32_t)good;
+        b->file = file;
+        b->replay = true;
+        b->end_pos = 0;
+        return b;
+    }
+    return NULL;
+}
+
+static void adopt(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
+    f->next_adopt = now + ADOPT_EVERY_MS;
+    if (!c->spool) return;
+    ph_spool_loss_t loss = {0};
+    uint64_t n = posthog__spool_adopt(c->spool, &loss);
+    if (n) {
+        posthog__spool_pending_add(c, (int64_t)n);
+        posthog__log(c, POSTHOG_LOG_INFO, "found %llu spooled events to deliver",
+                     (unsigned long long)n);
+    }
+    posthog__report_spool_loss(c, &loss);
+}
+
+/* ---------------------------------------------------------------- sending */
+
 static void count_attempt(posthog_client_t *c, ph_batch_t *b) {
     ph_counter_add(&c->requests, 1);
     if (b->attempts > 0) ph_counter_add(&c->retries, 1);
@@ -132,37 +262,94 @@ static void count_attempt(posthog_client_t *c, ph_batch_t *b) {
     ph_counter_add(&c->bytes_sent, b->body.len);
 }
 
-static void try_send(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
-    if (f->http.busy || !f->ready || f->ready->not_before_ms > now) return;
-    ph_batch_t *b = ready_pop(f);
+static void start(posthog_client_t *c, ph_flusher_t *f, ph_batch_t *b) {
     if (posthog__batch_set_tail(b, posthog__now_ms()) || posthog__http_start(&f->http, b)) {
-        drop_batch(c, b, POSTHOG_DROP_RETRIES_EXHAUSTED, 0, "could not start the request");
+        if (!spool_batch(c, b))
+            drop_batch(c, b, POSTHOG_DROP_RETRIES_EXHAUSTED, 0, "could not start the request");
         return;
     }
     count_attempt(c, b);
     b->attempts++;
 }
 
+static void link_down(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
+    if (!f->link_down) {
+        posthog__log(c, POSTHOG_LOG_WARN,
+                     "endpoint unreachable: spooling new batches, probing until it is back");
+        f->probe_wait = PROBE_FIRST_MS;
+    } else {
+        f->probe_wait = PH_MIN(f->probe_wait * 2, PROBE_MAX_MS);
+    }
+    f->link_down = true;
+    f->probe_at = now + f->probe_wait;
+}
+
+static void try_send(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
+    if (f->http.busy) return;
+    if (f->link_down) {
+        /* don't hammer a dead link: ready batches go to disk */
+        while (f->ready) {
+            ph_batch_t *b = ready_pop(f);
+            if (!spool_batch(c, b)) {
+                ready_push_front(f, b);
+                break;
+            }
+        }
+        if (now < f->probe_at) return;
+        ph_batch_t *b = load_replay(c, f);
+        if (!b) b = ready_pop(f);
+        if (!b) {
+            f->link_down = false; /* nothing to probe with */
+            return;
+        }
+        b->probe = true;
+        start(c, f, b);
+        return;
+    }
+    bool live = f->ready && f->ready->not_before_ms <= now;
+    bool replay = c->spool && posthog__spool_idle_events(c->spool) > 0;
+    ph_batch_t *b = NULL;
+    if (replay && (!live || f->replay_turn)) {
+        b = load_replay(c, f);
+        f->replay_turn = false;
+    }
+    if (!b && live) {
+        b = ready_pop(f);
+        f->replay_turn = true;
+    }
+    if (b) start(c, f, b);
+}
+
 static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res) {
     ph_batch_t *b = res->batch;
     char msg[512];
+    int64_t now = posthog__mono_ms();
     switch (posthog__classify(res->status)) {
     case PH_OUTCOME_OK:
         ph_counter_add(&c->sent, b->count);
+        if (b->replay) ph_counter_add(&c->replayed, b->count);
+        if (b->probe && f->link_down) {
+            posthog__log(c, POSTHOG_LOG_INFO, "endpoint reachable again: replaying the spool");
+            f->link_down = false;
+        }
         posthog__log(c, POSTHOG_LOG_DEBUG, "sent %u events (HTTP %ld)", b->count, res->status);
-        resolve_to(c, b->end_pos);
-        posthog__batch_free(b);
+        forget_file(c, b);
+        finish(c, b);
         return;
     case PH_OUTCOME_REJECT:
+        if (b->probe) f->link_down = false; /* the server answered: the link is up */
         snprintf(msg, sizeof msg, "server rejected the batch: HTTP %ld", res->status);
         posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
         drop_batch(c, b, POSTHOG_DROP_REJECTED, (int)res->status, msg);
         return;
     case PH_OUTCOME_TOO_LARGE: {
+        if (b->probe) f->link_down = false;
         ph_batch_t *a, *z;
         if (b->count > 1 && posthog__batch_split(&f->builder, b, &a, &z) == 0) {
             posthog__log(c, POSTHOG_LOG_WARN, "HTTP 413 for %u events: splitting in halves",
                          b->count);
+            /* the halves live in memory; should they fail they are spooled anew */
+            forget_file(c, b);
             ready_push_front(f, z);
             ready_push_front(f, a);
             posthog__batch_free(b);
@@ -176,7 +363,13 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
     case PH_OUTCOME_RETRY:
         break;
     }
-    if (b->attempts > c->o->max_retries) {
+    if (b->probe || b->attempts > c->o->max_retries) {
+        b->probe = false;
+        if (spool_batch(c, b)) {
+            posthog__log(c, POSTHOG_LOG_WARN, "%s: batch kept on disk for later", res->error);
+            link_down(c, f, now);
+            return;
+        }
         snprintf(msg, sizeof msg, "gave up after %u attempts: %s", b->attempts, res->error);
         posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
         drop_batch(c, b, POSTHOG_DROP_RETRIES_EXHAUSTED, (int)res->status, msg);
@@ -186,33 +379,29 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
                                        c->o->max_retry_wait_ms, res->retry_after_ms);
     posthog__log(c, POSTHOG_LOG_WARN, "%s: retry %u of %u in %lld ms", res->error, b->attempts,
                  c->o->max_retries, (long long)wait);
-    b->not_before_ms = posthog__mono_ms() + wait;
+    b->not_before_ms = now + wait;
     ready_push_front(f, b);
 }
 
-/* Shutdown deadline: everything not yet delivered is counted as dropped. */
+/* Shutdown deadline: what is not delivered goes to disk, or is counted dropped. */
 static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
     ph_batch_t *b = posthog__http_abort(&f->http);
-    if (b) ready_push_front(f, b);
-    seal(c, f);
-    while ((b = ready_pop(f)))
-        drop_batch(c, b, POSTHOG_DROP_SHUTDOWN, 0, "not delivered before the shutdown deadline");
-    /* Records still in the queue below `upto`: wait for late publishers
-     * (a capture between reserve and commit finishes in microseconds). */
-    uint32_t n = 0;
-    while (ph_queue_tail(&c->q) < upto) {
-        size_t len;
-        if (!posthog__queue_peek(&c->q, &len)) {
-            if (ph_queue_tail(&c->q) >= upto) break;
-            sched_yield();
-            continue;
-        }
-        posthog__queue_pop(&c->q);
-        n++;
+    if (b) {
+        b->probe = false;
+        ready_push_front(f, b);
     }
-    if (n)
-        posthog__report_drop(c, POSTHOG_DROP_SHUTDOWN, n, 0,
-                             "still queued at the shutdown deadline", NULL, NULL, NULL);
+    /* Everything still queued below `upto`, waiting for late publishers
+     * (a capture between reserve and commit finishes in microseconds). */
+    f->pending_max = SIZE_MAX;
+    int64_t wall = posthog__now_ms();
+    while (ph_queue_tail(&c->q) < upto) {
+        if (!drain(c, f, DRAIN_CHUNK, wall)) sched_yield();
+    }
+    seal(c, f);
+    while ((b = ready_pop(f))) {
+        if (!spool_batch(c, b))
+            drop_batch(c, b, POSTHOG_DROP_SHUTDOWN, 0, "not delivered before the shutdown deadline");
+    }
     resolve_to(c, ph_queue_tail(&c->q));
 }
 
@@ -224,10 +413,9 @@ static void drain_wake_fd(int fd) {
 
 /* ---------------------------------------------------------------- loop */
 
-static void *flusher_main(void *arg) {
-    posthog_client_t *c = arg;
-    ph_flusher_t *f = c->fl;
+static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
     const posthog_options_t *o = c->o;
+    adopt(c, f, posthog__mono_ms());
     for (;;) {
         int64_t now = posthog__mono_ms(), wall = posthog__now_ms();
         pthread_mutex_lock(&c->mu);
@@ -248,11 +436,13 @@ static void *flusher_main(void *arg) {
              (n >= o->flush_at && !f->http.busy && !f->ready)))
             seal(c, f);
 
+        if (!f->link_down && now >= f->next_adopt) adopt(c, f, now);
         try_send(c, f, now);
 
         bool idle = !f->http.busy && !f->ready && !ph_builder_count(&f->builder);
+        bool disk_idle = !c->spool || f->link_down || !posthog__spool_idle_events(c->spool);
         if (idle && head == tail) resolve_to(c, tail);
-        if (stop && idle && tail >= head) break;
+        if (stop && idle && disk_idle && tail >= head) break;
         if (stop && now >= deadline) {
             abandon_all(c, f, head);
             break;
@@ -263,7 +453,10 @@ static void *flusher_main(void *arg) {
         if (more) wait = 0;
         if (ph_builder_count(&f->builder))
             wait = PH_MIN(wait, f->builder.opened_ms + (int64_t)o->flush_interval_ms - wall);
-        if (f->ready && !f->http.busy) wait = PH_MIN(wait, f->ready->not_before_ms - now);
+        if (f->ready && !f->http.busy && !f->link_down)
+            wait = PH_MIN(wait, f->ready->not_before_ms - now);
+        if (f->link_down && !f->http.busy) wait = PH_MIN(wait, f->probe_at - now);
+        if (!f->link_down && !f->http.busy && !disk_idle) wait = 0; /* replay next */
         if (stop) wait = PH_MIN(wait, deadline - now);
         if (flushing && head != tail) wait = PH_MIN(wait, SPIN_WAIT_MS); /* late publisher */
         if (wait < 0) wait = 0;
@@ -287,13 +480,12 @@ static void *flusher_main(void *arg) {
         atomic_store_explicit(&c->sleeping, 0, memory_order_relaxed);
         drain_wake_fd(c->wake_fd);
     }
-    return NULL;
 }
 
 static void *flusher_thread(void *arg) {
     posthog_client_t *c = arg;
-    flusher_main(c);
     ph_flusher_t *f = c->fl;
+    flusher_main(c, f);
     posthog__builder_free(&f->builder);
     posthog__http_free(&f->http);
     free(f);

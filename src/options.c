@@ -28,6 +28,8 @@ posthog_options_t *posthog_options_new(void) {
     o->max_event_bytes = 900 * 1024;
     o->gzip = true;
     o->tls_verify = true;
+    o->max_storage_bytes = (uint64_t)64 << 20;
+    o->max_storage_age_s = 7 * 86400;
     o->gzip_level = 1;
     o->request_timeout_ms = 10000;
     o->connect_timeout_ms = 5000;
@@ -45,6 +47,7 @@ void posthog_options_free(posthog_options_t *o) {
     free(o->default_distinct_id);
     free(o->super_properties);
     free(o->ca_bundle);
+    free(o->storage_path);
     free(o);
 }
 
@@ -136,6 +139,8 @@ static const num_opt_t num_opts[] = {
     NUM("retry_backoff_ms", 1, 3600000, retry_backoff_ms),
     NUM("max_retry_wait_ms", 1, 3600000, max_retry_wait_ms),
     NUM("shutdown_timeout_ms", 0, 3600000, shutdown_timeout_ms),
+    NUM("max_storage_bytes", 4096, (uint64_t)1 << 40, max_storage_bytes),
+    NUM("max_storage_age_s", 1, 10u * 365 * 86400, max_storage_age_s),
 };
 
 typedef struct {
@@ -149,6 +154,7 @@ static const bool_opt_t bool_opts[] = {
     BOOL("historical_migration", historical_migration),
     BOOL("debug", debug),
     BOOL("tls_verify", tls_verify),
+    BOOL("crash_handler", crash_handler),
 };
 
 posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, const char *value) {
@@ -189,6 +195,13 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
     } else if (!strcmp(key, "default_distinct_id")) {
         if (value && !posthog__utf8_valid(value, strlen(value))) return POSTHOG_E_BAD_OPTION_VALUE;
         r = set_str(&o->default_distinct_id, value, false);
+    } else if (!strcmp(key, "storage_path")) {
+        r = set_str(&o->storage_path, value, false);
+    } else if (!strcmp(key, "durability")) {
+        if (!value || (strcmp(value, "failures") && strcmp(value, "always")))
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        o->durability_always = !strcmp(value, "always");
+        return POSTHOG_OK;
     } else if (!strcmp(key, "ca_bundle")) {
         r = set_str(&o->ca_bundle, value, false);
     } else if (!strcmp(key, "super_properties")) {

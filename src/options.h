@@ -32,6 +32,11 @@ struct posthog_options {
     char *ca_bundle;
     bool debug;
     bool tls_verify;
+    char *storage_path;
+    uint64_t max_storage_bytes;
+    uint32_t max_storage_age_s;
+    bool durability_always;
+    bool crash_handler;
     bool api_key_set, host_set;
 
     posthog_log_fn log_fn;

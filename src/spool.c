@@ -66,11 +66,16 @@ static void reg_del(dev_t d, ino_t i) {
     pthread_mutex_unlock(&reg_mu);
 }
 
-void posthog__spool_fork_child(void) {
+void posthog__spool_fork_child(ph_spool_t *s) {
     /* The parent's locks did not come along: the child owns nothing. Its
      * registry memory is a copy, reset without freeing anything shared. */
     reg_n = 0;
     pthread_mutex_init(&reg_mu, NULL);
+    if (s) {
+        pthread_mutex_init(&s->mu, NULL);
+        s->idle = NULL; /* the parent's: abandoned, never closed here */
+        s->idle_events = 0;
+    }
 }
 
 static int lock_fd(int fd) {
@@ -190,6 +195,7 @@ int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes, int6
 
 void posthog__spool_close(ph_spool_t *s) {
     if (!s->dir) return;
+    posthog__spool_release_idle(s);
     free(s->dir);
     s->dir = NULL;
     pthread_mutex_destroy(&s->mu);
@@ -226,8 +232,20 @@ static int take_unowned(const char *path, struct stat *st) {
     return fd;
 }
 
-/* Deletes the oldest unowned files until `need` more bytes fit. [s->mu held] */
+static void forget(ph_spool_file_t *f);
+
+/* Deletes the oldest data until `need` more bytes fit: our idle files,
+ * then files nobody owns. [s->mu held] */
 static void evict_for(ph_spool_t *s, uint64_t need, ph_spool_loss_t *loss) {
+    while (s->idle && s->bytes_on_disk + need > s->max_bytes) {
+        ph_spool_file_t *f = s->idle;
+        s->idle = f->next;
+        s->idle_events -= PH_MIN(s->idle_events, f->count);
+        if (!unlink(f->path)) s->bytes_on_disk -= PH_MIN(s->bytes_on_disk, f->bytes);
+        loss->evicted_size += f->count;
+        loss->own_evicted += f->count;
+        forget(f);
+    }
     if (s->bytes_on_disk + need <= s->max_bytes) return;
     size_t n;
     char **names = list_files(s->dir, &n, false);
@@ -354,10 +372,10 @@ fail:
 
 /* ---------------------------------------------------------------- adopt */
 
-ph_spool_file_t *posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
+uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
     size_t n;
     char **names = list_files(s->dir, &n, true);
-    ph_spool_file_t *head = NULL, **tail = &head;
+    uint64_t adopted = 0;
     int64_t now = posthog__now_ms();
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -415,14 +433,63 @@ ph_spool_file_t *posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
         f->bytes = (uint64_t)st.st_size;
         f->count = count;
         f->created_ms = created;
-        *tail = f;
-        tail = &f->next;
+        posthog__spool_park(s, f);
+        adopted += count;
     }
     free_list(names, n);
     pthread_mutex_lock(&s->mu);
     s->bytes_on_disk = total;
     pthread_mutex_unlock(&s->mu);
-    return head;
+    return adopted;
+}
+
+void posthog__spool_park(ph_spool_t *s, ph_spool_file_t *f) {
+    pthread_mutex_lock(&s->mu);
+    ph_spool_file_t **p = &s->idle;
+    /* names sort by creation time, then pid and sequence */
+    const char *base = strrchr(f->path, '/');
+    base = base ? base + 1 : f->path;
+    while (*p) {
+        const char *b2 = strrchr((*p)->path, '/');
+        if (strcmp(b2 ? b2 + 1 : (*p)->path, base) > 0) break;
+        p = &(*p)->next;
+    }
+    f->next = *p;
+    *p = f;
+    s->idle_events += f->count;
+    pthread_mutex_unlock(&s->mu);
+}
+
+ph_spool_file_t *posthog__spool_take(ph_spool_t *s) {
+    pthread_mutex_lock(&s->mu);
+    ph_spool_file_t *f = s->idle;
+    if (f) {
+        s->idle = f->next;
+        s->idle_events -= PH_MIN(s->idle_events, f->count);
+        f->next = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return f;
+}
+
+uint64_t posthog__spool_idle_events(ph_spool_t *s) {
+    pthread_mutex_lock(&s->mu);
+    uint64_t n = s->idle_events;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void posthog__spool_release_idle(ph_spool_t *s) {
+    pthread_mutex_lock(&s->mu);
+    ph_spool_file_t *f = s->idle;
+    s->idle = NULL;
+    s->idle_events = 0;
+    pthread_mutex_unlock(&s->mu);
+    while (f) {
+        ph_spool_file_t *next = f->next;
+        forget(f);
+        f = next;
+    }
 }
 
 /* ---------------------------------------------------------------- read */

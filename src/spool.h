@@ -66,6 +66,8 @@ typedef struct {
     pthread_mutex_t mu;
     uint64_t seq;             /* [mu] file name sequence */
     uint64_t bytes_on_disk;   /* [mu] approximate total of *.spool files */
+    ph_spool_file_t *idle;    /* [mu] owned files waiting to be sent, oldest first */
+    uint64_t idle_events;     /* [mu] events in `idle` */
 } ph_spool_t;
 
 /* What happened to events while reading or evicting. */
@@ -73,6 +75,7 @@ typedef struct {
     uint32_t corrupt;      /* records skipped: bad CRC, torn tail, bad header */
     uint32_t evicted_size; /* events evicted to stay under max_bytes */
     uint32_t evicted_age;  /* events evicted for being older than max_age */
+    uint32_t own_evicted;  /* of evicted_size: events from files this process owned */
 } ph_spool_loss_t;
 
 /* Creates (0700) or opens the directory. 0 ok, -1 with errno. */
@@ -82,19 +85,28 @@ void posthog__spool_close(ph_spool_t *s);
 /*
  * Writes `count` events (JSON texts, lengths in lens[]) as one durable
  * file and returns it locked (the caller owns it), or NULL with errno set.
- * Evicts the oldest unowned files first to stay under max_bytes (counted
- * in *loss).
+ * First evicts the oldest data to stay under max_bytes: this process's
+ * idle files, then files nobody owns (counted in *loss).
  */
 ph_spool_file_t *posthog__spool_write(ph_spool_t *s, const char *const *events,
                                       const size_t *lens, uint32_t count, ph_spool_loss_t *loss);
 
 /*
  * Scans the directory for files nobody owns (not locked by a live process
- * nor by this one), locks them and returns them oldest first. Files older
+ * nor by this one), locks them and parks them (idle list). Files older
  * than max_age are deleted and counted; stale temp files of dead
- * processes are removed.
+ * processes are removed. Returns the number of events adopted.
  */
-ph_spool_file_t *posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss);
+uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss);
+
+/* Puts an owned file on the idle list (kept oldest first). */
+void posthog__spool_park(ph_spool_t *s, ph_spool_file_t *f);
+/* Takes the oldest idle file (the caller now sends it), or NULL. */
+ph_spool_file_t *posthog__spool_take(ph_spool_t *s);
+/* Events in idle files. */
+uint64_t posthog__spool_idle_events(ph_spool_t *s);
+/* Closes every idle file, leaving it on disk for a later process. */
+void posthog__spool_release_idle(ph_spool_t *s);
 
 /*
  * Reads a file's events: calls fn for each intact record in order.
@@ -110,8 +122,9 @@ void posthog__spool_remove(ph_spool_t *s, ph_spool_file_t *f);
 void posthog__spool_release(ph_spool_t *s, ph_spool_file_t *f);
 uint64_t posthog__spool_bytes(ph_spool_t *s);
 
-/* In a forked child: forget the files the parent owned (no close, no unlink). */
-void posthog__spool_fork_child(void);
+/* In a forked child: forget the files the parent owned (no close, no
+ * unlink); `s` may be NULL. */
+void posthog__spool_fork_child(ph_spool_t *s);
 
 /* Parses a whole file image (for the fuzzer and tests). */
 long posthog__spool_parse(const unsigned char *data, size_t n, ph_spool_event_fn fn, void *ud,

@@ -63,7 +63,9 @@ typedef enum posthog_status {
     POSTHOG_E_DROPPED = 14,      /* before_send dropped the event */
     POSTHOG_E_THREAD = 15,       /* could not start the flusher thread */
     POSTHOG_E_HTTP = 16,         /* transport or server error (callbacks) */
-    POSTHOG_E_INTERNAL = 17
+    POSTHOG_E_INTERNAL = 17,
+    POSTHOG_E_STORAGE = 18,      /* the spool directory could not be used */
+    POSTHOG_E_NO_STORAGE = 19    /* durable capture needs storage_path */
 } posthog_status_t;
 
 /* A static, human-readable message for a status code. Never NULL. */
@@ -119,6 +121,16 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *   ca_bundle            path of a CA bundle for TLS [system]
  *   tls_verify           0: do not verify the server's certificate [1]
  *   debug                1: log at debug level [0]
+ *   storage_path         directory for the disk spool (created 0700); unset:
+ *                        memory only [none]
+ *   max_storage_bytes    spool size limit; oldest files evicted [67108864]
+ *   max_storage_age_s    spooled events older than this are discarded [604800]
+ *   durability           "failures": spool what cannot be delivered (retries
+ *                        exhausted, endpoint down, left at shutdown);
+ *                        "always": also every batch before its first send,
+ *                        removed on 2xx [failures]
+ *   crash_handler        1: on SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGABRT write the
+ *                        queued events to the spool, then chain [0]
  */
 POSTHOG_API posthog_status_t posthog_options_set(posthog_options_t *o, const char *key,
                                                  const char *value);
@@ -154,8 +166,14 @@ typedef enum posthog_drop_reason {
     POSTHOG_DROP_RETRIES_EXHAUSTED = 4, /* transient failures outlasted max_retries */
     POSTHOG_DROP_BEFORE_SEND = 5,       /* before_send returned drop */
     POSTHOG_DROP_SHUTDOWN = 6,          /* undelivered at shutdown deadline, or captured after */
-    POSTHOG_DROP_REASON_COUNT = 7
+    POSTHOG_DROP_STORAGE_FULL = 7,      /* spool over max_storage_bytes (evicted), or unwritable */
+    POSTHOG_DROP_EXPIRED = 8,           /* spooled longer than max_storage_age_s */
+    POSTHOG_DROP_CORRUPT = 9,           /* torn or corrupt records found in the spool */
+    POSTHOG_DROP_REASON_COUNT = 10
 } posthog_drop_reason_t;
+
+/* Slots reserved in posthog_stats_t.dropped, so new reasons keep the ABI. */
+#define POSTHOG_DROP_REASON_SLOTS 16
 
 /* A short static name for a drop reason ("queue_full", ...). */
 POSTHOG_API const char *posthog_drop_reason_name(posthog_drop_reason_t r);
@@ -313,6 +331,18 @@ POSTHOG_API posthog_status_t posthog_capture_ex(posthog_client_t *c, const char 
                                                 const char *groups_json, const char *set_json,
                                                 const char *set_once_json, char *uuid_out);
 
+/*
+ * Captures an event that must never be lost (a purchase, a device boot):
+ * returns POSTHOG_OK only once the event is on disk in the spool (written
+ * and fsync'ed; concurrent callers share one fsync), from where it is
+ * delivered like any spooled batch. Blocks for the disk write. Needs
+ * storage_path (else POSTHOG_E_NO_STORAGE); POSTHOG_E_STORAGE when the
+ * write failed (the event is then not captured and counted as dropped).
+ */
+POSTHOG_API posthog_status_t posthog_capture_durable(posthog_client_t *c, const char *distinct_id,
+                                                     const char *event,
+                                                     const char *properties_json);
+
 /* $identify with $set / $set_once (JSON objects or NULL), like the SDKs. */
 POSTHOG_API posthog_status_t posthog_identify(posthog_client_t *c, const char *distinct_id,
                                               const char *set_json, const char *set_once_json);
@@ -358,9 +388,11 @@ POSTHOG_API void posthog_client_free(posthog_client_t *c);
  * Counters since the client was created (in a forked child: since the
  * fork). Every call to a capture function either counts one `captured`
  * (it returned POSTHOG_OK) or one drop at capture; every captured event
- * ends, once the pipeline is idle, in `sent` or in exactly one delivery
- * drop reason. So when idle: captured + capture-time drops ==
- * sent + dropped_total.
+ * ends, once the pipeline is idle, in `sent`, in exactly one delivery
+ * drop reason, or on disk (`spool_pending`). So when idle:
+ * captured + capture-time drops == sent + dropped_total + spool_pending,
+ * counting only this process's own events (adopted spool files of other
+ * processes add to `sent`/`replayed` and to drops without `captured`).
  */
 typedef struct posthog_stats {
     uint64_t captured;        /* events accepted into the queue */
@@ -371,7 +403,11 @@ typedef struct posthog_stats {
     uint64_t bytes_sent;      /* request bodies on the wire */
     uint64_t queue_depth;     /* events in the in-memory queue now */
     uint64_t queue_bytes;     /* bytes of the in-memory queue in use now */
-    uint64_t dropped[POSTHOG_DROP_REASON_COUNT]; /* by posthog_drop_reason_t */
+    uint64_t spooled;         /* events written to the disk spool */
+    uint64_t replayed;        /* spooled events delivered later (also in `sent`) */
+    uint64_t spool_bytes;     /* bytes of spool files on disk now */
+    uint64_t spool_pending;   /* events this process has on disk, undelivered */
+    uint64_t dropped[POSTHOG_DROP_REASON_SLOTS]; /* by posthog_drop_reason_t */
     uint64_t dropped_total;   /* sum of dropped[] */
 } posthog_stats_t;
 

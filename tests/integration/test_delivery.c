@@ -585,11 +585,14 @@ START_TEST(test_flush_at_triggers_send)
 }
 END_TEST
 
+/* flush_at triggers a send; max_batch_size caps a request (batches grow
+ * past flush_at only while a request is in flight, up to that cap). */
 START_TEST(test_flush_at_batch_sizes)
 {
     ph_ingest_t *srv = it_server(NULL);
     posthog_options_t *o = it_options(srv);
     it_set(o, "flush_at", "10");
+    it_set(o, "max_batch_size", "10");
     it_set(o, "flush_interval_ms", "60000");
     posthog_client_t *c = it_client(o);
     for (int i = 0; i < 25; i++) {
@@ -610,7 +613,8 @@ START_TEST(test_flush_at_batch_sizes)
     ck_assert_msg(n == 3 && it_req_nevents(cJSON_GetArrayItem(reqs, 0)) == 10 &&
                       it_req_nevents(cJSON_GetArrayItem(reqs, 1)) == 10 &&
                       it_req_nevents(cJSON_GetArrayItem(reqs, 2)) == 5,
-                  "flush_at=10, 25 events: expected requests of 10 10 5 events, got %s", sizes);
+                  "flush_at=max_batch_size=10, 25 events: expected requests of 10 10 5 events, "
+                  "got %s", sizes);
     cJSON_Delete(reqs);
     /* in capture order */
     cJSON *events = it_events(srv);

@@ -256,8 +256,8 @@ START_TEST(client_new_errors) {
 END_TEST
 
 START_TEST(strerror_and_drop_names) {
-    const char *seen[POSTHOG_E_INTERNAL + 1];
-    for (int s = POSTHOG_OK; s <= POSTHOG_E_INTERNAL; s++) {
+    const char *seen[POSTHOG_E_NO_STORAGE + 1];
+    for (int s = POSTHOG_OK; s <= POSTHOG_E_NO_STORAGE; s++) {
         const char *m = posthog_strerror((posthog_status_t)s);
         ck_assert_ptr_nonnull(m);
         ck_assert_uint_gt(strlen(m), 1);
@@ -266,9 +266,11 @@ START_TEST(strerror_and_drop_names) {
     }
     ck_assert_ptr_nonnull(posthog_strerror((posthog_status_t)999));
     ck_assert_ptr_nonnull(posthog_strerror((posthog_status_t)-1));
-    static const char *names[] = {"queue_full", "invalid", "too_large", "rejected",
-                                  "retries_exhausted", "before_send", "shutdown"};
-    ck_assert_int_eq(POSTHOG_DROP_REASON_COUNT, 7);
+    static const char *names[] = {"queue_full",  "invalid",  "too_large",    "rejected",
+                                  "retries_exhausted", "before_send", "shutdown",
+                                  "storage_full", "expired", "corrupt"};
+    ck_assert_int_eq(POSTHOG_DROP_REASON_COUNT, 10);
+    ck_assert_int_le(POSTHOG_DROP_REASON_COUNT, POSTHOG_DROP_REASON_SLOTS);
     for (int r = 0; r < POSTHOG_DROP_REASON_COUNT; r++)
         ck_assert_str_eq(posthog_drop_reason_name((posthog_drop_reason_t)r), names[r]);
     ck_assert_str_eq(posthog_drop_reason_name(POSTHOG_DROP_REASON_COUNT), "unknown");

@@ -70,6 +70,9 @@ DROP_REASON_NAMES = (
     "retries_exhausted",
     "before_send",
     "shutdown",
+    "storage_full",
+    "expired",
+    "corrupt",
 )
 
 BEFORE_SEND_KEEP, BEFORE_SEND_REPLACE, BEFORE_SEND_DROP = 0, 1, 2

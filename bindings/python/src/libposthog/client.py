@@ -79,7 +79,7 @@ _IGNORED_KEYWORDS = frozenset(
 
 # Options the C library will gain with the disk spool; until then it answers
 # POSTHOG_E_UNKNOWN_OPTION and we only warn.
-_FUTURE_OPTIONS = frozenset({"storage_path", "durability"})
+_FUTURE_OPTIONS = frozenset()  # every option the C library knows is passed through
 
 
 class APIError(Exception):
@@ -652,7 +652,8 @@ class Posthog:
         """libposthog's counters (captured, sent, requests, dropped_*...)."""
         handle = self._handle
         names = ["captured", "sent", "requests", "retries", "bytes_raw", "bytes_sent",
-                 "queue_depth", "queue_bytes", "dropped_total"]
+                 "queue_depth", "queue_bytes", "spooled", "replayed", "spool_bytes",
+                 "spool_pending", "dropped_total"]
         names += ["dropped_" + r for r in _native.DROP_REASON_NAMES]
         if handle is None or not handle.ptr:
             return {n: 0 for n in names}

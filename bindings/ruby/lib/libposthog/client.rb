@@ -369,7 +369,7 @@ module LibPostHog
         set_option(o, 'flush_at', option_string(value))
         set_option(o, 'max_batch_size', option_string(value))
       when :skip_ssl_verification
-        set_option(o, 'skip_ssl_verification', option_string(value)) if value
+        set_option(o, 'tls_verify', value ? '0' : '1')
       else
         set_option(o, key.to_s, option_string(value)) unless value.nil?
       end

@@ -57,7 +57,9 @@ module LibPostHog
     BEFORE_SEND_REPLACE = 1
     BEFORE_SEND_DROP = 2
 
-    DROP_REASONS = %i[queue_full invalid too_large rejected retries_exhausted before_send shutdown].freeze
+    DROP_REASONS = %i[queue_full invalid too_large rejected retries_exhausted before_send shutdown
+                      storage_full expired corrupt].freeze
+    DROP_REASON_SLOTS = 16 # POSTHOG_DROP_REASON_SLOTS
 
     # posthog_drop_info_t
     class DropInfo < FFI::Struct
@@ -81,7 +83,11 @@ module LibPostHog
              :bytes_sent, :uint64,
              :queue_depth, :uint64,
              :queue_bytes, :uint64,
-             :dropped, [:uint64, 7],
+             :spooled, :uint64,
+             :replayed, :uint64,
+             :spool_bytes, :uint64,
+             :spool_pending, :uint64,
+             :dropped, [:uint64, DROP_REASON_SLOTS],
              :dropped_total, :uint64
     end
 
