@@ -580,6 +580,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.md"))
     ap.add_argument("--membound-n", type=int, default=2000000)
     ap.add_argument("--timeout", type=int, default=300, help="seconds per client process")
+    ap.add_argument("--rev", help="what was built (default: git describe of the work tree)")
     ap.add_argument("--only", help="comma-separated client keys (c-typed,c-json,py-binding,"
                     "node,python)")
     a = ap.parse_args()
@@ -593,8 +594,8 @@ def main():
     a.tmp = tempfile.mkdtemp(prefix="ph-bench-")
     t_start = time.monotonic()
     info = machine_info()
-    rev = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
-                         capture_output=True, text=True).stdout.strip() or "?"
+    rev = a.rev or subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                                  capture_output=True, text=True).stdout.strip() or "?"
     try:
         clients = make_clients(a)
         if a.only:

@@ -127,4 +127,5 @@ fi
 args=(--n "$N" --runs "$RUNS" --build "$build" --python "$vpy" --node-modules "$node_modules"
       --out "$repo/bench/results/latest.md")
 [ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
+[ -n "${BENCH_REV:-}" ] && args+=(--rev "${rev:0:12} (BENCH_REV=$BENCH_REV)")
 exec "$python" "$repo/bench/run.py" "${args[@]}"
