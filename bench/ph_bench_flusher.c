@@ -97,7 +97,7 @@ static void make_records(recs_t *rs, long n) {
         ph_rec_t *r = (ph_rec_t *)(rs->mem + used);
         posthog__uuid_v7(r->uuid, now);
         r->ts_ms = now;
-        r->queued_ms = now;
+        r->flags = PH_REC_LIB | PH_REC_LIBV;
         r->name_len = (uint32_t)nn;
         r->did_len = (uint32_t)dn;
         r->props_len = (uint32_t)(pin + ln);
@@ -212,7 +212,7 @@ static double time_builder(const recs_t *rs, int B, bool gzip, int level, batche
         double t0 = now_s();
         for (long i = 0; i < rs->n; i++) {
             const ph_rec_t *r = rec_at(rs, i);
-            size_t jl = ph_event_json_len(r->name_len, r->did_len, r->props_len, r->extra_len);
+            size_t jl = ph_rec_json_len(r);
             if (!posthog__builder_fits(&b, jl) || ph_builder_count(&b) >= (uint32_t)B) {
                 ph_batch_t *bt = posthog__builder_seal(&b);
                 if (!bt || posthog__batch_set_tail(bt, now)) fail("seal");

@@ -133,7 +133,7 @@ static int builder_add_text(ph_builder_t *b, const char *text, size_t n, const p
     if (!b->cur && !(b->cur = batch_open(b))) return -1;
     ph_batch_t *bt = b->cur;
     size_t need = n + 1;
-    if (r) need = ph_event_json_len(r->name_len, r->did_len, r->props_len, r->extra_len) + 1;
+    if (r) need = ph_rec_json_len(r) + 1;
     if (posthog__buf_reserve(&b->stage, need)) return -1;
     uint64_t off = bt->raw_len + b->stage.len + (bt->count ? 1 : 0);
     if (offsets_push(bt, off)) return -1;
@@ -153,7 +153,10 @@ static int builder_add_text(ph_builder_t *b, const char *text, size_t n, const p
 int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_ms) {
     bool fresh = !b->cur || b->cur->count == 0;
     if (builder_add_text(b, NULL, 0, r)) return -1;
-    if (fresh) b->opened_ms = r->queued_ms < now_ms ? r->queued_ms : now_ms;
+    /* the batch's age counts from the oldest capture (a caller's explicit
+     * timestamp says nothing about when it was captured) */
+    if (fresh)
+        b->opened_ms = (r->flags & PH_REC_TS_EXPLICIT) || r->ts_ms > now_ms ? now_ms : r->ts_ms;
     return 0;
 }
 

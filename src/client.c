@@ -27,8 +27,6 @@
 #include "props.h"
 #include "util.h"
 
-static const char LIB_MEMBER[] = "\"$lib\":\"posthog-c\"";
-static const char LIBV_MEMBER[] = "\"$lib_version\":\"" POSTHOG_VERSION_STRING "\"";
 
 /* ---------------------------------------------------------------- misc API */
 
@@ -175,6 +173,8 @@ static void fork_child(void) {
         c->thread_running = false;
         c->done_pos = 0;
         c->flush_target = 0;
+        c->wake_at = UINT64_MAX;
+        c->waiters = 0;
         int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (fd >= 0) {
             close(c->wake_fd);
@@ -332,6 +332,7 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     c->wake_fd = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    c->wake_at = UINT64_MAX;
     pthread_mutex_init(&c->dmu, NULL);
     pthread_cond_init(&c->dcv, NULL);
     /* never above what the queue can hold, or a small queue would never wake it */
@@ -339,7 +340,9 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     c->wake_threshold_busy =
         PH_MIN(PH_MAX(o->flush_at, PH_MIN(o->max_queue_size / 8, 4096u)),
                PH_MAX(o->max_queue_size / 2, 1u));
-    if (posthog__queue_init(&c->q, o->max_queue_bytes, o->max_queue_size)) {
+    /* max_queue_bytes is the whole memory budget: 7/8 for the queue, 1/8
+     * for sealed batches waiting to be sent (flusher.c: pending_max) */
+    if (posthog__queue_init(&c->q, o->max_queue_bytes / 8 * 7, o->max_queue_size)) {
         set_err(errbuf, errlen, "cannot allocate the queue");
         goto fail;
     }
@@ -366,8 +369,18 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
                          o->storage_path, why);
             posthog__report_drop(c, POSTHOG_DROP_STORAGE_FULL, 0, 0,
                                  "storage_path unusable: memory only", NULL, NULL, NULL);
-        } else if (o->crash_handler && posthog__crash_install(c)) {
-            posthog__log(c, POSTHOG_LOG_WARN, "could not install the crash handler");
+        } else {
+            /* Files left by earlier runs are ours to deliver from now on, so
+             * that a posthog_flush right after creation waits for them. */
+            ph_spool_loss_t loss = {0};
+            uint64_t n = posthog__spool_adopt(c->spool, &loss);
+            posthog__spool_pending_add(c, (int64_t)n);
+            posthog__report_spool_loss(c, &loss);
+            if (n)
+                posthog__log(c, POSTHOG_LOG_INFO, "found %llu spooled events to deliver",
+                             (unsigned long long)n);
+            if (o->crash_handler && posthog__crash_install(c))
+                posthog__log(c, POSTHOG_LOG_WARN, "could not install the crash handler");
         }
     }
     /* Registered before the thread starts, so a fork from now on resets it. */
@@ -411,6 +424,7 @@ static bool user_has_key(const cap_t *k, const char *key, size_t klen) {
 
 typedef struct {
     ph_frags_t props;
+    uint32_t flags;         /* PH_REC_LIB / PH_REC_LIBV: the flusher adds them */
     char *tmp[2];           /* heap pieces to free */
     char groups_small[256];
 } props_out_t;
@@ -424,6 +438,7 @@ static void props_out_free(props_out_t *po) {
 static posthog_status_t merge_props(posthog_client_t *c, const cap_t *k, props_out_t *po) {
     memset(&po->props, 0, sizeof po->props);
     po->tmp[0] = po->tmp[1] = NULL;
+    po->flags = 0;
     if (k->pb) {
         size_t n;
         const char *in = posthog__props_inner(k->pb, &n);
@@ -461,22 +476,21 @@ static posthog_status_t merge_props(posthog_client_t *c, const cap_t *k, props_o
         memcpy(g + 10, k->groups_json, gl);
         ph_frags_add(&po->props, g, need);
     }
-    if (!c->super_has_lib && !user_has_key(k, "$lib", 4))
-        ph_frags_add(&po->props, LIB_MEMBER, sizeof LIB_MEMBER - 1);
+    if (!c->super_has_lib && !user_has_key(k, "$lib", 4)) po->flags |= PH_REC_LIB;
     if (!c->super_has_lib_version && !user_has_key(k, "$lib_version", 12))
-        ph_frags_add(&po->props, LIBV_MEMBER, sizeof LIBV_MEMBER - 1);
+        po->flags |= PH_REC_LIBV;
     return POSTHOG_OK;
 }
 
 /* Writes the record (header + texts) at dst. */
-static void write_rec(void *dst, const uint8_t uuid[16], int64_t ts, int64_t queued,
+static void write_rec(void *dst, const uint8_t uuid[16], int64_t ts, uint32_t flags,
                       const char *name, size_t name_n, size_t name_e, const char *did,
                       size_t did_n, size_t did_e, const ph_frags_t *props,
                       const ph_frags_t *extra) {
     ph_rec_t *r = dst;
     memcpy(r->uuid, uuid, 16);
     r->ts_ms = ts;
-    r->queued_ms = queued;
+    r->flags = flags;
     r->name_len = (uint32_t)name_e;
     r->did_len = (uint32_t)did_e;
     r->props_len = (uint32_t)props->len;
@@ -554,7 +568,9 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
         props_out_free(&po);
         return drop_at_capture(c, POSTHOG_DROP_INVALID, st, k->event, did);
     }
-    if (ph_event_json_len(name_e, did_e, po.props.len, k->extra.len) > c->o->max_event_bytes) {
+    uint32_t flags = po.flags | (k->ts_ms ? PH_REC_TS_EXPLICIT : 0);
+    if (ph_event_json_len(name_e, did_e, po.props.len, k->extra.len, flags) >
+        c->o->max_event_bytes) {
         props_out_free(&po);
         return drop_at_capture(c, POSTHOG_DROP_TOO_LARGE, POSTHOG_E_TOO_LARGE, k->event, did);
     }
@@ -575,7 +591,7 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
             props_out_free(&po);
             return drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, k->event, did);
         }
-        write_rec(img, uuid, ts, now, k->event, name_n, name_e, did, did_n, did_e, &po.props,
+        write_rec(img, uuid, ts, flags, k->event, name_n, name_e, did, did_n, did_e, &po.props,
                   &k->extra);
         props_out_free(&po);
         if (c->o->disabled) {
@@ -602,7 +618,7 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
         props_out_free(&po);
         return drop_at_capture(c, POSTHOG_DROP_QUEUE_FULL, POSTHOG_E_QUEUE_FULL, k->event, did);
     }
-    write_rec(dst, uuid, ts, now, k->event, name_n, name_e, did, did_n, did_e, &po.props,
+    write_rec(dst, uuid, ts, flags, k->event, name_n, name_e, did, did_n, did_e, &po.props,
               &k->extra);
     props_out_free(&po);
     return publish(c, &slot, queued, k->event, did);
@@ -776,13 +792,14 @@ static posthog_status_t rec_from_json(posthog_client_t *c, const char *json, con
     ph_frags_add(&xf, extra.data, extra.len);
     size_t nn = strlen(name), dn = strlen(did);
     size_t ne = posthog__json_escaped_len(name, nn), de = posthog__json_escaped_len(did, dn);
-    if (ph_event_json_len(ne, de, pf.len, xf.len) > c->o->max_event_bytes) {
+    uint32_t flags = ts != orig->ts_ms ? PH_REC_TS_EXPLICIT : (orig->flags & PH_REC_TS_EXPLICIT);
+    if (ph_event_json_len(ne, de, pf.len, xf.len, flags) > c->o->max_event_bytes) {
         st = POSTHOG_E_TOO_LARGE;
         goto done;
     }
     ph_rec_t *r = malloc(sizeof *r + ne + de + pf.len + xf.len);
     if (!r) goto nomem;
-    write_rec(r, uuid, ts, orig->queued_ms, name, nn, ne, did, dn, de, &pf, &xf);
+    write_rec(r, uuid, ts, flags, name, nn, ne, did, dn, de, &pf, &xf);
     *out = r;
     st = POSTHOG_OK;
     goto done;
@@ -997,18 +1014,28 @@ static bool spool_settled(posthog_client_t *c) {
     return atomic_load_explicit(&c->spool_pending, memory_order_relaxed) <= 0;
 }
 
+void posthog__wake_waiters_locked(posthog_client_t *c) {
+    if (c->waiters && c->done_pos >= c->wake_at && spool_settled(c)) {
+        c->wake_at = UINT64_MAX; /* the woken re-register what they still need */
+        pthread_cond_broadcast(&c->cv);
+    }
+}
+
 /* Waits (c->mu held) until done_pos >= target and nothing of ours waits on
  * disk, the flusher exits, or the deadline. */
 static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bool forever) {
+    c->waiters++;
     while ((c->done_pos < target || !spool_settled(c)) && c->thread_running) {
+        if (target < c->wake_at) c->wake_at = target;
         if (forever) {
             pthread_cond_wait(&c->cv, &c->mu);
             continue;
         }
-        if (posthog__mono_ms() >= deadline) return false;
+        if (posthog__mono_ms() >= deadline) break;
         struct timespec ts = abs_deadline(deadline);
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
+    c->waiters--;
     return c->done_pos >= target && spool_settled(c);
 }
 

@@ -57,6 +57,8 @@ struct posthog_client {
     pthread_t thread;         /* [mu] */
     uint64_t done_pos;        /* [mu] queue positions below are resolved */
     uint64_t flush_target;    /* [mu] flushes waiting for this position */
+    uint64_t wake_at;         /* [mu] lowest target a flush waiter waits for */
+    uint32_t waiters;         /* [mu] threads in wait_done */
     bool stop;                /* [mu] shutdown requested */
     int64_t stop_deadline;    /* [mu] monotonic ms */
     bool stopping, stopped;   /* [mu] shutdown in progress / done */
@@ -87,6 +89,11 @@ struct posthog_client {
 
     struct posthog_client *next; /* registry */
 };
+
+/* Wakes flush waiters when their condition may hold (c->mu held). Only
+ * then: a broadcast per batch would cost the waiting thread a futex round
+ * trip per batch. */
+void posthog__wake_waiters_locked(posthog_client_t *c);
 
 /* Starts the flusher thread (c->mu held by the caller). 0 ok. */
 int posthog__flusher_start(posthog_client_t *c);

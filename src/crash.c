@@ -116,7 +116,7 @@ static void save_queue(posthog_client_t *c) {
         pos += len;
         if (w & (PH_Q_PAD | PH_Q_DEAD)) continue;
         const ph_rec_t *r = (const ph_rec_t *)(q->buf + (pos - len) % q->cap + 8);
-        size_t jl = ph_event_json_len(r->name_len, r->did_len, r->props_len, r->extra_len);
+        size_t jl = ph_rec_json_len(r);
         if (jl + PH_SPOOL_REC_HDR > c->crash_cap || jl > len * 4 + 256) continue;
         char *o = c->crash_buf + PH_SPOOL_REC_HDR;
         char *end = posthog__event_write(o, r);

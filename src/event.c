@@ -36,6 +36,16 @@ char *posthog__event_write(char *o, const ph_rec_t *r) {
     PUT("\",\"properties\":{");
     memcpy(o, ph_rec_props(r), r->props_len);
     o += r->props_len;
+    bool sep = r->props_len != 0;
+    if (r->flags & PH_REC_LIB) {
+        if (sep) *o++ = ',';
+        PUT(PH_LIB_MEMBER);
+        sep = true;
+    }
+    if (r->flags & PH_REC_LIBV) {
+        if (sep) *o++ = ',';
+        PUT(PH_LIBV_MEMBER);
+    }
     *o++ = '}';
     if (r->extra_len) {
         *o++ = ',';
@@ -47,7 +57,7 @@ char *posthog__event_write(char *o, const ph_rec_t *r) {
 }
 
 int posthog__event_format(ph_buf_t *b, const ph_rec_t *r) {
-    size_t n = ph_event_json_len(r->name_len, r->did_len, r->props_len, r->extra_len);
+    size_t n = ph_rec_json_len(r);
     if (posthog__buf_reserve(b, n)) return -1;
     char *end = posthog__event_write(b->data + b->len, r);
     b->len = (size_t)(end - b->data);

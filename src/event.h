@@ -17,17 +17,35 @@
 #include "common.h"
 #include "util.h"
 
+enum {
+    PH_REC_LIB = 1,          /* the flusher adds "$lib":"posthog-c" */
+    PH_REC_LIBV = 2,         /* ... and "$lib_version" */
+    PH_REC_TS_EXPLICIT = 4   /* ts_ms came from the caller, not the clock */
+};
+
 typedef struct {
     uint8_t uuid[16];
-    int64_t ts_ms;     /* event timestamp, Unix ms */
-    int64_t queued_ms; /* wall clock when captured (batch age) */
+    int64_t ts_ms;     /* event timestamp, Unix ms; capture time unless TS_EXPLICIT */
     uint32_t name_len, did_len, props_len, extra_len;
+    uint32_t flags;    /* PH_REC_* */
 } ph_rec_t;
 
-/* Bytes of JSON the record expands to, for given text lengths. */
-static inline size_t ph_event_json_len(size_t name, size_t did, size_t props, size_t extra) {
+#define PH_LIB_MEMBER "\"$lib\":\"posthog-c\""
+#define PH_LIBV_MEMBER "\"$lib_version\":\"" POSTHOG_VERSION_STRING "\""
+
+/* Bytes of JSON a record expands to, for given text lengths and flags. */
+static inline size_t ph_event_json_len(size_t name, size_t did, size_t props, size_t extra,
+                                       uint32_t flags) {
     /* {"uuid":"<36>","event":"","distinct_id":"","timestamp":"<24>","properties":{}} */
-    return 130 + name + did + props + (extra ? extra + 1 : 0);
+    size_t lib = (flags & PH_REC_LIB ? sizeof PH_LIB_MEMBER : 0) + /* each incl. a ',' */
+                 (flags & PH_REC_LIBV ? sizeof PH_LIBV_MEMBER : 0);
+    if (lib && !props) lib--; /* the first member of empty properties has no ',' */
+    return 130 + name + did + props + (extra ? extra + 1 : 0) + lib;
+}
+
+static inline size_t ph_rec_json_len(const void *rec) {
+    const uint32_t *l = &((const ph_rec_t *)rec)->name_len;
+    return ph_event_json_len(l[0], l[1], l[2], l[3], l[4]);
 }
 
 /* A text fragment; a list of them is joined with ','. */

@@ -82,11 +82,12 @@ static ph_batch_t *ready_pop(ph_flusher_t *f) {
     return b;
 }
 
-/* Marks queue positions below `pos` resolved and wakes flush waiters. */
+/* Marks queue positions below `pos` resolved and wakes flush waiters
+ * whose condition now holds. */
 static void resolve_to(posthog_client_t *c, uint64_t pos) {
     pthread_mutex_lock(&c->mu);
     if (pos > c->done_pos) c->done_pos = pos;
-    pthread_cond_broadcast(&c->cv);
+    posthog__wake_waiters_locked(c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -175,7 +176,7 @@ static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t no
         size_t len;
         const ph_rec_t *r = posthog__queue_peek(&c->q, &len);
         if (!r) break;
-        size_t jl = ph_event_json_len(r->name_len, r->did_len, r->props_len, r->extra_len);
+        size_t jl = ph_rec_json_len(r);
         if (!posthog__builder_fits(&f->builder, jl) ||
             ph_builder_count(&f->builder) >= f->max_batch_events)
             seal(c, f);
@@ -383,6 +384,16 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
     ready_push_front(f, b);
 }
 
+/* Seals the open batch; every batch waiting goes to disk or is dropped. */
+static void abandon_batches(posthog_client_t *c, ph_flusher_t *f) {
+    seal(c, f);
+    ph_batch_t *b;
+    while ((b = ready_pop(f))) {
+        if (!spool_batch(c, b))
+            drop_batch(c, b, POSTHOG_DROP_SHUTDOWN, 0, "not delivered before the shutdown deadline");
+    }
+}
+
 /* Shutdown deadline: what is not delivered goes to disk, or is counted dropped. */
 static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
     ph_batch_t *b = posthog__http_abort(&f->http);
@@ -390,18 +401,28 @@ static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
         b->probe = false;
         ready_push_front(f, b);
     }
+    abandon_batches(c, f);
     /* Everything still queued below `upto`, waiting for late publishers
-     * (a capture between reserve and commit finishes in microseconds). */
+     * (a capture between reserve and commit finishes in microseconds):
+     * batched for the spool, or only counted without one. */
     f->pending_max = SIZE_MAX;
     int64_t wall = posthog__now_ms();
+    uint32_t lost = 0;
     while (ph_queue_tail(&c->q) < upto) {
-        if (!drain(c, f, DRAIN_CHUNK, wall)) sched_yield();
+        size_t len;
+        if (c->spool) {
+            if (!drain(c, f, DRAIN_CHUNK, wall)) sched_yield();
+        } else if (posthog__queue_peek(&c->q, &len)) {
+            posthog__queue_pop(&c->q);
+            lost++;
+        } else {
+            sched_yield();
+        }
     }
-    seal(c, f);
-    while ((b = ready_pop(f))) {
-        if (!spool_batch(c, b))
-            drop_batch(c, b, POSTHOG_DROP_SHUTDOWN, 0, "not delivered before the shutdown deadline");
-    }
+    if (lost)
+        posthog__report_drop(c, POSTHOG_DROP_SHUTDOWN, lost, 0,
+                             "still queued at the shutdown deadline", NULL, NULL, NULL);
+    abandon_batches(c, f);
     resolve_to(c, ph_queue_tail(&c->q));
 }
 
@@ -415,7 +436,8 @@ static void drain_wake_fd(int fd) {
 
 static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
     const posthog_options_t *o = c->o;
-    adopt(c, f, posthog__mono_ms());
+    /* client_new adopted what was on disk; look again every ADOPT_EVERY_MS */
+    f->next_adopt = posthog__mono_ms() + ADOPT_EVERY_MS;
     for (;;) {
         int64_t now = posthog__mono_ms(), wall = posthog__now_ms();
         pthread_mutex_lock(&c->mu);
@@ -502,7 +524,7 @@ int posthog__flusher_start(posthog_client_t *c) {
     if (!f) return -1;
     const posthog_options_t *o = c->o;
     f->max_batch_events = o->max_batch_size;
-    f->pending_max = (size_t)PH_MAX(o->max_queue_bytes / 4, (uint64_t)4 << 20);
+    f->pending_max = (size_t)(o->max_queue_bytes / 8); /* the rest of the budget: client.c */
     if (posthog__builder_init(&f->builder, o->api_key, o->historical_migration, o->gzip,
                               o->gzip_level, o->max_batch_bytes)) {
         free(f);

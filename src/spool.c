@@ -172,8 +172,9 @@ int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes, int6
     memset(s, 0, sizeof *s);
     if (mkdir(dir, 0700) && errno != EEXIST) return -1;
     struct stat st;
-    if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
-        if (!errno) errno = ENOTDIR;
+    if (stat(dir, &st)) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
         return -1;
     }
     if (access(dir, R_OK | W_OK | X_OK)) return -1;
@@ -186,7 +187,7 @@ int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes, int6
     char **names = list_files(dir, &n, false);
     for (size_t i = 0; i < n; i++) {
         char *p = path_join(dir, names[i]);
-        if (p && !stat(p, &st)) s->bytes_on_disk += (uint64_t)st.st_size;
+        if (p && !stat(p, &st) && S_ISREG(st.st_mode)) s->bytes_on_disk += (uint64_t)st.st_size;
         free(p);
     }
     free_list(names, n);
@@ -393,7 +394,11 @@ uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
             free(p);
             continue;
         }
-        if (!stat(p, &st)) total += (uint64_t)st.st_size;
+        if (stat(p, &st) || !S_ISREG(st.st_mode)) {
+            free(p);
+            continue;
+        }
+        total += (uint64_t)st.st_size;
         int fd = take_unowned(p, &st);
         if (fd < 0) {
             free(p);

@@ -36,7 +36,7 @@ static ph_rec_t *make_rec(int i, size_t props_pad) {
     snprintf(uuid, sizeof uuid, "0193a1b2-c3d4-7e5f-8a9b-%012x", i);
     ck_assert_int_eq(posthog__uuid_parse(uuid, 36, r->uuid), 0);
     r->ts_ms = T0 + i;
-    r->queued_ms = T0 + 1000 + i;
+    r->flags = 0; /* $lib members are covered by test_event_lib_flags */
     r->name_len = (uint32_t)nl;
     r->did_len = (uint32_t)dl;
     r->props_len = (uint32_t)pl;
@@ -51,7 +51,7 @@ static ph_rec_t *make_rec(int i, size_t props_pad) {
 }
 
 static size_t rec_json_len(const ph_rec_t *r) {
-    return ph_event_json_len(r->name_len, r->did_len, r->props_len, r->extra_len);
+    return ph_rec_json_len(r);
 }
 
 /* Decodes a request body: gunzip with the gzip wrapper (checks CRC32 and
@@ -464,18 +464,55 @@ END_TEST
 START_TEST(opened_ms_is_oldest) {
     ph_builder_t b;
     ck_assert_int_eq(posthog__builder_init(&b, "phc_key123", false, true, 1, 5 << 20), 0);
-    ph_rec_t *r = make_rec(0, 0); /* queued_ms = T0 + 1000 */
+    ph_rec_t *r = make_rec(0, 0); /* ts_ms = T0, captured then */
     ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 5000), 0);
-    ck_assert_int_eq(b.opened_ms, T0 + 1000);
-    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 9000), 0); /* not fresh: unchanged */
-    ck_assert_int_eq(b.opened_ms, T0 + 1000);
-    ph_batch_t *bt = posthog__builder_seal(&b);
-    posthog__batch_free(bt);
-    /* a clock that went backwards: now is older than queued */
-    ck_assert_int_eq(posthog__builder_add(&b, r, T0), 0);
     ck_assert_int_eq(b.opened_ms, T0);
+    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 9000), 0); /* not fresh: unchanged */
+    ck_assert_int_eq(b.opened_ms, T0);
+    posthog__batch_free(posthog__builder_seal(&b));
+    /* a clock that went backwards: now is older than the capture */
+    ck_assert_int_eq(posthog__builder_add(&b, r, T0 - 50), 0);
+    ck_assert_int_eq(b.opened_ms, T0 - 50);
+    posthog__batch_free(posthog__builder_seal(&b));
+    /* an explicit (historical) timestamp says nothing about capture time */
+    r->ts_ms = T0 - 86400000;
+    r->flags |= PH_REC_TS_EXPLICIT;
+    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 7000), 0);
+    ck_assert_int_eq(b.opened_ms, T0 + 7000);
     free(r);
     posthog__builder_free(&b); /* frees the open batch too */
+}
+END_TEST
+
+/* The flusher adds $lib / $lib_version from record flags, with correct commas. */
+START_TEST(event_lib_flags) {
+    static const uint32_t variants[] = {PH_REC_LIB, PH_REC_LIBV, PH_REC_LIB | PH_REC_LIBV};
+    for (int pad = 0; pad < 2; pad++) {
+        for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++) {
+            ph_rec_t *r = make_rec(3, 4);
+            if (!pad) r->props_len = 0; /* empty user properties */
+            r->extra_len = 0;           /* properties only, to count members */
+            r->flags = variants[v];
+            size_t n = ph_rec_json_len(r);
+            char *buf = malloc(n + 1);
+            char *end = posthog__event_write(buf, r);
+            ck_assert_uint_eq((size_t)(end - buf), n);
+            buf[n] = '\0';
+            cJSON *e = cJSON_Parse(buf);
+            ck_assert_msg(e != NULL, "%s", buf);
+            cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "properties");
+            cJSON *lib = cJSON_GetObjectItemCaseSensitive(p, "$lib");
+            cJSON *libv = cJSON_GetObjectItemCaseSensitive(p, "$lib_version");
+            ck_assert_int_eq(lib != NULL, (variants[v] & PH_REC_LIB) != 0);
+            ck_assert_int_eq(libv != NULL, (variants[v] & PH_REC_LIBV) != 0);
+            if (lib) ck_assert_str_eq(lib->valuestring, "posthog-c");
+            if (libv) ck_assert_str_eq(libv->valuestring, POSTHOG_VERSION_STRING);
+            ck_assert_int_eq(cJSON_GetArraySize(p), (pad ? 2 : 0) + (lib != NULL) + (libv != NULL));
+            cJSON_Delete(e);
+            free(buf);
+            free(r);
+        }
+    }
 }
 END_TEST
 
@@ -496,6 +533,7 @@ static Suite *batch_suite(void) {
     tcase_add_test(t, large_batches_cross_staging);
     tcase_add_test(t, builder_fits_limit);
     tcase_add_test(t, opened_ms_is_oldest);
+    tcase_add_test(t, event_lib_flags);
     suite_add_tcase(s, t);
     return s;
 }
