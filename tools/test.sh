@@ -19,7 +19,7 @@
 #
 # Environment: JOBS [2] build parallelism, CTEST_JOBS [2], BUILD_PREFIX [build-]
 # (build-test, build-asan, build-tsan), SKIP_SETUP=1 (do not run tools/setup.sh),
-# CC_GCC [gcc], CC_CLANG [clang], CLANG_WERROR [OFF] (-Werror in the clang builds),
+# CC_GCC [gcc], CC_CLANG [clang], CLANG_WERROR [ON] (-Werror in the clang builds),
 # VALGRIND, VALGRIND_TESTS [^unit_], VALGRIND_TIMEOUT [240 s per test],
 # VALGRIND_BUDGET [420 s for the stage], CI.
 #
@@ -35,9 +35,9 @@ CTEST_JOBS=${CTEST_JOBS:-2}
 BUILD_PREFIX=${BUILD_PREFIX:-build-}
 CC_GCC=${CC_GCC:-gcc}
 CC_CLANG=${CC_CLANG:-clang}
-# Warnings are errors in the gcc build; in the clang (sanitizer) builds only
-# with CLANG_WERROR=ON, as clang warns about things gcc does not.
-CLANG_WERROR=${CLANG_WERROR:-OFF}
+# Warnings are errors in every build (CLANG_WERROR=OFF relaxes the clang ones
+# when trying a newer clang locally).
+CLANG_WERROR=${CLANG_WERROR:-ON}
 VALGRIND_TESTS=${VALGRIND_TESTS:-^unit_}  # ctest regex of the tests run under memcheck
 VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-240} # seconds per test
 VALGRIND_BUDGET=${VALGRIND_BUDGET:-420}   # seconds for the whole stage

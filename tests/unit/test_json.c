@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "test_scale.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -218,7 +219,7 @@ START_TEST(utf8_exhaustive_vs_reference) {
             }
         }
     }
-    for (int k = 0; k < 300000; k++) {
+    for (long k = 0, kn = ph_test_scale(300000); k < kn; k++) {
         uint64_t r = xrand();
         size_t n = 4 + (size_t)(r & 3);
         for (size_t i = 0; i < n; i++) {
@@ -744,7 +745,7 @@ START_TEST(validate_vs_cjson_mutations) {
     }
     int agree_ok = 0, agree_bad = 0, lax = 0;
     char doc[512];
-    for (int iter = 0; iter < 6000; iter++) {
+    for (long iter = 0, itn = ph_test_scale(6000); iter < itn; iter++) {
         const char *seed = seeds[xrand() % nseeds];
         size_t n = strlen(seed);
         memcpy(doc, seed, n);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "test_scale.h"
 
 static uint64_t rng_state = 0x853C49E6748FEA9BULL;
 static uint64_t xrand(void) {
@@ -98,8 +99,8 @@ static void assert_all_distinct(uint8_t (*u)[16], size_t n) {
 }
 
 START_TEST(uuid_unique_1m) {
-    enum { N = 1000000 };
-    uint8_t(*u)[16] = malloc((size_t)N * 16);
+    const size_t N = (size_t)ph_test_scale(1000000);
+    uint8_t(*u)[16] = malloc(N * 16);
     ck_assert_ptr_nonnull(u);
     /* one fixed millisecond: uniqueness must come from the random bits */
     for (size_t i = 0; i < N; i++) posthog__uuid_v7(u[i], 1700000000000);
@@ -212,7 +213,7 @@ START_TEST(iso8601_vs_gmtime) {
         -1, -1000, -1001, -86400000, -86400001,
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) check_iso(fixed[i]);
-    for (int i = 0; i < 200000; i++) {
+    for (long i = 0, n = ph_test_scale(200000); i < n; i++) {
         int64_t ms = (int64_t)(xrand() % 4133980800000ULL); /* 1970 .. end of 2100 */
         check_iso(ms);
     }
