@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "event.h"
@@ -331,7 +332,12 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     c->o = o;
     c->wake_fd = -1;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    /* timed waits compute deadlines on CLOCK_MONOTONIC (abs_deadline) */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
     c->wake_at = UINT64_MAX;
     pthread_mutex_init(&c->dmu, NULL);
     pthread_cond_init(&c->dcv, NULL);

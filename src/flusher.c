@@ -40,6 +40,7 @@
 #define PROBE_FIRST_MS 1000
 #define PROBE_MAX_MS 60000
 #define ADOPT_EVERY_MS 60000
+#define PREFAULT_AHEAD ((uint64_t)4 << 20)
 
 struct ph_flusher {
     ph_builder_t builder;
@@ -448,6 +449,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         bool flushing = stop || target > done;
 
         size_t drained = drain(c, f, DRAIN_CHUNK, wall);
+        posthog__queue_prefault(&c->q, PREFAULT_AHEAD);
         uint64_t head = ph_queue_head(&c->q), tail = ph_queue_tail(&c->q);
         /* more: records are waiting and there is room to take them now */
         bool more = drained == DRAIN_CHUNK && f->ready_bytes < f->pending_max;

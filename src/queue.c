@@ -42,6 +42,7 @@ void posthog__queue_reset(ph_queue_t *q) {
     atomic_store(&q->head, 0);
     atomic_store(&q->tail, 0);
     atomic_store(&q->count, 0);
+    q->populated = 0;
 }
 
 void *posthog__queue_reserve(ph_queue_t *q, size_t n, ph_qslot_t *slot, uint64_t *count_after) {
@@ -117,6 +118,27 @@ const void *posthog__queue_peek(ph_queue_t *q, size_t *len) {
         *len = l - HDR;
         return q->buf + t % q->cap + HDR;
     }
+}
+
+void posthog__queue_prefault(ph_queue_t *q, uint64_t ahead) {
+    if (q->populated >= q->cap) return;
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
+    if (h >= q->cap) { /* the producers have been everywhere already */
+        q->populated = q->cap;
+        return;
+    }
+    uint64_t want = PH_MIN(q->cap, h + ahead);
+    const uint64_t page = 4096;
+    want = PH_MIN(q->cap, (want + page - 1) & ~(page - 1));
+    if (want <= q->populated) return;
+#ifdef MADV_POPULATE_WRITE
+    /* populates without changing contents: safe while producers write */
+    if (madvise(q->buf + q->populated, want - q->populated, MADV_POPULATE_WRITE) == 0) {
+        q->populated = want;
+        return;
+    }
+#endif
+    q->populated = q->cap; /* unsupported: give up quietly */
 }
 
 void posthog__queue_pop(ph_queue_t *q) {
