@@ -373,8 +373,6 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
             posthog__log(c, POSTHOG_LOG_ERROR,
                          "storage_path %s unusable (%s): events are kept in memory only",
                          o->storage_path, why);
-            posthog__report_drop(c, POSTHOG_DROP_STORAGE_FULL, 0, 0,
-                                 "storage_path unusable: memory only", NULL, NULL, NULL);
         } else {
             /* Files left by earlier runs are ours to deliver from now on, so
              * that a posthog_flush right after creation waits for them. */

@@ -98,7 +98,7 @@ static void save_queue(posthog_client_t *c) {
     k += put_str(fin + k, "/ph-");
     k += put_num(fin + k, ms, 13);
     fin[k++] = '-';
-    k += put_num(fin + k, pid, 0);
+    k += put_num(fin + k, pid, 10);
     k += put_str(fin + k, "-crash.spool");
     fin[k] = '\0';
 

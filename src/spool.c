@@ -156,12 +156,22 @@ static void free_list(char **v, size_t n) {
     free(v);
 }
 
+/* The header's count is not checksummed: for what is pending or evicted,
+ * never believe more records than the file could hold (each takes at
+ * least a record header and "{}"). The parser still counts a torn tail's
+ * missing records as lost (up to 2^24). */
+static uint32_t plausible_count(uint32_t count, uint64_t file_bytes) {
+    uint64_t most = file_bytes > PH_SPOOL_HDR ? (file_bytes - PH_SPOOL_HDR) / (PH_SPOOL_REC_HDR + 2) : 0;
+    return count > most ? (uint32_t)most : count;
+}
+
 /* Reads the header of an open file: 0 ok (count/created filled), -1 bad. */
 static int read_header(int fd, uint32_t *count, int64_t *created) {
     unsigned char h[PH_SPOOL_HDR];
-    if (pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h) return -1;
+    struct stat st;
+    if (fstat(fd, &st) || pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h) return -1;
     if (memcmp(h, PH_SPOOL_MAGIC, 4) || (h[4] | h[5] << 8) != PH_SPOOL_VERSION) return -1;
-    *count = get32(h + 8);
+    *count = plausible_count(get32(h + 8), (uint64_t)st.st_size);
     *created = (int64_t)get64(h + 12);
     return 0;
 }
@@ -319,12 +329,12 @@ ph_spool_file_t *posthog__spool_write(ph_spool_t *s, const char *const *events,
 
     pthread_mutex_lock(&s->mu);
     uint64_t seq = ++s->seq;
-    evict_for(s, size, loss);
     pthread_mutex_unlock(&s->mu);
 
     char tmpname[64], name[96];
     snprintf(tmpname, sizeof tmpname, ".tmp-%ld-%llu", (long)getpid(), (unsigned long long)seq);
-    snprintf(name, sizeof name, "ph-%013lld-%ld-%06llu.spool", (long long)now, (long)getpid(),
+    /* fixed-width fields, so that names sort by time, then pid, then sequence */
+    snprintf(name, sizeof name, "ph-%013lld-%010ld-%010llu.spool", (long long)now, (long)getpid(),
              (unsigned long long)seq);
     char *tmp = path_join(s->dir, tmpname);
     f->path = path_join(s->dir, name);
@@ -335,6 +345,11 @@ ph_spool_file_t *posthog__spool_write(ph_spool_t *s, const char *const *events,
     fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0 || lock_fd(fd) || write_all(fd, buf, size)) goto fail_errno;
     if (FAULT(before_fsync) || fsync(fd)) goto fail_errno;
+    /* room is made only now that the new data is safely written, so a
+     * failed write never costs the oldest events */
+    pthread_mutex_lock(&s->mu);
+    evict_for(s, size, loss);
+    pthread_mutex_unlock(&s->mu);
     if (FAULT(before_rename) || rename(tmp, f->path)) goto fail_errno;
     if (fsync_dir(s->dir)) goto fail_errno_renamed;
     if (fstat(fd, &st)) goto fail_errno_renamed;
@@ -506,7 +521,7 @@ long posthog__spool_parse(const unsigned char *data, size_t n, ph_spool_event_fn
         loss->corrupt++;
         return 0;
     }
-    uint32_t count = get32(data + 8);
+    uint32_t count = get32(data + 8); /* trusted for torn tails, bounded below */
     size_t i = PH_SPOOL_HDR;
     uint32_t good = 0, bad = 0;
     while (i < n) {

@@ -11,6 +11,8 @@
 #   tsan        clang, ThreadSanitizer, ctest                       -> build-tsan/
 #   valgrind    memcheck of the demo and the unit tests (build-test), time-boxed;
 #               runs when VALGRIND=1 or CI=true, else SKIP (VALGRIND=0 forces SKIP)
+#   fuzz        libFuzzer on the spool reader (tools/fuzz.sh) for FUZZ_SECONDS [60]
+#               -> build-fuzz/; new crashes land in tests/fuzz/corpus_spool/
 #   compliance  PostHog's SDK compliance harness (tests/compliance/run.sh) against
 #               build-test; SKIP when the harness cannot be installed
 #   python      Python bindings suite (hook: bindings/python/run_tests.sh)
@@ -43,7 +45,7 @@ VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-240} # seconds per test
 VALGRIND_BUDGET=${VALGRIND_BUDGET:-420}   # seconds for the whole stage
 SKIP=77 # a stage function returns this to report SKIP
 
-ALL_STAGES=(gcc asan tsan valgrind compliance python ruby)
+ALL_STAGES=(gcc asan tsan valgrind fuzz compliance python ruby)
 
 # ------------------------------------------------------------------ helpers
 
@@ -252,6 +254,11 @@ stage_ruby() {
   configure_build "${BUILD_PREFIX}test" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=
   LIBPOSTHOG_BUILD_DIR="$repo/${BUILD_PREFIX}test" bash "$runner"
+}
+
+stage_fuzz() {
+  command -v "$CC_CLANG" >/dev/null 2>&1 || { echo "no $CC_CLANG"; return $SKIP; }
+  FUZZ_BUILD="${BUILD_PREFIX}fuzz" CC_CLANG="$CC_CLANG" JOBS="$JOBS" tools/fuzz.sh "${FUZZ_SECONDS:-60}"
 }
 
 # ------------------------------------------------------------------ driver

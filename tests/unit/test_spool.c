@@ -347,11 +347,15 @@ START_TEST(truncate_every_offset_files) {
             ck_assert_ptr_null(posthog__spool_take(&s));
             ck_assert_int_eq(count_entries(dir, ""), 0); /* bad header: deleted */
         } else {
-            ck_assert_uint_eq(adopted, 3);
+            /* pending counts never exceed what the bytes could hold
+             * (a record is at least its header and "{}") */
+            uint64_t can_hold = (cut - PH_SPOOL_HDR) / (PH_SPOOL_REC_HDR + 2);
+            uint64_t expect = can_hold < 3 ? can_hold : 3;
+            ck_assert_uint_eq(adopted, expect);
             ck_assert_uint_eq(loss.corrupt, 0);
             ph_spool_file_t *f = posthog__spool_take(&s);
             ck_assert_ptr_nonnull(f);
-            ck_assert_uint_eq(f->count, 3);
+            ck_assert_uint_eq(f->count, expect);
             sink_t k = SINK_INIT;
             long got = posthog__spool_read(f, sink_fn, &k, &loss);
             ck_assert_int_ge(got, 0);
