@@ -37,6 +37,14 @@
 #endif
 
 #include "posthog/posthog.h"
+#include "options.h" /* internal: the library's default max_queue_bytes */
+
+static unsigned long long default_queue_bytes(void) {
+    posthog_options_t *o = posthog_options_new();
+    unsigned long long v = o ? (unsigned long long)o->max_queue_bytes : 0;
+    posthog_options_free(o);
+    return v;
+}
 
 #define API_KEY "phc_bench_key"
 
@@ -385,10 +393,10 @@ static int mode_membound(const char *url, long n) {
     posthog_stats_t s;
     posthog_get_stats(c, &s);
     printf("{\"n\":%ld,\"loop_s\":%.3f,\"rss_start_kib\":%ld,\"rss_base_kib\":%ld,"
-           "\"rss_peak_sampled_kib\":%ld,\"maxrss_kib\":%ld,\"max_queue_bytes\":%d,"
+           "\"rss_peak_sampled_kib\":%ld,\"maxrss_kib\":%ld,\"max_queue_bytes\":%llu,"
            "\"rejected\":%ld,\"queue_bytes_at_end\":%llu,\"queue_depth_at_end\":%llu,"
            "\"shutdown\":\"%s\",",
-           n, t1 - t0, rss_start, base, peak, maxrss_kib(), 32 << 20, rejected,
+           n, t1 - t0, rss_start, base, peak, maxrss_kib(), default_queue_bytes(), rejected,
            (unsigned long long)s1.queue_bytes, (unsigned long long)s1.queue_depth,
            posthog_strerror(sst));
     print_stats_fields(&s);

@@ -346,9 +346,10 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     c->wake_threshold_busy =
         PH_MIN(PH_MAX(o->flush_at, PH_MIN(o->max_queue_size / 8, 4096u)),
                PH_MAX(o->max_queue_size / 2, 1u));
-    /* max_queue_bytes is the whole memory budget: 7/8 for the queue, 1/8
-     * for sealed batches waiting to be sent (flusher.c: pending_max) */
-    if (posthog__queue_init(&c->q, o->max_queue_bytes / 8 * 7, o->max_queue_size)) {
+    /* max_queue_bytes is the whole memory budget: 3/4 for the queue, 1/8
+     * for sealed batches waiting to be sent (flusher.c: pending_max), 1/8
+     * for the flusher's working memory (deflate state, buffers, curl) */
+    if (posthog__queue_init(&c->q, o->max_queue_bytes / 4 * 3, o->max_queue_size)) {
         set_err(errbuf, errlen, "cannot allocate the queue");
         goto fail;
     }

@@ -23,7 +23,7 @@ posthog_options_t *posthog_options_new(void) {
     o->flush_interval_ms = 5000;
     o->max_batch_size = 1000;
     o->max_queue_size = 262144;
-    o->max_queue_bytes = (uint64_t)40 << 20;
+    o->max_queue_bytes = (uint64_t)48 << 20;
     o->max_batch_bytes = (uint64_t)5 << 20;
     o->max_event_bytes = 900 * 1024;
     o->gzip = true;

@@ -103,10 +103,11 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        flight batches grow past flush_at up to this [1000]
  *   flush_interval_ms    max age of a partial batch before it is sent [5000]
  *   max_queue_size       events held in memory before drops [262144]
- *   max_queue_bytes      memory budget: queued events (7/8) plus sealed batches
- *                        waiting to be sent (1/8); the default holds a burst
- *                        of ~200k events of ~170 bytes even if none is sent
- *                        meanwhile [41943040]
+ *   max_queue_bytes      memory budget of the pipeline: queued events (3/4),
+ *                        sealed batches waiting to be sent (1/8), the
+ *                        flusher's working memory (1/8); the default holds a
+ *                        burst of ~220k events of ~170 bytes even if nothing
+ *                        is sent meanwhile [50331648]
  *   max_batch_bytes      uncompressed bytes per request [5242880]
  *   max_event_bytes      serialised bytes per event [921600]
  *   gzip                 1/0, true/false: gzip request bodies [1]

@@ -22,7 +22,7 @@ static const opt_case_t cases[] = {
     {"flush_at", {"1", "100", "100000"}, {"", "0", "-1", "abc", "10x", "100001", " 5", "1.5"}},
     {"flush_interval_ms", {"1", "5000", "86400000"}, {"", "0", "-5", "x", "86400001", "5s"}},
     {"max_queue_size", {"1", "262144", "67108864"}, {"", "0", "-1", "67108865", "1e6"}},
-    {"max_queue_bytes", {"65536", "41943040", "17179869184"},
+    {"max_queue_bytes", {"65536", "50331648", "17179869184"},
      {"", "65535", "-1", "17179869185", "32M", "99999999999999999999999"}},
     {"max_batch_bytes", {"1024", "5242880", "94371840"}, {"", "1023", "94371841", "-1", "x"}},
     {"max_event_bytes", {"256", "921600", "1000000"}, {"", "255", "1000001", "-1", "lots"}},
@@ -80,7 +80,7 @@ START_TEST(values_land_in_fields) {
     ck_assert_uint_eq(o->flush_at, 100);
     ck_assert_uint_eq(o->flush_interval_ms, 5000);
     ck_assert_uint_eq(o->max_queue_size, 262144);
-    ck_assert_uint_eq(o->max_queue_bytes, 41943040);
+    ck_assert_uint_eq(o->max_queue_bytes, 50331648);
     ck_assert_uint_eq(o->max_batch_bytes, 5242880);
     ck_assert_uint_eq(o->max_event_bytes, 921600);
     ck_assert(o->gzip);
