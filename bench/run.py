@@ -660,8 +660,24 @@ def main():
         mem = last_json(o) if rc == 0 else None
         log("memory bound: %s" % (json.dumps(mem) if mem else "failed: " + e[-500:]))
 
+        # disk spool cost (issue 3): its own markdown section
+        srv = Server(a.server, a.tmp)
+        try:
+            spool_dir = os.path.join(a.tmp, "durability")
+            os.makedirs(spool_dir, exist_ok=True)
+            rc, o, e, _ = run_proc([os.path.join(a.build, "bench", "ph-bench-durability"), srv.url,
+                                    str(min(a.n, 50000)), "2000", str(a.runs), spool_dir],
+                                   timeout=a.timeout)
+        finally:
+            srv.stop()
+        durability = o if rc == 0 else "## Disk spool cost (durability)\n\nn/a (failed)\n"
+        log("durability: %s" % ("ok" if rc == 0 else "failed: " + e[-500:]))
+
         report = render(a, info, clients, agg, lat, brk, mem, rev,
                         time.monotonic() - t_start)
+        marker = "## Issue targets"
+        report = (report.replace(marker, durability + "\n" + marker, 1) if marker in report
+                  else report + "\n" + durability)
     finally:
         shutil.rmtree(a.tmp, ignore_errors=True)
     print(report)
