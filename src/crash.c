@@ -24,6 +24,7 @@
 
 #include "client.h"
 #include "event.h"
+#include "util.h"
 
 #define MAX_CRASH_CLIENTS 8
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
@@ -46,18 +47,6 @@ static size_t put_str(char *o, const char *s) {
     return n;
 }
 
-static size_t put_num(char *o, uint64_t v, int width) {
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    int k = 0;
-    while (n < width) tmp[n++] = '0';
-    while (n) o[k++] = tmp[--n];
-    return (size_t)k;
-}
 
 static void le32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
@@ -91,14 +80,14 @@ static void save_queue(posthog_client_t *c) {
     uint64_t pid = (uint64_t)getpid();
     size_t k = put_str(tmp, dir);
     k += put_str(tmp + k, "/.tmp-");
-    k += put_num(tmp + k, pid, 0);
+    k = (size_t)(posthog__fmt_u64(tmp + k, pid, 0) - tmp);
     k += put_str(tmp + k, "-crash");
     tmp[k] = '\0';
     k = put_str(fin, dir);
     k += put_str(fin + k, "/ph-");
-    k += put_num(fin + k, ms, 13);
+    k = (size_t)(posthog__fmt_u64(fin + k, ms, 13) - fin);
     fin[k++] = '-';
-    k += put_num(fin + k, pid, 10);
+    k = (size_t)(posthog__fmt_u64(fin + k, pid, 10) - fin);
     k += put_str(fin + k, "-crash.spool");
     fin[k] = '\0';
 

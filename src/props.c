@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "json.h"
+#include "util.h"
 
 #define INLINE_TEXT 320
 #define INLINE_MEMBERS 12
@@ -247,27 +248,10 @@ posthog_status_t posthog_props_set_string(posthog_props_t *p, const char *key,
 
 posthog_status_t posthog_props_set_int(posthog_props_t *p, const char *key, int64_t value) {
     if (!p) return POSTHOG_E_INVALID_ARG;
-    char tmp[24];
-    char *e = tmp + sizeof tmp, *o = e;
-    uint64_t u = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
-    do {
-        *--o = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (value < 0) *--o = '-';
-    return append_raw(p, key, o, (size_t)(e - o));
-}
-
-/* Writes the decimal digits of u; returns the end. */
-static char *put_u64(char *o, uint64_t u) {
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (n) *o++ = tmp[--n];
-    return o;
+    char tmp[24], *o = tmp;
+    if (value < 0) *o++ = '-';
+    o = posthog__fmt_u64(o, value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value, 0);
+    return append_raw(p, key, tmp, (size_t)(o - tmp));
 }
 
 /*
@@ -288,13 +272,13 @@ static size_t format_double(char *out, double v) {
             char *o = out;
             if (signbit(v)) *o++ = '-';
             if (k == 0) {
-                o = put_u64(o, u);
+                o = posthog__fmt_u64(o, u, 0);
                 *o++ = '.';
                 *o++ = '0';
                 return (size_t)(o - out);
             }
             uint64_t ip = u / (uint64_t)p10[k], fp = u % (uint64_t)p10[k];
-            o = put_u64(o, ip);
+            o = posthog__fmt_u64(o, ip, 0);
             *o++ = '.';
             char digits[8];
             for (int d = k - 1; d >= 0; d--) {

@@ -138,6 +138,18 @@ int posthog__uuid_parse(const char *s, size_t len, uint8_t out[16]) {
     return n == 16 ? 0 : -1;
 }
 
+char *posthog__fmt_u64(char *o, uint64_t v, int width) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < width && n < (int)sizeof tmp) tmp[n++] = '0';
+    while (n) *o++ = tmp[--n];
+    return o;
+}
+
 /* ---------------------------------------------------------------- time */
 
 /* Days since 1970-01-01 to civil date (Howard Hinnant's algorithm). */

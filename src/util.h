@@ -31,6 +31,11 @@ void posthog__uuid_format(char out[PH_UUID_STR_LEN], const uint8_t u[16]);
 /* Parses the canonical 8-4-4-4-12 form (any case). 0 on success, -1 if malformed. */
 int posthog__uuid_parse(const char *s, size_t len, uint8_t out[16]);
 
+/* Writes v in decimal, left-padded with zeros to `width` digits (0: none);
+ * returns the end. At most 20 digits. Async-signal-safe (the crash handler
+ * uses it). */
+char *posthog__fmt_u64(char *o, uint64_t v, int width);
+
 /* Writes the 24-char UTC timestamp with milliseconds, no NUL. */
 void posthog__iso8601_ms(char out[PH_ISO8601_LEN], int64_t unix_ms);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff...](Z|+hh:mm|-hh:mm)" into epoch ms. 0 ok, -1 bad. */
