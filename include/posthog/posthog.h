@@ -367,17 +367,22 @@ POSTHOG_API posthog_status_t posthog_group_identify(posthog_client_t *c, const c
 
 /*
  * Waits until every event captured before the call has been delivered or
- * dropped, or until `timeout_ms` passes (POSTHOG_E_TIMEOUT; < 0 waits for
- * ever). Sends partial batches at once. Thread-safe; blocks the caller.
+ * dropped, and nothing of this client waits in the spool, or until
+ * `timeout_ms` passes (POSTHOG_E_TIMEOUT; < 0 waits for ever). So while the
+ * endpoint is down, a flush with a spool returns POSTHOG_E_TIMEOUT: the
+ * events are safe on disk, not delivered. Sends partial batches at once.
+ * Thread-safe; blocks the caller.
  */
 POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
 
 /*
  * Flushes within `timeout_ms` (< 0: shutdown_timeout_ms), then aborts a
- * request still in flight, counts what is left as dropped (shutdown), and
- * stops the flusher. Later captures return POSTHOG_E_SHUTDOWN. Idempotent:
- * a second call returns POSTHOG_OK at once. Returns POSTHOG_E_TIMEOUT when
- * events were left behind.
+ * request still in flight and stops the flusher. What is left at the
+ * deadline is written to the spool when storage_path is set (delivered by
+ * the next client on that directory), else counted as dropped (shutdown).
+ * Later captures return POSTHOG_E_SHUTDOWN. Idempotent: a second call
+ * returns POSTHOG_OK at once. Returns POSTHOG_OK when every event was
+ * delivered or spooled, POSTHOG_E_TIMEOUT when some were dropped.
  */
 POSTHOG_API posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms);
 
