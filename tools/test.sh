@@ -138,7 +138,7 @@ stage_valgrind() {
   local dir="${BUILD_PREFIX}test"
   configure_build "$dir" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOSTHOG_WERROR=ON \
     -DPOSTHOG_SANITIZE=
-  local vg=(valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect
+  local vg=(valgrind -q --error-exitcode=99 --child-silent-after-fork=yes --leak-check=full --show-leak-kinds=definite,indirect
             --errors-for-leak-kinds=definite,indirect --num-callers=30)
   local out="$dir/valgrind" failed=0 name
   rm -rf "$out"
