@@ -745,7 +745,8 @@ START_TEST(validate_vs_cjson_mutations) {
     }
     int agree_ok = 0, agree_bad = 0, lax = 0;
     char doc[512];
-    for (long iter = 0, itn = ph_test_scale(6000); iter < itn; iter++) {
+    const long itn = ph_test_scale(6000);
+    for (long iter = 0; iter < itn; iter++) {
         const char *seed = seeds[xrand() % nseeds];
         size_t n = strlen(seed);
         memcpy(doc, seed, n);
@@ -784,9 +785,9 @@ START_TEST(validate_vs_cjson_mutations) {
         ck_assert_msg(explained, "cJSON accepts, validator rejects, unexplained: '%s'", doc);
         lax++;
     }
-    /* the mutations must exercise both outcomes */
-    ck_assert_int_gt(agree_ok, 300);
-    ck_assert_int_gt(agree_bad, 2000);
+    /* the mutations must exercise both outcomes (about 5% and 35%+ of them) */
+    ck_assert_int_gt(agree_ok, itn / 20);
+    ck_assert_int_gt(agree_bad, itn / 3);
     (void)lax;
 }
 END_TEST
