@@ -1170,5 +1170,9 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
     if (!strncmp(name, "dropped_", 8))
         for (int i = 0; i < POSTHOG_DROP_REASON_COUNT; i++)
             if (!strcmp(name + 8, drop_names[i])) return s.dropped[i];
+    /* the spool's names for its drops */
+    if (!strcmp(name, "evicted"))
+        return s.dropped[POSTHOG_DROP_STORAGE_FULL] + s.dropped[POSTHOG_DROP_EXPIRED];
+    if (!strcmp(name, "corrupt_skipped")) return s.dropped[POSTHOG_DROP_CORRUPT];
     return UINT64_MAX;
 }

@@ -423,7 +423,9 @@ typedef struct posthog_stats {
 /* Fills *out (borrowed). Thread-safe, lock-free. */
 POSTHOG_API posthog_status_t posthog_get_stats(const posthog_client_t *c, posthog_stats_t *out);
 
-/* One counter by name ("captured", "sent", "dropped_queue_full", ...);
+/* One counter by name: each field of posthog_stats_t ("captured", "sent",
+ * "spool_bytes", ...), "dropped_<reason>" for each drop reason, and the
+ * spool's "evicted" (storage_full + expired) and "corrupt_skipped";
  * UINT64_MAX for an unknown name. Convenient for bindings. */
 POSTHOG_API uint64_t posthog_get_stat(const posthog_client_t *c, const char *name);
 

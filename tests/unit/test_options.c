@@ -279,12 +279,47 @@ START_TEST(strerror_and_drop_names) {
 }
 END_TEST
 
+/* posthog_get_stat: every name the header documents resolves; others do not. */
+START_TEST(get_stat_names) {
+    posthog_options_t *o = posthog_options_new();
+    ck_assert_int_eq(posthog_options_set(o, "disabled", "1"), POSTHOG_OK);
+    posthog_client_t *c = posthog_client_new(o, NULL, 0);
+    ck_assert_ptr_nonnull(c);
+    /* one drop of each of two reasons, so sums are not trivially 0 */
+    ck_assert_int_eq(posthog_capture(c, "u", "", NULL), POSTHOG_E_INVALID_EVENT);
+    ck_assert_int_eq(posthog_capture_durable(c, "u", "e", NULL), POSTHOG_E_NO_STORAGE);
+    static const char *names[] = {"captured",    "sent",          "requests",   "retries",
+                                  "bytes_raw",   "bytes_sent",    "queue_depth", "queue_bytes",
+                                  "spooled",     "replayed",      "spool_bytes", "spool_pending",
+                                  "dropped_total", "evicted",     "corrupt_skipped"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        ck_assert_msg(posthog_get_stat(c, names[i]) != UINT64_MAX, "%s", names[i]);
+    char buf[64];
+    for (int r = 0; r < POSTHOG_DROP_REASON_COUNT; r++) {
+        snprintf(buf, sizeof buf, "dropped_%s", posthog_drop_reason_name((posthog_drop_reason_t)r));
+        ck_assert_msg(posthog_get_stat(c, buf) != UINT64_MAX, "%s", buf);
+    }
+    ck_assert_uint_eq(posthog_get_stat(c, "dropped_invalid"), 1);
+    ck_assert_uint_eq(posthog_get_stat(c, "dropped_storage_full"), 1);
+    ck_assert_uint_eq(posthog_get_stat(c, "evicted"),
+                      posthog_get_stat(c, "dropped_storage_full") +
+                          posthog_get_stat(c, "dropped_expired"));
+    ck_assert_uint_eq(posthog_get_stat(c, "dropped_total"), 2);
+    ck_assert_uint_eq(posthog_get_stat(c, "no_such_stat"), UINT64_MAX);
+    ck_assert_uint_eq(posthog_get_stat(c, "dropped_nope"), UINT64_MAX);
+    ck_assert_uint_eq(posthog_get_stat(c, NULL), UINT64_MAX);
+    ck_assert_uint_eq(posthog_get_stat(NULL, "sent"), UINT64_MAX);
+    posthog_client_free(c);
+}
+END_TEST
+
 static Suite *options_suite(void) {
     Suite *s = suite_create("options");
     TCase *t = tcase_create("options");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, every_key_good_and_bad);
     tcase_add_test(t, values_land_in_fields);
+    tcase_add_test(t, get_stat_names);
     tcase_add_test(t, unknown_key_and_null_args);
     tcase_add_test(t, host_normalisation);
     tcase_add_test(t, env_applies_only_when_unset);
