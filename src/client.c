@@ -537,6 +537,11 @@ static posthog_status_t publish(posthog_client_t *c, ph_qslot_t *slot, uint64_t 
 }
 
 static posthog_status_t check_object(const char *json, ph_json_keys_t *keys, const char **out);
+static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
+                                   const char *event, const char *properties_json,
+                                   int64_t timestamp_ms, const char *uuid, const char *groups_json,
+                                   const char *set_json, const char *set_once_json,
+                                   char *uuid_out, bool durable);
 
 static void maybe_start_thread(posthog_client_t *c) {
     /* relaxed: a hint; the decision is re-checked under c->mu */
@@ -730,15 +735,8 @@ static posthog_status_t durable_commit(posthog_client_t *c, const ph_rec_t *img,
 
 posthog_status_t posthog_capture_durable(posthog_client_t *c, const char *distinct_id,
                                          const char *event, const char *properties_json) {
-    if (!c) return POSTHOG_E_INVALID_ARG;
-    if (!c->spool)
-        return drop_at_capture(c, POSTHOG_DROP_STORAGE_FULL, POSTHOG_E_NO_STORAGE, event,
-                               distinct_id);
-    ph_json_keys_t keys;
-    cap_t k = {.event = event, .did = distinct_id, .pkeys = &keys, .durable = true};
-    posthog_status_t st = check_object(properties_json, &keys, &k.pjson);
-    if (st != POSTHOG_OK) return drop_at_capture(c, POSTHOG_DROP_INVALID, st, event, distinct_id);
-    return capture(c, &k);
+    return capture_ex(c, distinct_id, event, properties_json, 0, NULL, NULL, NULL, NULL, NULL,
+                      true);
 }
 
 /* ---------------------------------------------------------------- before_send */
@@ -901,16 +899,19 @@ static int extra_add(ph_buf_t *b, const char *name, const char *json) {
            ph_buf_putc(b, ':') || posthog__buf_append(b, json, n);
 }
 
-posthog_status_t posthog_capture_ex(posthog_client_t *c, const char *distinct_id,
-                                    const char *event, const char *properties_json,
-                                    int64_t timestamp_ms, const char *uuid,
-                                    const char *groups_json, const char *set_json,
-                                    const char *set_once_json, char *uuid_out) {
+static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
+                                   const char *event, const char *properties_json,
+                                   int64_t timestamp_ms, const char *uuid, const char *groups_json,
+                                   const char *set_json, const char *set_once_json,
+                                   char *uuid_out, bool durable) {
     if (!c) return POSTHOG_E_INVALID_ARG;
+    if (durable && !c->spool)
+        return drop_at_capture(c, POSTHOG_DROP_STORAGE_FULL, POSTHOG_E_NO_STORAGE, event,
+                               distinct_id);
     ph_json_keys_t keys, scratch;
     uint8_t ubin[16];
     cap_t k = {.event = event, .did = distinct_id, .pkeys = &keys, .ts_ms = timestamp_ms,
-               .uuid_out = uuid_out};
+               .uuid_out = uuid_out, .durable = durable};
     const char *set = NULL, *set_once = NULL;
     posthog_status_t st = check_object(properties_json, &keys, &k.pjson);
     if (st == POSTHOG_OK) st = check_object(groups_json, &scratch, &k.groups_json);
@@ -931,6 +932,24 @@ posthog_status_t posthog_capture_ex(posthog_client_t *c, const char *distinct_id
     st = capture(c, &k);
     posthog__buf_free(&extra);
     return st;
+}
+
+posthog_status_t posthog_capture_ex(posthog_client_t *c, const char *distinct_id,
+                                    const char *event, const char *properties_json,
+                                    int64_t timestamp_ms, const char *uuid,
+                                    const char *groups_json, const char *set_json,
+                                    const char *set_once_json, char *uuid_out) {
+    return capture_ex(c, distinct_id, event, properties_json, timestamp_ms, uuid, groups_json,
+                      set_json, set_once_json, uuid_out, false);
+}
+
+posthog_status_t posthog_capture_durable_ex(posthog_client_t *c, const char *distinct_id,
+                                            const char *event, const char *properties_json,
+                                            int64_t timestamp_ms, const char *uuid,
+                                            const char *groups_json, const char *set_json,
+                                            const char *set_once_json, char *uuid_out) {
+    return capture_ex(c, distinct_id, event, properties_json, timestamp_ms, uuid, groups_json,
+                      set_json, set_once_json, uuid_out, true);
 }
 
 posthog_status_t posthog_identify(posthog_client_t *c, const char *distinct_id,

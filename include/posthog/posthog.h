@@ -346,6 +346,11 @@ POSTHOG_API posthog_status_t posthog_capture_ex(posthog_client_t *c, const char 
 POSTHOG_API posthog_status_t posthog_capture_durable(posthog_client_t *c, const char *distinct_id,
                                                      const char *event,
                                                      const char *properties_json);
+/* Durable capture with the arguments of posthog_capture_ex. */
+POSTHOG_API posthog_status_t posthog_capture_durable_ex(
+    posthog_client_t *c, const char *distinct_id, const char *event, const char *properties_json,
+    int64_t timestamp_ms, const char *uuid, const char *groups_json, const char *set_json,
+    const char *set_once_json, char *uuid_out);
 
 /* $identify with $set / $set_once (JSON objects or NULL), like the SDKs. */
 POSTHOG_API posthog_status_t posthog_identify(posthog_client_t *c, const char *distinct_id,

@@ -230,6 +230,22 @@ def test_sync_mode_delivers_before_returning(server, make_client):
         assert len(ev) == i + 1 and ev[-1]["uuid"] == u
 
 
+def test_capture_durable_is_on_disk_before_returning(server, make_client, tmp_path):
+    spool = tmp_path / "spool"
+    c = make_client(storage_path=str(spool), flush_interval=60)
+    u = c.capture_durable("purchase", distinct_id="u", properties={"amount": 9.5})
+    assert u is not None
+    files = [p for p in spool.iterdir() if p.name.endswith(".spool")]
+    assert files, "the event is in a spool file when the call returns"
+    assert u.encode() in b"".join(p.read_bytes() for p in files)
+    c.flush()
+    ev = [e for e in server.events() if e["event"] == "purchase"]
+    assert len(ev) == 1 and ev[0]["uuid"] == u and ev[0]["properties"]["amount"] == 9.5
+    assert c.stats()["spool_pending"] == 0
+    # without storage_path it cannot be made durable: None, logged, not raised
+    assert make_client().capture_durable("purchase", distinct_id="u") is None
+
+
 def test_disabled(server, make_client):
     c = make_client(disabled=True)
     assert c.capture("e", distinct_id="u") is None

@@ -1,3 +1,5 @@
+require 'tmpdir'
+require 'fileutils'
 # frozen_string_literal: true
 
 require_relative 'test_helper'
@@ -61,6 +63,24 @@ class TestMethods < LibPostHogTest
     assert_equal '2023-01-02T03:04:05.000Z', by['int_id']['timestamp']
     assert_equal 'sym', by['sym_id']['distinct_id']
     assert_equal '2023-01-02T03:04:05.678Z', by['str_ts']['timestamp']
+  end
+
+  def test_capture_durable_is_on_disk_before_returning
+    dir = Dir.mktmpdir('libposthog-rb-durable')
+    c = client(storage_path: File.join(dir, 'spool'))
+    assert c.capture_durable(distinct_id: 'u', event: 'purchase', properties: { amount: 9.5 })
+    files = Dir.glob(File.join(dir, 'spool', '*.spool'))
+    refute_empty files, 'the event is in a spool file when the call returns'
+    assert_includes files.map { |f| File.binread(f) }.join, '"purchase"'
+    assert c.flush
+    ev = events.select { |e| e['event'] == 'purchase' }
+    assert_equal 1, ev.size
+    assert_equal 9.5, ev[0]['properties']['amount']
+    assert_equal 0, c.stats[:spool_pending]
+    # without storage_path it cannot be durable: false, logged, not raised
+    refute client.capture_durable(distinct_id: 'u', event: 'purchase')
+  ensure
+    FileUtils.rm_rf(dir) if dir
   end
 
   def test_capture_groups

@@ -109,6 +109,11 @@ def capture(event: str, **kwargs: Any) -> Optional[str]:
     return _proxy("capture", event, **kwargs)
 
 
+def capture_durable(event: str, **kwargs: Any) -> Optional[str]:
+    """Module-level Posthog.capture_durable on the default client (needs storage_path)."""
+    return _proxy("capture_durable", event, **kwargs)
+
+
 def set(**kwargs: Any) -> Optional[str]:  # noqa: A001 - posthog-python's name
     """Module-level Posthog.set on the default client."""
     return _proxy("set", **kwargs)
@@ -182,6 +187,7 @@ __all__ = [
     "OnError",
     "VERSION",
     "capture",
+    "capture_durable",
     "set",
     "set_once",
     "group_identify",

@@ -165,6 +165,20 @@ def _declare(lib: ctypes.CDLL) -> None:
         c_char_p,  # set_once_json
         POINTER(c_char),  # uuid_out
     )
+    fn(
+        "posthog_capture_durable_ex",
+        c_int,
+        c_void_p,  # client
+        c_char_p,  # distinct_id
+        c_char_p,  # event
+        c_char_p,  # properties_json
+        c_int64,  # timestamp_ms
+        c_char_p,  # uuid
+        c_char_p,  # groups_json
+        c_char_p,  # set_json
+        c_char_p,  # set_once_json
+        POINTER(c_char),  # uuid_out
+    )
     fn("posthog_capture_json", c_int, c_void_p, c_char_p, c_char_p, c_char_p)
     fn("posthog_flush", c_int, c_void_p, c_int)
     fn("posthog_shutdown", c_int, c_void_p, c_int)

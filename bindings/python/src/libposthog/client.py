@@ -11,7 +11,7 @@ import os
 import threading
 import weakref
 from datetime import date, datetime
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from uuid import UUID
 
 from . import _native
@@ -418,12 +418,7 @@ class Posthog:
         """Captures an event; returns its uuid, or None when it was dropped."""
         if self.disabled:
             return None
-        props = {**(properties or {}), **system_context()}
-        did, personless = identity(distinct_id)
-        if personless and "$process_person_profile" not in props:
-            props["$process_person_profile"] = False
-        if groups:
-            props["$groups"] = groups
+        did, props = self._event_props(distinct_id, properties, groups)
         extra: Dict[str, Any] = {}
         if flags is not None and hasattr(flags, "_get_event_properties"):
             extra = flags._get_event_properties() or {}
@@ -432,6 +427,40 @@ class Posthog:
         if extra:
             props = {**extra, **props}
         return self._enqueue(event, did, props, timestamp, uuid, disable_geoip)
+
+    @no_throw
+    def capture_durable(
+        self,
+        event: str,
+        *,
+        distinct_id: Optional[ID] = None,
+        properties: Optional[Dict[str, Any]] = None,
+        timestamp: Optional[Timestamp] = None,
+        uuid: Optional[Union[str, UUID]] = None,
+        groups: Optional[Dict[str, Any]] = None,
+        disable_geoip: Optional[bool] = None,
+    ) -> Optional[str]:
+        """Like capture(), for events that must never be lost (purchases, device
+        boot): returns the uuid only once the event is fsync'ed to the spool
+        (needs storage_path); blocks for the disk write. None when it could not
+        be made durable (logged; raised with debug=True)."""
+        if self.disabled:
+            return None
+        did, props = self._event_props(distinct_id, properties, groups)
+        return self._enqueue(event, did, props, timestamp, uuid, disable_geoip, durable=True)
+
+    @staticmethod
+    def _event_props(distinct_id: Optional[ID], properties: Optional[Dict[str, Any]],
+                     groups: Optional[Dict[str, Any]]) -> Tuple[str, Dict[str, Any]]:
+        """The distinct_id to send and the properties before library context,
+        as posthog-python builds them (personless events, $groups)."""
+        props = {**(properties or {}), **system_context()}
+        did, personless = identity(distinct_id)
+        if personless and "$process_person_profile" not in props:
+            props["$process_person_profile"] = False
+        if groups:
+            props["$groups"] = groups
+        return did, props
 
     @no_throw
     def set(
@@ -535,6 +564,7 @@ class Posthog:
         disable_geoip: Optional[bool],
         set_: Optional[Dict[str, Any]] = None,
         set_once: Optional[Dict[str, Any]] = None,
+        durable: bool = False,
     ) -> Optional[str]:
         handle = self._handle
         if handle is None or not handle.ptr:
@@ -566,7 +596,9 @@ class Posthog:
         _tls.capture = _depth("capture") + 1
         _tls.drop = None
         try:
-            st = _native.load().posthog_capture_ex(
+            lib = _native.load()
+            fn = lib.posthog_capture_durable_ex if durable else lib.posthog_capture_ex
+            st = fn(
                 handle.ptr,
                 did.encode("utf-8"),
                 name.encode("utf-8"),

@@ -126,13 +126,14 @@ module LibPostHog
     #   $set_once).
     # @return [Boolean] whether the event was queued.
     def capture(attrs = {}, **kw)
-      guard('capture') do
-        a = symbolize(attrs).merge(symbolize(kw))
-        warn_once(:send_feature_flags, 'send_feature_flags is not supported by libposthog; ignored') if a[:send_feature_flags]
-        props = hash_arg(a[:properties], 'properties')
-        groups = a[:groups] && hash_arg(a[:groups], 'groups').transform_values { |v| v.nil? ? nil : v.to_s }
-        enqueue(a, a[:event], props, groups: groups, set: a[:set], set_once: a[:set_once])
-      end
+      guard('capture') { capture_attrs(symbolize(attrs).merge(symbolize(kw)), false) }
+    end
+
+    # Like capture, for events that must never be lost (purchases, device
+    # boot): returns true only once the event is fsync'ed to the spool
+    # (needs storage_path:); blocks for the disk write.
+    def capture_durable(attrs = {}, **kw)
+      guard('capture_durable') { capture_attrs(symbolize(attrs).merge(symbolize(kw)), true) }
     end
 
     # Identifies a user: a $identify event with the properties as $set (and,
@@ -226,7 +227,8 @@ module LibPostHog
 
       s = Native::Stats.new
       Native.posthog_get_stats(@state.ptr, s.pointer)
-      h = %i[captured sent requests retries bytes_raw bytes_sent queue_depth queue_bytes dropped_total]
+      h = %i[captured sent requests retries bytes_raw bytes_sent queue_depth queue_bytes spooled replayed
+             spool_bytes spool_pending dropped_total]
           .to_h { |k| [k, s[k]] }
       h[:dropped] = Native::DROP_REASONS.each_with_index.to_h { |r, i| [r, s[:dropped][i]] }
       h
@@ -324,10 +326,18 @@ module LibPostHog
       v.nil? ? nil : Utils.to_json(v)
     end
 
-    def enqueue(a, event, props, groups: nil, set: nil, set_once: nil)
+    def capture_attrs(a, durable)
+      warn_once(:send_feature_flags, 'send_feature_flags is not supported by libposthog; ignored') if a[:send_feature_flags]
+      props = hash_arg(a[:properties], 'properties')
+      groups = a[:groups] && hash_arg(a[:groups], 'groups').transform_values { |v| v.nil? ? nil : v.to_s }
+      enqueue(a, a[:event], props, groups: groups, set: a[:set], set_once: a[:set_once], durable: durable)
+    end
+
+    def enqueue(a, event, props, groups: nil, set: nil, set_once: nil, durable: false)
       did = a[:distinct_id]
       did = did.nil? ? nil : Utils.string(did)
-      st = Native.posthog_capture_ex(@state.ptr, did, event.nil? ? nil : Utils.string(event),
+      fn = durable ? :posthog_capture_durable_ex : :posthog_capture_ex
+      st = Native.public_send(fn, @state.ptr, did, event.nil? ? nil : Utils.string(event),
                                      Utils.to_json(props), Utils.timestamp_ms(a[:timestamp]),
                                      uuid_arg(a), json_or_nil(groups),
                                      set.nil? ? nil : Utils.to_json(hash_arg(set, 'set')),

@@ -112,6 +112,10 @@ module LibPostHog
     # callbacks it makes run on the calling (Ruby) thread.
     attach_function :posthog_capture_ex,
                     %i[pointer string string string int64 string string string string pointer], :int
+    # Durable capture waits for its fsync: it releases the GVL while it does.
+    attach_function :posthog_capture_durable_ex,
+                    %i[pointer string string string int64 string string string string pointer], :int,
+                    blocking: true
 
     # These wait for the flusher thread, whose callbacks need the GVL:
     # they must release it (blocking: true) or they would deadlock.
