@@ -42,6 +42,27 @@
 #define IT_TSAN 0
 #endif
 
+/*
+ * AddressSanitizer (clang 14's runtime) does not make its allocator safe
+ * across fork(): a child forked while another thread is inside malloc can
+ * block for ever on the allocator's internal lock (seen here: the child
+ * stuck in __sanitizer::SizeClassAllocator64::GetFromAllocator under
+ * deflateInit2). glibc's malloc, which the library uses in production,
+ * takes its locks around fork. So under ASan the child of the
+ * fork-while-capturing test, whose parent allocates continuously, only
+ * reports and leaves; every other build runs it in full.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define IT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IT_ASAN 1
+#endif
+#endif
+#ifndef IT_ASAN
+#define IT_ASAN 0
+#endif
+
 #define CHILD_MAX_UUIDS 8
 
 typedef struct child_report {
@@ -313,12 +334,13 @@ START_TEST(test_fork_while_capturing)
     ck_assert_int_eq(pthread_create(&th, NULL, produce, &prod), 0);
     enum { FORKS = 5 };
     char child_uuids[FORKS][37];
-    int n_children = IT_TSAN ? 0 : FORKS;
+    const int child_work = !IT_TSAN && !IT_ASAN;
+    int n_children = child_work ? FORKS : 0;
     for (int k = 0; k < FORKS; k++) {
         it_sleep_ms(30);
         int one = 1;
-        child_report_t r = run_child(c, IT_TSAN ? child_noop : child_captures, &one);
-        ck_assert_int_eq(r.n, IT_TSAN ? 0 : 1);
+        child_report_t r = run_child(c, child_work ? child_captures : child_noop, &one);
+        ck_assert_int_eq(r.n, child_work ? 1 : 0);
         memcpy(child_uuids[k], r.uuids[0], 37);
     }
     atomic_store(&prod.stop, 1);
