@@ -38,6 +38,7 @@
 
 #include "posthog/posthog.h"
 #include "options.h" /* internal: the library's default max_queue_bytes */
+#include "bench_clock.h"
 
 static unsigned long long default_queue_bytes(void) {
     posthog_options_t *o = posthog_options_new();
@@ -47,24 +48,6 @@ static unsigned long long default_queue_bytes(void) {
 }
 
 #define API_KEY "phc_bench_key"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static double thread_cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static double proc_cpu_s(void) {
     struct rusage ru;

@@ -21,17 +21,12 @@
 #include <unistd.h>
 
 #include "spool.h" /* internal: the fsync counting hook */
+#include "bench_clock.h"
 
 static _Atomic long fsyncs;
 static int count_fsync(void) {
     atomic_fetch_add(&fsyncs, 1);
     return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static const char *g_url, *g_dir;

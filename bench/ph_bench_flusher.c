@@ -32,21 +32,10 @@
 #include "props.h"
 #include "queue.h"
 #include "util.h"
+#include "bench_clock.h"
 
 #define REPS 3
 #define API_KEY "phc_bench_key"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double thread_cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static _Noreturn void fail(const char *what) {
     fprintf(stderr, "ph-bench-flusher: %s\n", what);

@@ -489,3 +489,11 @@ char *it_repeat(char ch, size_t n)
     s[n] = '\0';
     return s;
 }
+
+int it_run_suite(Suite *s) {
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -65,6 +65,9 @@ posthog_stats_t it_stats(const posthog_client_t *c);
  */
 void it_check_balance(const posthog_client_t *c, uint64_t n_ok, uint64_t n_failed);
 
+/* Runs a suite (takes ownership); EXIT_SUCCESS when every test passed. */
+int it_run_suite(Suite *s);
+
 /* ------------------------------------------------------------ drops */
 
 typedef struct it_drop {
