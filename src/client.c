@@ -148,13 +148,50 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static posthog_client_t *registry;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+static struct timespec abs_deadline(int64_t mono_deadline_ms);
+
+/* Timed waits compute deadlines on CLOCK_MONOTONIC (abs_deadline). */
+static void init_conds(posthog_client_t *c) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_cond_init(&c->park_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+/*
+ * Before the fork, every flusher is parked at the top of its loop, where it
+ * holds no lock of its own nor of the allocator, libcurl, OpenSSL or zlib:
+ * a child would otherwise inherit such a lock held by a thread it does not
+ * have, and deadlock on its first use (glibc's malloc is fork-safe;
+ * sanitizer allocators, other mallocs and OpenSSL 3's global locks are
+ * not). A flusher is between wake-ups almost always, so this costs two
+ * context switches; one busy in a long user callback or fsync delays the
+ * fork at most PH_FORK_PARK_MS, after which the fork goes ahead unparked.
+ * A fork from the flusher thread itself (in a callback) parks nothing of
+ * its own client.
+ */
 static void fork_prepare(void) {
     pthread_mutex_lock(&registry_mu);
-    for (posthog_client_t *c = registry; c; c = c->next) pthread_mutex_lock(&c->mu);
+    int64_t deadline = posthog__mono_ms() + PH_FORK_PARK_MS;
+    for (posthog_client_t *c = registry; c; c = c->next) {
+        pthread_mutex_lock(&c->mu);
+        if (!c->thread_running || pthread_equal(c->thread, pthread_self())) continue;
+        c->fork_park = true;
+        posthog__wake(c);
+        struct timespec ts = abs_deadline(deadline);
+        while (c->thread_running && !c->fl_parked)
+            if (pthread_cond_timedwait(&c->park_cv, &c->mu, &ts) == ETIMEDOUT) break;
+    }
 }
 
 static void fork_parent(void) {
-    for (posthog_client_t *c = registry; c; c = c->next) pthread_mutex_unlock(&c->mu);
+    for (posthog_client_t *c = registry; c; c = c->next) {
+        c->fork_park = false;
+        pthread_cond_broadcast(&c->park_cv);
+        pthread_mutex_unlock(&c->mu);
+    }
     pthread_mutex_unlock(&registry_mu);
 }
 
@@ -176,6 +213,10 @@ static void fork_child(void) {
         c->flush_target = 0;
         c->wake_at = UINT64_MAX;
         c->waiters = 0;
+        c->fork_park = false;
+        c->fl_parked = false;
+        /* their waiters (flush callers, the parked flusher) are the parent's */
+        init_conds(c);
         int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (fd >= 0) {
             close(c->wake_fd);
@@ -295,6 +336,7 @@ static void client_destroy(posthog_client_t *c) {
     if (c->wake_fd >= 0) close(c->wake_fd);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->park_cv);
     posthog_options_free(c->o);
     free(c);
 }
@@ -332,12 +374,7 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     c->o = o;
     c->wake_fd = -1;
     pthread_mutex_init(&c->mu, NULL);
-    /* timed waits compute deadlines on CLOCK_MONOTONIC (abs_deadline) */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    init_conds(c);
     c->wake_at = UINT64_MAX;
     pthread_mutex_init(&c->dmu, NULL);
     pthread_cond_init(&c->dcv, NULL);

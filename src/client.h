@@ -9,6 +9,11 @@
  * Lock order: registry_mu (client.c, for fork handling) before c->mu.
  * c->mu guards the fields marked [mu]; it is never held around I/O or
  * user callbacks.
+ *
+ * fork(): the prepare handler parks each flusher at the top of its loop
+ * (fork_park / fl_parked, waiting on park_cv) before the process forks, so
+ * the child never inherits a lock the flusher held inside the allocator,
+ * libcurl, OpenSSL or zlib. The wait is bounded (PH_FORK_PARK_MS).
  */
 #ifndef POSTHOG_CLIENT_H
 #define POSTHOG_CLIENT_H
@@ -21,6 +26,9 @@
 #include "spool.h"
 
 enum { PH_RUNNING = 0, PH_CLOSED = 1 };
+
+/* Longest a fork() waits for a busy flusher to park (client.c). */
+#define PH_FORK_PARK_MS 500
 
 typedef struct ph_flusher ph_flusher_t;
 
@@ -55,6 +63,9 @@ struct posthog_client {
     pthread_cond_t cv;        /* signalled when done_pos moves or the flusher exits */
     bool thread_running;      /* [mu] */
     pthread_t thread;         /* [mu] */
+    pthread_cond_t park_cv;   /* fork_park / fl_parked changes, flusher exit */
+    bool fork_park;           /* [mu] a fork is being prepared: park */
+    bool fl_parked;           /* [mu] the flusher is parked */
     uint64_t done_pos;        /* [mu] queue positions below are resolved */
     uint64_t flush_target;    /* [mu] flushes waiting for this position */
     uint64_t wake_at;         /* [mu] lowest target a flush waiter waits for */

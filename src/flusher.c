@@ -442,6 +442,16 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
     for (;;) {
         int64_t now = posthog__mono_ms(), wall = posthog__now_ms();
         pthread_mutex_lock(&c->mu);
+        if (PH_UNLIKELY(c->fork_park)) {
+            /* a fork is being prepared (client.c fork_prepare): hold nothing
+             * but c->mu, which the waiting cond releases, until it is done */
+            c->fl_parked = true;
+            pthread_cond_broadcast(&c->park_cv);
+            while (c->fork_park) pthread_cond_wait(&c->park_cv, &c->mu);
+            c->fl_parked = false;
+            now = posthog__mono_ms();
+            wall = posthog__now_ms();
+        }
         bool stop = c->stop;
         int64_t deadline = c->stop_deadline;
         uint64_t target = c->flush_target, done = c->done_pos;
@@ -517,6 +527,7 @@ static void *flusher_thread(void *arg) {
     c->fl = NULL;
     c->thread_running = false;
     pthread_cond_broadcast(&c->cv);
+    pthread_cond_broadcast(&c->park_cv); /* a fork waiting for us to park */
     pthread_mutex_unlock(&c->mu);
     return NULL;
 }

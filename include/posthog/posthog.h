@@ -298,6 +298,15 @@ typedef struct posthog_client posthog_client_t;
  * of `o` (also on failure; NULL means all defaults). On failure returns
  * NULL and, when `errbuf` is not NULL, writes a NUL-terminated message of
  * at most `errlen` bytes. Several clients may live in one process.
+ *
+ * fork(): a client may be used on both sides of a fork. The child keeps
+ * the client with none of the parent's queued events (the parent delivers
+ * those, once), its stats restart at zero, and its own flusher thread
+ * starts at its first capture. Before the fork, each flusher is parked
+ * where it holds no lock (its own, the allocator's, libcurl's, OpenSSL's),
+ * so the child cannot inherit one held by a thread it does not have; a
+ * flusher busy in a callback delays fork() at most 0.5 s, then the fork
+ * goes ahead.
  */
 POSTHOG_API posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf,
                                                  size_t errlen);
