@@ -673,6 +673,17 @@ def main():
         durability = o if rc == 0 else "## Disk spool cost (durability)\n\nn/a (failed)\n"
         log("durability: %s" % ("ok" if rc == 0 else "failed: " + e[-500:]))
 
+        # fork() latency with a live client: its own markdown section
+        srv = Server(a.server, a.tmp)
+        try:
+            rc, o, e, _ = run_proc([os.path.join(a.build, "bench", "ph-bench-fork"), srv.url,
+                                    "200", str(a.runs)], timeout=a.timeout)
+        finally:
+            srv.stop()
+        forkcost = o if rc == 0 else "## fork() with a live client\n\nn/a (failed)\n"
+        log("fork: %s" % ("ok" if rc == 0 else "failed: " + e[-500:]))
+        durability += "\n" + forkcost
+
         report = render(a, info, clients, agg, lat, brk, mem, rev,
                         time.monotonic() - t_start)
         marker = "## Issue targets"

@@ -69,7 +69,7 @@ cmake -S "$srcdir" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
   { cat "$build/configure.log" >&2; exit 1; }
 log "building $build"
 cmake --build "$build" --parallel "$(nproc)" \
-  --target posthog posthog_static posthog-ingest-server ph-bench ph-bench-flusher ph-bench-durability \
+  --target posthog posthog_static posthog-ingest-server ph-bench ph-bench-flusher ph-bench-durability ph-bench-fork \
   >"$build/build.log" 2>&1 ||
   { tail -50 "$build/build.log" >&2; log "build failed (uncommitted src/ edits? try BENCH_REV=HEAD)"; exit 1; }
 
