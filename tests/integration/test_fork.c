@@ -357,7 +357,7 @@ static int fork_during_callback(int hold_ms)
 /* fork() waits for a busy flusher to come back to the top of its loop. */
 START_TEST(test_fork_parks_busy_flusher)
 {
-    ck_assert_msg(fork_during_callback(200) == 1,
+    ck_assert_msg(fork_during_callback(100) == 1,
                   "the child inherited a lock the flusher held at fork()");
 }
 END_TEST
