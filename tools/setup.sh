@@ -26,8 +26,10 @@ PACKAGES=(
   check                  # unit/integration test framework
   libsubunit-dev         # Check's pkg-config file links -lsubunit
   clang                  # ASan+UBSan and TSan builds
+  libclang-rt-dev        # their runtimes and libFuzzer's (only a Recommends of clang,
+                         # and we install without recommends)
   valgrind               # memcheck of the unit tests
-  curl                   # scripts talk to the local ingestion server
+  ca-certificates        # TLS to a real PostHog host (only a Recommends of libcurl)
   python3                # compliance harness, bindings
   python3-venv           # compliance harness runs in a venv
   # libcurl's private dependencies: `pkg-config --static --libs libposthog`
