@@ -293,13 +293,14 @@ static int load_super(posthog_client_t *c) {
             ph_buf_putc(&mb, ':') || posthog__buf_append(&mb, val, strlen(val))) {
             rc = -1;
         } else {
-            m->member = mb.data;
+            m->member = mb.data; /* owned by c->super from here on */
             m->mlen = mb.len;
-            m->key = strndup(mb.data + 1, posthog__json_escaped_len(it->string, strlen(it->string)));
+            mb.data = NULL;
+            m->key = strndup(m->member + 1, posthog__json_escaped_len(it->string, strlen(it->string)));
             m->klen = m->key ? strlen(m->key) : 0;
             if (!m->key) rc = -1;
             c->nsuper++;
-            if ((all.len && ph_buf_putc(&all, ',')) || posthog__buf_append(&all, mb.data, mb.len))
+            if ((all.len && ph_buf_putc(&all, ',')) || posthog__buf_append(&all, m->member, m->mlen))
                 rc = -1;
             if (!strcmp(it->string, "$lib")) c->super_has_lib = true;
             if (!strcmp(it->string, "$lib_version")) c->super_has_lib_version = true;

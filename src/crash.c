@@ -63,7 +63,7 @@ static int write_full(int fd, const void *p, size_t n) {
     return 0;
 }
 
-static void save_queue(posthog_client_t *c) {
+static void save_queue(posthog_client_t *c, int slot) {
     if (!c->spool || !c->crash_buf) return;
     ph_queue_t *q = &c->q;
     uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
@@ -82,13 +82,16 @@ static void save_queue(posthog_client_t *c) {
     k += put_str(tmp + k, "/.tmp-");
     k = (size_t)(posthog__fmt_u64(tmp + k, pid, 0) - tmp);
     k += put_str(tmp + k, "-crash");
+    k = (size_t)(posthog__fmt_u64(tmp + k, (uint64_t)slot, 0) - tmp);
     tmp[k] = '\0';
     k = put_str(fin, dir);
     k += put_str(fin + k, "/ph-");
     k = (size_t)(posthog__fmt_u64(fin + k, ms, 13) - fin);
     fin[k++] = '-';
     k = (size_t)(posthog__fmt_u64(fin + k, pid, 10) - fin);
-    k += put_str(fin + k, "-crash.spool");
+    k += put_str(fin + k, "-crash");
+    k = (size_t)(posthog__fmt_u64(fin + k, (uint64_t)slot, 0) - fin);
+    k += put_str(fin + k, ".spool");
     fin[k] = '\0';
 
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -139,7 +142,7 @@ static void on_crash(int sig, siginfo_t *info, void *uctx) {
         in_handler = 1;
         for (int i = 0; i < MAX_CRASH_CLIENTS; i++) {
             posthog_client_t *c = atomic_load(&crash_clients[i]);
-            if (c) save_queue(c);
+            if (c) save_queue(c, i);
         }
     }
     if (idx >= NSIGS) return;

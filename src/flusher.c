@@ -220,7 +220,8 @@ static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
         long good = posthog__spool_read(file, replay_add, &rc, &loss);
         ph_batch_t *b = (good > 0 && !rc.failed) ? posthog__builder_seal(&tmp) : NULL;
         posthog__builder_free(&tmp);
-        if (rc.failed || good < 0) { /* out of memory or unreadable now: later */
+        /* out of memory (reading or sealing) or unreadable now: later */
+        if (rc.failed || good < 0 || (good > 0 && !b)) {
             posthog__batch_free(b);
             posthog__spool_park(c->spool, file);
             return NULL;
@@ -507,7 +508,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
              * in queue_reserve; either they see us asleep or we see their
              * record count. */
             atomic_store_explicit(&c->sleeping, th, memory_order_seq_cst);
-            if (ph_queue_count(&c->q) >= th) wait = 0;
+            if (atomic_load_explicit(&c->q.count, memory_order_seq_cst) >= th) wait = 0;
         }
         ph_http_result_t res;
         if (posthog__http_poll(&f->http, c->wake_fd, (int)wait, &res)) on_result(c, f, &res);

@@ -250,9 +250,10 @@ static void forget(ph_spool_file_t *f);
 static void evict_for(ph_spool_t *s, uint64_t need, ph_spool_loss_t *loss) {
     while (s->idle && s->bytes_on_disk + need > s->max_bytes) {
         ph_spool_file_t *f = s->idle;
+        if (unlink(f->path)) return; /* still on disk, still ours: not lost */
         s->idle = f->next;
         s->idle_events -= PH_MIN(s->idle_events, f->count);
-        if (!unlink(f->path)) s->bytes_on_disk -= PH_MIN(s->bytes_on_disk, f->bytes);
+        s->bytes_on_disk -= PH_MIN(s->bytes_on_disk, f->bytes);
         loss->evicted_size += f->count;
         loss->own_evicted += f->count;
         forget(f);
@@ -565,6 +566,10 @@ long posthog__spool_read(ph_spool_file_t *f, ph_spool_event_fn fn, void *ud,
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         got += (size_t)r;
+    }
+    if (got < n) { /* read error, or truncated under us: try again later */
+        free(buf);
+        return -1;
     }
     long rc = posthog__spool_parse(buf, got, fn, ud, loss);
     free(buf);
