@@ -158,8 +158,8 @@ static void stats_balance_idle(posthog_client_t *c) {
     uint64_t sum = 0;
     for (int i = 0; i < POSTHOG_DROP_REASON_COUNT; i++) sum += s.dropped[i];
     ck_assert_uint_eq(sum, s.dropped_total);
-    ck_assert_msg(s.captured == s.sent - s.replayed + s.dropped_total + s.spool_pending ||
-                      s.captured == s.sent + s.dropped_total + s.spool_pending,
+    /* posthog.h's balance; replayed events of our own are already in sent */
+    ck_assert_msg(s.captured == s.sent + s.dropped_total + s.spool_pending,
                   "captured %llu sent %llu replayed %llu dropped %llu pending %llu",
                   (unsigned long long)s.captured, (unsigned long long)s.sent,
                   (unsigned long long)s.replayed, (unsigned long long)s.dropped_total,
@@ -258,7 +258,8 @@ START_TEST(shutdown_down_then_new_client_delivers) {
     int64_t t0 = it_mono_ms();
     posthog_status_t st = posthog_shutdown(c, 5000);
     ck_assert_msg(it_mono_ms() - t0 < 4000, "shutdown took %lld ms", (long long)(it_mono_ms() - t0));
-    ck_assert_msg(st == POSTHOG_OK || st == POSTHOG_E_TIMEOUT, "shutdown: %d", st);
+    /* posthog.h: OK when every event was delivered or spooled */
+    ck_assert_msg(st == POSTHOG_OK, "shutdown: %s", posthog_strerror(st));
     posthog_stats_t s = it_stats(c);
     ck_assert_uint_eq(s.spooled, N);
     ck_assert_uint_eq(s.spool_pending, N);
