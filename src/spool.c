@@ -395,12 +395,21 @@ uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
     uint64_t adopted = 0;
     int64_t now = posthog__now_ms();
     uint64_t total = 0;
+    char own_tmp[32];
+    size_t own_tmp_len = (size_t)snprintf(own_tmp, sizeof own_tmp, ".tmp-%ld-", (long)getpid());
     for (size_t i = 0; i < n; i++) {
         char *p = path_join(s->dir, names[i]);
         if (!p) continue;
         struct stat st;
         bool tmpfile = names[i][0] == '.';
         if (tmpfile) {
+            /* Our own temp files are being written right now: opening and
+             * closing one would drop the writer's POSIX lock (locks are the
+             * process's, and any close releases them). */
+            if (!strncmp(names[i], own_tmp, own_tmp_len)) {
+                free(p);
+                continue;
+            }
             /* a temp file from a writer that died before its rename */
             int fd = take_unowned(p, &st);
             if (fd >= 0) {
