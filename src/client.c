@@ -457,6 +457,7 @@ typedef struct {
     const uint8_t *uuid;               /* NULL: new v7 */
     char *uuid_out;
     bool durable;                      /* posthog_capture_durable */
+    const posthog_capture_options_t *eo; /* per-event options, or NULL */
 } cap_t;
 
 static bool user_has_key(const cap_t *k, const char *key, size_t klen) {
@@ -468,19 +469,79 @@ static bool user_has_key(const cap_t *k, const char *key, size_t klen) {
 typedef struct {
     ph_frags_t props;
     uint32_t flags;         /* PH_REC_LIB / PH_REC_LIBV: the flusher adds them */
-    char *tmp[2];           /* heap pieces to free */
+    char *tmp[3];           /* heap pieces to free */
     char groups_small[256];
+    char opts_small[192];
 } props_out_t;
 
 static void props_out_free(props_out_t *po) {
     free(po->tmp[0]);
     free(po->tmp[1]);
+    free(po->tmp[2]);
+}
+
+/* Appends ,"key":true|false for a set tri-state the user's properties lack. */
+static char *opt_bool(char *o, const cap_t *k, const char *key, posthog_tristate_t v,
+                      bool (*has)(const cap_t *, const char *, size_t)) {
+    size_t kl = strlen(key);
+    if (v == POSTHOG_UNSET || has(k, key, kl)) return o;
+    *o++ = ',';
+    *o++ = '"';
+    memcpy(o, key, kl);
+    o += kl;
+    const char *val = v == POSTHOG_TRUE ? "\":true" : "\":false";
+    size_t vl = strlen(val);
+    memcpy(o, val, vl);
+    return o + vl;
+}
+
+static bool user_has_key(const cap_t *k, const char *key, size_t klen);
+
+/*
+ * Members for the per-event options, disable_geoip and a generated
+ * distinct_id (personless), written to po->opts_small or the heap. The
+ * user's own properties win over each of them.
+ */
+static posthog_status_t option_members(posthog_client_t *c, const cap_t *k, bool generated_did,
+                                       props_out_t *po) {
+    const posthog_capture_options_t *eo = k->eo;
+    posthog_tristate_t ppp = eo ? eo->process_person_profile : POSTHOG_UNSET;
+    if (generated_did && ppp == POSTHOG_UNSET) ppp = POSTHOG_FALSE;
+    const char *tour = eo ? eo->product_tour_id : NULL;
+    bool any = ppp || c->o->disable_geoip || tour ||
+               (eo && (eo->cookieless_mode || eo->disable_skew_correction));
+    if (!any) return POSTHOG_OK;
+    size_t tl = 0, te = 0;
+    if (tour) {
+        tl = strlen(tour);
+        te = posthog__json_escaped_len_valid(tour, tl);
+        if (te == SIZE_MAX) return POSTHOG_E_INVALID_UTF8;
+    }
+    size_t need = 4 * 40 + (tour ? te + 24 : 0);
+    char *buf = need <= sizeof po->opts_small ? po->opts_small : (po->tmp[2] = malloc(need));
+    if (!buf) return POSTHOG_E_NOMEM;
+    char *o = buf;
+    o = opt_bool(o, k, "$process_person_profile", ppp, user_has_key);
+    if (eo) {
+        o = opt_bool(o, k, "$cookieless_mode", eo->cookieless_mode, user_has_key);
+        o = opt_bool(o, k, "$ignore_sent_at", eo->disable_skew_correction, user_has_key);
+    }
+    if (c->o->disable_geoip) o = opt_bool(o, k, "$geoip_disable", POSTHOG_TRUE, user_has_key);
+    if (tour && !user_has_key(k, "$product_tour_id", 16)) {
+        memcpy(o, ",\"$product_tour_id\":\"", 21);
+        o += 21;
+        o += posthog__json_escape(o, tour, tl);
+        *o++ = '"';
+    }
+    if (o > buf) ph_frags_add(&po->props, buf + 1, (size_t)(o - buf - 1));
+    return POSTHOG_OK;
 }
 
 /* Joins user properties, super properties, $groups and $lib* (first wins). */
-static posthog_status_t merge_props(posthog_client_t *c, const cap_t *k, props_out_t *po) {
+static posthog_status_t merge_props(posthog_client_t *c, const cap_t *k, bool generated_did,
+                                    props_out_t *po) {
     memset(&po->props, 0, sizeof po->props);
-    po->tmp[0] = po->tmp[1] = NULL;
+    po->tmp[0] = po->tmp[1] = po->tmp[2] = NULL;
     po->flags = 0;
     if (k->pb) {
         size_t n;
@@ -519,6 +580,8 @@ static posthog_status_t merge_props(posthog_client_t *c, const cap_t *k, props_o
         memcpy(g + 10, k->groups_json, gl);
         ph_frags_add(&po->props, g, need);
     }
+    posthog_status_t st = option_members(c, k, generated_did, po);
+    if (st != POSTHOG_OK) return st;
     if (!c->super_has_lib && !user_has_key(k, "$lib", 4)) po->flags |= PH_REC_LIB;
     if (!c->super_has_lib_version && !user_has_key(k, "$lib_version", 12))
         po->flags |= PH_REC_LIBV;
@@ -577,9 +640,8 @@ static posthog_status_t publish(posthog_client_t *c, ph_qslot_t *slot, uint64_t 
 static posthog_status_t check_object(const char *json, ph_json_keys_t *keys, const char **out);
 static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
                                    const char *event, const char *properties_json,
-                                   int64_t timestamp_ms, const char *uuid, const char *groups_json,
-                                   const char *set_json, const char *set_once_json,
-                                   char *uuid_out, bool durable);
+                                   const posthog_capture_options_t *eo, char *uuid_out,
+                                   bool durable);
 
 static void maybe_start_thread(posthog_client_t *c) {
     /* relaxed: a hint; the decision is re-checked under c->mu */
@@ -602,8 +664,18 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
     maybe_start_thread(c);
     const char *did = k->did;
     if (!did || !*did) did = c->o->default_distinct_id;
-    if (!did || !*did || !k->event || !*k->event)
+    if (!k->event || !*k->event)
         return drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_INVALID_EVENT, k->event, did);
+    /* no distinct_id: a generated one and a personless event, as the SDKs do */
+    char gen_did[PH_UUID_STR_LEN + 1];
+    bool generated = !did || !*did;
+    if (generated) {
+        uint8_t g[16];
+        posthog__uuid_v7(g, posthog__now_ms());
+        posthog__uuid_format(gen_did, g);
+        gen_did[PH_UUID_STR_LEN] = '\0';
+        did = gen_did;
+    }
     size_t name_n = strlen(k->event), did_n = strlen(did);
     size_t name_e = posthog__json_escaped_len_valid(k->event, name_n);
     size_t did_e = posthog__json_escaped_len_valid(did, did_n);
@@ -611,7 +683,7 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
         return drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_INVALID_UTF8, NULL, NULL);
 
     props_out_t po;
-    posthog_status_t st = merge_props(c, k, &po);
+    posthog_status_t st = merge_props(c, k, generated, &po);
     if (st != POSTHOG_OK) {
         props_out_free(&po);
         return drop_at_capture(c, POSTHOG_DROP_INVALID, st, k->event, did);
@@ -773,8 +845,7 @@ static posthog_status_t durable_commit(posthog_client_t *c, const ph_rec_t *img,
 
 posthog_status_t posthog_capture_durable(posthog_client_t *c, const char *distinct_id,
                                          const char *event, const char *properties_json) {
-    return capture_ex(c, distinct_id, event, properties_json, 0, NULL, NULL, NULL, NULL, NULL,
-                      true);
+    return capture_ex(c, distinct_id, event, properties_json, NULL, NULL, true);
 }
 
 /* ---------------------------------------------------------------- before_send */
@@ -939,17 +1010,25 @@ static int extra_add(ph_buf_t *b, const char *name, const char *json) {
 
 static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
                                    const char *event, const char *properties_json,
-                                   int64_t timestamp_ms, const char *uuid, const char *groups_json,
-                                   const char *set_json, const char *set_once_json,
-                                   char *uuid_out, bool durable) {
+                                   const posthog_capture_options_t *eo, char *uuid_out,
+                                   bool durable) {
     if (!c) return POSTHOG_E_INVALID_ARG;
+    static const posthog_capture_options_t none;
+    if (!eo) eo = &none;
+    int64_t timestamp_ms = eo->timestamp_ms;
+    const char *uuid = eo->uuid, *groups_json = eo->groups_json, *set_json = eo->set_json,
+               *set_once_json = eo->set_once_json;
+    if ((unsigned)eo->process_person_profile > POSTHOG_FALSE ||
+        (unsigned)eo->cookieless_mode > POSTHOG_FALSE ||
+        (unsigned)eo->disable_skew_correction > POSTHOG_FALSE)
+        return drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_INVALID_ARG, event, distinct_id);
     if (durable && !c->spool)
         return drop_at_capture(c, POSTHOG_DROP_STORAGE_FULL, POSTHOG_E_NO_STORAGE, event,
                                distinct_id);
     ph_json_keys_t keys, scratch;
     uint8_t ubin[16];
     cap_t k = {.event = event, .did = distinct_id, .pkeys = &keys, .ts_ms = timestamp_ms,
-               .uuid_out = uuid_out, .durable = durable};
+               .uuid_out = uuid_out, .durable = durable, .eo = eo};
     const char *set = NULL, *set_once = NULL;
     posthog_status_t st = check_object(properties_json, &keys, &k.pjson);
     if (st == POSTHOG_OK) st = check_object(groups_json, &scratch, &k.groups_json);
@@ -977,8 +1056,23 @@ posthog_status_t posthog_capture_ex(posthog_client_t *c, const char *distinct_id
                                     int64_t timestamp_ms, const char *uuid,
                                     const char *groups_json, const char *set_json,
                                     const char *set_once_json, char *uuid_out) {
-    return capture_ex(c, distinct_id, event, properties_json, timestamp_ms, uuid, groups_json,
-                      set_json, set_once_json, uuid_out, false);
+    posthog_capture_options_t eo = {.timestamp_ms = timestamp_ms, .uuid = uuid,
+                                    .groups_json = groups_json, .set_json = set_json,
+                                    .set_once_json = set_once_json};
+    return capture_ex(c, distinct_id, event, properties_json, &eo, uuid_out, false);
+}
+
+posthog_status_t posthog_capture_opts(posthog_client_t *c, const char *distinct_id,
+                                      const char *event, const char *properties_json,
+                                      const posthog_capture_options_t *opts, char *uuid_out) {
+    return capture_ex(c, distinct_id, event, properties_json, opts, uuid_out, false);
+}
+
+posthog_status_t posthog_capture_durable_opts(posthog_client_t *c, const char *distinct_id,
+                                              const char *event, const char *properties_json,
+                                              const posthog_capture_options_t *opts,
+                                              char *uuid_out) {
+    return capture_ex(c, distinct_id, event, properties_json, opts, uuid_out, true);
 }
 
 posthog_status_t posthog_capture_durable_ex(posthog_client_t *c, const char *distinct_id,
@@ -986,8 +1080,10 @@ posthog_status_t posthog_capture_durable_ex(posthog_client_t *c, const char *dis
                                             int64_t timestamp_ms, const char *uuid,
                                             const char *groups_json, const char *set_json,
                                             const char *set_once_json, char *uuid_out) {
-    return capture_ex(c, distinct_id, event, properties_json, timestamp_ms, uuid, groups_json,
-                      set_json, set_once_json, uuid_out, true);
+    posthog_capture_options_t eo = {.timestamp_ms = timestamp_ms, .uuid = uuid,
+                                    .groups_json = groups_json, .set_json = set_json,
+                                    .set_once_json = set_once_json};
+    return capture_ex(c, distinct_id, event, properties_json, &eo, uuid_out, true);
 }
 
 posthog_status_t posthog_identify(posthog_client_t *c, const char *distinct_id,

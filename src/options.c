@@ -152,6 +152,7 @@ static const bool_opt_t bool_opts[] = {
     BOOL("gzip", gzip),
     BOOL("disabled", disabled),
     BOOL("historical_migration", historical_migration),
+    BOOL("disable_geoip", disable_geoip),
     BOOL("debug", debug),
     BOOL("tls_verify", tls_verify),
     BOOL("crash_handler", crash_handler),

@@ -27,6 +27,7 @@ struct posthog_options {
     uint32_t shutdown_timeout_ms;
     bool disabled;
     bool historical_migration;
+    bool disable_geoip;
     char *default_distinct_id;
     char *super_properties; /* validated JSON object text, or NULL */
     char *ca_bundle;

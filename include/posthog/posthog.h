@@ -120,7 +120,10 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *   shutdown_timeout_ms  default deadline of posthog_client_free [5000]
  *   disabled             1: accept calls, send nothing [0]
  *   historical_migration 1: mark batches as historical imports [0]
- *   default_distinct_id  used when capture gets a NULL/empty distinct_id [none]
+ *   default_distinct_id  used when capture gets a NULL/empty distinct_id; unset:
+ *                        a new UUID and a personless event [none]
+ *   disable_geoip        1: add "$geoip_disable":true to every event's
+ *                        properties (no GeoIP enrichment) [0]
  *   super_properties     JSON object merged into every event's properties [{}]
  *   ca_bundle            path of a CA bundle for TLS [system]
  *   tls_verify           0: do not verify the server's certificate [1]
@@ -314,7 +317,8 @@ POSTHOG_API posthog_client_t *posthog_client_new(posthog_options_t *o, char *err
 /*
  * Captures an event. Thread-safe, lock-free, never blocks, no I/O.
  * `distinct_id`, `event` and `props` are borrowed (copied). `props` may be
- * NULL. A NULL/empty distinct_id uses default_distinct_id if set.
+ * NULL. A NULL/empty distinct_id uses default_distinct_id if set, else a
+ * generated one (a personless event; see posthog_capture_opts).
  * Returns POSTHOG_OK when queued; otherwise the event is dropped, counted
  * and reported (POSTHOG_E_INVALID_*, _TOO_LARGE, _QUEUE_FULL, _SHUTDOWN,
  * _DROPPED by before_send). A disabled client returns POSTHOG_OK and sends
@@ -355,6 +359,60 @@ POSTHOG_API posthog_status_t posthog_capture_ex(posthog_client_t *c, const char 
 POSTHOG_API posthog_status_t posthog_capture_durable(posthog_client_t *c, const char *distinct_id,
                                                      const char *event,
                                                      const char *properties_json);
+/*
+ * Per-event options of posthog_capture_opts. Zero-initialise the struct
+ * (`posthog_capture_options_t o = {0};`): every field's zero is "not set".
+ *  timestamp_ms .. set_once_json   as in posthog_capture_ex
+ *  process_person_profile   POSTHOG_FALSE: a personless event (no person
+ *                           profile is created or updated)
+ *  cookieless_mode          POSTHOG_TRUE: the server derives a cookieless id
+ *  disable_skew_correction  POSTHOG_TRUE: the server does not correct the
+ *                           timestamp by the client's clock skew
+ *  product_tour_id          the product tour the event belongs to
+ * They travel as the properties $process_person_profile, $cookieless_mode,
+ * $ignore_sent_at and $product_tour_id (capture v0), or in the event's
+ * `options` object (capture v1, lifted from those properties). The same
+ * keys given in properties_json count as well; when both are given the
+ * properties win (first wins, as with super properties).
+ */
+typedef enum posthog_tristate {
+    POSTHOG_UNSET = 0,
+    POSTHOG_TRUE = 1,
+    POSTHOG_FALSE = 2
+} posthog_tristate_t;
+
+typedef struct posthog_capture_options {
+    int64_t timestamp_ms;
+    const char *uuid;
+    const char *groups_json;
+    const char *set_json;
+    const char *set_once_json;
+    posthog_tristate_t process_person_profile;
+    posthog_tristate_t cookieless_mode;
+    posthog_tristate_t disable_skew_correction;
+    const char *product_tour_id;
+} posthog_capture_options_t;
+
+/*
+ * The full capture with per-event options (`opts` may be NULL). Like every
+ * capture function, a NULL/empty distinct_id uses default_distinct_id when
+ * set, else a new UUID as distinct_id and the event is personless
+ * ($process_person_profile false unless opts or the properties say
+ * otherwise), as the official SDKs do.
+ */
+POSTHOG_API posthog_status_t posthog_capture_opts(posthog_client_t *c, const char *distinct_id,
+                                                  const char *event,
+                                                  const char *properties_json,
+                                                  const posthog_capture_options_t *opts,
+                                                  char *uuid_out);
+/* Durable capture (see posthog_capture_durable) with per-event options. */
+POSTHOG_API posthog_status_t posthog_capture_durable_opts(posthog_client_t *c,
+                                                          const char *distinct_id,
+                                                          const char *event,
+                                                          const char *properties_json,
+                                                          const posthog_capture_options_t *opts,
+                                                          char *uuid_out);
+
 /* Durable capture with the arguments of posthog_capture_ex. */
 POSTHOG_API posthog_status_t posthog_capture_durable_ex(
     posthog_client_t *c, const char *distinct_id, const char *event, const char *properties_json,

@@ -289,6 +289,105 @@ START_TEST(test_default_distinct_id)
 }
 END_TEST
 
+/* Without a distinct_id (and no default_distinct_id) an event gets a
+ * generated id and is personless, as in the official SDKs. */
+START_TEST(test_generated_distinct_id_is_personless)
+{
+    ph_ingest_t *srv = it_server(NULL);
+    posthog_options_t *o = it_options(srv);
+    posthog_client_t *c = it_client(o);
+    ck_assert_int_eq(posthog_capture(c, NULL, "null-id", NULL), POSTHOG_OK);
+    ck_assert_int_eq(posthog_capture_json(c, "", "empty-id", "{\"a\":1}"), POSTHOG_OK);
+    /* the caller's own $process_person_profile wins */
+    ck_assert_int_eq(
+        posthog_capture_json(c, NULL, "own-ppp", "{\"$process_person_profile\":true}"),
+        POSTHOG_OK);
+    ck_assert_int_eq(posthog_capture(c, "u", "with-id", NULL), POSTHOG_OK);
+    ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
+    cJSON *events = it_events(srv);
+    const char *d1 = it_str(find_event(events, "null-id"), "distinct_id");
+    const char *d2 = it_str(find_event(events, "empty-id"), "distinct_id");
+    ck_assert_msg(it_is_uuid_v7(d1) && it_is_uuid_v7(d2), "generated ids %s %s", d1, d2);
+    ck_assert_str_ne(d1, d2);
+    const cJSON *p1 = obj(find_event(events, "null-id"), "properties");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p1, "$process_person_profile")));
+    const cJSON *p2 = obj(find_event(events, "empty-id"), "properties");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p2, "$process_person_profile")));
+    const cJSON *p3 = obj(find_event(events, "own-ppp"), "properties");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p3, "$process_person_profile")));
+    const cJSON *p4 = obj(find_event(events, "with-id"), "properties");
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(p4, "$process_person_profile"));
+    cJSON_Delete(events);
+    it_check_balance(c, 4, 0);
+    posthog_client_free(c);
+    it_stop(srv);
+}
+END_TEST
+
+/* posthog_capture_opts: per-event options travel as their $ properties;
+ * disable_geoip adds $geoip_disable; the user's properties win. */
+START_TEST(test_capture_opts_and_geoip)
+{
+    ph_ingest_t *srv = it_server(NULL);
+    it_drops_t *d = it_drops_new();
+    posthog_options_t *o = it_options(srv);
+    it_set(o, "disable_geoip", "1");
+    it_drops_attach(o, d);
+    posthog_client_t *c = it_client(o);
+    posthog_capture_options_t eo = {.process_person_profile = POSTHOG_FALSE,
+                                    .cookieless_mode = POSTHOG_TRUE,
+                                    .disable_skew_correction = POSTHOG_TRUE,
+                                    .product_tour_id = "tour \"1\"",
+                                    .set_json = "{\"plan\":\"pro\"}",
+                                    .timestamp_ms = INT64_C(1700000000123)};
+    char out[37];
+    ck_assert_int_eq(posthog_capture_opts(c, "u1", "all-opts", "{\"k\":1}", &eo, out),
+                     POSTHOG_OK);
+    posthog_capture_options_t eo2 = {.process_person_profile = POSTHOG_TRUE};
+    ck_assert_int_eq(posthog_capture_opts(c, "u2", "props-win",
+                                          "{\"$process_person_profile\":false,"
+                                          "\"$geoip_disable\":false}",
+                                          &eo2, NULL),
+                     POSTHOG_OK);
+    ck_assert_int_eq(posthog_capture_opts(c, "u3", "no-opts", NULL, NULL, NULL), POSTHOG_OK);
+    posthog_capture_options_t bad = {.cookieless_mode = (posthog_tristate_t)7};
+    ck_assert_int_eq(posthog_capture_opts(c, "u4", "bad-opt", NULL, &bad, NULL),
+                     POSTHOG_E_INVALID_ARG);
+    posthog_capture_options_t badtour = {.product_tour_id = "bad\xff"};
+    ck_assert_int_eq(posthog_capture_opts(c, "u4", "bad-tour", NULL, &badtour, NULL),
+                     POSTHOG_E_INVALID_UTF8);
+    ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
+
+    cJSON *events = it_events(srv);
+    ck_assert_int_eq(cJSON_GetArraySize(events), 3);
+    const cJSON *e = find_event(events, "all-opts");
+    assert_str(e, "uuid", out);
+    assert_str(e, "timestamp", "2023-11-14T22:13:20.123Z");
+    assert_str(obj(e, "$set"), "plan", "pro");
+    const cJSON *p = obj(e, "properties");
+    ck_assert(obj(p, "k")->valuedouble == 1);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p, "$process_person_profile")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "$cookieless_mode")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "$ignore_sent_at")));
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "$geoip_disable")));
+    assert_str(p, "$product_tour_id", "tour \"1\"");
+    const cJSON *w = obj(find_event(events, "props-win"), "properties");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(w, "$process_person_profile")));
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(w, "$geoip_disable")));
+    ck_assert_int_eq(cJSON_GetArraySize(w), 4); /* the two, $lib, $lib_version: no duplicates */
+    const cJSON *n = obj(find_event(events, "no-opts"), "properties");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "$geoip_disable")));
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(n, "$cookieless_mode"));
+    ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(n, "$process_person_profile"));
+    cJSON_Delete(events);
+    ck_assert_uint_eq(it_drops_events(d, POSTHOG_DROP_INVALID), 2);
+    it_check_balance(c, 3, 2);
+    posthog_client_free(c);
+    it_drops_free(d);
+    it_stop(srv);
+}
+END_TEST
+
 START_TEST(test_capture_ex_fields)
 {
     static const char uuid[] = "01890a5d-ac96-774b-bcce-b302099a8057";
@@ -702,9 +801,6 @@ START_TEST(test_invalid_input_never_sent)
 
     EXPECT(posthog_capture(c, "u", "", NULL), POSTHOG_E_INVALID_EVENT, INV);
     EXPECT(posthog_capture(c, "u", NULL, NULL), POSTHOG_E_INVALID_EVENT, INV);
-    EXPECT(posthog_capture(c, NULL, "e", NULL), POSTHOG_E_INVALID_EVENT, INV);
-    EXPECT(posthog_capture(c, "", "e", NULL), POSTHOG_E_INVALID_EVENT, INV);
-    EXPECT(posthog_capture_json(c, NULL, "e", "{}"), POSTHOG_E_INVALID_EVENT, INV);
     EXPECT(posthog_capture(c, "u", "bad\xc3\x28", NULL), POSTHOG_E_INVALID_UTF8, INV);
     EXPECT(posthog_capture(c, "bad\xff", "e", NULL), POSTHOG_E_INVALID_UTF8, INV);
     EXPECT(posthog_capture(c, "u", "overlong\xc0\xaf", NULL), POSTHOG_E_INVALID_UTF8, INV);
@@ -860,6 +956,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_super_properties_merge);
     tcase_add_test(tc, test_default_distinct_id);
     tcase_add_test(tc, test_capture_ex_fields);
+    tcase_add_test(tc, test_generated_distinct_id_is_personless);
+    tcase_add_test(tc, test_capture_opts_and_geoip);
     tcase_add_test(tc, test_person_and_group_calls);
     tcase_add_test(tc, test_before_send);
     tcase_add_test(tc, test_disabled_sends_nothing);
