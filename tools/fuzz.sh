@@ -30,7 +30,7 @@ cmake --build "$bdir" --target posthog_static -j "$jobs" >/dev/null
 lib=$(find "$bdir" -maxdepth 2 -name libposthog.a | head -n1)
 [[ -n $lib ]] || { echo "libposthog.a not found in $bdir" >&2; exit 2; }
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -Iinclude -Isrc tests/fuzz/fuzz_spool.c "$lib" -lz -lcurl -lcjson -lpthread \
+  -Iinclude -Isrc/core -Isrc/capture -Isrc/delivery -Isrc/spool tests/fuzz/fuzz_spool.c "$lib" -lz -lcurl -lcjson -lpthread \
   -o "$bdir/fuzz_spool"
 
 work=$bdir/fuzz-work

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for the spool reader (src/spool.c, docs/spool-format.md).
+ * libFuzzer target for the spool reader (src/spool/spool.c, docs/spool-format.md).
  *
  * Every input goes through posthog__spool_parse (the in-memory reader).
  * Every 16th input is also written as a spool file into a private temp

@@ -1,6 +1,6 @@
 /*
- * Unit tests of the request-body builder (src/batch.c) and the event
- * expansion it uses (src/event.c): bodies with and without gzip are
+ * Unit tests of the request-body builder (src/delivery/batch.c) and the event
+ * expansion it uses (src/capture/event.c): bodies with and without gzip are
  * decoded with zlib (gzip wrapper, so CRC32 and ISIZE are verified) and
  * parsed with cJSON; per-attempt tails, events_json, split, large batches
  * and builder_fits.

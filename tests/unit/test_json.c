@@ -1,5 +1,5 @@
 /*
- * Unit tests of src/json.c: UTF-8 validation, string escaping, the strict
+ * Unit tests of src/capture/json.c: UTF-8 validation, string escaping, the strict
  * validator with its key spans, and a differential check of the validator
  * against cJSON on random mutations of valid documents.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests of src/options.c (string-keyed option setter, host
+ * Unit tests of src/core/options.c (string-keyed option setter, host
  * normalisation, environment) and of the small public helpers in client.c
  * (posthog_client_new argument errors, posthog_strerror,
  * posthog_drop_reason_name).

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the public properties builder (src/props.c): every setter,
+ * Unit tests of the public properties builder (src/capture/props.c): every setter,
  * nesting, key replacement, key rules, UTF-8, numbers, growth, reuse.
  * Output is always checked by parsing it with cJSON.
  */

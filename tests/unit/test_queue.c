@@ -1,5 +1,5 @@
 /*
- * Unit tests of the lock-free MPSC byte ring (src/queue.c): single-thread
+ * Unit tests of the lock-free MPSC byte ring (src/capture/queue.c): single-thread
  * reserve/commit/peek/pop, wrap-around with pad records, full by bytes and
  * by count, dead records, ordering behind an unpublished record, reset,
  * and a multi-producer stress test meant to run under ThreadSanitizer.

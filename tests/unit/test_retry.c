@@ -1,5 +1,5 @@
 /*
- * Unit tests of src/retry.c: the response table of the ingestion contract,
+ * Unit tests of src/delivery/retry.c: the response table of the ingestion contract,
  * the backoff (growth, jitter, cap, Retry-After) and Retry-After parsing.
  */
 #include <check.h>

@@ -1,5 +1,5 @@
 /*
- * Unit tests of src/spool.c, the disk-backed retry buffer
+ * Unit tests of src/spool/spool.c, the disk-backed retry buffer
  * (docs/spool-format.md): framing round trip, every kind of damage
  * (truncation at every offset, single bit flips at every byte, bad lengths
  * and magics, bad headers, empty and zero-filled files), stray files and

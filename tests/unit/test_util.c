@@ -1,5 +1,5 @@
 /*
- * Unit tests of src/util.c: UUID v7 generation, formatting and parsing,
+ * Unit tests of src/core/util.c: UUID v7 generation, formatting and parsing,
  * ISO-8601 formatting (against gmtime_r) and parsing, and the PRNG's
  * reseed in a forked child.
  */
