@@ -23,7 +23,7 @@ enum {
     PH_REC_TS_EXPLICIT = 4   /* ts_ms came from the caller, not the clock */
 };
 
-typedef struct {
+typedef struct ph_rec {
     uint8_t uuid[16];
     int64_t ts_ms;     /* event timestamp, Unix ms; capture time unless TS_EXPLICIT */
     uint32_t name_len, did_len, props_len, extra_len;

@@ -19,6 +19,7 @@
 #define POSTHOG_CLIENT_H
 
 #include <pthread.h>
+#include <time.h>
 
 #include "common.h"
 #include "options.h"
@@ -101,10 +102,31 @@ struct posthog_client {
     struct posthog_client *next; /* registry */
 };
 
+/* Nothing of this client's waits on disk (flush's second condition). */
+static inline bool posthog__spool_settled(posthog_client_t *c) {
+    return atomic_load_explicit(&c->spool_pending, memory_order_relaxed) <= 0;
+}
+
+/*
+ * The outcome interface (report.c): how delivery, the spool and capture
+ * report what became of events. Nothing below core/ calls into client.c;
+ * these and posthog__flusher_start are the only links.
+ */
+/* Queue positions below `pos` are resolved (delivered, dropped or spooled):
+ * moves done_pos and wakes the flush waiters whose condition now holds. */
+void posthog__outcome_resolved(posthog_client_t *c, uint64_t pos);
 /* Wakes flush waiters when their condition may hold (c->mu held). Only
  * then: a broadcast per batch would cost the waiting thread a futex round
  * trip per batch. */
 void posthog__wake_waiters_locked(posthog_client_t *c);
+
+/* A forked child starts its flusher at its first capture or flush. */
+void posthog__start_thread_slow(posthog_client_t *c);
+static inline void posthog__maybe_start_thread(posthog_client_t *c) {
+    /* relaxed: a hint; the decision is re-checked under c->mu */
+    if (PH_UNLIKELY(atomic_load_explicit(&c->need_thread, memory_order_relaxed)))
+        posthog__start_thread_slow(c);
+}
 
 /* Starts the flusher thread (c->mu held by the caller). 0 ok. */
 int posthog__flusher_start(posthog_client_t *c);
@@ -128,6 +150,24 @@ void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t
 void posthog__report_drop_st(posthog_client_t *c, posthog_drop_reason_t r, posthog_status_t st,
                              uint32_t count, int http_status, const char *msg,
                              const char *events_json, const char *event, const char *distinct_id);
+/* A capture-time drop: counted, reported, and its status returned (report.c). */
+posthog_status_t posthog__drop_at_capture(posthog_client_t *c, posthog_drop_reason_t r,
+                                          posthog_status_t st, const char *event,
+                                          const char *did);
+/* Writes one record to the spool through the group commit (durable.c). */
+struct ph_rec;
+posthog_status_t posthog__durable_commit(posthog_client_t *c, const struct ph_rec *img,
+                                         const char *event, const char *did);
+
+/* fork.c: the registry of live clients and the atfork handlers. */
+void posthog__fork_init(void);
+void posthog__registry_add(posthog_client_t *c);
+void posthog__registry_remove(posthog_client_t *c);
+/* (Re)initialises cv and park_cv on CLOCK_MONOTONIC (client.c). */
+void posthog__init_conds(posthog_client_t *c);
+/* A CLOCK_MONOTONIC deadline in ms as a timespec for timed waits (client.c). */
+struct timespec posthog__abs_deadline(int64_t mono_deadline_ms);
+
 /* Logs through the user's callback (nothing without one). */
 void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

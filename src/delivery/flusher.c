@@ -85,12 +85,7 @@ static ph_batch_t *ready_pop(ph_flusher_t *f) {
 
 /* Marks queue positions below `pos` resolved and wakes flush waiters
  * whose condition now holds. */
-static void resolve_to(posthog_client_t *c, uint64_t pos) {
-    pthread_mutex_lock(&c->mu);
-    if (pos > c->done_pos) c->done_pos = pos;
-    posthog__wake_waiters_locked(c);
-    pthread_mutex_unlock(&c->mu);
-}
+static void resolve_to(posthog_client_t *c, uint64_t pos) { posthog__outcome_resolved(c, pos); }
 
 /* The batch's disk copy is no longer needed (delivered or dropped). */
 static void forget_file(posthog_client_t *c, ph_batch_t *b) {
