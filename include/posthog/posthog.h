@@ -109,9 +109,20 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        burst of ~220k events of ~170 bytes even if nothing
  *                        is sent meanwhile [50331648]
  *   max_batch_bytes      uncompressed bytes per request [5242880]
- *   max_event_bytes      serialised bytes per event [921600]
- *   gzip                 1/0, true/false: gzip request bodies [1]
- *   gzip_level           zlib level 1..9 [1]
+ *   max_event_bytes      serialised bytes per event [921600]; in v1 the event
+ *                        name and distinct_id are also limited to 200 bytes
+ *   capture_mode         "v1": PostHog's current protocol, POST
+ *                        /i/v1/analytics/events with per-event results;
+ *                        "v0": the legacy /batch/ endpoint, for self-hosted
+ *                        instances and proxies that do not serve v1 yet
+ *                        [$POSTHOG_CAPTURE_MODE or v1]. Spooled events are
+ *                        replayed in the client's mode, whichever spooled them.
+ *   compression          request bodies: "zstd", "gzip", "deflate" or "none"
+ *                        (v0: gzip or none) [zstd in v1 when built with
+ *                        libzstd, else gzip]
+ *   gzip                 legacy switch: 1 = compression gzip, 0 = none
+ *   gzip_level           zlib level 1..9 of gzip and deflate [1]
+ *   zstd_level           zstd level 1..19 [1]
  *   request_timeout_ms   per HTTP request [10000]
  *   connect_timeout_ms   TCP+TLS connect [5000]
  *   max_retries          retries after the first attempt [3]
@@ -119,7 +130,8 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *   max_retry_wait_ms    cap of one wait, incl. Retry-After [30000]
  *   shutdown_timeout_ms  default deadline of posthog_client_free [5000]
  *   disabled             1: accept calls, send nothing [0]
- *   historical_migration 1: mark batches as historical imports [0]
+ *   historical_migration 1: mark batches as historical imports (v0: the body's
+ *                        flag; v1: "historical_migration":true in the body) [0]
  *   default_distinct_id  used when capture gets a NULL/empty distinct_id; unset:
  *                        a new UUID and a personless event [none]
  *   disable_geoip        1: add "$geoip_disable":true to every event's
@@ -169,14 +181,19 @@ typedef enum posthog_drop_reason {
     POSTHOG_DROP_QUEUE_FULL = 0,        /* in-memory queue at its limit */
     POSTHOG_DROP_INVALID = 1,           /* failed validation at capture */
     POSTHOG_DROP_TOO_LARGE = 2,         /* over max_event_bytes, or 413 alone */
-    POSTHOG_DROP_REJECTED = 3,          /* server said 400/401/403 */
+    POSTHOG_DROP_REJECTED = 3,          /* server refused the request for good (400, 401,
+                                           402, 403, 415, other 4xx; v1 bisects a 400 so
+                                           only the offending events get it) */
     POSTHOG_DROP_RETRIES_EXHAUSTED = 4, /* transient failures outlasted max_retries */
     POSTHOG_DROP_BEFORE_SEND = 5,       /* before_send returned drop */
     POSTHOG_DROP_SHUTDOWN = 6,          /* undelivered at shutdown deadline, or captured after */
     POSTHOG_DROP_STORAGE_FULL = 7,      /* spool over max_storage_bytes (evicted), or unwritable */
     POSTHOG_DROP_EXPIRED = 8,           /* spooled longer than max_storage_age_s */
     POSTHOG_DROP_CORRUPT = 9,           /* torn or corrupt records found in the spool */
-    POSTHOG_DROP_REASON_COUNT = 10
+    POSTHOG_DROP_SERVER_DROPPED = 10,   /* capture v1: the server answered "drop" for the
+                                           event (message: its details, e.g.
+                                           billing_limit_exceeded) */
+    POSTHOG_DROP_REASON_COUNT = 11
 } posthog_drop_reason_t;
 
 /* Slots reserved in posthog_stats_t.dropped, so new reasons keep the ABI. */
@@ -405,6 +422,17 @@ POSTHOG_API posthog_status_t posthog_capture_opts(posthog_client_t *c, const cha
                                                   const char *properties_json,
                                                   const posthog_capture_options_t *opts,
                                                   char *uuid_out);
+/*
+ * Captures an LLM-analytics event ($ai_generation, $ai_span, ...) through
+ * the dedicated AI endpoint (/i/v1/ai/events in capture v1, /i/v0/ai/batch/
+ * in v0), in batches of their own, never mixed with analytics events.
+ * Arguments as posthog_capture_opts. posthog_capture never reroutes an
+ * event by its name.
+ */
+POSTHOG_API posthog_status_t posthog_capture_ai(posthog_client_t *c, const char *distinct_id,
+                                                const char *event, const char *properties_json,
+                                                const posthog_capture_options_t *opts,
+                                                char *uuid_out);
 /* Durable capture (see posthog_capture_durable) with per-event options. */
 POSTHOG_API posthog_status_t posthog_capture_durable_opts(posthog_client_t *c,
                                                           const char *distinct_id,

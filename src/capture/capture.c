@@ -36,7 +36,27 @@ typedef struct {
     char *uuid_out;
     bool durable;                      /* posthog_capture_durable */
     const posthog_capture_options_t *eo; /* per-event options, or NULL */
+    bool ai;                           /* posthog_capture_ai: the AI endpoint */
 } cap_t;
+
+/* Whether the user's properties hold a key capture v1 lifts out of them. */
+static bool user_has_lift_key(const cap_t *k) {
+    if (k->pb) return posthog__props_any_key(k->pb, posthog__is_lift_key);
+    if (!k->pjson) return false;
+    const ph_json_keys_t *ks = k->pkeys;
+    if (ks->overflow) {
+        ph_json_iter_t it;
+        ph_json_member_t m;
+        ph_json_iter_init(&it, k->pjson + ks->inner_off, ks->inner_len);
+        while (posthog__json_next_member(&it, &m))
+            if (posthog__is_lift_key(m.key, m.klen)) return true;
+        return false;
+    }
+    for (size_t i = 0; i < ks->count; i++)
+        if (k->pjson[ks->off[i]] == '$' && posthog__is_lift_key(k->pjson + ks->off[i], ks->len[i]))
+            return true;
+    return false;
+}
 
 static bool user_has_key(const cap_t *k, const char *key, size_t klen) {
     if (k->pb) return posthog__props_has_key(k->pb, key, klen);
@@ -112,6 +132,9 @@ static posthog_status_t option_members(posthog_client_t *c, const cap_t *k, bool
         *o++ = '"';
     }
     if (o > buf) ph_frags_add(&po->props, buf + 1, (size_t)(o - buf - 1));
+    /* anything but $geoip_disable is lifted into v1's "options" */
+    if (ppp || tour || (eo && (eo->cookieless_mode || eo->disable_skew_correction)))
+        po->flags |= PH_REC_LIFT;
     return POSTHOG_OK;
 }
 
@@ -163,6 +186,9 @@ static posthog_status_t merge_props(posthog_client_t *c, const cap_t *k, bool ge
     if (!c->super_has_lib && !user_has_key(k, "$lib", 4)) po->flags |= PH_REC_LIB;
     if (!c->super_has_lib_version && !user_has_key(k, "$lib_version", 12))
         po->flags |= PH_REC_LIBV;
+    /* v1 formats records whose properties hold keys it lifts on the slow path */
+    if (!c->o->capture_v0 && (c->super_has_lift || user_has_lift_key(k)))
+        po->flags |= PH_REC_LIFT;
     return POSTHOG_OK;
 }
 
@@ -217,7 +243,7 @@ static posthog_status_t check_object(const char *json, ph_json_keys_t *keys, con
 static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
                                    const char *event, const char *properties_json,
                                    const posthog_capture_options_t *eo, char *uuid_out,
-                                   bool durable);
+                                   bool durable, bool ai);
 
 static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
     /* relaxed: early exit only; the seq_cst re-check after reserving decides */
@@ -239,6 +265,17 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
         did = gen_did;
     }
     size_t name_n = strlen(k->event), did_n = strlen(did);
+    /* capture v1 refuses a whole batch for one of these: refuse the event here */
+    if (!c->o->capture_v0 && (name_n > PH_V1_MAX_ID_BYTES || did_n > PH_V1_MAX_ID_BYTES)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s is %zu bytes; capture v1 allows at most %d",
+                 name_n > PH_V1_MAX_ID_BYTES ? "the event name" : "the distinct_id",
+                 name_n > PH_V1_MAX_ID_BYTES ? name_n : did_n, PH_V1_MAX_ID_BYTES);
+        posthog__log(c, POSTHOG_LOG_ERROR, "event refused: %s", msg);
+        posthog__report_drop_st(c, POSTHOG_DROP_INVALID, POSTHOG_E_INVALID_EVENT, 1, 0, msg, NULL,
+                                k->event, did);
+        return POSTHOG_E_INVALID_EVENT;
+    }
     size_t name_e = posthog__json_escaped_len_valid(k->event, name_n);
     size_t did_e = posthog__json_escaped_len_valid(did, did_n);
     if (name_e == SIZE_MAX || did_e == SIZE_MAX)
@@ -250,7 +287,7 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
         props_out_free(&po);
         return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, k->event, did);
     }
-    uint32_t flags = po.flags | (k->ts_ms ? PH_REC_TS_EXPLICIT : 0);
+    uint32_t flags = po.flags | (k->ts_ms ? PH_REC_TS_EXPLICIT : 0) | (k->ai ? PH_REC_AI : 0);
     if (ph_event_json_len(name_e, did_e, po.props.len, k->extra.len, flags) >
         c->o->max_event_bytes) {
         props_out_free(&po);
@@ -374,6 +411,8 @@ static posthog_status_t rec_from_json(posthog_client_t *c, const char *json, con
     size_t nn = strlen(name), dn = strlen(did);
     size_t ne = posthog__json_escaped_len(name, nn), de = posthog__json_escaped_len(did, dn);
     uint32_t flags = ts != orig->ts_ms ? PH_REC_TS_EXPLICIT : (orig->flags & PH_REC_TS_EXPLICIT);
+    flags |= orig->flags & PH_REC_AI;
+    if (!c->o->capture_v0) flags |= PH_REC_LIFT; /* arbitrary properties: the slow path */
     if (ph_event_json_len(ne, de, pf.len, xf.len, flags) > c->o->max_event_bytes) {
         st = POSTHOG_E_TOO_LARGE;
         goto done;
@@ -480,7 +519,7 @@ static int extra_add(ph_buf_t *b, const char *name, const char *json) {
 static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
                                    const char *event, const char *properties_json,
                                    const posthog_capture_options_t *eo, char *uuid_out,
-                                   bool durable) {
+                                   bool durable, bool ai) {
     if (!c) return POSTHOG_E_INVALID_ARG;
     static const posthog_capture_options_t none;
     if (!eo) eo = &none;
@@ -497,7 +536,7 @@ static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
     ph_json_keys_t keys, scratch;
     uint8_t ubin[16];
     cap_t k = {.event = event, .did = distinct_id, .pkeys = &keys, .ts_ms = timestamp_ms,
-               .uuid_out = uuid_out, .durable = durable, .eo = eo};
+               .uuid_out = uuid_out, .durable = durable, .eo = eo, .ai = ai};
     const char *set = NULL, *set_once = NULL;
     posthog_status_t st = check_object(properties_json, &keys, &k.pjson);
     if (st == POSTHOG_OK) st = check_object(groups_json, &scratch, &k.groups_json);
@@ -528,25 +567,31 @@ posthog_status_t posthog_capture_ex(posthog_client_t *c, const char *distinct_id
     posthog_capture_options_t eo = {.timestamp_ms = timestamp_ms, .uuid = uuid,
                                     .groups_json = groups_json, .set_json = set_json,
                                     .set_once_json = set_once_json};
-    return capture_ex(c, distinct_id, event, properties_json, &eo, uuid_out, false);
+    return capture_ex(c, distinct_id, event, properties_json, &eo, uuid_out, false, false);
 }
 
 posthog_status_t posthog_capture_opts(posthog_client_t *c, const char *distinct_id,
                                       const char *event, const char *properties_json,
                                       const posthog_capture_options_t *opts, char *uuid_out) {
-    return capture_ex(c, distinct_id, event, properties_json, opts, uuid_out, false);
+    return capture_ex(c, distinct_id, event, properties_json, opts, uuid_out, false, false);
 }
 
 posthog_status_t posthog_capture_durable(posthog_client_t *c, const char *distinct_id,
                                          const char *event, const char *properties_json) {
-    return capture_ex(c, distinct_id, event, properties_json, NULL, NULL, true);
+    return capture_ex(c, distinct_id, event, properties_json, NULL, NULL, true, false);
+}
+
+posthog_status_t posthog_capture_ai(posthog_client_t *c, const char *distinct_id,
+                                    const char *event, const char *properties_json,
+                                    const posthog_capture_options_t *opts, char *uuid_out) {
+    return capture_ex(c, distinct_id, event, properties_json, opts, uuid_out, false, true);
 }
 
 posthog_status_t posthog_capture_durable_opts(posthog_client_t *c, const char *distinct_id,
                                               const char *event, const char *properties_json,
                                               const posthog_capture_options_t *opts,
                                               char *uuid_out) {
-    return capture_ex(c, distinct_id, event, properties_json, opts, uuid_out, true);
+    return capture_ex(c, distinct_id, event, properties_json, opts, uuid_out, true, false);
 }
 
 posthog_status_t posthog_capture_durable_ex(posthog_client_t *c, const char *distinct_id,
@@ -557,7 +602,7 @@ posthog_status_t posthog_capture_durable_ex(posthog_client_t *c, const char *dis
     posthog_capture_options_t eo = {.timestamp_ms = timestamp_ms, .uuid = uuid,
                                     .groups_json = groups_json, .set_json = set_json,
                                     .set_once_json = set_once_json};
-    return capture_ex(c, distinct_id, event, properties_json, &eo, uuid_out, true);
+    return capture_ex(c, distinct_id, event, properties_json, &eo, uuid_out, true, false);
 }
 
 posthog_status_t posthog_identify(posthog_client_t *c, const char *distinct_id,

@@ -517,3 +517,43 @@ bool posthog__json_inner_has_key(const char *inner, size_t n, const char *key, s
     }
     return false;
 }
+
+bool posthog__json_next_member(ph_json_iter_t *it, ph_json_member_t *m) {
+    /* `inner` was validated already: only structure is tracked here. */
+    scan_t sc = {(const unsigned char *)it->s, it->n, it->i, POSTHOG_OK};
+    skip_ws(&sc);
+    if (sc.i < sc.n && sc.s[sc.i] == ',') {
+        sc.i++;
+        skip_ws(&sc);
+    }
+    if (sc.i >= sc.n || sc.s[sc.i] != '"') return false;
+    size_t ks = sc.i + 1;
+    if (scan_string(&sc)) return false;
+    m->key = it->s + ks;
+    m->klen = sc.i - 1 - ks;
+    skip_ws(&sc);
+    sc.i++; /* ':' */
+    skip_ws(&sc);
+    size_t vs = sc.i;
+    int depth = 0;
+    while (sc.i < sc.n) {
+        unsigned char c = sc.s[sc.i];
+        if (c == '"') {
+            if (scan_string(&sc)) return false;
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') depth--;
+        else if (c == ',' && depth == 0) break;
+        sc.i++;
+    }
+    size_t ve = sc.i;
+    while (ve > vs && (sc.s[ve - 1] == ' ' || sc.s[ve - 1] == '\t' || sc.s[ve - 1] == '\n' ||
+                       sc.s[ve - 1] == '\r'))
+        ve--;
+    m->val = it->s + vs;
+    m->vlen = ve - vs;
+    m->start = it->s + (it->i);
+    it->i = sc.i;
+    return true;
+}

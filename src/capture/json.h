@@ -62,4 +62,22 @@ bool posthog__json_inner_has_key(const char *inner, size_t n, const char *key, s
 bool posthog__json_keys_has(const ph_json_keys_t *k, const char *text, const char *key,
                             size_t klen);
 
+/* Walks the top-level members of an object's inner text (between the
+ * braces) that was validated already: key spans are raw (still escaped),
+ * value spans are exact JSON texts without surrounding whitespace. */
+typedef struct {
+    const char *s;
+    size_t n, i;
+} ph_json_iter_t;
+typedef struct {
+    const char *key, *val, *start;
+    size_t klen, vlen;
+} ph_json_member_t;
+static inline void ph_json_iter_init(ph_json_iter_t *it, const char *inner, size_t n) {
+    it->s = inner;
+    it->n = n;
+    it->i = 0;
+}
+bool posthog__json_next_member(ph_json_iter_t *it, ph_json_member_t *m);
+
 #endif

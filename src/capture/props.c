@@ -133,6 +133,12 @@ static void remove_member(posthog_props_t *p, uint32_t i) {
     }
 }
 
+bool posthog__props_any_key(const posthog_props_t *p, bool (*pred)(const char *, size_t)) {
+    for (uint32_t i = 0; i < p->count; i++)
+        if (p->text[p->kstart[i]] == '$' && pred(p->text + p->kstart[i], p->klen[i])) return true;
+    return false;
+}
+
 bool posthog__props_has_key(const posthog_props_t *p, const char *key, size_t klen) {
     for (uint32_t i = 0; i < p->count; i++)
         if (p->klen[i] == klen && memcmp(p->text + p->kstart[i], key, klen) == 0) return true;

@@ -15,4 +15,7 @@ bool posthog__props_is_array(const posthog_props_t *p);
 /* Whether an object builder has `key` (raw escaped form). */
 bool posthog__props_has_key(const posthog_props_t *p, const char *key, size_t klen);
 
+/* Whether any key of an object builder satisfies pred (raw escaped form). */
+bool posthog__props_any_key(const posthog_props_t *p, bool (*pred)(const char *, size_t));
+
 #endif

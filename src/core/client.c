@@ -63,6 +63,7 @@ static int load_super(posthog_client_t *c) {
             if (!strcmp(it->string, "$lib")) c->super_has_lib = true;
             if (!strcmp(it->string, "$lib_version")) c->super_has_lib_version = true;
             if (!strcmp(it->string, "$groups")) c->super_has_groups = true;
+            if (posthog__is_lift_key(m->key, m->klen)) c->super_has_lift = true;
         }
         if (rc) posthog__buf_free(&mb);
         cJSON_free(val);
@@ -109,6 +110,12 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     posthog__options_apply_env(o);
     if (!o->api_key && !o->disabled) {
         set_err(errbuf, errlen, posthog_strerror(POSTHOG_E_NO_API_KEY));
+        posthog_options_free(o);
+        return NULL;
+    }
+    char oerr[256];
+    if (posthog__options_resolve(o, oerr, sizeof oerr)) {
+        set_err(errbuf, errlen, oerr);
         posthog_options_free(o);
         return NULL;
     }

@@ -50,6 +50,7 @@ struct posthog_client {
     char *super_inner;       /* all members joined */
     size_t super_inner_len;
     bool super_has_lib, super_has_lib_version, super_has_groups;
+    bool super_has_lift;          /* a key capture v1 lifts (event.h PH_REC_LIFT) */
     uint32_t wake_threshold;      /* queued events that wake an idle flusher */
     uint32_t wake_threshold_busy; /* ... a flusher waiting on the network */
 

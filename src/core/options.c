@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include <stdio.h>
+
+#include "codec.h"
 #include "json.h"
 
 posthog_options_t *posthog_options_new(void) {
@@ -31,6 +34,8 @@ posthog_options_t *posthog_options_new(void) {
     o->max_storage_bytes = (uint64_t)64 << 20;
     o->max_storage_age_s = 7 * 86400;
     o->gzip_level = 1;
+    o->zstd_level = 1;
+    o->compression = posthog__codec_available(PH_CODEC_ZSTD) ? PH_CODEC_ZSTD : PH_CODEC_GZIP;
     o->request_timeout_ms = 10000;
     o->connect_timeout_ms = 5000;
     o->max_retries = 3;
@@ -149,7 +154,6 @@ typedef struct {
 } bool_opt_t;
 #define BOOL(k, field) {k, offsetof(posthog_options_t, field)}
 static const bool_opt_t bool_opts[] = {
-    BOOL("gzip", gzip),
     BOOL("disabled", disabled),
     BOOL("historical_migration", historical_migration),
     BOOL("disable_geoip", disable_geoip),
@@ -175,6 +179,36 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
                                                                         : POSTHOG_OK;
     }
     int r;
+    if (!strcmp(key, "gzip")) {
+        bool g;
+        if (parse_bool(value, &g)) return POSTHOG_E_BAD_OPTION_VALUE;
+        o->gzip = g;
+        o->compression = g ? PH_CODEC_GZIP : PH_CODEC_NONE;
+        o->compression_set = true;
+        return POSTHOG_OK;
+    }
+    if (!strcmp(key, "compression")) {
+        ph_codec_kind_t k;
+        if (posthog__codec_parse(value, &k) || !posthog__codec_available(k))
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        o->compression = k;
+        o->gzip = k != PH_CODEC_NONE;
+        o->compression_set = true;
+        return POSTHOG_OK;
+    }
+    if (!strcmp(key, "capture_mode")) {
+        if (!value || (strcmp(value, "v1") && strcmp(value, "v0")))
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        o->capture_v0 = !strcmp(value, "v0");
+        o->capture_mode_set = true;
+        return POSTHOG_OK;
+    }
+    if (!strcmp(key, "zstd_level")) {
+        uint64_t x;
+        if (parse_u64(value, 1, 19, &x)) return POSTHOG_E_BAD_OPTION_VALUE;
+        o->zstd_level = (int)x;
+        return POSTHOG_OK;
+    }
     if (!strcmp(key, "gzip_level")) {
         uint64_t x;
         if (parse_u64(value, 1, 9, &x)) return POSTHOG_E_BAD_OPTION_VALUE;
@@ -236,7 +270,26 @@ void posthog_options_set_before_send(posthog_options_t *o, posthog_before_send_f
     o->before_send_ud = user_data;
 }
 
+int posthog__options_resolve(posthog_options_t *o, char *err, size_t errlen) {
+    if (!o->compression_set)
+        o->compression = o->capture_v0 ? PH_CODEC_GZIP
+                         : posthog__codec_available(PH_CODEC_ZSTD) ? PH_CODEC_ZSTD
+                                                                    : PH_CODEC_GZIP;
+    if (o->capture_v0 && o->compression != PH_CODEC_GZIP && o->compression != PH_CODEC_NONE) {
+        snprintf(err, errlen,
+                 "compression=%s is not allowed with capture_mode=v0 (the /batch/ endpoint "
+                 "takes gzip or none)",
+                 posthog__codec_name((ph_codec_kind_t)o->compression));
+        return -1;
+    }
+    o->gzip = o->compression != PH_CODEC_NONE;
+    return 0;
+}
+
 void posthog__options_apply_env(posthog_options_t *o) {
+    const char *m = getenv("POSTHOG_CAPTURE_MODE");
+    if (!o->capture_mode_set && m && (!strcmp(m, "v0") || !strcmp(m, "v1")))
+        o->capture_v0 = !strcmp(m, "v0");
     const char *k = getenv("POSTHOG_API_KEY");
     if (!o->api_key_set && k && *k) {
         char *c = strdup(k);

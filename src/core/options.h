@@ -17,8 +17,13 @@ struct posthog_options {
     uint64_t max_queue_bytes;
     uint64_t max_batch_bytes;
     uint32_t max_event_bytes;
-    bool gzip;
-    int gzip_level;
+    bool gzip;             /* legacy switch: compression gzip (1) or none (0) */
+    int gzip_level;        /* zlib level of gzip and deflate */
+    bool capture_v0;       /* capture_mode=v0 */
+    bool capture_mode_set;
+    int compression;       /* ph_codec_kind_t (delivery/codec.h) */
+    bool compression_set;
+    int zstd_level;
     uint32_t request_timeout_ms;
     uint32_t connect_timeout_ms;
     uint32_t max_retries;
@@ -48,8 +53,11 @@ struct posthog_options {
     void *before_send_ud;
 };
 
-/* Fills unset api_key/host from the environment. */
+/* Fills unset api_key/host/capture_mode from the environment. */
 void posthog__options_apply_env(posthog_options_t *o);
+/* Picks the defaults that depend on other options (compression per
+ * capture_mode) and checks combinations. 0 ok; -1 with a message. */
+int posthog__options_resolve(posthog_options_t *o, char *err, size_t errlen);
 /* Maps PostHog app hosts onto their ingestion hosts; returns a malloc()ed URL. */
 char *posthog__normalize_host(const char *host);
 

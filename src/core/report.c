@@ -47,7 +47,7 @@ const char *posthog_strerror(posthog_status_t s) {
 
 static const char *const drop_names[POSTHOG_DROP_REASON_COUNT] = {
     "queue_full", "invalid",      "too_large", "rejected", "retries_exhausted",
-    "before_send", "shutdown",    "storage_full", "expired", "corrupt"};
+    "before_send", "shutdown",    "storage_full", "expired", "corrupt", "server_dropped"};
 
 const char *posthog_drop_reason_name(posthog_drop_reason_t r) {
     return (unsigned)r < POSTHOG_DROP_REASON_COUNT ? drop_names[r] : "unknown";
@@ -56,7 +56,7 @@ const char *posthog_drop_reason_name(posthog_drop_reason_t r) {
 static const posthog_status_t drop_status[POSTHOG_DROP_REASON_COUNT] = {
     POSTHOG_E_QUEUE_FULL, POSTHOG_E_INVALID_EVENT, POSTHOG_E_TOO_LARGE, POSTHOG_E_HTTP,
     POSTHOG_E_HTTP,       POSTHOG_E_DROPPED,       POSTHOG_E_SHUTDOWN,  POSTHOG_E_STORAGE,
-    POSTHOG_E_STORAGE,    POSTHOG_E_STORAGE};
+    POSTHOG_E_STORAGE,    POSTHOG_E_STORAGE,       POSTHOG_E_HTTP};
 
 void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt, ...) {
     if (!c->o->log_fn || (lvl == POSTHOG_LOG_DEBUG && !c->o->debug)) return;

@@ -32,6 +32,7 @@
 #include "client.h"
 #include "event.h"
 #include "http.h"
+#include "protocol.h"
 #include "retry.h"
 #include "util.h"
 
@@ -43,7 +44,7 @@
 #define PREFAULT_AHEAD ((uint64_t)4 << 20)
 
 struct ph_flusher {
-    ph_builder_t builder;
+    ph_builder_t bld[2];   /* [0] analytics, [1] $ai_* events (their own endpoint) */
     ph_http_t http;
     ph_batch_t *ready, *ready_tail; /* sealed, in order */
     size_t ready_bytes;
@@ -145,24 +146,43 @@ static bool spool_batch(posthog_client_t *c, ph_batch_t *b) {
     return true;
 }
 
-static void seal(posthog_client_t *c, ph_flusher_t *f) {
-    uint32_t n = ph_builder_count(&f->builder);
+static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
+    uint32_t n = ph_builder_count(bl);
     if (!n) return;
-    ph_batch_t *b = posthog__builder_seal(&f->builder);
+    ph_batch_t *b = posthog__builder_seal(bl);
     if (!b) {
         /* out of memory while compressing: the events are lost, counted */
-        ph_batch_t *cur = f->builder.cur;
-        f->builder.cur = NULL;
+        ph_batch_t *cur = bl->cur;
+        bl->cur = NULL;
         posthog__report_drop(c, POSTHOG_DROP_RETRIES_EXHAUSTED, n, 0,
                              "out of memory while sealing a batch", NULL, NULL, NULL);
         posthog__batch_free(cur);
-        if (f->builder.gzip) deflateReset(&f->builder.z);
+        posthog__codec_reset(&bl->codec);
         resolve_to(c, ph_queue_tail(&c->q));
         return;
     }
     b->end_pos = ph_queue_tail(&c->q);
     if (c->spool && c->o->durability_always) b->file = write_file(c, b);
     ready_push_back(f, b);
+}
+
+/* Seals both open batches. The analytics one first: batches are resolved
+ * in queue order, and each seal claims every queue position drained so far. */
+static void seal(posthog_client_t *c, ph_flusher_t *f) {
+    seal_one(c, f, &f->bld[0]);
+    seal_one(c, f, &f->bld[1]);
+}
+
+static uint32_t open_count(const ph_flusher_t *f) {
+    return ph_builder_count(&f->bld[0]) + ph_builder_count(&f->bld[1]);
+}
+
+/* Wall ms of the oldest event in an open batch (INT64_MAX: none). */
+static int64_t open_since(const ph_flusher_t *f) {
+    int64_t t = INT64_MAX;
+    for (int i = 0; i < 2; i++)
+        if (ph_builder_count(&f->bld[i])) t = PH_MIN(t, f->bld[i].opened_ms);
+    return t;
 }
 
 /* Moves up to `max` records from the queue into batches. Returns how many. */
@@ -172,17 +192,22 @@ static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t no
         size_t len;
         const ph_rec_t *r = posthog__queue_peek(&c->q, &len);
         if (!r) break;
-        size_t jl = ph_rec_json_len(r);
-        if (!posthog__builder_fits(&f->builder, jl) ||
-            ph_builder_count(&f->builder) >= f->max_batch_events)
+        ph_builder_t *bl = &f->bld[(r->flags & PH_REC_AI) ? 1 : 0];
+        size_t jl = ph_rec_json_len_proto(r, bl->proto);
+        if (!posthog__builder_fits(bl, jl) || ph_builder_count(bl) >= f->max_batch_events)
             seal(c, f);
-        if (posthog__builder_add(&f->builder, r, now_wall)) {
+        int rc = posthog__builder_add(bl, r, now_wall);
+        if (rc == 1) { /* the caller reused a uuid: a batch may hold it once */
+            seal(c, f);
+            rc = posthog__builder_add(bl, r, now_wall);
+        }
+        if (rc) {
             posthog__report_drop(c, POSTHOG_DROP_TOO_LARGE, 1, 0,
                                  "out of memory adding an event to a batch", NULL, NULL, NULL);
         }
         posthog__queue_pop(&c->q);
         n++;
-        if (ph_builder_count(&f->builder) >= f->max_batch_events) seal(c, f);
+        if (ph_builder_count(bl) >= f->max_batch_events) seal(c, f);
     }
     return n;
 }
@@ -192,11 +217,16 @@ static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t no
 typedef struct {
     ph_builder_t *b;
     int failed;
+    uint32_t bad; /* records that are not events (counted corrupt) */
 } replay_ctx_t;
 
 static int replay_add(const char *json, size_t len, void *ud) {
     replay_ctx_t *rc = ud;
-    if (posthog__builder_add_text(rc->b, json, len)) rc->failed = 1;
+    /* a file holds one batch: AI events go back to the AI endpoint */
+    if (!rc->b->cur && memmem(json, len, "\"event\":\"$ai_", 13)) rc->b->ai = true;
+    int r = posthog__builder_add_text(rc->b, json, len);
+    if (r == -1) rc->failed = 1;
+    else if (r) rc->bad++;
     return rc->failed;
 }
 
@@ -205,14 +235,18 @@ static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
     ph_spool_file_t *file;
     while ((file = posthog__spool_take(c->spool))) {
         ph_builder_t tmp;
-        if (posthog__builder_init_like(&tmp, &f->builder)) {
+        if (posthog__builder_init_like(&tmp, &f->bld[0])) {
             posthog__spool_park(c->spool, file);
             return NULL;
         }
         tmp.max_raw = UINT64_MAX;
-        replay_ctx_t rc = {&tmp, 0};
+        replay_ctx_t rc = {&tmp, 0, 0};
         ph_spool_loss_t loss = {0};
         long good = posthog__spool_read(file, replay_add, &rc, &loss);
+        if (good > 0 && rc.bad) {
+            loss.corrupt += rc.bad;
+            good -= (long)PH_MIN((uint32_t)good, rc.bad);
+        }
         ph_batch_t *b = (good > 0 && !rc.failed) ? posthog__builder_seal(&tmp) : NULL;
         posthog__builder_free(&tmp);
         /* out of memory (reading or sealing) or unreadable now: later */
@@ -256,7 +290,7 @@ static void adopt(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
 static void count_attempt(posthog_client_t *c, ph_batch_t *b) {
     ph_counter_add(&c->requests, 1);
     if (b->attempts > 0) ph_counter_add(&c->retries, 1);
-    ph_counter_add(&c->bytes_raw, b->raw_len + 39);
+    ph_counter_add(&c->bytes_raw, b->raw_len + (b->proto == PH_PROTO_V0 ? 39 : 0));
     ph_counter_add(&c->bytes_sent, b->body.len);
 }
 
@@ -318,19 +352,122 @@ static void try_send(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
     if (b) start(c, f, b);
 }
 
+static void delivered(posthog_client_t *c, ph_flusher_t *f, ph_batch_t *b, uint32_t n,
+                      long status) {
+    ph_counter_add(&c->sent, n);
+    if (b->replay) ph_counter_add(&c->replayed, n);
+    if (b->probe && f->link_down) {
+        posthog__log(c, POSTHOG_LOG_INFO, "endpoint reachable again: replaying the spool");
+        f->link_down = false;
+    }
+    posthog__log(c, POSTHOG_LOG_DEBUG, "sent %u events (HTTP %ld)", n, status);
+}
+
+/* The server refused these events of b for good (v1 "drop"): one report
+ * per distinct details text, with those events. */
+static void report_server_drops(posthog_client_t *c, ph_batch_t *b, const ph_results_t *r) {
+    char *raw = c->o->drop_fn ? posthog__batch_inflate(b, NULL) : NULL;
+    bool *done = calloc(b->count, sizeof *done);
+    for (uint32_t i = 0; i < b->count; i++) {
+        if (r->outcome[i] != PH_EV_DROP || (done && done[i])) continue;
+        const char *d = r->details[i] ? r->details[i] : "";
+        uint32_t n = 0;
+        ph_buf_t ev;
+        posthog__buf_init(&ev, (size_t)1 << 30);
+        bool ok = raw && ph_buf_putc(&ev, '[') == 0;
+        for (uint32_t j = i; j < b->count; j++) {
+            if (r->outcome[j] != PH_EV_DROP || (done && done[j])) continue;
+            if (strcmp(r->details[j] ? r->details[j] : "", d)) continue;
+            if (!done && j != i) continue; /* out of memory: one report per event */
+            if (done) done[j] = true;
+            n++;
+            if (ok) {
+                size_t s0 = b->offsets[j];
+                size_t e0 = j + 1 < b->count ? b->offsets[j + 1] - 1 : b->events_end;
+                ok = (n > 1 ? ph_buf_putc(&ev, ',') : 0) == 0 &&
+                     posthog__buf_append(&ev, raw + s0, e0 - s0) == 0;
+            }
+        }
+        ok = ok && ph_buf_putc(&ev, ']') == 0 && ph_buf_putc(&ev, 0) == 0;
+        char msg[320];
+        snprintf(msg, sizeof msg, "the server dropped the event: %.256s", *d ? d : "no details");
+        posthog__log(c, POSTHOG_LOG_WARN, "%s (%u events)", msg, n);
+        posthog__report_drop(c, POSTHOG_DROP_SERVER_DROPPED, n, 200, msg, ok ? ev.data : NULL,
+                             NULL, NULL);
+        posthog__buf_free(&ev);
+    }
+    free(done);
+    free(raw);
+}
+
+/* A v1 2xx: per-event results. Returns true when b was consumed; false when
+ * the answer was no results map (then retried like a transient failure). */
+static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res,
+                       int64_t now) {
+    ph_batch_t *b = res->batch;
+    ph_results_t r;
+    int rc = posthog__v1_parse_results(b, res->body, res->body_len, &r);
+    if (rc == -1) {
+        snprintf(res->error, sizeof res->error,
+                 "HTTP %ld without a results map (a proxy or captive portal answered?)",
+                 res->status);
+        return false;
+    }
+    if (rc) { /* out of memory reading the answer: not knowing, resend */
+        snprintf(res->error, sizeof res->error, "out of memory reading the results of HTTP %ld",
+                 res->status);
+        return false;
+    }
+    if (b->probe) f->link_down = false; /* the server answered */
+    if (r.delivered) delivered(c, f, b, r.delivered, res->status);
+    if (r.drop) report_server_drops(c, b, &r);
+    ph_batch_t *again = NULL;
+    if (r.retry) {
+        bool *keep = calloc(b->count, sizeof *keep);
+        for (uint32_t i = 0; keep && i < b->count; i++) keep[i] = r.outcome[i] == PH_EV_RETRY;
+        again = keep ? posthog__batch_subset(&f->bld[b->ai], b, keep) : NULL;
+        free(keep);
+        if (!again) {
+            posthog__report_drop(c, POSTHOG_DROP_RETRIES_EXHAUSTED, r.retry, (int)res->status,
+                                 "out of memory building a partial retry", NULL, NULL, NULL);
+        }
+    }
+    uint32_t count = b->count;
+    posthog__v1_results_free(&r, count);
+    forget_file(c, b); /* the rest, if any, lives in memory (spooled anew if it fails) */
+    if (!again) {
+        finish(c, b);
+        return true;
+    }
+    again->probe = false;
+    b->end_pos = 0; /* the retry batch resolves the queue position */
+    posthog__batch_free(b);
+    res->batch = again;
+    snprintf(res->error, sizeof res->error, "HTTP %ld: %u of %u events to retry", res->status,
+             again->count, count);
+    (void)now;
+    return false;
+}
+
 static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res) {
     ph_batch_t *b = res->batch;
     char msg[512];
     int64_t now = posthog__mono_ms();
-    switch (posthog__classify(res->status)) {
+    bool v1 = b->proto == PH_PROTO_V1;
+    ph_outcome_t oc = v1 ? posthog__v1_classify(res->status) : posthog__classify(res->status);
+    if (v1 && oc == PH_OUTCOME_OK) {
+        if (on_results(c, f, res, now)) return;
+        b = res->batch;
+        oc = PH_OUTCOME_RETRY;
+    }
+    if (v1 && res->status == 404)
+        snprintf(res->error, sizeof res->error,
+                 "HTTP 404 from %s: the host may not serve capture v1; set capture_mode=v0 "
+                 "for a self-hosted instance or proxy that only serves /batch/",
+                 b->ai ? "/i/v1/ai/events" : "/i/v1/analytics/events");
+    switch (oc) {
     case PH_OUTCOME_OK:
-        ph_counter_add(&c->sent, b->count);
-        if (b->replay) ph_counter_add(&c->replayed, b->count);
-        if (b->probe && f->link_down) {
-            posthog__log(c, POSTHOG_LOG_INFO, "endpoint reachable again: replaying the spool");
-            f->link_down = false;
-        }
-        posthog__log(c, POSTHOG_LOG_DEBUG, "sent %u events (HTTP %ld)", b->count, res->status);
+        delivered(c, f, b, b->count, res->status);
         forget_file(c, b);
         finish(c, b);
         return;
@@ -343,9 +480,9 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
     case PH_OUTCOME_TOO_LARGE: {
         if (b->probe) f->link_down = false;
         ph_batch_t *a, *z;
-        if (b->count > 1 && posthog__batch_split(&f->builder, b, &a, &z) == 0) {
-            posthog__log(c, POSTHOG_LOG_WARN, "HTTP 413 for %u events: splitting in halves",
-                         b->count);
+        if (b->count > 1 && posthog__batch_split(&f->bld[b->ai], b, &a, &z) == 0) {
+            posthog__log(c, POSTHOG_LOG_WARN, "HTTP %ld for %u events: splitting in halves",
+                         res->status, b->count);
             /* the halves live in memory; should they fail they are spooled anew */
             forget_file(c, b);
             ready_push_front(f, z);
@@ -353,9 +490,15 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
             posthog__batch_free(b);
             return;
         }
-        snprintf(msg, sizeof msg, "event too large for the server: HTTP 413");
-        posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
-        drop_batch(c, b, POSTHOG_DROP_TOO_LARGE, 413, msg);
+        if (res->status == 413) {
+            snprintf(msg, sizeof msg, "event too large for the server: HTTP 413");
+            posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
+            drop_batch(c, b, POSTHOG_DROP_TOO_LARGE, 413, msg);
+        } else {
+            snprintf(msg, sizeof msg, "server rejected the event: HTTP %ld", res->status);
+            posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
+            drop_batch(c, b, POSTHOG_DROP_REJECTED, (int)res->status, msg);
+        }
         return;
     }
     case PH_OUTCOME_RETRY:
@@ -460,16 +603,16 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         /* more: records are waiting and there is room to take them now */
         bool more = drained == DRAIN_CHUNK && f->ready_bytes < f->pending_max;
         bool queue_idle = !more && f->ready_bytes < f->pending_max;
-        uint32_t n = ph_builder_count(&f->builder);
+        uint32_t n = open_count(f);
         if (n && queue_idle &&
-            (flushing || wall - f->builder.opened_ms >= (int64_t)o->flush_interval_ms ||
+            (flushing || wall - open_since(f) >= (int64_t)o->flush_interval_ms ||
              (n >= o->flush_at && !f->http.busy && !f->ready)))
             seal(c, f);
 
         if (!f->link_down && now >= f->next_adopt) adopt(c, f, now);
         try_send(c, f, now);
 
-        bool idle = !f->http.busy && !f->ready && !ph_builder_count(&f->builder);
+        bool idle = !f->http.busy && !f->ready && !open_count(f);
         bool disk_idle = !c->spool || f->link_down || !posthog__spool_idle_events(c->spool);
         if (idle && head == tail) resolve_to(c, tail);
         if (stop && idle && disk_idle && tail >= head) break;
@@ -481,8 +624,8 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         /* How long may we sleep? */
         int64_t wait = o->flush_interval_ms;
         if (more) wait = 0;
-        if (ph_builder_count(&f->builder))
-            wait = PH_MIN(wait, f->builder.opened_ms + (int64_t)o->flush_interval_ms - wall);
+        if (open_count(f))
+            wait = PH_MIN(wait, open_since(f) + (int64_t)o->flush_interval_ms - wall);
         if (f->ready && !f->http.busy && !f->link_down)
             wait = PH_MIN(wait, f->ready->not_before_ms - now);
         if (f->link_down && !f->http.busy) wait = PH_MIN(wait, f->probe_at - now);
@@ -496,7 +639,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
             uint32_t th = c->wake_threshold_busy;
             if (!f->http.busy && !f->ready) {
                 /* idle: wake when the open batch plus the queue reach flush_at */
-                uint32_t open = ph_builder_count(&f->builder);
+                uint32_t open = open_count(f);
                 th = open < c->wake_threshold ? c->wake_threshold - open : 1;
             }
             /* seq_cst: Dekker with the producers' seq_cst count increment
@@ -516,7 +659,8 @@ static void *flusher_thread(void *arg) {
     posthog_client_t *c = arg;
     ph_flusher_t *f = c->fl;
     flusher_main(c, f);
-    posthog__builder_free(&f->builder);
+    posthog__builder_free(&f->bld[0]);
+    posthog__builder_free(&f->bld[1]);
     posthog__http_free(&f->http);
     free(f);
     pthread_mutex_lock(&c->mu);
@@ -534,19 +678,23 @@ int posthog__flusher_start(posthog_client_t *c) {
     const posthog_options_t *o = c->o;
     f->max_batch_events = o->max_batch_size;
     f->pending_max = (size_t)(o->max_queue_bytes / 8); /* the rest of the budget: client.c */
-    if (posthog__builder_init(&f->builder, o->api_key, o->historical_migration, o->gzip,
-                              o->gzip_level, o->max_batch_bytes)) {
-        free(f);
-        return -1;
-    }
-    if (posthog__http_init(&f->http, o)) {
-        posthog__builder_free(&f->builder);
+    ph_proto_t proto = o->capture_v0 ? PH_PROTO_V0 : PH_PROTO_V1;
+    ph_codec_kind_t codec = (ph_codec_kind_t)o->compression;
+    int level = codec == PH_CODEC_ZSTD ? o->zstd_level : o->gzip_level;
+    bool ok = true;
+    for (int ai = 0; ai < 2; ai++)
+        ok = ok && posthog__builder_init(&f->bld[ai], proto, codec, level, o->api_key,
+                                         o->historical_migration, ai, o->max_batch_bytes) == 0;
+    if (!ok || posthog__http_init(&f->http, o)) {
+        posthog__builder_free(&f->bld[0]);
+        posthog__builder_free(&f->bld[1]);
         free(f);
         return -1;
     }
     c->fl = f;
     if (pthread_create(&c->thread, NULL, flusher_thread, c)) {
-        posthog__builder_free(&f->builder);
+        posthog__builder_free(&f->bld[0]);
+        posthog__builder_free(&f->bld[1]);
         posthog__http_free(&f->http);
         free(f);
         c->fl = NULL;

@@ -26,34 +26,38 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
     return len;
 }
 
+#define RESP_MAX ((size_t)4 << 20)
+
 static size_t on_body(char *buf, size_t size, size_t n, void *ud) {
-    (void)buf;
-    (void)ud;
-    return size * n; /* the body ({"status":1}) carries nothing we act on */
+    ph_http_t *h = ud;
+    size_t len = size * n;
+    /* v1 answers a results map; past the bound the rest is not kept (the
+     * protocol then treats the answer as unreadable) */
+    if (h->resp.len + len + 1 <= h->resp.max) posthog__buf_append(&h->resp, buf, len);
+    else h->resp.max = 0; /* mark truncated */
+    return len;
+}
+
+static char *join(const char *host, const char *path) {
+    size_t n = strlen(host) + strlen(path) + 1;
+    char *u = malloc(n);
+    if (u) snprintf(u, n, "%s%s", host, path);
+    return u;
 }
 
 int posthog__http_init(ph_http_t *h, const posthog_options_t *o) {
     memset(h, 0, sizeof *h);
-    size_t ul = strlen(o->host) + 16;
-    h->url = malloc(ul);
-    if (!h->url) return -1;
-    snprintf(h->url, ul, "%s/batch/", o->host);
+    posthog__buf_init(&h->resp, RESP_MAX);
+    static const char *const paths[2][2] = {{"/batch/", "/i/v0/ai/batch/"},
+                                            {"/i/v1/analytics/events", "/i/v1/ai/events"}};
+    for (int p = 0; p < 2; p++)
+        for (int a = 0; a < 2; a++)
+            if (!(h->url[p][a] = join(o->host, paths[p][a]))) goto fail;
+    if (!(h->auth = join("Authorization: Bearer ", o->api_key ? o->api_key : ""))) goto fail;
     h->multi = curl_multi_init();
     h->easy = curl_easy_init();
     if (!h->multi || !h->easy) goto fail;
-    struct curl_slist *p = NULL, *g = NULL;
-    /* "Expect:" disables 100-continue: it would add a round trip per POST */
-    const char *common[] = {"Content-Type: application/json", "Expect:"};
-    for (int i = 0; i < 2; i++) {
-        p = curl_slist_append(p, common[i]);
-        g = curl_slist_append(g, common[i]);
-    }
-    g = curl_slist_append(g, "Content-Encoding: gzip");
-    h->hdr_plain = p;
-    h->hdr_gzip = g;
-    if (!p || !g) goto fail;
     CURL *e = h->easy;
-    curl_easy_setopt(e, CURLOPT_URL, h->url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "posthog-c/" POSTHOG_VERSION_STRING);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -64,6 +68,7 @@ int posthog__http_init(ph_http_t *h, const posthog_options_t *o) {
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, h);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (o->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_bundle);
@@ -81,17 +86,62 @@ void posthog__http_free(ph_http_t *h) {
     if (h->busy) posthog__batch_free(posthog__http_abort(h));
     if (h->easy) curl_easy_cleanup(h->easy);
     if (h->multi) curl_multi_cleanup(h->multi);
-    curl_slist_free_all(h->hdr_gzip);
-    curl_slist_free_all(h->hdr_plain);
-    free(h->url);
+    curl_slist_free_all(h->hdrs);
+    for (int p = 0; p < 2; p++)
+        for (int a = 0; a < 2; a++) free(h->url[p][a]);
+    free(h->auth);
+    posthog__buf_free(&h->resp);
     memset(h, 0, sizeof *h);
+}
+
+/* This attempt's headers. NULL when out of memory. */
+static struct curl_slist *headers_for(ph_http_t *h, const ph_batch_t *bt) {
+    struct curl_slist *l = NULL, *t;
+    char line[128];
+#define ADD(s)                                                                                     \
+    do {                                                                                           \
+        if (!(t = curl_slist_append(l, s))) goto fail;                                             \
+        l = t;                                                                                     \
+    } while (0)
+    /* "Expect:" disables 100-continue: it would add a round trip per POST */
+    ADD("Content-Type: application/json");
+    ADD("Expect:");
+    const char *enc = posthog__codec_encoding(bt->codec);
+    if (enc) {
+        snprintf(line, sizeof line, "Content-Encoding: %s", enc);
+        ADD(line);
+    }
+    if (bt->proto == PH_PROTO_V1) {
+        ADD(h->auth);
+        ADD("PostHog-Sdk-Info: posthog-c/" POSTHOG_VERSION_STRING);
+        snprintf(line, sizeof line, "PostHog-Request-Id: %s", bt->request_id);
+        ADD(line);
+        snprintf(line, sizeof line, "PostHog-Attempt: %u", bt->attempts + 1);
+        ADD(line);
+        memcpy(line, "PostHog-Request-Timestamp: ", 27);
+        posthog__iso8601_ms(line + 27, posthog__now_ms());
+        line[27 + PH_ISO8601_LEN] = '\0';
+        ADD(line);
+    }
+    return l;
+#undef ADD
+fail:
+    curl_slist_free_all(l);
+    return NULL;
 }
 
 int posthog__http_start(ph_http_t *h, ph_batch_t *bt) {
     CURL *e = h->easy;
     h->retry_after[0] = '\0';
     h->errbuf[0] = '\0';
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, bt->gzip ? h->hdr_gzip : h->hdr_plain);
+    struct curl_slist *hd = headers_for(h, bt);
+    if (!hd) return -1;
+    curl_slist_free_all(h->hdrs);
+    h->hdrs = hd;
+    h->resp.len = 0;
+    h->resp.max = RESP_MAX;
+    curl_easy_setopt(e, CURLOPT_URL, h->url[bt->proto][bt->ai]);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bt->body.len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, bt->body.data);
     if (curl_multi_add_handle(h->multi, e) != CURLM_OK) return -1;
@@ -133,6 +183,10 @@ int posthog__http_poll(ph_http_t *h, int wake_fd, int timeout_ms, ph_http_result
                      h->errbuf[0] ? h->errbuf : "no detail");
         else
             snprintf(res->error, sizeof res->error, "HTTP %ld", status);
+        res->body_truncated = h->resp.max == 0;
+        if (posthog__buf_reserve(&h->resp, 1) == 0) h->resp.data[h->resp.len] = '\0';
+        res->body = h->resp.data && !res->body_truncated ? h->resp.data : "";
+        res->body_len = res->body_truncated ? 0 : h->resp.len;
         res->batch = posthog__http_abort(h);
         return 1;
     }

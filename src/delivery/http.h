@@ -1,5 +1,5 @@
 /*
- * http: one reusable libcurl connection that sends one batch at a time,
+ * http: the libcurl transport. One reusable connection that sends one batch at a time,
  * driven by the flusher's loop through a multi handle so the loop can keep
  * draining the queue while a request is in flight. Only the flusher thread
  * touches it.
@@ -15,8 +15,10 @@
 typedef struct {
     CURLM *multi;
     CURL *easy;
-    struct curl_slist *hdr_gzip, *hdr_plain;
-    char *url;
+    struct curl_slist *hdrs;     /* this request's headers */
+    char *url[2][2];             /* [proto][ai] */
+    char *auth;                  /* "Authorization: Bearer <key>" */
+    ph_buf_t resp;               /* response body, bounded */
     bool busy;
     ph_batch_t *batch;           /* in flight */
     char retry_after[64];        /* raw header of the last response */
@@ -28,11 +30,18 @@ typedef struct {
     int64_t retry_after_ms;      /* -1: none */
     char error[CURL_ERROR_SIZE + 32];
     ph_batch_t *batch;           /* the batch that was sent */
+    const char *body;            /* the response body (NUL-terminated; valid until the
+                                    next start), "" when none */
+    size_t body_len;
+    bool body_truncated;         /* longer than the transport keeps */
 } ph_http_result_t;
 
 int posthog__http_init(ph_http_t *h, const posthog_options_t *o);
 void posthog__http_free(ph_http_t *h);
-/* Starts sending the batch (its tail already set). 0 ok. */
+/* Starts sending the batch (its tail already set) to its protocol's and
+ * kind's endpoint, with the protocol's headers for this attempt (v1:
+ * PostHog-Attempt = bt->attempts + 1, a fresh PostHog-Request-Timestamp).
+ * 0 ok. */
 int posthog__http_start(ph_http_t *h, ph_batch_t *bt);
 /*
  * Runs I/O, waiting up to timeout_ms for activity or for `wake_fd` to be

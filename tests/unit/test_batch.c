@@ -13,6 +13,13 @@
 #include <zlib.h>
 
 #include "batch.h"
+
+/* The v0 builder these tests were written for. */
+static int v0_builder_init(ph_builder_t *b, const char *key, bool hist, bool gz, int level,
+                           uint64_t max_raw) {
+    return posthog__builder_init(b, PH_PROTO_V0, gz ? PH_CODEC_GZIP : PH_CODEC_NONE, level, key,
+                                 hist, false, max_raw);
+}
 #include "event.h"
 #include "util.h"
 
@@ -57,7 +64,7 @@ static size_t rec_json_len(const ph_rec_t *r) {
 /* Decodes a request body: gunzip with the gzip wrapper (checks CRC32 and
  * ISIZE) or copies raw text. Returns NUL-terminated malloc()ed text. */
 static char *decode_body(const ph_batch_t *bt, size_t *out_len) {
-    if (!bt->gzip) {
+    if (!(bt->codec == PH_CODEC_GZIP)) {
         char *t = malloc(bt->body.len + 1);
         memcpy(t, bt->body.data, bt->body.len);
         t[bt->body.len] = '\0';
@@ -183,13 +190,13 @@ END_TEST
 
 static void body_roundtrip(bool gzip, bool hist) {
     ph_builder_t b;
-    ck_assert_int_eq(posthog__builder_init(&b, "phc_key123", hist, gzip, 1, 5 << 20), 0);
+    ck_assert_int_eq(v0_builder_init(&b, "phc_key123", hist, gzip, 1, 5 << 20), 0);
     ck_assert_ptr_null(posthog__builder_seal(&b)); /* empty: nothing to seal */
     for (int n = 1; n <= 40; n += 13) {
         ph_batch_t *bt = build(&b, 0, n, 5, T0 + 5000);
         ck_assert_ptr_nonnull(bt);
         ck_assert_uint_eq(bt->count, (uint32_t)n);
-        ck_assert_int_eq(bt->gzip, gzip);
+        ck_assert_int_eq((bt->codec == PH_CODEC_GZIP), gzip);
         ck_assert_uint_eq(ph_builder_count(&b), 0);
         ck_assert_int_eq(posthog__batch_set_tail(bt, T0 + 10000), 0);
         check_body(bt, "phc_key123", hist, 0, n, T0 + 10000);
@@ -211,7 +218,7 @@ END_TEST
 START_TEST(body_gzip_levels) {
     for (int level = 1; level <= 9; level++) {
         ph_builder_t b;
-        ck_assert_int_eq(posthog__builder_init(&b, "phc_key123", false, true, level, 5 << 20), 0);
+        ck_assert_int_eq(v0_builder_init(&b, "phc_key123", false, true, level, 5 << 20), 0);
         ph_batch_t *bt = build(&b, 0, 25, 40, T0);
         ck_assert_int_eq(posthog__batch_set_tail(bt, T0), 0);
         check_body(bt, "phc_key123", false, 0, 25, T0);
@@ -225,7 +232,7 @@ START_TEST(api_key_is_escaped) {
     const char *key = "phc_\"quoted\"\\back";
     for (int gz = 0; gz < 2; gz++) {
         ph_builder_t b;
-        ck_assert_int_eq(posthog__builder_init(&b, key, false, gz, 1, 5 << 20), 0);
+        ck_assert_int_eq(v0_builder_init(&b, key, false, gz, 1, 5 << 20), 0);
         ph_batch_t *bt = build(&b, 0, 2, 0, T0);
         ck_assert_int_eq(posthog__batch_set_tail(bt, T0), 0);
         check_body(bt, key, false, 0, 2, T0);
@@ -238,7 +245,7 @@ END_TEST
 START_TEST(two_tails_same_events) {
     for (int gz = 0; gz < 2; gz++) {
         ph_builder_t b;
-        ck_assert_int_eq(posthog__builder_init(&b, "phc_key123", false, gz, 1, 5 << 20), 0);
+        ck_assert_int_eq(v0_builder_init(&b, "phc_key123", false, gz, 1, 5 << 20), 0);
         ph_batch_t *bt = build(&b, 0, 30, 20, T0);
         ck_assert_int_eq(posthog__batch_set_tail(bt, T0 + 1), 0);
         size_t la;
@@ -276,7 +283,7 @@ END_TEST
 START_TEST(events_json_and_inflate) {
     for (int gz = 0; gz < 2; gz++) {
         ph_builder_t b;
-        ck_assert_int_eq(posthog__builder_init(&b, "phc_key123", false, gz, 1, 5 << 20), 0);
+        ck_assert_int_eq(v0_builder_init(&b, "phc_key123", false, gz, 1, 5 << 20), 0);
         ph_batch_t *bt = build(&b, 0, 17, 10, T0);
         ck_assert_int_eq(posthog__batch_set_tail(bt, T0), 0);
         char *ej = posthog__batch_events_json(bt);
@@ -312,7 +319,7 @@ END_TEST
 
 static void split_check(bool gz, int n, size_t pad) {
     ph_builder_t b;
-    ck_assert_int_eq(posthog__builder_init(&b, "phc_split", true, gz, 1, UINT64_MAX), 0);
+    ck_assert_int_eq(v0_builder_init(&b, "phc_split", true, gz, 1, UINT64_MAX), 0);
     ph_batch_t *bt = build(&b, 100, n, pad, T0);
     bt->end_pos = 123456;
     ck_assert_int_eq(posthog__batch_set_tail(bt, T0 + 50), 0);
@@ -323,7 +330,7 @@ static void split_check(bool gz, int n, size_t pad) {
     ck_assert_uint_eq(s->count, (uint32_t)(n - n / 2));
     ck_assert_uint_eq(f->end_pos, 0);
     ck_assert_uint_eq(s->end_pos, 123456);
-    ck_assert_int_eq(f->gzip, gz);
+    ck_assert_int_eq((f->codec == PH_CODEC_GZIP), gz);
     ck_assert_int_eq(posthog__batch_set_tail(f, T0 + 60), 0);
     ck_assert_int_eq(posthog__batch_set_tail(s, T0 + 70), 0);
     check_body(f, "phc_split", true, 100, n / 2, T0 + 60);
@@ -363,7 +370,7 @@ END_TEST
 
 START_TEST(split_single_fails) {
     ph_builder_t b;
-    ck_assert_int_eq(posthog__builder_init(&b, "phc_key123", false, true, 1, 5 << 20), 0);
+    ck_assert_int_eq(v0_builder_init(&b, "phc_key123", false, true, 1, 5 << 20), 0);
     ph_batch_t *bt = build(&b, 0, 1, 0, T0);
     ph_batch_t *f = (ph_batch_t *)1, *s = (ph_batch_t *)1;
     ck_assert_int_eq(posthog__batch_split(&b, bt, &f, &s), -1);
@@ -382,7 +389,7 @@ START_TEST(large_batches_cross_staging) {
         int counts[] = {2300, 1500, 4};
         for (int k = 0; k < 3; k++) {
             ph_builder_t b;
-            ck_assert_int_eq(posthog__builder_init(&b, "phc_big", false, gz, 1, UINT64_MAX), 0);
+            ck_assert_int_eq(v0_builder_init(&b, "phc_big", false, gz, 1, UINT64_MAX), 0);
             ph_batch_t *bt = build(&b, 0, counts[k], pads[k], T0);
             ck_assert_uint_gt(bt->raw_len, 64 * 1024);
             ck_assert_int_eq(posthog__batch_set_tail(bt, T0 + 9), 0);
@@ -417,7 +424,7 @@ START_TEST(builder_fits_limit) {
     for (int gz = 0; gz < 2; gz++) {
         const uint64_t max_raw = 20000;
         ph_builder_t b;
-        ck_assert_int_eq(posthog__builder_init(&b, "phc_key123", false, gz, 1, max_raw), 0);
+        ck_assert_int_eq(v0_builder_init(&b, "phc_key123", false, gz, 1, max_raw), 0);
         /* an empty builder takes any event, even one over the limit */
         ck_assert(posthog__builder_fits(&b, 10 * max_raw));
         int n = 0;
@@ -463,7 +470,7 @@ END_TEST
 
 START_TEST(opened_ms_is_oldest) {
     ph_builder_t b;
-    ck_assert_int_eq(posthog__builder_init(&b, "phc_key123", false, true, 1, 5 << 20), 0);
+    ck_assert_int_eq(v0_builder_init(&b, "phc_key123", false, true, 1, 5 << 20), 0);
     ph_rec_t *r = make_rec(0, 0); /* ts_ms = T0, captured then */
     ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 5000), 0);
     ck_assert_int_eq(b.opened_ms, T0);

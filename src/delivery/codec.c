@@ -1,0 +1,173 @@
+/*
+ * codec: zlib (gzip, deflate, raw deflate for v0) and libzstd behind one
+ * streaming interface (see codec.h).
+ */
+#include "codec.h"
+
+#include <stdlib.h>
+
+#ifdef POSTHOG_HAVE_ZSTD
+#include <zstd.h>
+#endif
+
+bool posthog__codec_available(ph_codec_kind_t kind) {
+#ifndef POSTHOG_HAVE_ZSTD
+    if (kind == PH_CODEC_ZSTD) return false;
+#endif
+    return kind <= PH_CODEC_ZSTD;
+}
+
+static const char *const names[] = {"none", "gzip", "deflate", "zstd"};
+
+int posthog__codec_parse(const char *name, ph_codec_kind_t *out) {
+    for (int i = 0; name && i < 4; i++)
+        if (!strcmp(name, names[i])) {
+            *out = (ph_codec_kind_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *posthog__codec_name(ph_codec_kind_t kind) {
+    return kind <= PH_CODEC_ZSTD ? names[kind] : "?";
+}
+
+const char *posthog__codec_encoding(ph_codec_kind_t kind) {
+    return kind == PH_CODEC_NONE ? NULL : names[kind];
+}
+
+static int zlib_bits(ph_codec_kind_t kind, bool raw) {
+    if (kind == PH_CODEC_GZIP) return raw ? -15 : 16 + 15;
+    return 15; /* deflate: zlib wrapper */
+}
+
+int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw) {
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->level = level;
+    c->raw = raw && kind == PH_CODEC_GZIP;
+    if (kind == PH_CODEC_GZIP || kind == PH_CODEC_DEFLATE) {
+        if (deflateInit2(&c->z, level, Z_DEFLATED, zlib_bits(kind, c->raw), 8,
+                         Z_DEFAULT_STRATEGY) != Z_OK)
+            return -1;
+        c->ready = true;
+    } else if (kind == PH_CODEC_ZSTD) {
+#ifdef POSTHOG_HAVE_ZSTD
+        ZSTD_CCtx *z = ZSTD_createCCtx();
+        if (!z) return -1;
+        ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level);
+        ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0);
+        c->zs = z;
+        c->ready = true;
+#else
+        return -1;
+#endif
+    }
+    return 0;
+}
+
+void posthog__codec_free(ph_codec_t *c) {
+    if (!c->ready) return;
+    if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) deflateEnd(&c->z);
+#ifdef POSTHOG_HAVE_ZSTD
+    if (c->kind == PH_CODEC_ZSTD) ZSTD_freeCCtx(c->zs);
+#endif
+    c->ready = false;
+}
+
+void posthog__codec_reset(ph_codec_t *c) {
+    if (!c->ready) return;
+    if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) deflateReset(&c->z);
+#ifdef POSTHOG_HAVE_ZSTD
+    if (c->kind == PH_CODEC_ZSTD) ZSTD_CCtx_reset(c->zs, ZSTD_reset_session_only);
+#endif
+}
+
+static int zlib_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
+    int flush = mode == PH_CODEC_END ? Z_FINISH : mode == PH_CODEC_SYNC ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+    c->z.next_in = (Bytef *)in;
+    c->z.avail_in = (uInt)n;
+    for (;;) {
+        size_t room = n / 2 + 4096;
+        if (posthog__buf_reserve(out, room)) return -1;
+        c->z.next_out = (Bytef *)out->data + out->len;
+        c->z.avail_out = (uInt)room;
+        int rc = deflate(&c->z, flush);
+        out->len += room - c->z.avail_out;
+        if (rc == Z_STREAM_ERROR) return -1;
+        if (flush == Z_FINISH ? rc == Z_STREAM_END : (c->z.avail_in == 0 && c->z.avail_out != 0))
+            return 0;
+    }
+}
+
+#ifdef POSTHOG_HAVE_ZSTD
+static int zstd_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
+    ZSTD_EndDirective op = mode == PH_CODEC_END    ? ZSTD_e_end
+                           : mode == PH_CODEC_SYNC ? ZSTD_e_flush
+                                                   : ZSTD_e_continue;
+    ZSTD_inBuffer ib = {in, n, 0};
+    for (;;) {
+        size_t room = PH_MAX(n / 2 + 4096, ZSTD_CStreamOutSize() / 4);
+        if (posthog__buf_reserve(out, room)) return -1;
+        ZSTD_outBuffer ob = {out->data + out->len, room, 0};
+        size_t left = ZSTD_compressStream2(c->zs, &ob, &ib, op);
+        out->len += ob.pos;
+        if (ZSTD_isError(left)) return -1;
+        if (op == ZSTD_e_continue ? ib.pos == ib.size : left == 0) return 0;
+    }
+}
+#endif
+
+int posthog__codec_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
+    switch (c->kind) {
+    case PH_CODEC_NONE:
+        return posthog__buf_append(out, in, n);
+    case PH_CODEC_GZIP:
+    case PH_CODEC_DEFLATE:
+        return zlib_write(c, out, in, n, mode);
+    case PH_CODEC_ZSTD:
+#ifdef POSTHOG_HAVE_ZSTD
+        return zstd_write(c, out, in, n, mode);
+#endif
+        break;
+    }
+    return -1;
+}
+
+int posthog__codec_decode(ph_codec_kind_t kind, bool raw, const char *in, size_t n, char *out,
+                          size_t out_len) {
+    if (kind == PH_CODEC_NONE) {
+        if (n < out_len) return -1;
+        memcpy(out, in, out_len);
+        return 0;
+    }
+    if (kind == PH_CODEC_ZSTD) {
+#ifdef POSTHOG_HAVE_ZSTD
+        ZSTD_DCtx *d = ZSTD_createDCtx();
+        if (!d) return -1;
+        ZSTD_inBuffer ib = {in, n, 0};
+        ZSTD_outBuffer ob = {out, out_len, 0};
+        size_t rc = 1;
+        while (ob.pos < out_len && ib.pos < ib.size) {
+            rc = ZSTD_decompressStream(d, &ob, &ib);
+            if (ZSTD_isError(rc)) break;
+        }
+        ZSTD_freeDCtx(d);
+        return !ZSTD_isError(rc) && ob.pos == out_len ? 0 : -1;
+#else
+        return -1;
+#endif
+    }
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, zlib_bits(kind, raw)) != Z_OK) return -1;
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)out_len;
+    int rc = inflate(&z, Z_SYNC_FLUSH);
+    size_t got = out_len - z.avail_out;
+    inflateEnd(&z);
+    if ((rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) || got != out_len) return -1;
+    return 0;
+}

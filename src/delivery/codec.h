@@ -1,0 +1,61 @@
+/*
+ * codec: the request-body compressors behind one interface (none, gzip,
+ * deflate, zstd), streaming so a batch is compressed as its events are
+ * drained, never twice.
+ *
+ * Modes of posthog__codec_write:
+ *  PH_CODEC_MORE  buffer freely (the output may lag the input)
+ *  PH_CODEC_SYNC  everything written so far is decodable, the stream stays
+ *                 open and ends on a byte boundary (v0 appends its per-attempt
+ *                 tail as a stored block after this)
+ *  PH_CODEC_END   finish the stream (trailer included); reset before reuse
+ *
+ * `raw` gzip is the v0 form: a raw deflate stream whose gzip header and
+ * trailer the batch writes itself (see batch.h). Only the flusher thread
+ * uses a codec; decoding is for the rare paths (split, spool, drop reports).
+ */
+#ifndef POSTHOG_CODEC_H
+#define POSTHOG_CODEC_H
+
+#include <zlib.h>
+
+#include "common.h"
+
+typedef enum {
+    PH_CODEC_NONE = 0,
+    PH_CODEC_GZIP = 1,
+    PH_CODEC_DEFLATE = 2, /* zlib-wrapped (RFC 1950), as HTTP's "deflate" */
+    PH_CODEC_ZSTD = 3
+} ph_codec_kind_t;
+
+enum { PH_CODEC_MORE = 0, PH_CODEC_SYNC = 1, PH_CODEC_END = 2 };
+
+typedef struct {
+    ph_codec_kind_t kind;
+    int level;
+    bool raw;
+    bool ready;
+    z_stream z;
+    void *zs; /* ZSTD_CCtx */
+} ph_codec_t;
+
+/* Whether this build has the codec (zstd is optional at build time). */
+bool posthog__codec_available(ph_codec_kind_t kind);
+/* "none", "gzip", "deflate", "zstd" -> kind; -1 when unknown. */
+int posthog__codec_parse(const char *name, ph_codec_kind_t *out);
+const char *posthog__codec_name(ph_codec_kind_t kind);
+/* The Content-Encoding value, NULL for none. */
+const char *posthog__codec_encoding(ph_codec_kind_t kind);
+
+int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw);
+void posthog__codec_free(ph_codec_t *c);
+/* Starts a new stream (after END, or to abandon one). */
+void posthog__codec_reset(ph_codec_t *c);
+/* Compresses n bytes (n may be 0) and appends the output to out. -1 on
+ * allocation failure or when out would pass its maximum. */
+int posthog__codec_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode);
+/* Decodes a whole body into exactly `out_len` bytes at out. 0 ok. */
+int posthog__codec_decode(ph_codec_kind_t kind, bool raw, const char *in, size_t n, char *out,
+                          size_t out_len);
+
+#endif
