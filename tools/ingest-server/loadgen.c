@@ -86,7 +86,7 @@ static int inproc(body_t *bodies, int batches)
         if (ph_gunzip(b->p, b->n, (size_t)100 << 20, &dec, &n) != PH_GUNZIP_OK)
             return fprintf(stderr, "gunzip failed\n"), 1;
         ph_scan_t sc;
-        ph_scan_opts_t o = {1000000, NULL, 0};
+        ph_scan_opts_t o = {1000000, NULL, 0, 0};
         ph_scan_body(dec, n, &o, &sc);
         if (sc.status != 200)
             return fprintf(stderr, "scan: %d %s\n", sc.status, sc.error), 1;
