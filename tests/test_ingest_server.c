@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "httpd.h"
 #include "ingest_harness.h"
@@ -748,6 +749,832 @@ START_TEST(loopback_only_and_clean_shutdown)
 }
 END_TEST
 
+/* ------------------------------------------------------------ capture v1 */
+
+#define U0 "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a50"
+#define U1 "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a51"
+#define U2 "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a52"
+#define V1_EV(name, uuid)                                                                      \
+    "{\"event\":\"" name "\",\"uuid\":\"" uuid "\",\"distinct_id\":\"user-1\","               \
+    "\"timestamp\":\"2026-11-23T09:59:58.001Z\",\"properties\":{\"plan\":\"team\"}}"
+
+static const char *V1_BATCH =
+    "{\"created_at\":\"2026-11-23T10:00:00.123Z\",\"batch\":[" V1_EV("signed_up", U0) ","
+    "{\"event\":\"$pageview\",\"uuid\":\"" U1 "\",\"distinct_id\":\"user-2\","
+    "\"timestamp\":\"2026-11-23T10:59:58+01:00\",\"session_id\":\"s1\",\"window_id\":\"w1\","
+    "\"options\":{\"process_person_profile\":false},\"properties\":{}},"
+    V1_EV("$ai_generation", U2) "]}";
+
+#define V1_REQUEST_ID "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4aff"
+
+/* The valid v1 headers; bit i of `skip` leaves V1_HDRS[i] out. */
+static const char *const V1_HDRS[] = {
+    "Authorization: Bearer phc_test",
+    "PostHog-Sdk-Info: posthog-c/0.1.0",
+    ("PostHog-Request-Id: " V1_REQUEST_ID),
+    "PostHog-Attempt: 1",
+    "PostHog-Request-Timestamp: 2026-11-23T10:00:00.500Z",
+    "Content-Type: application/json",
+};
+enum { H_AUTH = 1, H_SDK = 2, H_RID = 4, H_ATT = 8, H_TS = 16, H_CT = 32 };
+
+static resp_t v1_send(ph_ingest_t *s, const char *path, const void *body, size_t len,
+                      unsigned skip, const char *const *extra)
+{
+    const char *h[32];
+    int n = 0;
+    for (int i = 0; i < 6; i++)
+        if (!(skip & (1u << i)))
+            h[n++] = V1_HDRS[i];
+    if (skip & H_CT)
+        h[n++] = "Content-Type:"; /* stops curl adding its form type */
+    for (int i = 0; extra && extra[i] && n < 31; i++)
+        h[n++] = extra[i];
+    h[n] = NULL;
+    return req(s, "POST", path, body, len, h);
+}
+
+static resp_t v1_post(ph_ingest_t *s, const char *body)
+{
+    return v1_send(s, "/i/v1/analytics/events", body, strlen(body), 0, NULL);
+}
+
+static long v1_status(ph_ingest_t *s, const char *body)
+{
+    resp_t r = v1_post(s, body);
+    free(r.body);
+    return r.status;
+}
+
+/* The "results" object of a v1 answer (caller frees the returned root). */
+static cJSON *results_of(const resp_t *r, cJSON **root)
+{
+    *root = cJSON_Parse(r->body);
+    ck_assert_msg(*root != NULL, "not JSON: %s", r->body ? r->body : "(null)");
+    cJSON *res = cJSON_GetObjectItemCaseSensitive(*root, "results");
+    ck_assert_msg(cJSON_IsObject(res), "no results map: %s", r->body);
+    return res;
+}
+
+static const char *result_of(const cJSON *results, const char *uuid)
+{
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(results, uuid);
+    if (!e)
+        return NULL;
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(e, "result");
+    ck_assert(cJSON_IsString(r));
+    return r->valuestring;
+}
+
+static const char *details_of(const cJSON *results, const char *uuid)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(results, uuid),
+                                                      "details");
+    return cJSON_IsString(d) ? d->valuestring : NULL;
+}
+
+static double sub_num(ph_ingest_t *s, const char *obj, const char *k)
+{
+    cJSON *sum = ph_ingest_summary(s);
+    ck_assert_ptr_nonnull(sum);
+    double v = num(cJSON_GetObjectItemCaseSensitive(sum, obj), k);
+    cJSON_Delete(sum);
+    return v;
+}
+
+static char *zlib_buf(const void *in, size_t n, size_t *out_n)
+{
+    uLongf cap = compressBound((uLong)n);
+    char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(compress2((Bytef *)out, &cap, in, (uLong)n, 6), Z_OK);
+    *out_n = cap;
+    return out;
+}
+
+static char *raw_deflate_buf(const void *in, size_t n, size_t *out_n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    size_t cap = deflateBound(&z, (uLong)n);
+    char *out = malloc(cap);
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (unsigned char *)out;
+    z.avail_out = (uInt)cap;
+    ck_assert_int_eq(deflate(&z, Z_FINISH), Z_STREAM_END);
+    *out_n = cap - z.avail_out;
+    deflateEnd(&z);
+    return out;
+}
+
+static char *zstd_buf(const void *in, size_t n, size_t *out_n)
+{
+    size_t cap = ZSTD_compressBound(n);
+    char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    size_t r = ZSTD_compress(out, cap, in, n, 3);
+    ck_assert(!ZSTD_isError(r));
+    *out_n = r;
+    return out;
+}
+
+START_TEST(v1_accepted_with_results_map)
+{
+    ph_ingest_t *s = start(NULL);
+    resp_t r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 200);
+    cJSON *root;
+    cJSON *res = results_of(&r, &root);
+    ck_assert_int_eq(cJSON_GetArraySize(res), 3);
+    ck_assert_str_eq(result_of(res, U0), "ok");
+    ck_assert_str_eq(result_of(res, U1), "ok");
+    ck_assert_str_eq(result_of(res, U2), "ok");
+    ck_assert_ptr_null(strstr(r.headers, "Retry-After"));
+    ck_assert_ptr_nonnull(strstr(r.headers, "PostHog-Request-Id: " V1_REQUEST_ID "\r\n"));
+    cJSON_Delete(root);
+    free(r.body);
+
+    /* Accepted events are recorded exactly as sent. */
+    cJSON *sent = cJSON_Parse(V1_BATCH);
+    cJSON *events = ph_ingest_events(s);
+    ck_assert(cJSON_Compare(events, cJSON_GetObjectItem(sent, "batch"), 1));
+    cJSON_Delete(events);
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *q = cJSON_GetArrayItem(reqs, 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "path")->valuestring, "/i/v1/analytics/events");
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "protocol")->valuestring, "v1");
+    ck_assert_str_eq(cJSON_GetObjectItem(q, "encoding")->valuestring, "none");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(q, "accepted")));
+    ck_assert(cJSON_Compare(cJSON_GetObjectItem(q, "body"), sent, 1));
+    cJSON *h = cJSON_GetObjectItem(q, "headers");
+    ck_assert_str_eq(cJSON_GetObjectItem(h, "posthog-attempt")->valuestring, "1");
+    ck_assert_str_eq(cJSON_GetObjectItem(h, "authorization")->valuestring, "Bearer phc_test");
+    cJSON *rr = cJSON_GetObjectItem(q, "results");
+    ck_assert_int_eq(cJSON_GetArraySize(rr), 3);
+    ck_assert_str_eq(result_of(rr, U1), "ok");
+    cJSON_Delete(reqs);
+    cJSON_Delete(sent);
+
+    /* Upper-case uuids are valid; the map uses the canonical lower-case form. */
+    const char *upper = "{\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":["
+                        V1_EV("e", "0193A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5F") "]}";
+    r = v1_post(s, upper);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5f\""));
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 4);
+    ck_assert_int_eq((int)sub_num(s, "protocol_counts", "v1"), 2);
+    ck_assert_int_eq((int)sub_num(s, "protocol_counts", "v0"), 0);
+    ck_assert_int_eq((int)sub_num(s, "result_counts", "ok"), 4);
+    /* Same events again: duplicates across requests count as today. */
+    ck_assert_int_eq(v1_status(s, V1_BATCH), 200);
+    ck_assert_int_eq((int)summary_num(s, "duplicate_uuids"), 3);
+    resp_t g = req(s, "GET", "/i/v1/analytics/events", NULL, 0, NULL);
+    ck_assert_int_eq(g.status, 405);
+    free(g.body);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v1_headers_all_reported_at_once)
+{
+    ph_ingest_t *s = start(NULL);
+    static const char *const names[] = {"Authorization", "PostHog-Sdk-Info", "PostHog-Request-Id",
+                                        "PostHog-Attempt", "PostHog-Request-Timestamp"};
+    resp_t r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), 31, NULL);
+    ck_assert_int_eq(r.status, 400);
+    cJSON *b = cJSON_Parse(r.body);
+    ck_assert_str_eq(cJSON_GetObjectItem(b, "code")->valuestring, "invalid_headers");
+    cJSON *errs = cJSON_GetObjectItem(b, "errors");
+    ck_assert_int_eq(cJSON_GetArraySize(errs), 5);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_ptr_nonnull(strstr(cJSON_GetObjectItem(b, "detail")->valuestring, names[i]));
+        ck_assert_ptr_nonnull(strstr(cJSON_GetArrayItem(errs, i)->valuestring, names[i]));
+        ck_assert_ptr_nonnull(strstr(cJSON_GetArrayItem(errs, i)->valuestring, "missing"));
+    }
+    cJSON_Delete(b);
+    free(r.body);
+    /* Each header missing alone. */
+    for (int i = 0; i < 5; i++) {
+        r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), 1u << i, NULL);
+        ck_assert_msg(r.status == 400, "header %s: %ld", names[i], r.status);
+        ck_assert_ptr_nonnull(strstr(r.body, names[i]));
+        free(r.body);
+    }
+    /* Invalid values: {skip mask, replacement header}. */
+    static const struct { unsigned skip; const char *h; const char *name; } bad[] = {
+        {H_AUTH, "Authorization: Basic cGhjOng=", "Authorization"},
+        {H_AUTH, "Authorization: phc_test", "Authorization"},
+        {H_SDK, "PostHog-Sdk-Info: posthog-c", "PostHog-Sdk-Info"},
+        {H_SDK, "PostHog-Sdk-Info: /1.0", "PostHog-Sdk-Info"},
+        {H_RID, "PostHog-Request-Id: 12345", "PostHog-Request-Id"},
+        {H_ATT, "PostHog-Attempt: 0", "PostHog-Attempt"},
+        {H_ATT, "PostHog-Attempt: -1", "PostHog-Attempt"},
+        {H_ATT, "PostHog-Attempt: 1.5", "PostHog-Attempt"},
+        {H_ATT, "PostHog-Attempt: two", "PostHog-Attempt"},
+        {H_TS, "PostHog-Request-Timestamp: 2026-11-23 10:00:00Z", "PostHog-Request-Timestamp"},
+        {H_TS, "PostHog-Request-Timestamp: 2026-11-23T10:00:00", "PostHog-Request-Timestamp"},
+        {H_TS, "PostHog-Request-Timestamp: 1763892000", "PostHog-Request-Timestamp"},
+        {H_TS, "PostHog-Request-Timestamp: 2026-13-01T10:00:00Z", "PostHog-Request-Timestamp"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *extra[] = {bad[i].h, NULL};
+        r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), bad[i].skip, extra);
+        ck_assert_msg(r.status == 400, "case %zu (%s): %ld", i, bad[i].h, r.status);
+        ck_assert_msg(strstr(r.body, bad[i].name) && strstr(r.body, "invalid header"), "case %zu: %s",
+                      i, r.body);
+        free(r.body);
+    }
+    /* Two wrong and one missing: all three listed. */
+    const char *extra[] = {"PostHog-Attempt: 0", "PostHog-Request-Id: nope", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), H_ATT | H_RID | H_SDK, extra);
+    ck_assert_int_eq(r.status, 400);
+    b = cJSON_Parse(r.body);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(b, "errors")), 3);
+    cJSON_Delete(b);
+    free(r.body);
+    /* Valid variants: offsets, lower-case t/z, a big attempt number. */
+    const char *ok[] = {"PostHog-Attempt: 12", "PostHog-Request-Timestamp: 2026-11-23t10:00:00+05:30",
+                        NULL};
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), H_ATT | H_TS, ok);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 3);
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *q0 = cJSON_GetArrayItem(reqs, 0); /* rejected, but recorded with its body */
+    ck_assert(cJSON_IsObject(cJSON_GetObjectItem(q0, "body")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(q0, "results")));
+    cJSON_Delete(reqs);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v1_token_401)
+{
+    ph_ingest_t *s = start(NULL);
+    const char *empty[] = {"Authorization: Bearer", NULL};
+    resp_t r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), H_AUTH, empty);
+    ck_assert_int_eq(r.status, 401);
+    free(r.body);
+    const char *spaces[] = {"Authorization: Bearer    ", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), H_AUTH, spaces);
+    ck_assert_int_eq(r.status, 401);
+    free(r.body);
+    const char *any[] = {"Authorization: bearer phc_anything", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), H_AUTH, any);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    ph_ingest_stop(s);
+
+    const char *args[] = {"--api-key", "phc_test", NULL};
+    s = start(args);
+    const char *wrong[] = {"Authorization: Bearer phc_other", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), H_AUTH, wrong);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert_ptr_nonnull(strstr(r.body, "invalid_api_key"));
+    free(r.body);
+    /* The body's api_key is ignored in v1 (the header decides). */
+    const char *with_key = "{\"api_key\":\"phc_other\",\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":["
+                           V1_EV("e", U0) "]}";
+    ck_assert_int_eq(v1_status(s, with_key), 200);
+    ck_assert_int_eq((int)summary_num(s, "events"), 1);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v1_content_type_and_encoding_415)
+{
+    ph_ingest_t *s = start(NULL);
+    size_t n = strlen(V1_BATCH);
+    const char *text[] = {"Content-Type: text/plain", NULL};
+    resp_t r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, n, H_CT, text);
+    ck_assert_int_eq(r.status, 415);
+    free(r.body);
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, n, H_CT, NULL); /* none at all */
+    ck_assert_int_eq(r.status, 415);
+    free(r.body);
+    const char *charset[] = {"Content-Type: application/json; charset=utf-8", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, n, H_CT, charset);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    static const char *const bad_ce[] = {"Content-Encoding: br", "Content-Encoding: gzip, zstd",
+                                         "Content-Encoding: compress", "Content-Encoding: x-gzip"};
+    for (size_t i = 0; i < sizeof bad_ce / sizeof *bad_ce; i++) {
+        const char *e[] = {bad_ce[i], NULL};
+        r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, n, 0, e);
+        ck_assert_msg(r.status == 415, "%s: %ld", bad_ce[i], r.status);
+        ck_assert_ptr_nonnull(strstr(r.body, "unsupported_encoding"));
+        free(r.body);
+    }
+    const char *identity[] = {"Content-Encoding: identity", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, n, 0, identity);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 6);
+    ck_assert_int_eq((int)sub_num(s, "encoding_counts", "unsupported"), 4);
+    ck_assert_int_eq((int)sub_num(s, "status_counts", "415"), 6);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v1_each_encoding_decoded)
+{
+    ph_ingest_t *s = start(NULL);
+    size_t n = strlen(V1_BATCH), gz_n, zl_n, zs_n, raw_n;
+    char *gz = gzip_buf(V1_BATCH, n, &gz_n);
+    char *zl = zlib_buf(V1_BATCH, n, &zl_n);
+    char *zs = zstd_buf(V1_BATCH, n, &zs_n);
+    char *raw = raw_deflate_buf(V1_BATCH, n, &raw_n);
+    const char *e_gz[] = {"Content-Encoding: gzip", NULL};
+    const char *e_df[] = {"Content-Encoding: deflate", NULL};
+    const char *e_zs[] = {"Content-Encoding: ZSTD", NULL};
+    struct { const void *b; size_t n; const char *const *e; const char *name; } ok[] = {
+        {V1_BATCH, n, NULL, "none"}, {gz, gz_n, e_gz, "gzip"}, {zl, zl_n, e_df, "deflate"},
+        {zs, zs_n, e_zs, "zstd"}};
+    for (int i = 0; i < 4; i++) {
+        resp_t r = v1_send(s, "/i/v1/analytics/events", ok[i].b, ok[i].n, 0, ok[i].e);
+        ck_assert_msg(r.status == 200, "%s: %ld %s", ok[i].name, r.status, r.body);
+        free(r.body);
+    }
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *sent = cJSON_Parse(V1_BATCH);
+    for (int i = 0; i < 4; i++) {
+        cJSON *q = cJSON_GetArrayItem(reqs, i);
+        ck_assert_str_eq(cJSON_GetObjectItem(q, "encoding")->valuestring, ok[i].name);
+        ck_assert_int_eq((int)num(q, "wire_bytes"), (int)ok[i].n);
+        ck_assert_int_eq((int)num(q, "body_bytes"), (int)n);
+        ck_assert(cJSON_Compare(cJSON_GetObjectItem(q, "body"), sent, 1));
+        ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(q, "gzip")) == (i == 1));
+    }
+    cJSON_Delete(sent);
+    cJSON_Delete(reqs);
+    ck_assert_int_eq((int)summary_num(s, "events"), 12);
+    ck_assert_int_eq((int)sub_num(s, "encoding_counts", "zstd"), 1);
+    ck_assert_int_eq((int)sub_num(s, "encoding_counts", "deflate"), 1);
+    ck_assert_int_eq((int)sub_num(s, "encoding_counts", "gzip"), 1);
+    ck_assert_int_eq((int)sub_num(s, "encoding_counts", "none"), 1);
+
+    /* Wrong or corrupt bodies for the declared encoding: 400, nothing accepted. */
+    struct { const void *b; size_t n; const char *const *e; } bad[] = {
+        {V1_BATCH, n, e_zs},       /* plain text declared zstd */
+        {gz, gz_n, e_zs},          /* gzip declared zstd */
+        {zs, zs_n - 3, e_zs},      /* truncated zstd */
+        {raw, raw_n, e_df},        /* raw deflate: v1 deflate is zlib-wrapped */
+        {zl, zl_n - 2, e_df},      /* truncated zlib */
+        {zs, zs_n, e_gz},          /* zstd declared gzip */
+        {gz, gz_n, NULL},          /* gzip bytes, no header: v1 does not sniff */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        resp_t r = v1_send(s, "/i/v1/analytics/events", bad[i].b, bad[i].n, 0, bad[i].e);
+        ck_assert_msg(r.status == 400, "case %zu: %ld", i, r.status);
+        free(r.body);
+    }
+    resp_t r = v1_send(s, "/i/v1/analytics/events?compression=gzip", gz, gz_n, 0, NULL);
+    ck_assert_int_eq(r.status, 400);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 12);
+    free(gz), free(zl), free(zs), free(raw);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+/* A v1 batch of one event padded to about `pad` bytes. */
+static char *big_v1(size_t pad, size_t *n)
+{
+    const char *pre = "{\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":[{\"event\":\"e\",\"uuid\":\"" U0
+                      "\",\"distinct_id\":\"d\",\"timestamp\":\"2026-11-23T10:00:00Z\",\"properties\":{\"p\":\"";
+    const char *post_ = "\"}}]}";
+    size_t a = strlen(pre), b = strlen(post_);
+    char *s = malloc(a + pad + b + 1);
+    ck_assert_ptr_nonnull(s);
+    memcpy(s, pre, a);
+    memset(s + a, 'x', pad);
+    memcpy(s + a + pad, post_, b + 1);
+    *n = a + pad + b;
+    return s;
+}
+
+START_TEST(v1_size_limits_413)
+{
+    ph_ingest_t *s = start(NULL);
+    cJSON *f = ph_ingest_faults(s);
+    ck_assert_int_eq((int)num(f, "max_v1_body_bytes"), 10 * 1024 * 1024);
+    ck_assert_int_eq((int)num(f, "max_v1_decoded_bytes"), 50 * 1024 * 1024);
+    cJSON_Delete(f);
+    size_t n;
+    char *body = big_v1((size_t)10 * 1024 * 1024 + 10, &n); /* over 10 MiB on the wire */
+    resp_t r = v1_send(s, "/i/v1/analytics/events", body, n, 0, NULL);
+    ck_assert_int_eq(r.status, 413);
+    free(r.body);
+    free(body);
+    body = big_v1((size_t)50 * 1024 * 1024 + 10, &n); /* over 50 MiB decoded, small as zstd */
+    size_t zn;
+    char *z = zstd_buf(body, n, &zn);
+    free(body);
+    const char *e_zs[] = {"Content-Encoding: zstd", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", z, zn, 0, e_zs);
+    ck_assert_int_eq(r.status, 413);
+    free(r.body);
+    free(z);
+    body = big_v1(1000000, &n); /* one event over 1,000,000 bytes */
+    r = v1_send(s, "/i/v1/analytics/events", body, n, 0, NULL);
+    ck_assert_int_eq(r.status, 413);
+    free(r.body);
+    free(body);
+    /* Overridable through the control API; v0 limits are separate. */
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"max_v1_body_bytes\":100}"), 0);
+    ck_assert_int_eq(v1_status(s, V1_BATCH), 413);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"max_v1_body_bytes\":100000,\"max_v1_decoded_bytes\":100}"), 0);
+    size_t gz_n;
+    char *gz = gzip_buf(V1_BATCH, strlen(V1_BATCH), &gz_n);
+    const char *e_gz[] = {"Content-Encoding: gzip", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", gz, gz_n, 0, e_gz);
+    ck_assert_int_eq(r.status, 413);
+    free(r.body);
+    free(gz);
+    ck_assert_int_eq(ph_ingest_reset(s), 0);
+    ck_assert_int_eq(v1_status(s, V1_BATCH), 200);
+    ph_ingest_stop(s);
+
+    const char *args[] = {"--max-v1-body-bytes", "200", NULL};
+    s = start(args);
+    ck_assert_int_eq(v1_status(s, V1_BATCH), 413);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+#define V1_WRAP(second) "{\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":[" V1_EV("ok", U0) "," second "]}"
+#define A10 "aaaaaaaaaa"
+#define A50 A10 A10 A10 A10 A10
+#define V1_NAME200 A50 A50 A50 A50
+#define V1_NAME201 V1_NAME200 "a"
+#define V1_REST "\"distinct_id\":\"d\",\"timestamp\":\"2026-11-23T10:00:00Z\""
+
+static const char *const V1_INVALID_EVENT[] = {
+    "\"not an object\"",
+    "[]",
+    "{\"uuid\":\"" U1 "\"," V1_REST "}",                                  /* event missing */
+    "{\"event\":\"\",\"uuid\":\"" U1 "\"," V1_REST "}",                     /* event empty */
+    "{\"event\":null,\"uuid\":\"" U1 "\"," V1_REST "}",
+    "{\"event\":7,\"uuid\":\"" U1 "\"," V1_REST "}",
+    "{\"event\":\"" V1_NAME201 "\",\"uuid\":\"" U1 "\"," V1_REST "}",      /* 201 bytes */
+    "{\"event\":\"e\"," V1_REST "}",                                        /* uuid missing */
+    "{\"event\":\"e\",\"uuid\":\"not-a-uuid\"," V1_REST "}",
+    "{\"event\":\"e\",\"uuid\":\"0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5\"," V1_REST "}",
+    "{\"event\":\"e\",\"uuid\":12," V1_REST "}",
+    "{\"event\":\"e\",\"uuid\":\"" U0 "\"," V1_REST "}",                    /* duplicate of event 0 */
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"timestamp\":\"2026-11-23T10:00:00Z\"}", /* no distinct_id */
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"\",\"timestamp\":\"2026-11-23T10:00:00Z\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":42,\"timestamp\":\"2026-11-23T10:00:00Z\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"" V1_NAME201 "\",\"timestamp\":\"2026-11-23T10:00:00Z\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"d\"}",          /* timestamp missing */
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"d\",\"timestamp\":\"2026-11-23 10:00:00Z\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"d\",\"timestamp\":\"2026-11-23T10:00:00\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"d\",\"timestamp\":\"2026-02-30T10:00:00Z\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"d\",\"timestamp\":\"2026-11-23T10:00:00.Z\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"d\",\"timestamp\":\"2026-11-23T10:00:00+0100\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\",\"distinct_id\":\"d\",\"timestamp\":1763892000}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\"," V1_REST ",\"properties\":\"x\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\"," V1_REST ",\"properties\":[1]}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\"," V1_REST ",\"options\":\"x\"}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\"," V1_REST ",\"options\":[]}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\"," V1_REST ",\"session_id\":5}",
+    "{\"event\":\"e\",\"uuid\":\"" U1 "\"," V1_REST ",\"window_id\":{}}",
+};
+
+START_TEST(v1_whole_batch_rejections)
+{
+    ph_ingest_t *s = start(NULL);
+    size_t n = sizeof V1_INVALID_EVENT / sizeof *V1_INVALID_EVENT;
+    for (size_t i = 0; i < n; i++) {
+        char body[2048];
+        snprintf(body, sizeof body, V1_WRAP("%s"), V1_INVALID_EVENT[i]);
+        resp_t r = v1_post(s, body);
+        ck_assert_msg(r.status == 400, "case %zu (%s): status %ld", i, V1_INVALID_EVENT[i], r.status);
+        ck_assert_msg(strstr(r.body, "event 1") != NULL, "case %zu: %s", i, r.body);
+        free(r.body);
+    }
+    static const struct { const char *body, *why; } top[] = {
+        {"{\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":[", "invalid JSON"},
+        {"[" V1_EV("e", U0) "]", "object"},
+        {"42", "object"},
+        {"{\"batch\":[" V1_EV("e", U0) "]}", "created_at"},
+        {"{\"created_at\":null,\"batch\":[" V1_EV("e", U0) "]}", "created_at"},
+        {"{\"created_at\":\"yesterday\",\"batch\":[" V1_EV("e", U0) "]}", "created_at"},
+        {"{\"created_at\":1763892000,\"batch\":[" V1_EV("e", U0) "]}", "created_at"},
+        {"{\"created_at\":\"2026-11-23T10:00:00Z\"}", "batch"},
+        {"{\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":{}}", "batch"},
+        {"{\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":[]}", "batch"},
+        {"{\"created_at\":\"2026-11-23T10:00:00Z\",\"event\":\"e\",\"uuid\":\"" U0 "\"," V1_REST "}", "batch"},
+    };
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++) {
+        resp_t r = v1_post(s, top[i].body);
+        ck_assert_msg(r.status == 400, "top %zu: %ld", i, r.status);
+        ck_assert_msg(strstr(r.body, top[i].why) != NULL, "top %zu: %s", i, r.body);
+        free(r.body);
+    }
+    ck_assert_int_eq((int)summary_num(s, "events"), 0);
+    ck_assert_int_eq((int)summary_num(s, "accepted_requests"), 0);
+
+    /* The edges that are fine: 200-byte names (escapes count decoded), nulls as absent. */
+    const char *fine =
+        "{\"created_at\":\"2026-11-23T10:00:00.5+00:00\",\"historical_migration\":true,\"batch\":["
+        "{\"event\":\"" V1_NAME200 "\",\"uuid\":\"" U1 "\",\"distinct_id\":\"" V1_NAME200 "\",\"timestamp\":\"2024-02-29T23:59:60Z\"},"
+        "{\"event\":\"\\u00e9\",\"uuid\":\"" U2 "\",\"distinct_id\":\"\\u0064\",\"timestamp\":\"2026-11-23T10:00:00-08:00\","
+        "\"properties\":null,\"options\":{},\"session_id\":null,\"window_id\":\"w\"}]}";
+    resp_t r = v1_post(s, fine);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 2);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v1_verdicts_each_kind)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(ph_ingest_set_faults(s,
+        "{\"script\":[{\"verdicts\":["
+        "{\"match\":{\"index\":0},\"result\":\"drop\",\"details\":\"billing_limit_exceeded\"},"
+        "{\"match\":{\"uuid\":\"" U1 "\"},\"result\":\"retry\"},"
+        "{\"match\":{\"event\":\"$ai_generation\"},\"result\":\"warning\",\"details\":\"truncated\"},"
+        "{\"result\":\"drop\"}]}]}"), 0);
+    resp_t r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 200);
+    cJSON *root;
+    cJSON *res = results_of(&r, &root);
+    ck_assert_int_eq(cJSON_GetArraySize(res), 3);
+    ck_assert_str_eq(result_of(res, U0), "drop");
+    ck_assert_str_eq(details_of(res, U0), "billing_limit_exceeded");
+    ck_assert_str_eq(result_of(res, U1), "retry");
+    ck_assert_str_eq(details_of(res, U1), "not_persisted");
+    ck_assert_str_eq(result_of(res, U2), "warning");
+    ck_assert_str_eq(details_of(res, U2), "truncated");
+    ck_assert_ptr_nonnull(strstr(r.headers, "Retry-After: 1\r\n"));
+    cJSON_Delete(root);
+    free(r.body);
+    /* Only the warning event counts as accepted. */
+    ck_assert_int_eq((int)summary_num(s, "events"), 1);
+    cJSON *events = ph_ingest_events(s);
+    ck_assert_int_eq(cJSON_GetArraySize(events), 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(events, 0), "uuid")->valuestring, U2);
+    cJSON_Delete(events);
+    ck_assert_int_eq((int)sub_num(s, "result_counts", "drop"), 1);
+    ck_assert_int_eq((int)sub_num(s, "result_counts", "retry"), 1);
+    ck_assert_int_eq((int)sub_num(s, "result_counts", "warning"), 1);
+
+    /* The retry resent (next attempt) is accepted normally: script exhausted. */
+    const char *retry = "{\"created_at\":\"2026-11-23T10:00:00.123Z\",\"batch\":["
+                        "{\"event\":\"$pageview\",\"uuid\":\"" U1 "\",\"distinct_id\":\"user-2\","
+                        "\"timestamp\":\"2026-11-23T10:59:58+01:00\"}]}";
+    const char *att2[] = {"PostHog-Attempt: 2", NULL};
+    r = v1_send(s, "/i/v1/analytics/events", retry, strlen(retry), H_ATT, att2);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_null(strstr(r.headers, "Retry-After"));
+    ck_assert_ptr_nonnull(strstr(r.body, "\"ok\""));
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 2);
+    ck_assert_int_eq((int)summary_num(s, "duplicate_uuids"), 0);
+
+    /* Unknown results pass through and count as accepted; retry_after overrides the 1;
+     * a verdict without "match" covers every event; the first matching verdict wins;
+     * "details": null suppresses the default. */
+    ck_assert_int_eq(ph_ingest_set_faults(s,
+        "{\"script\":[{\"retry_after\":\"7\",\"verdicts\":["
+        "{\"match\":{\"event\":\"signed_up\",\"index\":0},\"result\":\"retry\",\"details\":null},"
+        "{\"match\":{\"event\":\"signed_up\"},\"result\":\"drop\"},"
+        "{\"result\":\"limited\",\"details\":\"person_processing_disabled\"}]}]}"), 0);
+    ck_assert_int_eq(ph_ingest_reset(s), 0); /* also clears the script: set it again */
+    ck_assert_int_eq(ph_ingest_set_faults(s,
+        "{\"script\":[{\"retry_after\":\"7\",\"verdicts\":["
+        "{\"match\":{\"event\":\"signed_up\",\"index\":0},\"result\":\"retry\",\"details\":null},"
+        "{\"match\":{\"event\":\"signed_up\"},\"result\":\"drop\"},"
+        "{\"result\":\"limited\",\"details\":\"person_processing_disabled\"}]}]}"), 0);
+    r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 200);
+    res = results_of(&r, &root);
+    ck_assert_str_eq(result_of(res, U0), "retry");
+    ck_assert_ptr_null(details_of(res, U0));
+    ck_assert_str_eq(result_of(res, U1), "limited");
+    ck_assert_str_eq(details_of(res, U1), "person_processing_disabled");
+    ck_assert_str_eq(result_of(res, U2), "limited");
+    ck_assert_ptr_nonnull(strstr(r.headers, "Retry-After: 7\r\n"));
+    cJSON_Delete(root);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 2);
+    ck_assert_int_eq((int)sub_num(s, "result_counts", "other"), 2);
+    /* The request record keeps the results it answered. */
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *rr = cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "results");
+    ck_assert_str_eq(result_of(rr, U0), "retry");
+    cJSON_Delete(reqs);
+
+    /* Bad verdicts are refused. */
+    static const char *const bad[] = {
+        "{\"script\":[{\"verdicts\":{}}]}",
+        "{\"script\":[{\"verdicts\":[1]}]}",
+        "{\"script\":[{\"verdicts\":[{\"match\":{\"index\":-1}}]}]}",
+        "{\"script\":[{\"verdicts\":[{\"match\":{\"uuid\":\"x\"}}]}]}",
+        "{\"script\":[{\"verdicts\":[{\"match\":{\"name\":\"x\"}}]}]}",
+        "{\"script\":[{\"verdicts\":[{\"result\":\"\"}]}]}",
+        "{\"script\":[{\"verdicts\":[{\"result\":\"ok\",\"omit\":1}]}]}",
+        "{\"script\":[{\"verdicts\":[{\"reslt\":\"ok\"}]}]}",
+        "{\"script\":[{\"body\":5}]}",
+        "{\"script\":[{\"content_type\":\"a\\r\\nb\"}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(ph_ingest_set_faults(s, bad[i]) == -1, "accepted: %s", bad[i]);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v1_body_override_and_absent_uuids)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(ph_ingest_set_faults(s,
+        "{\"script\":[{\"status\":200,\"body\":\"<html>captive portal</html>\",\"content_type\":\"text/html\"},"
+        "{\"body\":\"{\\\"status\\\":1}\"},"
+        "{\"status\":503,\"body\":\"upstream down\",\"retry_after\":2},"
+        "{\"verdicts\":[{\"match\":{\"index\":1},\"omit\":true},{\"match\":{\"index\":2},\"result\":\"drop\",\"omit\":true}]},"
+        "{\"verdicts\":[{\"omit\":true}]}]}"), 0);
+    resp_t r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "<html>captive portal</html>");
+    ck_assert_ptr_nonnull(strstr(r.headers, "Content-Type: text/html\r\n"));
+    free(r.body);
+    r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\":1}");
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 0); /* not from capture: nothing accepted */
+    r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body, "upstream down");
+    ck_assert_ptr_nonnull(strstr(r.headers, "Retry-After: 2\r\n"));
+    free(r.body);
+    /* Absent uuids: left out of the map; absent means delivered unless the verdict drops it. */
+    r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 200);
+    cJSON *root;
+    cJSON *res = results_of(&r, &root);
+    ck_assert_int_eq(cJSON_GetArraySize(res), 1);
+    ck_assert_str_eq(result_of(res, U0), "ok");
+    ck_assert_ptr_null(result_of(res, U1));
+    ck_assert_ptr_null(result_of(res, U2));
+    cJSON_Delete(root);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 2);
+    r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"results\":{}}");
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 5);
+    ck_assert_int_eq((int)sub_num(s, "result_counts", "absent"), 5);
+    /* The same override works on v0. */
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"body\":\"plain\"}]}"), 0);
+    r = req(s, "POST", "/batch/", BATCH, strlen(BATCH), NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "plain");
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 5);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v1_status_faults)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(ph_ingest_set_faults(s,
+        "{\"script\":[{\"status\":503,\"retry_after\":\"3\"},{\"reset\":true},{\"delay_ms\":200},"
+        "{\"status\":200},{\"status\":204}]}"), 0);
+    resp_t r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_ptr_nonnull(strstr(r.headers, "Retry-After: 3\r\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "injected_fault"));
+    free(r.body);
+    r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, -1);
+    free(r.body);
+    r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.secs >= 0.19);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 3);
+    /* A forced 200 on a rejected request: an empty results map, nothing accepted. */
+    r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, strlen(V1_BATCH), H_RID, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"results\":{}}");
+    free(r.body);
+    r = v1_post(s, V1_BATCH);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_int_eq((int)r.body_len, 0);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 6);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(ai_endpoints)
+{
+    ph_ingest_t *s = start(NULL);
+    const char *ai_v0 = "{\"api_key\":\"phc_test\",\"batch\":[{\"event\":\"$ai_generation\",\"distinct_id\":\"d\","
+                        "\"uuid\":\"" U0 "\",\"properties\":{\"$ai_model\":\"m\"}}]}";
+    resp_t r = req(s, "POST", "/i/v0/ai/batch/", ai_v0, strlen(ai_v0), NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\": 1}");
+    free(r.body);
+    ck_assert_int_eq(post(s, "/i/v0/ai/batch", ai_v0), 200);
+    ck_assert_int_eq(post(s, "/i/v0/ai/batch/", "{\"api_key\":\"phc_test\",\"batch\":[{\"event\":\"\",\"distinct_id\":\"d\"}]}"), 400);
+    ck_assert_int_eq(post(s, "/i/v0/ai/batch/", "{\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\"}]}"), 401);
+    r = v1_send(s, "/i/v1/ai/events", V1_BATCH, strlen(V1_BATCH), 0, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"results\""));
+    free(r.body);
+    r = v1_send(s, "/i/v1/ai/events/", V1_BATCH, strlen(V1_BATCH), H_SDK, NULL);
+    ck_assert_int_eq(r.status, 400);
+    free(r.body);
+    cJSON *reqs = ph_ingest_requests(s);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "path")->valuestring, "/i/v0/ai/batch/");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "protocol")->valuestring, "v0");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 4), "path")->valuestring, "/i/v1/ai/events");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 4), "protocol")->valuestring, "v1");
+    cJSON_Delete(reqs);
+    ck_assert_int_eq((int)summary_num(s, "events"), 5);
+    ck_assert_int_eq((int)sub_num(s, "protocol_counts", "v0"), 4);
+    ck_assert_int_eq((int)sub_num(s, "protocol_counts", "v1"), 2);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v0_unchanged_beside_v1)
+{
+    ph_ingest_t *s = start(NULL);
+    /* v1 verdicts do not apply to v0; v0 answers as before. */
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"verdicts\":[{\"result\":\"drop\"}]}]}"), 0);
+    resp_t r = req(s, "POST", "/batch/", BATCH, strlen(BATCH), NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\": 1}");
+    ck_assert_ptr_null(strstr(r.headers, "Retry-After"));
+    ck_assert_ptr_null(strstr(r.headers, "PostHog-Request-Id"));
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "events"), 2);
+    /* v0 keeps its 20 MiB limit and gzip sniffing; the v1 headers are not needed. */
+    size_t gz_n;
+    char *gz = gzip_buf(BATCH, strlen(BATCH), &gz_n);
+    r = req(s, "POST", "/batch/", gz, gz_n, NULL);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    free(gz);
+    cJSON *reqs = ph_ingest_requests(s);
+    cJSON *q1 = cJSON_GetArrayItem(reqs, 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(q1, "protocol")->valuestring, "v0");
+    ck_assert_str_eq(cJSON_GetObjectItem(q1, "encoding")->valuestring, "gzip");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(q1, "results")));
+    cJSON_Delete(reqs);
+    /* A v1 body on /batch/ is a v0 request with no api_key: 401, as before. */
+    ck_assert_int_eq(post(s, "/batch/", V1_BATCH), 401);
+    ck_assert_int_eq((int)sub_num(s, "encoding_counts", "gzip"), 1);
+    ck_assert_int_eq((int)sub_num(s, "protocol_counts", "v0"), 3);
+    cJSON *f = ph_ingest_faults(s);
+    ck_assert_int_eq((int)num(f, "max_body_bytes"), 20 * 1024 * 1024);
+    cJSON_Delete(f);
+    ck_assert_int_eq(ph_ingest_wait_requests(s, 3, 1000), 0);
+    ck_assert_int_eq(ph_ingest_wait_requests(s, 4, 50), -1);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
+START_TEST(v1_no_store)
+{
+    const char *args[] = {"--no-store", NULL};
+    ph_ingest_t *s = start(args);
+    size_t zn;
+    char *z = zstd_buf(V1_BATCH, strlen(V1_BATCH), &zn);
+    const char *e_zs[] = {"Content-Encoding: zstd", NULL};
+    for (int i = 0; i < 2; i++) {
+        resp_t r = v1_send(s, "/i/v1/analytics/events", z, zn, 0, e_zs);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_ptr_nonnull(strstr(r.body, "\"" U2 "\":{\"result\":\"ok\"}"));
+        free(r.body);
+    }
+    ck_assert_int_eq(ph_ingest_set_faults(s, "{\"script\":[{\"verdicts\":[{\"match\":{\"index\":2},\"result\":\"retry\"}]}]}"), 0);
+    resp_t r = v1_send(s, "/i/v1/analytics/events", z, zn, 0, e_zs);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.headers, "Retry-After: 1\r\n"));
+    free(r.body);
+    free(z);
+    ck_assert_int_eq((int)summary_num(s, "events"), 8);
+    ck_assert_int_eq((int)summary_num(s, "duplicate_uuids"), 5);
+    cJSON *reqs = ph_ingest_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 0);
+    cJSON_Delete(reqs);
+    ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *su = suite_create("ingest_server");
@@ -769,6 +1596,22 @@ static Suite *suite(void)
     tcase_add_test(t, garbage_never_crashes);
     tcase_add_test(t, loopback_only_and_clean_shutdown);
     suite_add_tcase(su, t);
+    TCase *v1 = tcase_create("capture_v1");
+    tcase_set_timeout(v1, 120);
+    tcase_add_test(v1, v1_accepted_with_results_map);
+    tcase_add_test(v1, v1_headers_all_reported_at_once);
+    tcase_add_test(v1, v1_token_401);
+    tcase_add_test(v1, v1_content_type_and_encoding_415);
+    tcase_add_test(v1, v1_each_encoding_decoded);
+    tcase_add_test(v1, v1_size_limits_413);
+    tcase_add_test(v1, v1_whole_batch_rejections);
+    tcase_add_test(v1, v1_verdicts_each_kind);
+    tcase_add_test(v1, v1_body_override_and_absent_uuids);
+    tcase_add_test(v1, v1_status_faults);
+    tcase_add_test(v1, ai_endpoints);
+    tcase_add_test(v1, v0_unchanged_beside_v1);
+    tcase_add_test(v1, v1_no_store);
+    suite_add_tcase(su, v1);
     return su;
 }
 

@@ -217,6 +217,31 @@ cJSON *ph_ingest_summary(ph_ingest_t *s)
     return get_json(s, "/_control/summary", NULL);
 }
 
+cJSON *ph_ingest_faults(ph_ingest_t *s)
+{
+    return get_json(s, "/_control/faults", NULL);
+}
+
+static int wait_counter(ph_ingest_t *s, const char *name, int n, int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        cJSON *sum = ph_ingest_summary(s);
+        const cJSON *ev = sum ? cJSON_GetObjectItemCaseSensitive(sum, name) : NULL;
+        double got = cJSON_IsNumber(ev) ? ev->valuedouble : -1;
+        cJSON_Delete(sum);
+        if (got >= n)
+            return 0;
+        if (waited >= timeout_ms || !sum)
+            return -1;
+        sleep_ms(20);
+    }
+}
+
+int ph_ingest_wait_requests(ph_ingest_t *s, int n, int timeout_ms)
+{
+    return wait_counter(s, "requests", n, timeout_ms);
+}
+
 int ph_ingest_wait_events(ph_ingest_t *s, int n, int timeout_ms)
 {
     for (int waited = 0;; waited += 20) {

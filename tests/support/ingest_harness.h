@@ -16,6 +16,13 @@
  * server's /_control API with libcurl, block until answered, and are
  * thread-compatible (one ph_ingest_t per thread, or external locking).
  * Returned cJSON trees are owned by the caller (cJSON_Delete).
+ *
+ * The same server speaks capture v0 (POST /batch/ ...) and capture v1
+ * (POST /i/v1/analytics/events, /i/v1/ai/events); point the client at
+ * ph_ingest_url() for either. Per-event v1 verdicts are fault-script steps:
+ *   ph_ingest_set_faults(srv, "{\"script\":[{\"verdicts\":[{\"match\":{\"index\":0},"
+ *                             "\"result\":\"retry\"}]}]}");
+ * (tools/ingest-server/README.md, "Fault script").
  */
 #ifndef PH_INGEST_HARNESS_H
 #define PH_INGEST_HARNESS_H
@@ -49,6 +56,14 @@ cJSON *ph_ingest_events(ph_ingest_t *s);
  * unique_uuids, duplicate_uuids, wire_bytes, body_bytes, gzip_requests,
  * status_counts{...}). Caller frees. NULL on error. */
 cJSON *ph_ingest_summary(ph_ingest_t *s);
+
+/* The GET /_control/faults object (remaining "script" steps and the limits).
+ * Caller frees. NULL on error. */
+cJSON *ph_ingest_faults(ph_ingest_t *s);
+
+/* Waits until at least n ingest requests (any protocol, any outcome) have
+ * been answered. 0 when reached, -1 on timeout or error. */
+int ph_ingest_wait_requests(ph_ingest_t *s, int n, int timeout_ms);
 
 /* Waits until at least n events have been accepted. 0 when reached,
  * -1 on timeout or error. Polls the summary every 20 ms. */

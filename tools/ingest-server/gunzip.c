@@ -1,6 +1,7 @@
 /*
- * gunzip: inflates gzip bodies into one buffer sized from the gzip trailer
- * (ISIZE) when plausible, growing geometrically but never past max_out + 1.
+ * gunzip: inflates gzip (RFC 1952) and zlib (RFC 1950) bodies into one
+ * buffer sized from a hint (the gzip trailer's ISIZE when plausible),
+ * growing geometrically but never past max_out + 1.
  */
 #include "gunzip.h"
 
@@ -9,14 +10,12 @@
 #include <string.h>
 #include <zlib.h>
 
-int ph_gunzip(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen)
+/* wbits: 16 + MAX_WBITS for gzip (members may be concatenated), MAX_WBITS
+ * for zlib (exactly one stream, nothing after it). */
+static int inflate_all(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen,
+                       int wbits, size_t hint)
 {
-    *out = NULL;
-    *outlen = 0;
-    if (inlen < 18 || (unsigned char)in[0] != 0x1f || (unsigned char)in[1] != 0x8b)
-        return PH_GUNZIP_CORRUPT;
-    const unsigned char *t = (const unsigned char *)in + inlen - 4;
-    size_t hint = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+    int gzip = wbits > MAX_WBITS;
     size_t limit = max_out + 1; /* one byte more tells "too large" apart */
     size_t cap = hint + 1;
     if (cap < 4096)
@@ -29,7 +28,7 @@ int ph_gunzip(const char *in, size_t inlen, size_t max_out, char **out, size_t *
 
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+    if (inflateInit2(&z, wbits) != Z_OK) {
         free(buf);
         return PH_GUNZIP_NOMEM;
     }
@@ -66,6 +65,10 @@ int ph_gunzip(const char *in, size_t inlen, size_t max_out, char **out, size_t *
         if (zr == Z_STREAM_END) {
             if (consumed == inlen)
                 break;
+            if (!gzip) { /* trailing bytes after the zlib stream */
+                rc = PH_GUNZIP_CORRUPT;
+                break;
+            }
             /* Another member follows (concatenated gzip). */
             if (inflateReset(&z) != Z_OK) {
                 rc = PH_GUNZIP_CORRUPT;
@@ -91,4 +94,25 @@ int ph_gunzip(const char *in, size_t inlen, size_t max_out, char **out, size_t *
     *out = buf;
     *outlen = used;
     return PH_GUNZIP_OK;
+}
+
+int ph_gunzip(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (inlen < 18 || (unsigned char)in[0] != 0x1f || (unsigned char)in[1] != 0x8b)
+        return PH_GUNZIP_CORRUPT;
+    const unsigned char *t = (const unsigned char *)in + inlen - 4;
+    size_t hint = (size_t)t[0] | (size_t)t[1] << 8 | (size_t)t[2] << 16 | (size_t)t[3] << 24;
+    return inflate_all(in, inlen, max_out, out, outlen, 16 + MAX_WBITS, hint);
+}
+
+int ph_zinflate(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    if (inlen < 6) /* 2-byte header + 4-byte Adler-32 at least */
+        return PH_GUNZIP_CORRUPT;
+    size_t hint = inlen > ((size_t)1 << 40) ? inlen : inlen * 4;
+    return inflate_all(in, inlen, max_out, out, outlen, MAX_WBITS, hint);
 }

@@ -1,5 +1,6 @@
 /*
- * gunzip: bounded gzip decoding of a whole request body (zlib).
+ * gunzip: bounded gzip / zlib ("deflate") / zstd decoding of a whole request
+ * body. gzip and zlib use zlib (gunzip.c), zstd uses libzstd (unzstd.c).
  */
 #ifndef PH_GUNZIP_H
 #define PH_GUNZIP_H
@@ -13,5 +14,10 @@ enum { PH_GUNZIP_OK = 0, PH_GUNZIP_TOO_LARGE = 1, PH_GUNZIP_CORRUPT = -1, PH_GUN
  * other result *out is NULL. Output beyond max_out bytes gives
  * PH_GUNZIP_TOO_LARGE. in borrows. */
 int ph_gunzip(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
+/* The same for one zlib-wrapped deflate stream (RFC 1950, HTTP "deflate");
+ * bytes after the stream's end make it corrupt. */
+int ph_zinflate(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
+/* The same for zstd (one or more frames). Defined in unzstd.c. */
+int ph_unzstd(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
 
 #endif

@@ -29,6 +29,8 @@ static void usage(FILE *f)
             "  --max-body-bytes N     wire body limit (default 20971520)\n"
             "  --max-decoded-bytes N  decompressed body limit (default 104857600)\n"
             "  --max-event-bytes N    single event limit (default 1000000)\n"
+            "  --max-v1-body-bytes N  capture v1 wire body limit (default 10485760)\n"
+            "  --max-v1-decoded-bytes N  capture v1 decoded body limit (default 52428800)\n"
             "  --verbose              log every ingest request on stderr\n"
             "  --quiet                print nothing but the 'listening on' line\n");
 }
@@ -117,9 +119,14 @@ int main(int argc, char **argv)
             keys[cfg.n_api_keys++] = v;
         } else if (strcmp(a, "--max-body-bytes") == 0 ||
                    strcmp(a, "--max-decoded-bytes") == 0 ||
-                   strcmp(a, "--max-event-bytes") == 0) {
-            size_t *dst = a[6] == 'b' ? &cfg.max_body_bytes
-                          : a[6] == 'd' ? &cfg.max_decoded_bytes : &cfg.max_event_bytes;
+                   strcmp(a, "--max-event-bytes") == 0 ||
+                   strcmp(a, "--max-v1-body-bytes") == 0 ||
+                   strcmp(a, "--max-v1-decoded-bytes") == 0) {
+            size_t *dst = strcmp(a, "--max-body-bytes") == 0      ? &cfg.max_body_bytes
+                          : strcmp(a, "--max-decoded-bytes") == 0 ? &cfg.max_decoded_bytes
+                          : strcmp(a, "--max-event-bytes") == 0   ? &cfg.max_event_bytes
+                          : strcmp(a, "--max-v1-body-bytes") == 0 ? &cfg.max_v1_body_bytes
+                                                                  : &cfg.max_v1_decoded_bytes;
             if (parse_size(v, dst) < 0) {
                 fprintf(stderr, "posthog-ingest-server: bad %s %s\n", a, v);
                 return 2;

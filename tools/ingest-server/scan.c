@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "uuidset.h"
+
 #define MAX_DEPTH 256
+#define V1_MAX_NAME_BYTES 200 /* "event" and "distinct_id" in capture v1 */
 
 /* 1 for bytes a string scanner must look at: '"', '\\', controls, non-ASCII. */
 static unsigned char str_special[256];
@@ -41,7 +44,7 @@ typedef struct str {
     int esc;                /* contains backslash escapes */
 } str_t;
 
-enum { F_EVENT = 1, F_DISTINCT = 2 };
+enum { F_EVENT = 1, F_DISTINCT = 2, F_TIMESTAMP = 4 };
 
 /* What one object told us about the event rules. */
 typedef struct objinfo {
@@ -53,6 +56,9 @@ typedef struct objinfo {
     int key_seen, key_ok;    /* api_key present / is a string */
     str_t key;
     int batch_seen, batch_ok;
+    size_t name_off, name_len; /* "event" value's raw bytes */
+    int name_esc;
+    int created_seen, created_ok; /* v1 top level: "created_at" */
 } objinfo_t;
 
 typedef struct scanner {
@@ -65,6 +71,8 @@ typedef struct scanner {
     int key_status;          /* first api_key error */
     char key_err[200];
     size_t index;            /* events seen so far */
+    int v1;
+    ph_uuidset_t seen;       /* v1: uuids of this batch (duplicate rule) */
 } scanner_t;
 
 static int fail(scanner_t *s, const char *msg)
@@ -295,6 +303,110 @@ static size_t unescape(const str_t *in, char *out, size_t cap)
     return n;
 }
 
+size_t ph_json_unescape(const char *in, size_t n, char *out, size_t cap)
+{
+    pthread_once(&tables_once, init_tables);
+    if (!cap)
+        return 0;
+    if (cap < 5) {
+        out[0] = '\0';
+        return 0;
+    }
+    str_t v = {(const unsigned char *)in, n, 1};
+    return unescape(&v, out, cap);
+}
+
+/* Length in bytes of the string once unescaped (UTF-8). */
+static size_t str_bytes(const str_t *v)
+{
+    if (!v->esc)
+        return v->n;
+    size_t cnt = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        if (v->p[i] != '\\') {
+            cnt++;
+            continue;
+        }
+        if (v->p[++i] != 'u') {
+            cnt++;
+            continue;
+        }
+        unsigned u = 0;
+        for (int k = 1; k <= 4; k++)
+            u = u * 16 + (unsigned)hexval[v->p[i + (size_t)k]];
+        i += 4;
+        cnt += u < 0x80 ? 1 : u < 0x800 ? 2 : (u >= 0xD800 && u <= 0xDFFF) ? 2 : 3;
+    }
+    return cnt;
+}
+
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+int ph_rfc3339_valid(const char *s, size_t n)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':')
+        return 0;
+    int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
+    int h = digits(s + 11, 2), m = digits(s + 14, 2), sec = digits(s + 17, 2);
+    if (Y < 0 || M < 1 || M > 12 || D < 1 || h < 0 || h > 23 || m < 0 || m > 59 || sec < 0 ||
+        sec > 60)
+        return 0;
+    int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (D > mdays[M - 1] + (M == 2 && leap))
+        return 0;
+    size_t i = 19;
+    if (i < n && s[i] == '.') {
+        size_t start = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == start)
+            return 0;
+    }
+    if (i < n && (s[i] == 'Z' || s[i] == 'z'))
+        return i + 1 == n;
+    if (i < n && (s[i] == '+' || s[i] == '-') && n - i == 6 && s[i + 3] == ':') {
+        int oh = digits(s + i + 1, 2), om = digits(s + i + 4, 2);
+        return oh >= 0 && oh <= 23 && om >= 0 && om <= 59;
+    }
+    return 0;
+}
+
+/* A JSON string value that must be an RFC 3339 date-time. */
+static int rfc3339_str(const str_t *v)
+{
+    if (!v->esc)
+        return ph_rfc3339_valid((const char *)v->p, v->n);
+    char buf[128];
+    if (v->n >= 120)
+        return 0;
+    size_t n = unescape(v, buf, sizeof buf);
+    return ph_rfc3339_valid(buf, n);
+}
+
+void ph_format_uuid(const unsigned char u[16], char out[37])
+{
+    static const char hx[] = "0123456789abcdef";
+    size_t j = 0;
+    for (int b = 0; b < 16; b++) {
+        if (b == 4 || b == 6 || b == 8 || b == 10)
+            out[j++] = '-';
+        out[j++] = hx[u[b] >> 4];
+        out[j++] = hx[u[b] & 15];
+    }
+    out[j] = '\0';
+}
+
 int ph_parse_uuid(const char *s, size_t n, unsigned char out[16])
 {
     pthread_once(&tables_once, init_tables);
@@ -358,7 +470,24 @@ static void event_error(scanner_t *s, int status, const char *msg)
 static void finish_event(scanner_t *s, const objinfo_t *oi, const unsigned char *start)
 {
     size_t len = (size_t)(s->p - start);
-    if (oi->type_err)
+    if (s->v1) {
+        int had = s->ev_status != 0;
+        if (oi->type_err)
+            event_error(s, 400, oi->type_err);
+        else if (!(oi->present & F_EVENT))
+            event_error(s, 400, "\"event\" is missing or empty");
+        else if (!oi->has_uuid)
+            event_error(s, 400, "\"uuid\" is missing");
+        else if (!(oi->present & F_DISTINCT))
+            event_error(s, 400, "\"distinct_id\" is missing or empty");
+        else if (!(oi->present & F_TIMESTAMP))
+            event_error(s, 400, "\"timestamp\" is missing");
+        else if (s->o->max_event_bytes && len > s->o->max_event_bytes)
+            event_error(s, 413, "event too large");
+        /* Only while no error is known: a rejected batch needs no more. */
+        if (!had && !s->ev_status && ph_uuidset_add(&s->seen, oi->uuid) == 0)
+            event_error(s, 400, "\"uuid\" duplicates the uuid of an earlier event in the batch");
+    } else if (oi->type_err)
         event_error(s, 400, oi->type_err);
     else if (!(oi->present & F_EVENT))
         event_error(s, 400, "\"event\" is missing or empty");
@@ -381,6 +510,9 @@ static void finish_event(scanner_t *s, const objinfo_t *oi, const unsigned char 
     ph_scan_event_t *ev = &out->events[out->nevents++];
     ev->off = (size_t)(start - s->base);
     ev->len = len;
+    ev->name_off = oi->name_off;
+    ev->name_len = oi->name_len;
+    ev->name_esc = oi->name_esc;
     ev->has_uuid = oi->has_uuid;
     memcpy(ev->uuid, oi->uuid, 16);
     s->index++;
@@ -431,11 +563,125 @@ static int parse_event_array(scanner_t *s, int elements_need_key, int depth)
 
 #define KEY_IS(k, lit) ((k).n == sizeof(lit) - 1 && memcmp((k).p, lit, sizeof(lit) - 1) == 0)
 
+static void type_error(objinfo_t *oi, const char *msg)
+{
+    if (!oi->type_err)
+        oi->type_err = msg;
+}
+
+/* Capture v1: one member of the top-level object or of an event. null
+ * counts as absent (so a required field that is null is missing). */
+static int parse_member_v1(scanner_t *s, objinfo_t *oi, const str_t *k, int top, int depth)
+{
+    unsigned char c = *s->p;
+    str_t v;
+    if (top) {
+        if (KEY_IS(*k, "created_at")) {
+            oi->created_seen = c != 'n';
+            if (c != '"')
+                return parse_value(s, depth + 1);
+            if (parse_string(s, &v) < 0)
+                return -1;
+            oi->created_ok = rfc3339_str(&v);
+            return 0;
+        }
+        if (KEY_IS(*k, "batch")) {
+            oi->batch_seen = 1;
+            if (c != '[')
+                return parse_value(s, depth + 1);
+            oi->batch_ok = 1;
+            if (depth > MAX_DEPTH)
+                return fail(s, "nesting too deep");
+            return parse_event_array(s, 0, depth + 1);
+        }
+        return parse_value(s, depth + 1);
+    }
+    if (c == 'n')
+        return parse_value(s, depth + 1); /* null: absent */
+    if (KEY_IS(*k, "event")) {
+        if (c != '"') {
+            type_error(oi, "\"event\" must be a string");
+            return parse_value(s, depth + 1);
+        }
+        if (parse_string(s, &v) < 0)
+            return -1;
+        if (str_bytes(&v) > V1_MAX_NAME_BYTES)
+            type_error(oi, "\"event\" is longer than 200 bytes");
+        else if (v.n)
+            oi->present |= F_EVENT;
+        oi->name_off = (size_t)(v.p - s->base);
+        oi->name_len = v.n;
+        oi->name_esc = v.esc;
+        return 0;
+    }
+    if (KEY_IS(*k, "distinct_id")) {
+        if (c != '"') {
+            type_error(oi, "\"distinct_id\" must be a string");
+            return parse_value(s, depth + 1);
+        }
+        if (parse_string(s, &v) < 0)
+            return -1;
+        if (str_bytes(&v) > V1_MAX_NAME_BYTES)
+            type_error(oi, "\"distinct_id\" is longer than 200 bytes");
+        else if (v.n)
+            oi->present |= F_DISTINCT;
+        return 0;
+    }
+    if (KEY_IS(*k, "uuid")) {
+        if (c != '"') {
+            type_error(oi, "\"uuid\" must be a string");
+            return parse_value(s, depth + 1);
+        }
+        if (parse_string(s, &v) < 0)
+            return -1;
+        char buf[80];
+        const char *u = (const char *)v.p;
+        size_t n = v.n;
+        if (v.esc && v.n < 200) {
+            n = unescape(&v, buf, sizeof buf);
+            u = buf;
+        }
+        if (ph_parse_uuid(u, n, oi->uuid) == 0)
+            oi->has_uuid = 1;
+        else
+            type_error(oi, "\"uuid\" is not a valid UUID");
+        return 0;
+    }
+    if (KEY_IS(*k, "timestamp")) {
+        if (c != '"') {
+            type_error(oi, "\"timestamp\" must be a string");
+            return parse_value(s, depth + 1);
+        }
+        if (parse_string(s, &v) < 0)
+            return -1;
+        if (rfc3339_str(&v))
+            oi->present |= F_TIMESTAMP;
+        else
+            type_error(oi, "\"timestamp\" is not an RFC 3339 date-time");
+        return 0;
+    }
+    if (KEY_IS(*k, "properties") || KEY_IS(*k, "options")) {
+        if (c != '{')
+            type_error(oi, KEY_IS(*k, "options") ? "\"options\" must be an object"
+                                                 : "\"properties\" must be an object");
+        return parse_value(s, depth + 1);
+    }
+    if (KEY_IS(*k, "session_id") || KEY_IS(*k, "window_id")) {
+        if (c != '"')
+            type_error(oi, KEY_IS(*k, "session_id") ? "\"session_id\" must be a string"
+                                                    : "\"window_id\" must be a string");
+        return parse_value(s, depth + 1);
+    }
+    return parse_value(s, depth + 1);
+}
+
 /* Parses one member value of an event-ish object, applying the rules. */
 static int parse_member(scanner_t *s, objinfo_t *oi, const str_t *k, int top, int depth)
 {
     unsigned char c = *s->p;
     str_t v;
+    if (s->v1)
+        return parse_member_v1(s, oi, k, top, depth);
     if (c == 'n' && (KEY_IS(*k, "event") || KEY_IS(*k, "distinct_id") || KEY_IS(*k, "uuid") ||
                      KEY_IS(*k, "timestamp") || KEY_IS(*k, "properties"))) {
         if (KEY_IS(*k, "event") || KEY_IS(*k, "distinct_id"))
@@ -453,6 +699,9 @@ static int parse_member(scanner_t *s, objinfo_t *oi, const str_t *k, int top, in
             return -1;
         if (v.n)
             oi->present |= F_EVENT;
+        oi->name_off = (size_t)(v.p - s->base);
+        oi->name_len = v.n;
+        oi->name_esc = v.esc;
         return 0;
     }
     if (KEY_IS(*k, "distinct_id")) {
@@ -570,6 +819,46 @@ static void set_result(ph_scan_t *out, int status, const char *msg)
     snprintf(out->error, sizeof out->error, "%s", msg);
 }
 
+/* Capture v1: one object with "created_at" and a non-empty "batch". */
+static void scan_v1(scanner_t *s, objinfo_t *top)
+{
+    ph_scan_t *out = s->out;
+    ws(s);
+    int obj = s->p < s->end && *s->p == '{';
+    int r = obj ? parse_event_obj(s, top, 1, 0) : parse_value(s, 0);
+    if (r == 0) {
+        ws(s);
+        if (s->p != s->end)
+            r = fail(s, "trailing data after JSON value");
+    }
+    if (r < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "invalid JSON: %s at byte %zu", s->syntax,
+                 (size_t)(s->p - s->base));
+        set_result(out, 400, msg);
+        out->nevents = 0;
+        return;
+    }
+    out->json_ok = 1;
+    out->shape = obj && top->batch_seen ? PH_SHAPE_BATCH : PH_SHAPE_NONE;
+    if (!obj)
+        set_result(out, 400, "body must be a JSON object");
+    else if (!top->created_seen)
+        set_result(out, 400, "\"created_at\" is missing");
+    else if (!top->created_ok)
+        set_result(out, 400, "\"created_at\" is not an RFC 3339 date-time");
+    else if (!top->batch_seen)
+        set_result(out, 400, "\"batch\" is missing");
+    else if (!top->batch_ok)
+        set_result(out, 400, "\"batch\" must be an array");
+    else if (s->ev_status)
+        set_result(out, s->ev_status, s->ev_err);
+    else if (out->nevents == 0)
+        set_result(out, 400, "\"batch\" is empty");
+    else
+        set_result(out, 200, "");
+}
+
 void ph_scan_body(const char *body, size_t len, const ph_scan_opts_t *opts, ph_scan_t *out)
 {
     pthread_once(&tables_once, init_tables);
@@ -580,8 +869,14 @@ void ph_scan_body(const char *body, size_t len, const ph_scan_opts_t *opts, ph_s
     s.end = s.base + len;
     s.o = opts;
     s.out = out;
+    s.v1 = opts && opts->v1;
     objinfo_t top;
     memset(&top, 0, sizeof top);
+    if (s.v1) {
+        scan_v1(&s, &top);
+        ph_uuidset_clear(&s.seen);
+        return;
+    }
 
     ws(&s);
     const unsigned char *start = s.p, *top_end = NULL;
