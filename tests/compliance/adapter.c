@@ -135,8 +135,11 @@ static void reply_json(ph_http_response_t *res, int status, cJSON *obj)
     cJSON_Delete(obj);
 }
 
+/* Error replies also go to stderr (the adapter log run.sh keeps), since the
+ * harness reports only the HTTP status of a failed adapter call. */
 static void reply_error(ph_http_response_t *res, int status, const char *message)
 {
+    fprintf(stderr, "[%.3f] adapter: error %d: %s\n", now_seconds(), status, message);
     cJSON *o = cJSON_CreateObject();
     if (o) {
         cJSON_AddBoolToObject(o, "success", 0);
