@@ -3,23 +3,43 @@
  * (PostHog/posthog-sdk-test-harness) drives. It wraps libposthog's public
  * API behind the harness's small REST contract:
  *
- *   GET  /health   SDK name/version and capabilities (capture_v0, encoding_gzip)
- *   POST /init     new client from {api_key, host, flush_at, flush_interval_ms,
- *                  max_retries, enable_compression, disable_geoip,
- *                  historical_migration}
- *   POST /capture  posthog_capture_ex; answers the event's uuid
- *   POST /flush    posthog_flush; answers how many events were delivered
- *   GET  /state    counters from posthog_get_stats and the last drop report
- *   POST /reset    shuts the client down and forgets it
+ *   GET  /health     SDK name/version and the capabilities of the configured
+ *                    mode: capture_v1, or capture_v0 + capture_ai_v0; plus
+ *                    encoding_<x> for the configured encoding (none: nothing)
+ *   POST /init       new client from {api_key, host, flush_at,
+ *                    flush_interval_ms, max_retries, enable_compression,
+ *                    disable_geoip, historical_migration}
+ *   POST /capture    posthog_capture_opts; {distinct_id, event, properties,
+ *                    timestamp, options{cookieless_mode,
+ *                    disable_skew_correction, process_person_profile,
+ *                    product_tour_id}}, adapter extras uuid, groups;
+ *                    answers the event's uuid
+ *   POST /capture_ai the same for an $ai_* event, which libposthog routes to
+ *                    its AI endpoint by name; a caller uuid is kept
+ *   POST /flush      posthog_flush; answers how many events were delivered
+ *   GET  /state      counters from posthog_get_stats and the last drop report
+ *   POST /reset      shuts the client down and forgets it
  *
  * Usage: adapter PORT   (PORT 0 picks a free port). Listens on 127.0.0.1
  * only and prints "adapter listening on 127.0.0.1:PORT" once ready. /init
  * refuses any host that is not a loopback URL, so the adapter never makes
  * the library talk to anything but the harness's local mock server.
  *
- * Environment: POSTHOG_ADAPTER_DEBUG=1 sets the library's debug option and
- * prints its log and drop reports on stderr with a millisecond clock;
- * POSTHOG_ADAPTER_FLUSH_TIMEOUT_MS bounds /flush (default 120000).
+ * Environment:
+ *   POSTHOG_ADAPTER_CAPTURE_MODE  v1 (default) or v0: the library's
+ *                                 capture_mode option and the capabilities
+ *   POSTHOG_ADAPTER_ENCODING      gzip (default), deflate, zstd or none: the
+ *                                 library's compression when /init does not
+ *                                 say enable_compression=false (then none);
+ *                                 v0 takes gzip or none only
+ *   POSTHOG_ADAPTER_DEBUG=1       the library's debug option; its log and
+ *                                 drop reports on stderr with a ms clock
+ *   POSTHOG_ADAPTER_FLUSH_TIMEOUT_MS  bound of /flush (default 120000)
+ * A library without capture v1 refuses the capture_mode and compression
+ * options (POSTHOG_E_UNKNOWN_OPTION): in v0 mode the adapter then keeps the
+ * library's v0 default and maps gzip/none to the older `gzip` option (1/0);
+ * in v1 mode, or for deflate/zstd, /init fails with that error, so every
+ * test fails visibly instead of silently testing v0.
  *
  * Invariants: `g.lock` serialises every endpoint that touches the client
  * pointer (the harness is sequential anyway). The library's callbacks run on
@@ -38,6 +58,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +74,12 @@ static struct adapter_state {
     posthog_client_t *client; /* NULL before /init and after /reset */
     int debug;
     int flush_timeout_ms;
+    const char *capture_mode; /* "v1" or "v0"; set once in main */
+    const char *encoding;     /* "gzip", "deflate", "zstd" or "none"; ditto */
 
     pthread_mutex_t err_lock; /* guards last_error only; leaf lock */
     char last_error[512];     /* "" when none */
-} g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, DEFAULT_FLUSH_TIMEOUT_MS,
+} g = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, DEFAULT_FLUSH_TIMEOUT_MS, "v1", "gzip",
        PTHREAD_MUTEX_INITIALIZER, ""};
 
 /* ------------------------------------------------------------------ */
@@ -112,8 +135,11 @@ static void reply_json(ph_http_response_t *res, int status, cJSON *obj)
     cJSON_Delete(obj);
 }
 
+/* Error replies also go to stderr (the adapter log run.sh keeps), since the
+ * harness reports only the HTTP status of a failed adapter call. */
 static void reply_error(ph_http_response_t *res, int status, const char *message)
 {
+    fprintf(stderr, "[%.3f] adapter: error %d: %s\n", now_seconds(), status, message);
     cJSON *o = cJSON_CreateObject();
     if (o) {
         cJSON_AddBoolToObject(o, "success", 0);
@@ -356,6 +382,35 @@ static int set_bool_opt(posthog_options_t *o, const cJSON *body, const char *mem
     return set_opt(o, key, cJSON_IsTrue(v) ? "1" : "0", err, errlen);
 }
 
+/*
+ * Sets capture_mode and compression from the adapter's configuration.
+ * `compress` is 0 when /init said enable_compression=false (compression
+ * none), else 1 (the configured encoding). A library without capture v1
+ * refuses both keys as unknown; see the file comment for the fallback.
+ */
+static int set_transport_opts(posthog_options_t *o, int compress, char *err, size_t errlen)
+{
+    const char *enc = compress ? g.encoding : "none";
+    posthog_status_t s = posthog_options_set(o, "capture_mode", g.capture_mode);
+    if (s == POSTHOG_E_UNKNOWN_OPTION && strcmp(g.capture_mode, "v0") == 0)
+        s = POSTHOG_OK; /* a v0-only library: v0 is what it does */
+    if (s != POSTHOG_OK) {
+        snprintf(err, errlen, "option capture_mode=%s: %s%s", g.capture_mode,
+                 posthog_strerror(s),
+                 s == POSTHOG_E_UNKNOWN_OPTION ? " (this libposthog has no capture v1)" : "");
+        return -1;
+    }
+    s = posthog_options_set(o, "compression", enc);
+    if (s == POSTHOG_E_UNKNOWN_OPTION &&
+        (strcmp(enc, "gzip") == 0 || strcmp(enc, "none") == 0))
+        return set_opt(o, "gzip", strcmp(enc, "gzip") == 0 ? "1" : "0", err, errlen);
+    if (s != POSTHOG_OK) {
+        snprintf(err, errlen, "option compression=%s: %s", enc, posthog_strerror(s));
+        return -1;
+    }
+    return 0;
+}
+
 /* Builds an option set from the /init body. NULL with a message in err. */
 static posthog_options_t *options_from_init(const cJSON *body, char *err, size_t errlen)
 {
@@ -370,6 +425,13 @@ static posthog_options_t *options_from_init(const cJSON *body, char *err, size_t
                  host->valuestring);
         return NULL;
     }
+    /* enable_compression: false means no compression; true or absent, the
+     * encoding the adapter was started with. */
+    const cJSON *compress = member(body, "enable_compression");
+    if (compress && !cJSON_IsBool(compress)) {
+        snprintf(err, errlen, "enable_compression must be a boolean");
+        return NULL;
+    }
 
     posthog_options_t *o = posthog_options_new();
     if (!o) {
@@ -381,18 +443,9 @@ static posthog_options_t *options_from_init(const cJSON *body, char *err, size_t
               set_int_opt(o, body, "flush_at", "flush_at", 1, err, errlen) ||
               set_int_opt(o, body, "flush_interval_ms", "flush_interval_ms", 1, err, errlen) ||
               set_int_opt(o, body, "max_retries", "max_retries", 0, err, errlen) ||
-              set_bool_opt(o, body, "enable_compression", "gzip", err, errlen) ||
+              set_transport_opts(o, !compress || cJSON_IsTrue(compress), err, errlen) ||
+              set_bool_opt(o, body, "disable_geoip", "disable_geoip", err, errlen) ||
               set_bool_opt(o, body, "historical_migration", "historical_migration", err, errlen);
-
-    const cJSON *geo = member(body, "disable_geoip");
-    if (!bad && geo) {
-        if (!cJSON_IsBool(geo)) {
-            snprintf(err, errlen, "disable_geoip must be a boolean");
-            bad = 1;
-        } else if (cJSON_IsTrue(geo)) {
-            bad = set_opt(o, "super_properties", "{\"$geoip_disable\":true}", err, errlen);
-        }
-    }
     if (!bad && g.debug)
         bad = set_opt(o, "debug", "1", err, errlen);
     if (bad) {
@@ -418,8 +471,23 @@ static void handle_health(ph_http_response_t *res)
         cJSON_AddStringToObject(o, "sdk_version", posthog_version());
         cJSON_AddStringToObject(o, "adapter_version", ADAPTER_VERSION);
         cJSON_AddBoolToObject(o, "supports_parallel", 0);
-        cJSON_AddItemToArray(caps, cJSON_CreateString("capture_v0"));
-        cJSON_AddItemToArray(caps, cJSON_CreateString("encoding_gzip"));
+        /* The harness's capability names: suite capture needs capture_v0,
+         * capture_ai needs capture_ai_v0 (its paths are v0's
+         * /i/v0/ai/batch/), capture_v1 needs capture_v1; single tests need
+         * encoding_gzip / _deflate / _zstd / _br. */
+        if (strcmp(g.capture_mode, "v1") == 0) {
+            cJSON_AddItemToArray(caps, cJSON_CreateString("capture_v1"));
+        } else {
+            cJSON_AddItemToArray(caps, cJSON_CreateString("capture_v0"));
+            cJSON_AddItemToArray(caps, cJSON_CreateString("capture_ai_v0"));
+        }
+        if (strcmp(g.encoding, "none") != 0) {
+            char cap[32];
+            snprintf(cap, sizeof cap, "encoding_%s", g.encoding);
+            cJSON_AddItemToArray(caps, cJSON_CreateString(cap));
+        }
+        cJSON_AddStringToObject(o, "capture_mode", g.capture_mode); /* extras */
+        cJSON_AddStringToObject(o, "encoding", g.encoding);
         cJSON_AddItemToObject(o, "capabilities", caps);
         caps = NULL;
     }
@@ -445,7 +513,67 @@ static void handle_init(const cJSON *body, ph_http_response_t *res)
     reply_success(res);
 }
 
-static void handle_capture(const cJSON *body, ph_http_response_t *res)
+/*
+ * The capture `options` object (V1 EventOptions) into `opts`: booleans
+ * cookieless_mode, disable_skew_correction, process_person_profile and the
+ * string product_tour_id. `opts->product_tour_id` borrows from `options`.
+ * 0, or -1 with a message in err (a wrong type or an unknown key: a new
+ * harness option should fail loudly here, not be dropped silently).
+ */
+static int capture_options(const cJSON *options, posthog_capture_options_t *opts, char *err,
+                           size_t errlen)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } tristates[] = {
+        {"cookieless_mode", offsetof(posthog_capture_options_t, cookieless_mode)},
+        {"disable_skew_correction", offsetof(posthog_capture_options_t, disable_skew_correction)},
+        {"process_person_profile", offsetof(posthog_capture_options_t, process_person_profile)},
+    };
+    if (!options)
+        return 0;
+    if (!cJSON_IsObject(options)) {
+        snprintf(err, errlen, "options must be an object");
+        return -1;
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, options)
+    {
+        const char *key = item->string;
+        size_t i;
+        if (cJSON_IsNull(item))
+            continue; /* not set */
+        for (i = 0; i < sizeof tristates / sizeof tristates[0]; i++)
+            if (strcmp(key, tristates[i].key) == 0)
+                break;
+        if (i < sizeof tristates / sizeof tristates[0]) {
+            if (!cJSON_IsBool(item)) {
+                snprintf(err, errlen, "options.%s must be a boolean", key);
+                return -1;
+            }
+            *(posthog_tristate_t *)((char *)opts + tristates[i].offset) =
+                cJSON_IsTrue(item) ? POSTHOG_TRUE : POSTHOG_FALSE;
+        } else if (strcmp(key, "product_tour_id") == 0) {
+            if (!cJSON_IsString(item)) {
+                snprintf(err, errlen, "options.product_tour_id must be a string");
+                return -1;
+            }
+            opts->product_tour_id = item->valuestring;
+        } else {
+            snprintf(err, errlen, "options.%s is not supported by this adapter", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * POST /capture and POST /capture_ai (`ai`): the same capture, since
+ * libposthog routes an $ai_* event to its AI endpoint by the name alone.
+ * /capture_ai therefore insists on such a name.
+ */
+static void handle_capture(const cJSON *body, ph_http_response_t *res, int ai)
 {
     const cJSON *distinct_id = member(body, "distinct_id");
     const cJSON *event = member(body, "event");
@@ -453,14 +581,23 @@ static void handle_capture(const cJSON *body, ph_http_response_t *res)
     const cJSON *ts = member(body, "timestamp");
     const cJSON *uuid = member(body, "uuid");
     const cJSON *groups = member(body, "groups");
-    int64_t ts_ms = 0;
+    const cJSON *options = member(body, "options");
+    const char *fn = ai ? "capture_ai" : "capture";
+    posthog_capture_options_t opts;
+    char err[256];
 
+    memset(&opts, 0, sizeof opts);
     if (!g.client) {
         reply_error(res, 400, "not initialised: POST /init first");
         return;
     }
     if (!cJSON_IsString(distinct_id) || !cJSON_IsString(event)) {
         reply_error(res, 400, "distinct_id and event are required strings");
+        return;
+    }
+    if (ai && strncmp(event->valuestring, "$ai_", 4) != 0) {
+        reply_error(res, 400,
+                    "capture_ai needs an $ai_* event: libposthog routes AI events by name");
         return;
     }
     if ((props && !cJSON_IsObject(props)) || (groups && !cJSON_IsObject(groups))) {
@@ -472,29 +609,34 @@ static void handle_capture(const cJSON *body, ph_http_response_t *res)
         return;
     }
     if (ts) {
-        /* 0 would mean "now" to posthog_capture_ex; the epoch itself is
-         * not a timestamp any test uses. */
-        if (!cJSON_IsString(ts) || parse_iso8601_ms(ts->valuestring, &ts_ms) != 0 ||
-            ts_ms == 0) {
+        /* 0 would mean "now" to the library; the epoch itself is not a
+         * timestamp any test uses. Any offset becomes the same UTC instant. */
+        if (!cJSON_IsString(ts) || parse_iso8601_ms(ts->valuestring, &opts.timestamp_ms) != 0 ||
+            opts.timestamp_ms == 0) {
             reply_error(res, 400, "timestamp must be an ISO-8601 date-time");
             return;
         }
+    }
+    if (capture_options(options, &opts, err, sizeof err) != 0) {
+        reply_error(res, 400, err);
+        return;
     }
 
     char *props_json = props ? cJSON_PrintUnformatted(props) : NULL;
     char *groups_json = groups ? cJSON_PrintUnformatted(groups) : NULL;
     char uuid_out[37] = "";
     posthog_status_t s = POSTHOG_E_NOMEM;
+    opts.uuid = uuid ? uuid->valuestring : NULL;
+    opts.groups_json = groups_json;
     if ((!props || props_json) && (!groups || groups_json))
-        s = posthog_capture_ex(g.client, distinct_id->valuestring, event->valuestring,
-                               props_json, ts_ms, uuid ? uuid->valuestring : NULL,
-                               groups_json, NULL, NULL, uuid_out);
+        s = posthog_capture_opts(g.client, distinct_id->valuestring, event->valuestring,
+                                 props_json, &opts, uuid_out);
     cJSON_free(props_json);
     cJSON_free(groups_json);
 
     if (s != POSTHOG_OK) {
         char msg[256];
-        snprintf(msg, sizeof msg, "posthog_capture_ex: %s", posthog_strerror(s));
+        snprintf(msg, sizeof msg, "%s: posthog_capture_opts: %s", fn, posthog_strerror(s));
         set_last_error(msg);
         reply_error(res, s == POSTHOG_E_NOMEM || s == POSTHOG_E_INTERNAL ? 500 : 400, msg);
         return;
@@ -595,13 +737,14 @@ static void handle(const ph_http_request_t *req, ph_http_response_t *res, void *
         handle_health(res);
         return;
     }
-    if (strcmp(path, "/capture_ai") == 0 || strcmp(path, "/get_feature_flag") == 0) {
-        reply_error(res, 501, "not supported by libposthog (no capture_ai_v0, no feature flags)");
+    if (strcmp(path, "/get_feature_flag") == 0) {
+        reply_error(res, 501, "not supported by libposthog (no feature flags)");
         return;
     }
     if (!(strcmp(path, "/state") == 0 && get) &&
         !(post && (strcmp(path, "/init") == 0 || strcmp(path, "/capture") == 0 ||
-                   strcmp(path, "/flush") == 0 || strcmp(path, "/reset") == 0))) {
+                   strcmp(path, "/capture_ai") == 0 || strcmp(path, "/flush") == 0 ||
+                   strcmp(path, "/reset") == 0))) {
         reply_error(res, 404, "no such endpoint");
         return;
     }
@@ -619,7 +762,9 @@ static void handle(const ph_http_request_t *req, ph_http_response_t *res, void *
     if (strcmp(path, "/init") == 0)
         handle_init(body, res);
     else if (strcmp(path, "/capture") == 0)
-        handle_capture(body, res);
+        handle_capture(body, res, 0);
+    else if (strcmp(path, "/capture_ai") == 0)
+        handle_capture(body, res, 1);
     else if (strcmp(path, "/flush") == 0)
         handle_flush(res);
     else if (strcmp(path, "/reset") == 0)
@@ -655,6 +800,33 @@ int main(int argc, char **argv)
     }
     const char *dbg = getenv("POSTHOG_ADAPTER_DEBUG");
     g.debug = dbg && *dbg && strcmp(dbg, "0") != 0;
+    const char *mode = getenv("POSTHOG_ADAPTER_CAPTURE_MODE");
+    if (mode && *mode) {
+        if (strcmp(mode, "v1") != 0 && strcmp(mode, "v0") != 0) {
+            fprintf(stderr, "adapter: bad POSTHOG_ADAPTER_CAPTURE_MODE=%s (v1 or v0)\n", mode);
+            return 2;
+        }
+        g.capture_mode = strcmp(mode, "v1") == 0 ? "v1" : "v0";
+    }
+    const char *enc = getenv("POSTHOG_ADAPTER_ENCODING");
+    if (enc && *enc) {
+        static const char *const encodings[] = {"gzip", "deflate", "zstd", "none"};
+        size_t i;
+        for (i = 0; i < sizeof encodings / sizeof encodings[0]; i++)
+            if (strcmp(enc, encodings[i]) == 0)
+                break;
+        if (i == sizeof encodings / sizeof encodings[0]) {
+            fprintf(stderr, "adapter: bad POSTHOG_ADAPTER_ENCODING=%s (gzip, deflate, zstd, none)\n",
+                    enc);
+            return 2;
+        }
+        g.encoding = encodings[i];
+    }
+    if (strcmp(g.capture_mode, "v0") == 0 && strcmp(g.encoding, "gzip") != 0 &&
+        strcmp(g.encoding, "none") != 0) {
+        fprintf(stderr, "adapter: capture v0 sends gzip or none, not %s\n", g.encoding);
+        return 2;
+    }
     const char *fto = getenv("POSTHOG_ADAPTER_FLUSH_TIMEOUT_MS");
     if (fto && *fto) {
         char *end;
@@ -683,6 +855,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("adapter listening on 127.0.0.1:%d\n", ph_httpd_port(srv));
+    printf("adapter capture_mode %s, encoding %s\n", g.capture_mode, g.encoding);
     fflush(stdout);
 
     int sig = 0;
