@@ -19,7 +19,16 @@ import threading
 from typing import Any, Dict, Optional
 
 from . import _native
-from .client import APIError, BeforeSend, Client, OnError, Posthog, PosthogError
+from .client import (
+    APIError,
+    BeforeSend,
+    CaptureCompression,
+    CaptureMode,
+    Client,
+    OnError,
+    Posthog,
+    PosthogError,
+)
 from .version import VERSION
 
 __version__ = VERSION
@@ -40,6 +49,9 @@ is_server = True  # type: bool
 super_properties = None  # type: Optional[Dict[str, Any]]
 before_send = None  # type: Optional[BeforeSend]
 historical_migration = False  # type: bool
+# None: $POSTHOG_CAPTURE_MODE / $POSTHOG_CAPTURE_COMPRESSION, else libposthog's default
+capture_mode = None  # type: Optional[CaptureMode | str]
+capture_compression = None  # type: Optional[CaptureCompression | str]
 # posthog-python settings without effect here (accepted for compatibility)
 personal_api_key = None  # type: Optional[str]
 secret_key = None  # type: Optional[str]
@@ -78,6 +90,8 @@ def setup() -> Posthog:
                     disable_geoip=disable_geoip,
                     is_server=is_server,
                     historical_migration=historical_migration,
+                    capture_mode=capture_mode,
+                    capture_compression=capture_compression,
                     super_properties=super_properties,
                     before_send=before_send,
                     flush_at=flush_at,
@@ -183,6 +197,8 @@ __all__ = [
     "Client",
     "APIError",
     "PosthogError",
+    "CaptureMode",
+    "CaptureCompression",
     "BeforeSend",
     "OnError",
     "VERSION",

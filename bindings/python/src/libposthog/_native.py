@@ -52,6 +52,8 @@ E_DROPPED = 14
 E_THREAD = 15
 E_HTTP = 16
 E_INTERNAL = 17
+E_STORAGE = 18
+E_NO_STORAGE = 19
 
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 
@@ -77,6 +79,9 @@ DROP_REASON_NAMES = (
 
 BEFORE_SEND_KEEP, BEFORE_SEND_REPLACE, BEFORE_SEND_DROP = 0, 1, 2
 
+# posthog_tristate_t
+UNSET, TRUE, FALSE = 0, 1, 2
+
 UUID_BUF_LEN = 37
 
 
@@ -93,6 +98,29 @@ class DropInfo(Structure):
         ("event", c_char_p),
         ("distinct_id", c_char_p),
     ]
+
+
+class CaptureOptions(Structure):
+    """posthog_capture_options_t (zero = every field "not set")."""
+
+    _fields_ = [
+        ("timestamp_ms", c_int64),
+        ("uuid", c_char_p),
+        ("groups_json", c_char_p),
+        ("set_json", c_char_p),
+        ("set_once_json", c_char_p),
+        ("process_person_profile", c_int),  # posthog_tristate_t
+        ("cookieless_mode", c_int),  # posthog_tristate_t
+        ("disable_skew_correction", c_int),  # posthog_tristate_t
+        ("product_tour_id", c_char_p),
+    ]
+
+
+def tristate(v) -> int:
+    """None -> UNSET, truthy -> TRUE, falsy -> FALSE."""
+    if v is None:
+        return UNSET
+    return TRUE if v else FALSE
 
 
 LOG_FN = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
@@ -151,34 +179,17 @@ def _declare(lib: ctypes.CDLL) -> None:
     fn("posthog_options_set_on_drop", None, c_void_p, DROP_FN, c_void_p)
     fn("posthog_options_set_before_send", None, c_void_p, BEFORE_SEND_FN, c_void_p)
     fn("posthog_client_new", c_void_p, c_void_p, c_char_p, c_size_t)
-    fn(
-        "posthog_capture_ex",
-        c_int,
-        c_void_p,  # client
-        c_char_p,  # distinct_id
-        c_char_p,  # event
-        c_char_p,  # properties_json
-        c_int64,  # timestamp_ms
-        c_char_p,  # uuid
-        c_char_p,  # groups_json
-        c_char_p,  # set_json
-        c_char_p,  # set_once_json
-        POINTER(c_char),  # uuid_out
-    )
-    fn(
-        "posthog_capture_durable_ex",
-        c_int,
-        c_void_p,  # client
-        c_char_p,  # distinct_id
-        c_char_p,  # event
-        c_char_p,  # properties_json
-        c_int64,  # timestamp_ms
-        c_char_p,  # uuid
-        c_char_p,  # groups_json
-        c_char_p,  # set_json
-        c_char_p,  # set_once_json
-        POINTER(c_char),  # uuid_out
-    )
+    for name in ("posthog_capture_opts", "posthog_capture_durable_opts"):
+        fn(
+            name,
+            c_int,
+            c_void_p,  # client
+            c_char_p,  # distinct_id (NULL: default_distinct_id, else generated + personless)
+            c_char_p,  # event
+            c_char_p,  # properties_json
+            POINTER(CaptureOptions),  # opts
+            POINTER(c_char),  # uuid_out
+        )
     fn("posthog_capture_json", c_int, c_void_p, c_char_p, c_char_p, c_char_p)
     fn("posthog_flush", c_int, c_void_p, c_int)
     fn("posthog_shutdown", c_int, c_void_p, c_int)
@@ -245,6 +256,20 @@ def version() -> str:
     return load().posthog_version().decode()
 
 
+def option_status(key: str, value: str) -> int:
+    """What posthog_options_set answers for key=value on a scratch option set
+    (OK, E_UNKNOWN_OPTION, E_BAD_OPTION_VALUE): whether the loaded library
+    knows an option and accepts a value, without creating a client."""
+    lib = load()
+    o = lib.posthog_options_new()
+    if not o:
+        raise MemoryError("posthog_options_new failed")
+    try:
+        return int(lib.posthog_options_set(o, key.encode(), value.encode()))
+    finally:
+        lib.posthog_options_free(o)
+
+
 def uuid_buffer():
     return ctypes.create_string_buffer(UUID_BUF_LEN)
 
@@ -254,6 +279,9 @@ __all__ = [
     "library_path",
     "candidate_paths",
     "DropInfo",
+    "CaptureOptions",
+    "tristate",
+    "option_status",
     "LOG_FN",
     "DROP_FN",
     "BEFORE_SEND_FN",

@@ -11,6 +11,7 @@ import os
 import threading
 import weakref
 from datetime import date, datetime
+from enum import Enum
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from uuid import UUID
 
@@ -64,8 +65,6 @@ _IGNORED_KEYWORDS = frozenset(
         "exception_autocapture_bucket_size",
         "exception_autocapture_refill_rate",
         "exception_autocapture_refill_interval_seconds",
-        "capture_mode",
-        "capture_compression",
         "metrics",
         "enable_full_ai_capture",
         "capture_trace_context",
@@ -80,6 +79,64 @@ _IGNORED_KEYWORDS = frozenset(
 # Options the C library will gain with the disk spool; until then it answers
 # POSTHOG_E_UNKNOWN_OPTION and we only warn.
 _FUTURE_OPTIONS = frozenset()  # every option the C library knows is passed through
+
+
+class CaptureMode(str, Enum):
+    """posthog-python's ``posthog.CaptureMode``: the capture wire protocol.
+
+    ``V1`` is ``POST /i/v1/analytics/events``, ``V0`` the legacy ``POST /batch/``.
+    Passed to libposthog's ``capture_mode`` option; unset, the C library
+    decides (``$POSTHOG_CAPTURE_MODE``, else v1).
+    """
+
+    V0 = "v0"
+    V1 = "v1"
+
+
+class CaptureCompression(str, Enum):
+    """posthog-python's ``posthog.CaptureCompression``: the request-body
+    encoding (libposthog's ``compression`` option). v0 accepts GZIP and NONE."""
+
+    NONE = "none"
+    GZIP = "gzip"
+    DEFLATE = "deflate"
+    ZSTD = "zstd"
+
+
+CAPTURE_MODE_ENV_VAR = "POSTHOG_CAPTURE_MODE"
+CAPTURE_COMPRESSION_ENV_VAR = "POSTHOG_CAPTURE_COMPRESSION"
+
+# The spellings posthog-python accepts (its aliases follow posthog-go's names).
+_MODE_ALIASES = {"v0": "v0", "legacy": "v0", "v1": "v1", "analytics_v1": "v1"}
+_COMPRESSION_ALIASES = {
+    "none": "none",
+    "identity": "none",
+    "gzip": "gzip",
+    "deflate": "deflate",
+    "zstd": "zstd",
+}
+
+
+def _canonical(value: Any, aliases: Dict[str, str]) -> str:
+    """An enum member or a known alias in its libposthog spelling; anything
+    else as given (the C library then refuses it, reported like every bad
+    option)."""
+    if isinstance(value, Enum):
+        value = value.value
+    s = str(value)
+    return aliases.get(s.strip().lower(), s)
+
+
+def _from_env(var: str, aliases: Dict[str, str]) -> Optional[str]:
+    """A recognised value of env var `var`, or None (unset, or unrecognised:
+    warned, like posthog-python, which never lets an env typo break capture)."""
+    raw = os.environ.get(var)
+    if raw is None or not raw.strip():
+        return None
+    v = aliases.get(raw.strip().lower())
+    if v is None:
+        log.warning("Unrecognized %s=%r; ignored. Expected one of %s.", var, raw, sorted(aliases))
+    return v
 
 
 class APIError(Exception):
@@ -235,6 +292,8 @@ class Posthog:
         storage_path: Optional[str] = None,
         durability: Optional[str] = None,
         max_queue_bytes: Optional[int] = None,
+        capture_mode: Optional[Union[CaptureMode, str]] = None,
+        capture_compression: Optional[Union[CaptureCompression, str]] = None,
         options: Optional[Mapping[str, Any]] = None,
         **kwargs: Any,
     ):
@@ -271,6 +330,11 @@ class Posthog:
             )
 
         opts: Dict[str, Any] = {}
+        # Options taken from the environment or implied by gzip=: when the C
+        # library refuses one of these the client is made without it (logged),
+        # as posthog-python never lets such a setting break capture. Explicit
+        # arguments are reported like every bad option (raised with debug=True).
+        soft: Dict[str, str] = {}
         if self.api_key:
             opts["api_key"] = self.api_key
         if host:
@@ -283,6 +347,26 @@ class Posthog:
             opts["flush_interval_ms"] = max(1, int(round(float(flush_interval) * 1000)))
         if gzip is not None:
             opts["gzip"] = _bool(gzip)
+        if capture_mode is not None:
+            opts["capture_mode"] = _canonical(capture_mode, _MODE_ALIASES)
+        else:
+            env_mode = _from_env(CAPTURE_MODE_ENV_VAR, _MODE_ALIASES)
+            if env_mode is not None:
+                opts["capture_mode"] = env_mode
+                soft["capture_mode"] = CAPTURE_MODE_ENV_VAR
+        # posthog-python's precedence: capture_compression, then
+        # $POSTHOG_CAPTURE_COMPRESSION, then the gzip flag; none of them: the
+        # C library's default (zstd when built with libzstd).
+        if capture_compression is not None:
+            opts["compression"] = _canonical(capture_compression, _COMPRESSION_ALIASES)
+        else:
+            env_comp = _from_env(CAPTURE_COMPRESSION_ENV_VAR, _COMPRESSION_ALIASES)
+            if env_comp is not None:
+                opts["compression"] = env_comp
+                soft["compression"] = CAPTURE_COMPRESSION_ENV_VAR
+            elif gzip is not None:
+                opts["compression"] = "gzip" if gzip else "none"
+                soft["compression"] = "gzip=%s" % bool(gzip)
         if max_retries is not None:
             opts["max_retries"] = max(0, int(max_retries))
         if timeout is not None:
@@ -303,10 +387,11 @@ class Posthog:
             opts["disabled"] = "1"
         for k, v in (options or {}).items():
             opts[str(k)] = _bool(v) if isinstance(v, bool) else v
+            soft.pop(str(k), None)
 
         self._handle: Optional[_Handle] = None
         try:
-            self._handle = self._create(opts)
+            self._handle = self._create(opts, soft)
         except OSError as e:  # the shared library could not be loaded
             if debug:
                 raise
@@ -325,7 +410,7 @@ class Posthog:
         if not self.api_key:
             log.error("api_key is empty after trimming whitespace; check your project API key")
 
-    def _create(self, opts: Dict[str, Any]) -> Optional[_Handle]:
+    def _create(self, opts: Dict[str, Any], soft: Mapping[str, str] = {}) -> Optional[_Handle]:
         lib = _native.load()
         o = lib.posthog_options_new()
         if not o:
@@ -335,6 +420,19 @@ class Posthog:
                 sval = value if isinstance(value, str) else str(value)
                 st = lib.posthog_options_set(o, key.encode(), sval.encode())
                 if st == _native.OK:
+                    continue
+                if key in soft:
+                    # from the environment, or implied by gzip= (which
+                    # already covers v0 when `compression` is unknown)
+                    level = logging.DEBUG if soft[key].startswith("gzip=") else logging.WARNING
+                    log.log(
+                        level,
+                        "libposthog: option %s=%r (from %s): %s; not used",
+                        key,
+                        value,
+                        soft[key],
+                        _native.strerror(st),
+                    )
                     continue
                 if st == _native.E_UNKNOWN_OPTION and key in _FUTURE_OPTIONS:
                     log.warning(
@@ -413,9 +511,22 @@ class Posthog:
         send_feature_flags: Any = False,
         disable_geoip: Optional[bool] = None,
         flags: Any = None,
+        process_person_profile: Optional[bool] = None,
+        cookieless_mode: Optional[bool] = None,
+        disable_skew_correction: Optional[bool] = None,
+        product_tour_id: Optional[str] = None,
         **kwargs: Any,
     ) -> Optional[str]:
-        """Captures an event; returns its uuid, or None when it was dropped."""
+        """Captures an event; returns its uuid, or None when it was dropped.
+
+        Without a distinct_id the event gets a generated one and is personless
+        (unless the C option default_distinct_id is set), as in posthog-python.
+        process_person_profile / cookieless_mode / disable_skew_correction /
+        product_tour_id (None: not set) are sent as the properties
+        $process_person_profile, $cookieless_mode, $ignore_sent_at and
+        $product_tour_id (capture v0), or in the event's options (v1); the
+        same keys in properties win.
+        """
         if self.disabled:
             return None
         did, props = self._event_props(distinct_id, properties, groups)
@@ -426,7 +537,11 @@ class Posthog:
             log.debug("libposthog: send_feature_flags is not supported (no feature flags); ignored")
         if extra:
             props = {**extra, **props}
-        return self._enqueue(event, did, props, timestamp, uuid, disable_geoip)
+        return self._enqueue(
+            event, did, props, timestamp, uuid, disable_geoip,
+            event_options=(process_person_profile, cookieless_mode, disable_skew_correction,
+                           product_tour_id),
+        )
 
     @no_throw
     def capture_durable(
@@ -439,6 +554,10 @@ class Posthog:
         uuid: Optional[Union[str, UUID]] = None,
         groups: Optional[Dict[str, Any]] = None,
         disable_geoip: Optional[bool] = None,
+        process_person_profile: Optional[bool] = None,
+        cookieless_mode: Optional[bool] = None,
+        disable_skew_correction: Optional[bool] = None,
+        product_tour_id: Optional[str] = None,
     ) -> Optional[str]:
         """Like capture(), for events that must never be lost (purchases, device
         boot): returns the uuid only once the event is fsync'ed to the spool
@@ -447,20 +566,22 @@ class Posthog:
         if self.disabled:
             return None
         did, props = self._event_props(distinct_id, properties, groups)
-        return self._enqueue(event, did, props, timestamp, uuid, disable_geoip, durable=True)
+        return self._enqueue(
+            event, did, props, timestamp, uuid, disable_geoip, durable=True,
+            event_options=(process_person_profile, cookieless_mode, disable_skew_correction,
+                           product_tour_id),
+        )
 
     @staticmethod
     def _event_props(distinct_id: Optional[ID], properties: Optional[Dict[str, Any]],
-                     groups: Optional[Dict[str, Any]]) -> Tuple[str, Dict[str, Any]]:
-        """The distinct_id to send and the properties before library context,
-        as posthog-python builds them (personless events, $groups)."""
+                     groups: Optional[Dict[str, Any]]) -> Tuple[Optional[str], Dict[str, Any]]:
+        """The distinct_id to send (None: the C library generates one and makes
+        the event personless, or uses default_distinct_id) and the properties
+        before library context ($groups as posthog-python sends it)."""
         props = {**(properties or {}), **system_context()}
-        did, personless = identity(distinct_id)
-        if personless and "$process_person_profile" not in props:
-            props["$process_person_profile"] = False
         if groups:
             props["$groups"] = groups
-        return did, props
+        return stringify_id(distinct_id) or None, props
 
     @no_throw
     def set(
@@ -557,7 +678,7 @@ class Posthog:
     def _enqueue(
         self,
         event: Any,
-        did: str,
+        did: Optional[str],
         props: Dict[str, Any],
         timestamp: Any,
         uuid: Any,
@@ -565,6 +686,7 @@ class Posthog:
         set_: Optional[Dict[str, Any]] = None,
         set_once: Optional[Dict[str, Any]] = None,
         durable: bool = False,
+        event_options: Tuple[Any, Any, Any, Any] = (None, None, None, None),
     ) -> Optional[str]:
         handle = self._handle
         if handle is None or not handle.ptr:
@@ -585,29 +707,38 @@ class Posthog:
             props["$is_server"] = True
 
         name = event if isinstance(event, str) else stringify_id(event) or ""
-        if "\x00" in name or "\x00" in did:
+        if "\x00" in name or (did is not None and "\x00" in did):
             self._refused(_native.E_INVALID_EVENT, name, "NUL character in name or id")
             return None
+        ppp, cookieless, no_skew, tour = event_options
+        if tour is not None and not isinstance(tour, str):
+            tour = stringify_id(tour)
+        if tour is not None and "\x00" in tour:
+            self._refused(_native.E_INVALID_ARG, name, "NUL character in product_tour_id")
+            return None
         props_b = dumps(clean(props))
-        set_b = dumps_clean(set_) if set_ is not None else None
-        set_once_b = dumps_clean(set_once) if set_once is not None else None
+        co = _native.CaptureOptions()  # zero: every field not set
+        co.timestamp_ms = ts
+        co.uuid = uid.encode() if uid else None
+        co.set_json = dumps_clean(set_) if set_ is not None else None
+        co.set_once_json = dumps_clean(set_once) if set_once is not None else None
+        co.process_person_profile = _native.tristate(ppp)
+        co.cookieless_mode = _native.tristate(cookieless)
+        co.disable_skew_correction = _native.tristate(no_skew)
+        co.product_tour_id = tour.encode("utf-8") if tour else None
         out = _native.uuid_buffer()
 
         _tls.capture = _depth("capture") + 1
         _tls.drop = None
         try:
             lib = _native.load()
-            fn = lib.posthog_capture_durable_ex if durable else lib.posthog_capture_ex
+            fn = lib.posthog_capture_durable_opts if durable else lib.posthog_capture_opts
             st = fn(
                 handle.ptr,
-                did.encode("utf-8"),
+                did.encode("utf-8") if did is not None else None,
                 name.encode("utf-8"),
                 props_b,
-                ts,
-                uid.encode() if uid else None,
-                None,
-                set_b,
-                set_once_b,
+                ctypes.byref(co),
                 out,
             )
         finally:
@@ -722,7 +853,7 @@ def _drop_trampoline(wself: "weakref.ref[Posthog]", info_p: Any, _ud: Any) -> No
     try:
         info = info_p.contents
         if _depth("capture") > 0:
-            # A capture-time drop on this thread: posthog_capture_ex returns its
+            # A capture-time drop on this thread: posthog_capture_opts returns its
             # status; keep the detail for the log line.
             _tls.drop = _native.DROP_REASON_NAMES[info.reason] if 0 <= info.reason < 7 else None
             return

@@ -70,10 +70,15 @@ module LibPostHog
     #   skip_ssl_verification, logger; plus on_drop (proc |DropReport|),
     #   lib_name, super_properties (Hash), flush_timeout (seconds), and any
     #   libposthog option key (flush_at, flush_interval_ms, gzip, max_retries,
-    #   storage_path, ...), passed to posthog_options_set as a string.
+    #   storage_path, capture_mode, compression, disable_geoip,
+    #   historical_migration, default_distinct_id, ...), passed to
+    #   posthog_options_set as a string. compress_request (posthog-ruby)
+    #   sets gzip and, when the library has it, compression (gzip/none);
+    #   capture_compression (posthog-python's name) is compression.
     #   Options the C library does not know are logged and ignored.
     def initialize(opts = {}, **kw)
       opts = symbolize(opts).merge(symbolize(kw))
+      normalize_capture_options(opts)
       @logger = opts.delete(:logger) || LibPostHog.logger
       @on_error = opts.delete(:on_error)
       @on_drop = opts.delete(:on_drop)
@@ -123,7 +128,13 @@ module LibPostHog
     # @param attrs [Hash] distinct_id:, event:, properties: {}, groups: {},
     #   timestamp: (Time/DateTime), uuid: (or message_id:), send_feature_flags:
     #   (ignored), set: / set_once: (person properties sent as top-level $set /
-    #   $set_once).
+    #   $set_once); per event: disable_geoip: (overrides the client's),
+    #   process_person_profile:, cookieless_mode:, disable_skew_correction:
+    #   (true/false; nil: not set) and product_tour_id: (String), sent as
+    #   $process_person_profile, $cookieless_mode, $ignore_sent_at and
+    #   $product_tour_id (capture v0) or in the event's options (v1); the same
+    #   keys in properties win. Without distinct_id: the default_distinct_id
+    #   option, else a generated id and a personless event.
     # @return [Boolean] whether the event was queued.
     def capture(attrs = {}, **kw)
       guard('capture') { capture_attrs(symbolize(attrs).merge(symbolize(kw)), false) }
@@ -336,18 +347,68 @@ module LibPostHog
     def enqueue(a, event, props, groups: nil, set: nil, set_once: nil, durable: false)
       did = a[:distinct_id]
       did = did.nil? ? nil : Utils.string(did)
-      fn = durable ? :posthog_capture_durable_ex : :posthog_capture_ex
+      props = geoip_override(props, a[:disable_geoip])
+      keep = [] # the C strings live until the call returns
+      cstr = lambda do |v|
+        next FFI::Pointer::NULL if v.nil?
+        raise ArgumentError, 'string contains a NUL byte' if v.include?("\0")
+
+        keep << FFI::MemoryPointer.from_string(v)
+        keep.last
+      end
+      co = Native::CaptureOptions.new
+      co[:timestamp_ms] = Utils.timestamp_ms(a[:timestamp])
+      co[:uuid] = cstr.call(uuid_arg(a))
+      co[:groups_json] = cstr.call(json_or_nil(groups))
+      co[:set_json] = cstr.call(set.nil? ? nil : Utils.to_json(hash_arg(set, 'set')))
+      co[:set_once_json] = cstr.call(set_once.nil? ? nil : Utils.to_json(hash_arg(set_once, 'set_once')))
+      co[:process_person_profile] = Native.tristate(a[:process_person_profile])
+      co[:cookieless_mode] = Native.tristate(a[:cookieless_mode])
+      co[:disable_skew_correction] = Native.tristate(a[:disable_skew_correction])
+      tour = a[:product_tour_id]
+      co[:product_tour_id] = cstr.call(tour.nil? || tour.to_s.empty? ? nil : Utils.string(tour))
+      fn = durable ? :posthog_capture_durable_opts : :posthog_capture_opts
       st = Native.public_send(fn, @state.ptr, did, event.nil? ? nil : Utils.string(event),
-                                     Utils.to_json(props), Utils.timestamp_ms(a[:timestamp]),
-                                     uuid_arg(a), json_or_nil(groups),
-                                     set.nil? ? nil : Utils.to_json(hash_arg(set, 'set')),
-                                     set_once.nil? ? nil : Utils.to_json(hash_arg(set_once, 'set_once')),
-                                     nil)
+                              Utils.to_json(props), co.pointer, nil)
       ok = st == Native::OK
       flush if ok && @sync_mode
       ok || (@state.test_mode && st == Native::E_DROPPED && Thread.current[:libposthog_recorded])
     ensure
       Thread.current[:libposthog_recorded] = nil
+    end
+
+    # A per-call disable_geoip that differs from the client's (the C option
+    # disable_geoip) is sent as the $geoip_disable property, which wins over
+    # the option; properties that already have it are left alone.
+    def geoip_override(props, per_call)
+      return props if per_call.nil?
+
+      value = per_call ? true : false
+      return props if value == @disable_geoip
+      return props if props.key?('$geoip_disable') || props.key?(:$geoip_disable)
+
+      props.merge('$geoip_disable' => value)
+    end
+
+    def truthy_option?(v)
+      !(v.nil? || v == false || v == 0 || %w[0 false].include?(v.to_s.strip.downcase))
+    end
+
+    # posthog-ruby's compress_request and posthog-python's capture_compression
+    # as libposthog options; remembers the client's disable_geoip.
+    def normalize_capture_options(opts)
+      @disable_geoip = truthy_option?(opts[:disable_geoip])
+      cc = opts.delete(:capture_compression)
+      opts[:compression] = cc if !cc.nil? && !opts.key?(:compression)
+      compress = opts.delete(:compress_request)
+      return if compress.nil?
+
+      on = truthy_option?(compress)
+      opts[:gzip] = on unless opts.key?(:gzip)
+      return if opts.key?(:compression)
+
+      # A library without capture v1 has no `compression`: gzip covers it.
+      opts[:compression] = on ? 'gzip' : 'none' if Native.option_status('compression', on ? 'gzip' : 'none') == Native::OK
     end
 
     def set_option(o, key, value)
@@ -432,7 +493,7 @@ module LibPostHog
       state.functions = functions
     end
 
-    # Runs on the capturing thread, inside posthog_capture_ex.
+    # Runs on the capturing thread, inside posthog_capture_opts.
     def run_before_send(state, json_ptr, out_pp)
       json = json_ptr.read_string.force_encoding(Encoding::UTF_8)
       event = JSON.parse(json).transform_keys(&:to_sym)

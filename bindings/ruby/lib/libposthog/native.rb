@@ -53,6 +53,18 @@ module LibPostHog
     E_DISABLED = 13
     E_DROPPED = 14
 
+    # posthog_tristate_t
+    UNSET = 0
+    TRUE = 1
+    FALSE = 2
+
+    # nil -> UNSET, true/false -> TRUE/FALSE (other values by truthiness).
+    def self.tristate(v)
+      return UNSET if v.nil?
+
+      v ? TRUE : FALSE
+    end
+
     BEFORE_SEND_KEEP = 0
     BEFORE_SEND_REPLACE = 1
     BEFORE_SEND_DROP = 2
@@ -71,6 +83,19 @@ module LibPostHog
              :events_json, :pointer,
              :event, :pointer,
              :distinct_id, :pointer
+    end
+
+    # posthog_capture_options_t: every field's zero is "not set".
+    class CaptureOptions < FFI::Struct
+      layout :timestamp_ms, :int64,
+             :uuid, :pointer,
+             :groups_json, :pointer,
+             :set_json, :pointer,
+             :set_once_json, :pointer,
+             :process_person_profile, :int, # posthog_tristate_t
+             :cookieless_mode, :int,
+             :disable_skew_correction, :int,
+             :product_tour_id, :pointer
     end
 
     # posthog_stats_t
@@ -110,11 +135,10 @@ module LibPostHog
 
     # Capture never blocks and never does I/O; drop and before_send
     # callbacks it makes run on the calling (Ruby) thread.
-    attach_function :posthog_capture_ex,
-                    %i[pointer string string string int64 string string string string pointer], :int
+    # (client, distinct_id or NULL, event, properties_json, CaptureOptions*, uuid_out)
+    attach_function :posthog_capture_opts, %i[pointer string string string pointer pointer], :int
     # Durable capture waits for its fsync: it releases the GVL while it does.
-    attach_function :posthog_capture_durable_ex,
-                    %i[pointer string string string int64 string string string string pointer], :int,
+    attach_function :posthog_capture_durable_opts, %i[pointer string string string pointer pointer], :int,
                     blocking: true
 
     # These wait for the flusher thread, whose callbacks need the GVL:
@@ -125,6 +149,20 @@ module LibPostHog
 
     attach_function :posthog_get_stats, %i[pointer pointer], :int
     attach_function :posthog_get_stat, %i[pointer string], :uint64
+
+    # What posthog_options_set answers for key=value on a scratch option set
+    # (OK, E_UNKNOWN_OPTION, E_BAD_OPTION_VALUE): whether the loaded library
+    # knows an option and takes a value, without making a client.
+    def self.option_status(key, value)
+      o = posthog_options_new
+      raise NoMemoryError, 'libposthog: posthog_options_new failed' if o.null?
+
+      begin
+        posthog_options_set(o, key.to_s, value.to_s)
+      ensure
+        posthog_options_free(o)
+      end
+    end
 
     # The library free()s a before_send replacement: it must come from malloc.
     module LibC
