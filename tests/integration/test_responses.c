@@ -445,7 +445,11 @@ static int attempt_gaps(ph_ingest_t *srv, int64_t *gaps, int max)
     int n = cJSON_GetArraySize(reqs);
     int64_t prev = 0;
     for (int i = 0; i < n && i <= max; i++) {
-        int64_t t = it_iso_ms(it_str(it_req_body(cJSON_GetArrayItem(reqs, i)), "sent_at"));
+        /* v0: the body's sent_at; v1: the PostHog-Request-Timestamp header */
+        const cJSON *rq = cJSON_GetArrayItem(reqs, i);
+        const char *at = it_str(it_req_body(rq), "sent_at");
+        if (!at) at = it_req_header(rq, "posthog-request-timestamp");
+        int64_t t = it_iso_ms(at);
         ck_assert(t != INT64_MIN);
         if (i)
             gaps[i - 1] = t - prev;

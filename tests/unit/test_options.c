@@ -268,8 +268,8 @@ START_TEST(strerror_and_drop_names) {
     ck_assert_ptr_nonnull(posthog_strerror((posthog_status_t)-1));
     static const char *names[] = {"queue_full",  "invalid",  "too_large",    "rejected",
                                   "retries_exhausted", "before_send", "shutdown",
-                                  "storage_full", "expired", "corrupt"};
-    ck_assert_int_eq(POSTHOG_DROP_REASON_COUNT, 10);
+                                  "storage_full", "expired", "corrupt", "server_dropped"};
+    ck_assert_int_eq(POSTHOG_DROP_REASON_COUNT, 11);
     ck_assert_int_le(POSTHOG_DROP_REASON_COUNT, POSTHOG_DROP_REASON_SLOTS);
     for (int r = 0; r < POSTHOG_DROP_REASON_COUNT; r++)
         ck_assert_str_eq(posthog_drop_reason_name((posthog_drop_reason_t)r), names[r]);
