@@ -45,6 +45,7 @@
 
 struct ph_flusher {
     ph_builder_t bld[2];   /* [0] analytics, [1] $ai_* events (their own endpoint) */
+    uint64_t first_pos[2]; /* queue position of the first event in bld[i]'s open batch */
     ph_http_t http;
     ph_batch_t *ready, *ready_tail; /* sealed, in order */
     size_t ready_bytes;
@@ -161,7 +162,10 @@ static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
         resolve_to(c, ph_queue_tail(&c->q));
         return;
     }
+    /* it completes the queue up to the other open batch's first event */
     b->end_pos = ph_queue_tail(&c->q);
+    for (int i = 0; i < 2; i++)
+        if (ph_builder_count(&f->bld[i])) b->end_pos = PH_MIN(b->end_pos, f->first_pos[i]);
     if (c->spool && c->o->durability_always) b->file = write_file(c, b);
     ready_push_back(f, b);
 }
@@ -196,9 +200,12 @@ static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t no
         size_t jl = ph_rec_json_len_proto(r, bl->proto);
         if (!posthog__builder_fits(bl, jl) || ph_builder_count(bl) >= f->max_batch_events)
             seal(c, f);
+        int ai = bl == &f->bld[1];
+        if (!ph_builder_count(bl)) f->first_pos[ai] = ph_queue_tail(&c->q);
         int rc = posthog__builder_add(bl, r, now_wall);
         if (rc == 1) { /* the caller reused a uuid: a batch may hold it once */
             seal(c, f);
+            f->first_pos[ai] = ph_queue_tail(&c->q);
             rc = posthog__builder_add(bl, r, now_wall);
         }
         if (rc) {
