@@ -799,6 +799,10 @@ def main():
                     "on %s" % V1_PATH)
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
+    if a.python and os.sep in a.python:  # the clients run with cwd=/
+        a.python = os.path.abspath(a.python)
+    if a.node_modules:
+        a.node_modules = os.path.abspath(a.node_modules)
     a.server = os.path.join(a.build, "tools", "posthog-ingest-server")
     for f in (a.server, os.path.join(a.build, "bench", "ph-bench"),
               os.path.join(a.build, "bench", "ph-bench-flusher")):
