@@ -18,6 +18,17 @@
  *   ph-bench membound URL N
  *       URL is a closed port (server down): N captures with default
  *       options; RSS sampled along the way; drops counted.
+ *   ph-bench checkopts
+ *       Only sets the --opt options on a fresh options object: exit 0 when
+ *       the library accepts them all, 3 (with the JSON line below) when not.
+ *
+ * Every mode takes any number of "--opt KEY=VALUE" (anywhere on the command
+ * line): library options passed through posthog_options_set as they are,
+ * after the config's own (e.g. --opt capture_mode=v1 --opt compression=zstd).
+ * An option the library refuses (POSTHOG_E_UNKNOWN_OPTION, or
+ * _BAD_OPTION_VALUE) ends the process with exit status 3 and ONE JSON line
+ * {"unsupported_option":KEY,"value":VALUE,"status":...}, which run.py reports
+ * as "n/a (option unsupported)".
  */
 #include <errno.h>
 #include <pthread.h>
@@ -85,6 +96,63 @@ static void set_opt(posthog_options_t *o, const char *k, const char *v) {
     }
 }
 
+/* --opt KEY=VALUE pairs from the command line, applied after the config's. */
+#define MAX_OPTS 32
+static const char *opt_key[MAX_OPTS];
+static const char *opt_val[MAX_OPTS];
+static int n_opts;
+
+static int have_opt(const char *k) {
+    for (int i = 0; i < n_opts; i++)
+        if (!strcmp(opt_key[i], k)) return 1;
+    return 0;
+}
+
+/* Prints s escaped for a JSON string (quotes and backslashes; control
+ * characters dropped), without the surrounding quotes. */
+static void print_json_chars(const char *s) {
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20) continue;
+        if (*s == '"' || *s == '\\') putchar('\\');
+        putchar(*s);
+    }
+}
+
+static void print_json_str(const char *s) {
+    putchar('"');
+    print_json_chars(s);
+    putchar('"');
+}
+
+static void apply_extra_opts(posthog_options_t *o) {
+    for (int i = 0; i < n_opts; i++) {
+        posthog_status_t st = posthog_options_set(o, opt_key[i], opt_val[i]);
+        if (st == POSTHOG_OK) continue;
+        printf("{\"unsupported_option\":");
+        print_json_str(opt_key[i]);
+        printf(",\"value\":");
+        print_json_str(opt_val[i]);
+        printf(",\"status\":");
+        print_json_str(posthog_strerror(st));
+        printf(",\"code\":%d}\n", (int)st);
+        fprintf(stderr, "ph-bench: option %s=%s refused: %s\n", opt_key[i], opt_val[i],
+                posthog_strerror(st));
+        exit(3);
+    }
+}
+
+/* "k=v,k2=v2" of the --opt options, for the JSON lines. */
+static void print_opts_field(void) {
+    printf("\"opts\":\"");
+    for (int i = 0; i < n_opts; i++) {
+        if (i) putchar(',');
+        print_json_chars(opt_key[i]);
+        putchar('=');
+        print_json_chars(opt_val[i]);
+    }
+    printf("\",");
+}
+
 static posthog_client_t *make_client(const char *url, int tuned, long n) {
     posthog_options_t *o = posthog_options_new();
     if (!o) die("options_new", POSTHOG_E_NOMEM);
@@ -102,8 +170,10 @@ static posthog_client_t *make_client(const char *url, int tuned, long n) {
         if (qb < (32ull << 20)) qb = 32ull << 20;
         snprintf(buf, sizeof buf, "%llu", qb);
         set_opt(o, "max_queue_bytes", buf);
-        set_opt(o, "gzip", "1");
+        /* gzip on, unless --opt compression=... chooses the encoding */
+        if (!have_opt("compression")) set_opt(o, "gzip", "1");
     }
+    apply_extra_opts(o);
     char err[256] = "";
     posthog_client_t *c = posthog_client_new(o, err, sizeof err);
     if (!c) {
@@ -181,7 +251,9 @@ static int mode_run(const char *kind, const char *url, long n, const char *cfg) 
     posthog_stats_t s;
     posthog_get_stats(c, &s);
 
-    printf("{\"client\":\"libposthog-c-%s\",\"config\":\"%s\",\"n\":%ld,\"loop_s\":%.6f,"
+    printf("{");
+    print_opts_field();
+    printf("\"client\":\"libposthog-c-%s\",\"config\":\"%s\",\"n\":%ld,\"loop_s\":%.6f,"
            "\"capture_ns\":%.1f,\"e2e_s\":%.6f,\"cpu_s\":%.6f,\"main_loop_cpu_s\":%.6f,"
            "\"main_cpu_s\":%.6f,\"main_flush_cpu_s\":%.6f,\"flush_s\":%.6f,\"maxrss_kib\":%ld,\"rejected\":%ld,\"flush\":\"%s\","
            "\"shutdown\":\"%s\",",
@@ -346,6 +418,7 @@ static int mode_membound(const char *url, long n) {
     posthog_options_t *o = posthog_options_new();
     set_opt(o, "api_key", API_KEY);
     set_opt(o, "host", url);
+    apply_extra_opts(o);
     char err[256] = "";
     posthog_client_t *c = posthog_client_new(o, err, sizeof err);
     if (!c) {
@@ -390,8 +463,39 @@ static int mode_membound(const char *url, long n) {
     return 0;
 }
 
+static int mode_checkopts(void) {
+    posthog_options_t *o = posthog_options_new();
+    if (!o) die("options_new", POSTHOG_E_NOMEM);
+    apply_extra_opts(o);
+    posthog_options_free(o);
+    printf("{");
+    print_opts_field();
+    printf("\"ok\":true}\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* take the --opt KEY=VALUE pairs out of argv */
+    int m = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--opt") || !strncmp(argv[i], "--opt=", 6)) {
+            const char *kv = argv[i][5] == '=' ? argv[i] + 6 : (i + 1 < argc ? argv[++i] : NULL);
+            char *eq = kv ? strchr(kv, '=') : NULL;
+            if (!eq || eq == kv || n_opts == MAX_OPTS) {
+                fprintf(stderr, "ph-bench: --opt needs KEY=VALUE (at most %d)\n", MAX_OPTS);
+                return 2;
+            }
+            *eq = '\0'; /* argv strings are writable */
+            opt_key[n_opts] = kv;
+            opt_val[n_opts++] = eq + 1;
+            continue;
+        }
+        argv[m++] = argv[i];
+    }
+    argc = m;
+    argv[argc] = NULL;
+    if (argc == 2 && !strcmp(argv[1], "checkopts")) return mode_checkopts();
     if (argc == 6 && !strcmp(argv[1], "run"))
         return mode_run(argv[2], argv[3], atol(argv[4]), argv[5]);
     if ((argc == 5 || argc == 6) && !strcmp(argv[1], "latency"))
@@ -400,6 +504,8 @@ int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "membound")) return mode_membound(argv[2], atol(argv[3]));
     fprintf(stderr, "usage: ph-bench run typed|json URL N default|tuned\n"
                     "       ph-bench latency THREADS URL N [warm]\n"
-                    "       ph-bench membound URL N\n");
+                    "       ph-bench membound URL N\n"
+                    "       ph-bench checkopts\n"
+                    "  each with any number of --opt KEY=VALUE (library options)\n");
     return 2;
 }

@@ -14,6 +14,16 @@
  *   zlib_deflate  zlib alone: deflate(Z_FINISH) of the same uncompressed
  *                 batch bodies at the same level (raw deflate, memLevel 8)
  *   zlib_crc32    crc32 of the same bytes
+ *   zstd_lL       the zstd floor: libzstd alone on the same uncompressed
+ *                 batch bodies, level L = 1 and 3, one ZSTD_compressCCtx
+ *                 per batch (zstd_lL_ns) and streamed the way the builder
+ *                 feeds its compressor: ZSTD_compressStream2 on 64 KiB
+ *                 chunks (the builder's stage size) with ZSTD_e_continue,
+ *                 the rest with ZSTD_e_end at seal (zstd_lL_stream_ns), for
+ *                 batches of 1000 and of 100 events (_b100); one reused
+ *                 context, no worker threads. The input is the existing
+ *                 builder's v0 body (api_key prefix, $lib in properties):
+ *                 within a few percent of the v1 body's size and content.
  *   http_bB       POST of the pre-built gzip bodies with libcurl over one
  *                 keep-alive connection to URL/batch/ (wall time, includes
  *                 the server's gunzip + validation), and the client CPU of
@@ -26,6 +36,7 @@
 #include <string.h>
 #include <time.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "batch.h"
 #include "event.h"
@@ -296,6 +307,66 @@ static double time_crc(const raws_t *rs) {
     return best;
 }
 
+/* The builder's stage size (src/batch.c STAGE_FLUSH): it hands its
+ * compressor the text in chunks of this size, the rest at seal. */
+#define CHUNK (64 * 1024)
+
+/* libzstd alone on the same bodies: one-shot per batch, or streamed in CHUNK
+ * pieces. Returns the best time; *bytes = the frames' total size. */
+static double time_zstd(const raws_t *rs, int level, bool streamed, size_t *bytes) {
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    if (!cc) fail("ZSTD_createCCtx");
+    size_t maxlen = 0;
+    for (long i = 0; i < rs->count; i++)
+        if (rs->len[i] > maxlen) maxlen = rs->len[i];
+    size_t cap = ZSTD_compressBound(maxlen) + 64;
+    unsigned char *out = malloc(cap);
+    if (!out) fail("out of memory");
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level)))
+        fail("ZSTD_c_compressionLevel");
+    double best = 1e30;
+    for (int rep = 0; rep < REPS; rep++) {
+        size_t total = 0;
+        double t0 = now_s();
+        for (long i = 0; i < rs->count; i++) {
+            if (!streamed) {
+                size_t r = ZSTD_compressCCtx(cc, out, cap, rs->raw[i], rs->len[i], level);
+                if (ZSTD_isError(r)) fail(ZSTD_getErrorName(r));
+                total += r;
+                continue;
+            }
+            ZSTD_CCtx_reset(cc, ZSTD_reset_session_only);
+            ZSTD_outBuffer ob = {out, cap, 0};
+            size_t off = 0, len = rs->len[i];
+            for (;;) {
+                size_t take = len - off > CHUNK ? CHUNK : len - off;
+                ZSTD_EndDirective end = off + take == len ? ZSTD_e_end : ZSTD_e_continue;
+                ZSTD_inBuffer ib = {rs->raw[i] + off, take, 0};
+                size_t r;
+                do {
+                    r = ZSTD_compressStream2(cc, &ob, &ib, end);
+                    if (ZSTD_isError(r)) fail(ZSTD_getErrorName(r));
+                } while (end == ZSTD_e_end ? r != 0 : ib.pos < ib.size);
+                off += take;
+                if (end == ZSTD_e_end) break;
+            }
+            total += ob.pos;
+        }
+        double t = now_s() - t0;
+        if (t < best) best = t;
+        *bytes = total;
+    }
+    ZSTD_freeCCtx(cc);
+    free(out);
+    return best;
+}
+
+static void raws_free(raws_t *r) {
+    for (long i = 0; i < r->count; i++) free(r->raw[i]);
+    free(r->raw);
+    free(r->len);
+}
+
 static size_t on_body(char *p, size_t s, size_t n, void *ud) {
     (void)p;
     (void)ud;
@@ -369,6 +440,17 @@ int main(int argc, char **argv) {
     size_t zbytes = 0;
     double tz = time_zlib(&raw, level, &zbytes);
     double tc = time_crc(&raw);
+    /* the zstd floor, same bodies (and the batches of 100 too) */
+    raws_t raw100;
+    batches_raw(&b100, &raw100);
+    static const int zlevels[2] = {1, 3};
+    double tzs[2], tzs_s[2], tzs_s100[2];
+    size_t zsb[2], zsb_s[2], zsb_s100[2];
+    for (int k = 0; k < 2; k++) {
+        tzs[k] = time_zstd(&raw, zlevels[k], false, &zsb[k]);
+        tzs_s[k] = time_zstd(&raw, zlevels[k], true, &zsb_s[k]);
+        tzs_s100[k] = time_zstd(&raw100, zlevels[k], true, &zsb_s100[k]);
+    }
     double cpu1000, cpu100;
     long bad1000, bad100;
     double th1000 = time_http(url, &b1000, &cpu1000, &bad1000);
@@ -380,17 +462,25 @@ int main(int argc, char **argv) {
            "\"builder_gzip_ns\":%.1f,\"builder_gzip_b100_ns\":%.1f,\"zlib_deflate_ns\":%.1f,"
            "\"zlib_crc32_ns\":%.1f,\"http_b1000_ns\":%.1f,\"http_cpu_b1000_ns\":%.1f,"
            "\"http_b100_ns\":%.1f,\"http_cpu_b100_ns\":%.1f,\"http_errors\":%ld,"
-           "\"requests_b1000\":%ld,\"requests_b100\":%ld}\n",
+           "\"requests_b1000\":%ld,\"requests_b100\":%ld,\"raw_total_b1000\":%zu,"
+           "\"zstd_version\":\"%s\",\"zstd_chunk\":%d",
            n, level, (double)rs.total / dn, (double)raw_bytes / dn, (double)wire1000 / dn,
            (double)wire100 / dn, (double)zbytes / dn, tq * 1e9 / dn, tf * 1e9 / dn,
            tbr * 1e9 / dn, tbg * 1e9 / dn, tbg100 * 1e9 / dn, tz * 1e9 / dn, tc * 1e9 / dn,
            th1000 * 1e9 / dn, cpu1000 * 1e9 / dn, th100 * 1e9 / dn, cpu100 * 1e9 / dn,
-           bad1000 + bad100, b1000.count, b100.count);
+           bad1000 + bad100, b1000.count, b100.count, raw.total, ZSTD_versionString(), CHUNK);
+    for (int k = 0; k < 2; k++)
+        printf(",\"zstd_l%d_ns\":%.1f,\"zstd_l%d_bytes\":%.1f,\"zstd_l%d_stream_ns\":%.1f,"
+               "\"zstd_l%d_stream_bytes\":%.1f,\"zstd_l%d_stream_b100_ns\":%.1f,"
+               "\"zstd_l%d_stream_b100_bytes\":%.1f",
+               zlevels[k], tzs[k] * 1e9 / dn, zlevels[k], (double)zsb[k] / dn, zlevels[k],
+               tzs_s[k] * 1e9 / dn, zlevels[k], (double)zsb_s[k] / dn, zlevels[k],
+               tzs_s100[k] * 1e9 / dn, zlevels[k], (double)zsb_s100[k] / dn);
+    printf("}\n");
     batches_free(&b1000);
     batches_free(&b100);
-    for (long i = 0; i < raw.count; i++) free(raw.raw[i]);
-    free(raw.raw);
-    free(raw.len);
+    raws_free(&raw);
+    raws_free(&raw100);
     free(rs.mem);
     free(rs.off);
     curl_global_cleanup();

@@ -12,8 +12,17 @@ events lost (N - unique uuids), process CPU per delivered event (user+sys
 inside the process over the same window), peak RSS (ru_maxrss of the child
 from wait4), requests and bytes from the server summary. Then: a latency
 histogram of single posthog_capture calls (1 and 2 producer threads), the
-flusher cost breakdown (ph-bench-flusher) and the memory bound with the
-server down. Prints one markdown report and writes it to --out.
+flusher cost breakdown (ph-bench-flusher, with the zlib and zstd floors) and
+the memory bound with the server down. Prints one markdown report and writes
+it to --out.
+
+Capture v1 (issue: libposthog v1 with zstd/gzip/none and v0, against the
+official SDKs in v1 mode): libposthog rows pass library options through
+`ph-bench --opt KEY=VALUE` (capture_mode, compression); a client that refuses
+an option (exit 3 + a JSON line naming it) is reported "n/a (option
+unsupported: ...)", never faked. Rows that speak v1 run only when the ingest
+server answers POST /i/v1/analytics/events with anything but 404 (probed once
+at start; --force-v1 skips the probe), otherwise they are n/a with that reason.
 """
 
 import argparse
@@ -29,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -41,6 +51,13 @@ ISSUE_REFERENCE = {
 }
 
 CONFIGS = ("default", "tuned")
+
+# libposthog's peak RSS at its defaults today (README, C typed props, default, 200k events,
+# medians of 5): the v1 target is "no higher than today".
+TODAY_RSS_MIB = 50.0
+TODAY_RSS_N = 200000
+
+V1_PATH = "/i/v1/analytics/events"
 
 
 def log(msg):
@@ -149,9 +166,34 @@ def last_json(text):
 
 
 class Client:
-    def __init__(self, key, label, argv_fn, env=None, available=True, why=""):
+    """A row of the report. v1: speaks capture v1 (runs only when the ingest server
+    serves it). opts: what was passed to the client (shown in the report)."""
+
+    def __init__(self, key, label, argv_fn, env=None, available=True, why="", v1=False,
+                 opts=""):
         self.key, self.label, self.argv_fn = key, label, argv_fn
         self.env, self.available, self.why = env, available, why
+        self.v1, self.opts = v1, opts
+
+
+# libposthog C rows with explicit protocol options (typed props, like c-typed).
+# c-typed / c-json set no protocol option: they run at the library's default
+# (today v0 + gzip; v1 + zstd once capture v1 lands in src/).
+C_PROTOCOL_ROWS = (
+    ("c-v1-zstd", "v1 + zstd", (("capture_mode", "v1"), ("compression", "zstd")), True),
+    ("c-v1-gzip", "v1 + gzip", (("capture_mode", "v1"), ("compression", "gzip")), True),
+    ("c-v1-none", "v1, uncompressed", (("capture_mode", "v1"), ("compression", "none")), True),
+    ("c-v0-gzip", "v0 + gzip", (("capture_mode", "v0"), ("compression", "gzip")), False),
+)
+
+CLIENT_KEYS = ("c-typed", "c-json") + tuple(r[0] for r in C_PROTOCOL_ROWS) + (
+    "py-binding", "node", "node-v1", "python", "python-v1")
+
+
+def unsupported_why(res):
+    """The n/a reason from a client's {"unsupported_option": ...} line."""
+    return "option unsupported: %s=%s (%s)" % (res.get("unsupported_option"), res.get("value"),
+                                               res.get("status"))
 
 
 def make_clients(a):
@@ -164,6 +206,25 @@ def make_clients(a):
         Client("c-json", "libposthog C, JSON props",
                lambda url, n, cfg: [ph, "run", "json", url, str(n), cfg]),
     ]
+    for key, what, opts, v1 in C_PROTOCOL_ROWS:
+        optv = []
+        for k, v in opts:
+            optv += ["--opt", "%s=%s" % (k, v)]
+        # the library's word on the options, before any run (exit 3: refused)
+        rc, o, e, _ = run_proc([ph, "checkopts"] + optv, timeout=60)
+        res = last_json(o) or {}
+        if rc == 0:
+            ok, why = True, ""
+        elif rc == 3 and "unsupported_option" in res:
+            ok, why = False, unsupported_why(res)
+        else:
+            ok, why = False, "ph-bench checkopts failed (exit %s): %s" % (
+                rc, (e.strip().splitlines() or ["?"])[-1])
+        clients.append(Client(key, "libposthog C, typed props, %s" % what,
+                              (lambda optv: lambda url, n, cfg:
+                               [ph, "run", "typed", url, str(n), cfg] + optv)(optv),
+                              available=ok, why=why, v1=v1,
+                              opts=" ".join("%s=%s" % kv for kv in opts)))
     script = os.path.join(HERE, "python", "bench_py.py")
 
     def py_ok(mod):
@@ -172,22 +233,63 @@ def make_clients(a):
         rc, o, e, _ = run_proc([py, "-c", "import %s" % mod], cwd="/", timeout=60)
         return rc == 0, (e.strip().splitlines() or ["import failed"])[-1]
 
+    # Peers: the v0 rows pin v0 through the environment (both SDKs also read
+    # POSTHOG_CAPTURE_MODE, so a stray value in the caller's environment must not
+    # switch them); the v1 rows ask for v1 the way each SDK version offers it.
+    base_env = {k: v for k, v in os.environ.items() if k not in (
+        "POSTHOG_CAPTURE_MODE", "POSTHOG_CAPTURE_COMPRESSION")}
     ok, why = py_ok("libposthog")
     clients.append(Client("py-binding", "libposthog Python binding",
                           lambda url, n, cfg: [py, script, "libposthog", url, str(n), cfg],
-                          available=ok, why=why))
+                          env=base_env, available=ok, why=why))
     node_ok = bool(node_modules) and os.path.isdir(os.path.join(node_modules, "posthog-node"))
-    env = dict(os.environ, BENCH_NODE_MODULES=node_modules or "")
-    clients.append(Client("node", "posthog-node",
-                          lambda url, n, cfg: ["node", os.path.join(HERE, "node", "bench.js"),
-                                               url, str(n), cfg],
-                          env=env, available=node_ok and shutil.which("node") is not None,
+    node_ok = node_ok and shutil.which("node") is not None
+    node_argv = lambda url, n, cfg: ["node", os.path.join(HERE, "node", "bench.js"), url, str(n),
+                                     cfg]
+    env = dict(base_env, BENCH_NODE_MODULES=node_modules or "")
+    clients.append(Client("node", "posthog-node", node_argv, env=env, available=node_ok,
                           why="posthog-node not installed"))
+    # posthog-node 5.x: v1 only through the environment (src/capture-v1/config.ts,
+    # resolveCaptureMode); no constructor option.
+    clients.append(Client("node-v1", "posthog-node, capture v1", node_argv,
+                          env=dict(env, POSTHOG_CAPTURE_MODE="v1"), available=node_ok,
+                          why="posthog-node not installed", v1=True,
+                          opts="POSTHOG_CAPTURE_MODE=v1"))
     ok, why = py_ok("posthog")
     clients.append(Client("python", "posthog-python",
                           lambda url, n, cfg: [py, script, "posthog", url, str(n), cfg],
-                          available=ok, why=why))
+                          env=base_env, available=ok, why=why))
+    # posthog-python 7.x: Client(capture_mode="v1") (posthog/capture_mode.py). Its v1
+    # compression follows the gzip flag (capture_compression unset): none at the
+    # default config, gzip in tuned, as in the v0 rows.
+    clients.append(Client("python-v1", "posthog-python, capture v1",
+                          lambda url, n, cfg: [py, script, "posthog", url, str(n), cfg,
+                                               "capture_mode=v1"],
+                          env=base_env, available=ok, why=why, v1=True,
+                          opts='capture_mode="v1"'))
     return clients
+
+
+def probe_v1(a):
+    """Whether the ingest server serves capture v1: (True, "") or (False, why)."""
+    srv = Server(a.server, a.tmp)
+    try:
+        req = urllib.request.Request(
+            srv.url + V1_PATH, data=b"{}", method="POST",
+            headers={"Content-Type": "application/json",
+                     "Authorization": "Bearer phc_bench_key"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                code = r.status
+        except urllib.error.HTTPError as e:
+            code = e.code
+        except (urllib.error.URLError, OSError) as e:
+            return False, "v1 probe of the ingest server failed: %s" % e
+    finally:
+        srv.stop()
+    if code == 404:
+        return False, "ingest server has no capture v1 endpoint (POST %s: 404)" % V1_PATH
+    return True, "POST %s with an empty object: %d" % (V1_PATH, code)
 
 
 def one_run(a, client, cfg):
@@ -196,6 +298,9 @@ def one_run(a, client, cfg):
         argv = client.argv_fn(srv.url, a.n, cfg)
         rc, o, e, ru = run_proc(argv, env=client.env, timeout=a.timeout, cwd="/")
         res = last_json(o)
+        if rc == 3 and res and "unsupported_option" in res:
+            log("%s/%s: n/a (%s)" % (client.key, cfg, unsupported_why(res)))
+            return {"unsupported": unsupported_why(res)}
         if rc != 0 or res is None:
             log("%s/%s failed (exit %s): %s" % (client.key, cfg, rc, e.strip()[-800:]))
             return None
@@ -294,7 +399,7 @@ def ratio(x, y):
     return None if x is None or y is None or y == 0 else x / y
 
 
-def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
+def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed, v1_server=(None, "")):
     L = []
     w = L.append
     w("# libposthog benchmark (issue 5)")
@@ -314,6 +419,18 @@ def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
       "(C: flush_at/max_batch_size=1000, max_queue_size=N, max_queue_bytes=N*512; "
       "node: flushAt/maxBatchSize=1000, maxQueueSize=N, disableCompression=false; "
       "python: flush_at=1000, max_queue_size=N, gzip=True)")
+    w("- protocol rows (capture v1): libposthog C typed props with library options "
+      "passed through `ph-bench --opt`: v1 + zstd/gzip/none = `capture_mode=v1` + "
+      "`compression=zstd|gzip|none`, v0 + gzip = `capture_mode=v0 compression=gzip` (in tuned "
+      "these replace `gzip=1`); c-typed / c-json set no protocol option (the library's "
+      "default). posthog-node v1 = `POSTHOG_CAPTURE_MODE=v1` in its environment (5.x has no "
+      "constructor option; gzip as in its v0 rows); posthog-python v1 = "
+      "`Posthog(..., capture_mode=\"v1\")` (compression follows its `gzip` flag: none at "
+      "default, gzip in tuned). The peers' v0 rows run with POSTHOG_CAPTURE_MODE unset.")
+    v1_ok, v1_why = v1_server
+    w("- capture v1 on the local ingest server: %s" % (
+        "not probed" if v1_ok is None else ("yes (%s)" % v1_why if v1_ok else
+                                            "**no** — %s; the v1 rows are n/a" % v1_why)))
     w("")
     w("## Clients side by side")
     w("")
@@ -323,14 +440,18 @@ def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
     for c in clients:
         for cfg in CONFIGS:
             s = agg.get((c.key, cfg))
-            label = c.label + (" %s" % s["version"] if s and s.get("version") and
-                               not c.key.startswith("c-") else "")
-            if not c.available or s is None:
-                why = c.why if not c.available else "all runs failed"
-                w("| %s | %s | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" %
-                  (label, cfg))
-                if cfg == CONFIGS[-1]:
-                    w("|  | (%s) | | | | | | | | | |" % why.replace("|", "/")[:120])
+            ver = " %s" % s["version"] if s and s.get("version") and \
+                not c.key.startswith("c-") else ""
+            head, sep, tail = c.label.partition(",")
+            label = head + ver + sep + tail
+            if not c.available:
+                # one row for both configs: the reason is the same
+                if cfg == CONFIGS[0]:
+                    w("| %s | all | n/a (%s) | | | | | | | | |" %
+                      (label, c.why.replace("|", "/")[:200]))
+                continue
+            if s is None:
+                w("| %s | %s | n/a (all runs failed) | | | | | | | | |" % (label, cfg))
                 continue
             lost = "%d" % s["lost"]
             if s["lost_max"] != s["lost"]:
@@ -365,7 +486,19 @@ def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
         pairs.append((("c-typed", "default"), (peer, "tuned")))
     pairs.append((("py-binding", "default"), ("python", "default")))
     pairs.append((("py-binding", "tuned"), ("python", "tuned")))
+    # capture v1: libposthog v1 + zstd against the SDKs in v1 mode, and against its own v0
+    for peer in ("node-v1", "python-v1"):
+        for cfg in CONFIGS:
+            pairs.append((("c-v1-zstd", cfg), (peer, cfg)))
+        pairs.append((("c-v1-zstd", "default"), (peer, "tuned")))
+    for lk in ("c-v1-zstd", "c-v1-gzip", "c-v1-none"):
+        pairs.append(((lk, "default"), ("c-v0-gzip", "default")))
     names = {c.key: c.label for c in clients}
+    for (k, cfg), st in agg.items():  # the peers' versions, as in the table above
+        if st and st.get("version") and not k.startswith("c-") and k in names:
+            head, sep, tail = names[k].partition(",")
+            if not head.endswith(st["version"]):
+                names[k] = head + " " + st["version"] + sep + tail
     for (lk, lc), (pk, pc) in pairs:
         l, p = agg.get((lk, lc)), agg.get((pk, pc))
         if not l or not p:
@@ -447,12 +580,41 @@ def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
           "client CPU %.0f |" % (b["http_b100_ns"], b["http_cpu_b100_ns"]))
         w("| (d) zlib deflate alone | %.0f | raw deflate, same bytes, same level, one "
           "deflate(Z_FINISH) per batch; crc32 alone %.0f |" % (d_, b["zlib_crc32_ns"]))
+        zl = [lv for lv in (1, 3) if ("zstd_l%d_ns" % lv) in b]
+        for lv in zl:
+            w("| (e) zstd floor, level %d | %.0f | libzstd %s alone, same bytes, streamed as "
+              "the builder feeds its compressor (ZSTD_compressStream2, %d KiB chunks, "
+              "ZSTD_e_end at seal); one ZSTD_compressCCtx per batch %.0f; streamed, batches "
+              "of 100: %.0f |" % (
+                  lv, b["zstd_l%d_stream_ns" % lv], b.get("zstd_version", "?"),
+                  b.get("zstd_chunk", 65536) // 1024, b["zstd_l%d_ns" % lv],
+                  b["zstd_l%d_stream_b100_ns" % lv]))
         w("| a + b + c | %.0f | flusher cost per event (batches of 1000) |" % (a_ + bb + c_))
         w("")
         w("Bytes per event: JSON %.0f, gzip body %.1f (batches of 1000) / %.1f (batches of "
           "100), zlib alone %.1f. Builder overhead over zlib alone: (b) - (d) - crc32 = "
           "%.0f ns/event." % (b["raw_bytes"], b["gzip_bytes_b1000"], b["gzip_bytes_b100"],
                               b["zlib_bytes"], bb - d_ - b["zlib_crc32_ns"]))
+        if zl:
+            w("")
+            w("zstd floor (e) next to the zlib floor (d), same uncompressed bodies (the "
+              "builder's v0 bodies; a v1 body differs by the api_key prefix and $lib/"
+              "$lib_version, a few % of the bytes):")
+            w("")
+            w("| compressor | ns/event, batches of 1000 (streamed / one-shot) | vs zlib (d) | "
+              "B/event, batches of 1000 | B/event, batches of 100 |")
+            w("|---|---:|---:|---:|---:|")
+            w("| zlib level %d, raw deflate (d) | %.0f | 1.00 | %.1f | %.1f (builder) |" % (
+                b["level"], d_, b["zlib_bytes"], b["gzip_bytes_b100"]))
+            for lv in zl:
+                st = b["zstd_l%d_stream_ns" % lv]
+                w("| zstd level %d (e) | %.0f / %.0f | %s | %.1f | %.1f |" % (
+                    lv, st, b["zstd_l%d_ns" % lv], fmt(ratio(st, d_), "%.2f"),
+                    b["zstd_l%d_stream_bytes" % lv], b["zstd_l%d_stream_b100_bytes" % lv]))
+            w("")
+            w("The builder's own overhead over its compressor (staging, crc32, buffer "
+              "management) comes on top of either floor: (b) - (d) = %.0f ns/event with "
+              "zlib today." % (bb - d_))
         if ct and ct.get("flusher_cpu_us") is not None:
             w("For comparison, the end-to-end run's flusher thread used %.2f µs CPU/event "
               "(C typed, default options)." % ct["flusher_cpu_us"])
@@ -552,6 +714,61 @@ def render(a, info, clients, agg, lat, brk, mem, git_rev, elapsed):
     for row in rows:
         w("| %s | %s | %s |" % row)
     w("")
+
+    # capture v1 targets
+    w("### Capture v1 targets (reported, not asserted)")
+    w("")
+    w("libposthog at its default options plus the protocol options (C typed props, config "
+      "`default`); the peer in its tuned config, as in the targets above (posthog-node "
+      "loses most of the burst at its defaults). All from this run.")
+    w("")
+    w("| target | measured | verdict |")
+    w("|---|---|---|")
+    why_of = {c.key: c.why for c in clients if not c.available}
+    na = lambda k: "n/a (%s)" % why_of.get(k, "not run").replace("|", "/")[:160]
+    v1rows = []
+    proto = [k for k, _, _, _ in C_PROTOCOL_ROWS]
+    got = {k: agg.get((k, "default")) for k in proto}
+    ran = [k for k in proto if got[k]]
+    if ran:
+        worst = max(got[k]["lost_max"] for k in ran)
+        meas = ", ".join("%s max %d" % (k, got[k]["lost_max"]) for k in ran)
+        missing = [k for k in proto if not got[k]]
+        if missing:
+            meas += "; n/a: " + ", ".join(missing)
+        ok = False if worst > 0 else (True if not missing else None)
+    else:
+        meas, ok = na(proto[0]), None
+    v1rows.append(("0 events lost at default options, every run (%s)" % ", ".join(proto),
+                   meas, verdict(ok)))
+    z, g0 = got.get("c-v1-zstd"), got.get("c-v0-gzip")
+    r = ratio(z and z["cpu_us"], g0 and g0["cpu_us"])
+    v1rows.append(("CPU per delivered event, v1 + zstd <= 0.6x v0 + gzip (same run, C typed, "
+                   "default)",
+                   "%.2fx (%.2f vs %.2f µs)" % (r, z["cpu_us"], g0["cpu_us"]) if r is not None
+                   else na("c-v1-zstd" if not z else "c-v0-gzip"),
+                   verdict(None if r is None else r <= 0.6)))
+    for peer_cfg, info_only in (("tuned", False), ("default", True)):
+        nv = agg.get(("node-v1", peer_cfg))
+        r = ratio(z and z["evps"], nv and nv["evps"])
+        v1rows.append(("%sevents/s >= 40x posthog-node in v1 mode (C v1 + zstd default vs "
+                       "node v1 %s)" % ("(same, for information) " if info_only else "",
+                                        peer_cfg),
+                       "%.1fx (%s vs %s ev/s)" % (r, fmt_si(z["evps"]), fmt_si(nv["evps"]))
+                       if r is not None else na("c-v1-zstd" if not z else "node-v1"),
+                       verdict(None if r is None else r >= 40)))
+    v = z and z["rss_mib"]
+    same_n = a.n == TODAY_RSS_N
+    v1rows.append(("peak RSS no higher than today (%.1f MiB: C typed, default, %d events, "
+                   "README) — C v1 + zstd, default" % (TODAY_RSS_MIB, TODAY_RSS_N),
+                   (fmt(v, "%.1f MiB") + ("" if same_n or v is None else
+                                          " (N = %d here: indicative only)" % a.n))
+                   if v is not None else na("c-v1-zstd"),
+                   verdict(None if v is None else v <= TODAY_RSS_MIB) +
+                   ("" if same_n or v is None else " (N differs)")))
+    for row in v1rows:
+        w("| %s | %s | %s |" % row)
+    w("")
     w("Reference (issue, earlier on this machine): posthog-node %s; posthog-python %s." %
       (ISSUE_REFERENCE["posthog-node"], ISSUE_REFERENCE["posthog-python"]))
     w("")
@@ -576,10 +793,16 @@ def main():
     ap.add_argument("--membound-n", type=int, default=2000000)
     ap.add_argument("--timeout", type=int, default=300, help="seconds per client process")
     ap.add_argument("--rev", help="what was built (default: git describe of the work tree)")
-    ap.add_argument("--only", help="comma-separated client keys (c-typed,c-json,py-binding,"
-                    "node,python)")
+    ap.add_argument("--only", help="comma-separated client keys (%s)" % ",".join(CLIENT_KEYS))
+    ap.add_argument("--force-v1", action="store_true",
+                    help="run the capture v1 rows even when the ingest server answers 404 "
+                    "on %s" % V1_PATH)
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
+    if a.python and os.sep in a.python:  # the clients run with cwd=/
+        a.python = os.path.abspath(a.python)
+    if a.node_modules:
+        a.node_modules = os.path.abspath(a.node_modules)
     a.server = os.path.join(a.build, "tools", "posthog-ingest-server")
     for f in (a.server, os.path.join(a.build, "bench", "ph-bench"),
               os.path.join(a.build, "bench", "ph-bench-flusher")):
@@ -592,11 +815,21 @@ def main():
     rev = a.rev or subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
                                   capture_output=True, text=True).stdout.strip() or "?"
     try:
+        if a.only:
+            keep = set(x.strip() for x in a.only.split(",") if x.strip())
+            unknown = keep - set(CLIENT_KEYS)
+            if unknown:
+                log("--only: unknown client key(s) %s; known: %s" % (
+                    ",".join(sorted(unknown)), ",".join(CLIENT_KEYS)))
+                return 2
         clients = make_clients(a)
         if a.only:
-            keep = set(a.only.split(","))
             clients = [c for c in clients if c.key in keep]
+        v1_ok, v1_why = (True, "not probed (--force-v1)") if a.force_v1 else probe_v1(a)
+        log("capture v1 on the ingest server: %s" % (v1_why if v1_why else "yes"))
         for c in clients:
+            if c.v1 and c.available and not v1_ok:
+                c.available, c.why = False, v1_why
             if not c.available:
                 log("%s: n/a (%s)" % (c.label, c.why))
         runs = {}
@@ -606,7 +839,14 @@ def main():
                     continue
                 for cfg in CONFIGS:
                     t0 = time.monotonic()
+                    if not c.available:  # refused an option in an earlier run
+                        continue
                     res = one_run(a, c, cfg)
+                    if res and "unsupported" in res:
+                        c.available, c.why = False, res["unsupported"]
+                        runs.pop((c.key, "default"), None)
+                        runs.pop((c.key, "tuned"), None)
+                        continue
                     if res:
                         runs.setdefault((c.key, cfg), []).append(res)
                         log("run %d/%d %-10s %-7s %8.0f ns/ev capture, e2e %7.3f s, "
@@ -685,7 +925,7 @@ def main():
         durability += "\n" + forkcost
 
         report = render(a, info, clients, agg, lat, brk, mem, rev,
-                        time.monotonic() - t_start)
+                        time.monotonic() - t_start, (v1_ok, v1_why))
         marker = "## Issue targets"
         report = (report.replace(marker, durability + "\n" + marker, 1) if marker in report
                   else report + "\n" + durability)
@@ -697,7 +937,9 @@ def main():
         f.write(report)
     raw = os.path.splitext(a.out)[0] + ".json"
     with open(raw, "w") as f:
-        json.dump({"machine": info, "n": a.n, "runs": a.runs,
+        json.dump({"machine": info, "n": a.n, "runs": a.runs, "v1_server": [v1_ok, v1_why],
+                   "clients": {c.key: {"label": c.label, "opts": c.opts, "available": c.available,
+                                       "why": c.why} for c in clients},
                    "results": {"%s/%s" % k: v for k, v in runs.items()},
                    "latency": {"%d%s" % (k[0], "-warm" if k[1] else ""): v
                                for k, v in lat_runs.items()}, "breakdown": brk, "membound": mem}, f, indent=1)

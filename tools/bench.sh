@@ -9,13 +9,21 @@
 #    build-bench/deps/ if missing, plus libposthog's Python binding from
 #    bindings/python (reported "n/a" when it does not install or import);
 # 3. runs bench/run.py: every client against a fresh local ingest server on
-#    127.0.0.1, latency histogram, flusher breakdown, memory bound with the
-#    server down;
+#    127.0.0.1, latency histogram, flusher breakdown (with the zlib and zstd
+#    floors), memory bound with the server down. Capture v1: libposthog in v1
+#    with zstd, gzip and none and in v0 with gzip (library options through
+#    ph-bench --opt capture_mode=... --opt compression=...), posthog-python
+#    with capture_mode="v1" and posthog-node with POSTHOG_CAPTURE_MODE=v1, next
+#    to the existing rows; a client that refuses an option is reported
+#    "n/a (option unsupported)", and the v1 rows are n/a while the ingest
+#    server answers 404 on /i/v1/analytics/events;
 # 4. prints the report and writes bench/results/latest.md (+ latest.json).
 #
 # Environment: BENCH_BUILD_DIR [build-bench], BENCH_DEPS_DIR [$BENCH_BUILD_DIR/deps],
 # POSTHOG_NODE_VERSION [5.70.0], POSTHOG_PYTHON_VERSION [7.91.1] (pinned so
-# runs compare), BENCH_ONLY (comma list of c-typed,c-json,py-binding,node,python),
+# runs compare), BENCH_ONLY (comma list of c-typed, c-json, c-v1-zstd, c-v1-gzip,
+# c-v1-none, c-v0-gzip, py-binding, node, node-v1, python, python-v1),
+# BENCH_FORCE_V1=1 (run the v1 rows without probing the ingest server for v1),
 # PYTHON [python3], BENCH_REV (a commit to build instead of the work tree's
 # src/; the bench/ harness still comes from the work tree). Needs tools/setup.sh's packages, node + npm, python3 + venv.
 set -euo pipefail
@@ -52,7 +60,7 @@ if [ -n "${BENCH_REV:-}" ]; then
   git -C "$repo" archive "$rev" | tar -x -C "$srcdir"
   rm -rf "$srcdir/bench"
   mkdir -p "$srcdir/bench"
-  cp -a "$repo/bench/CMakeLists.txt" "$repo"/bench/*.c "$srcdir/bench/"
+  cp -a "$repo/bench/CMakeLists.txt" "$repo"/bench/*.c "$repo"/bench/*.h "$srcdir/bench/"
   build="$build/rev-build"
 fi
 gen=()
@@ -127,5 +135,6 @@ fi
 args=(--n "$N" --runs "$RUNS" --build "$build" --python "$vpy" --node-modules "$node_modules"
       --out "$repo/bench/results/latest.md")
 [ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
+[ "${BENCH_FORCE_V1:-0}" = 1 ] && args+=(--force-v1)
 [ -n "${BENCH_REV:-}" ] && args+=(--rev "${rev:0:12} (BENCH_REV=$BENCH_REV)")
 exec "$python" "$repo/bench/run.py" "${args[@]}"

@@ -2,6 +2,11 @@
 //   node bench.js URL N default|tuned
 // Needs BENCH_NODE_MODULES = the node_modules dir holding posthog-node.
 // Prints ONE JSON line on stdout.
+// Capture v1: posthog-node 5.x reads POSTHOG_CAPTURE_MODE=v1 from the
+// environment (no constructor option; src/capture-v1/config.ts). When it is
+// set to v1 and the client does not report captureMode 'v1' (an SDK without
+// v1), this exits 3 with {"unsupported_option":"POSTHOG_CAPTURE_MODE",...},
+// which run.py reports as "n/a (option unsupported)".
 'use strict';
 const path = require('path');
 
@@ -29,6 +34,17 @@ if (cfg === 'tuned') {
 
 async function main() {
   const client = new PostHog('phc_bench_key', opts);
+  // private field in 5.x (resolved from POSTHOG_CAPTURE_MODE at construction)
+  const mode = client.captureMode === undefined ? null : client.captureMode;
+  const want = process.env.POSTHOG_CAPTURE_MODE;
+  if (want && want !== mode) {
+    console.log(JSON.stringify({
+      unsupported_option: 'POSTHOG_CAPTURE_MODE', value: want, version,
+      status: 'posthog-node ' + version + ' reports captureMode=' + JSON.stringify(mode),
+    }));
+    await client.shutdown(1000);
+    process.exit(3);
+  }
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
@@ -47,7 +63,7 @@ async function main() {
   const cpu = process.cpuUsage(cpu0);
   const loop = Number(t1 - t0) / 1e9;
   console.log(JSON.stringify({
-    client: 'posthog-node', version, config: cfg, n,
+    client: 'posthog-node', version, config: cfg, capture_mode: mode, n,
     loop_s: loop, capture_ns: (loop * 1e9) / n,
     e2e_s: Number(t2 - t0) / 1e9,
     cpu_s: (cpu.user + cpu.system) / 1e6,

@@ -1,6 +1,13 @@
 """posthog-python, or libposthog's Python binding, on the issue-5 workload.
 
-    python bench_py.py posthog|libposthog URL N default|tuned
+    python bench_py.py posthog|libposthog URL N default|tuned [KEY=VALUE ...]
+
+KEY=VALUE: extra constructor keyword arguments, passed as strings (e.g.
+capture_mode=v1 for posthog-python's capture v1). A keyword the client
+refuses (TypeError / ValueError at construction) ends the process with exit
+status 3 and ONE JSON line {"unsupported_option": KEY, ...}, which run.py
+reports as "n/a (option unsupported)"; so does a capture_mode the client
+accepted but does not report back as in effect.
 
 Both packages expose the same client (libposthog's binding is a drop-in for
 posthog-python's capture API). Driven by bench/run.py; prints ONE JSON line.
@@ -19,10 +26,18 @@ def cpu_s():
 
 
 def main():
-    if len(sys.argv) != 5 or sys.argv[1] not in ("posthog", "libposthog"):
-        print("usage: bench_py.py posthog|libposthog URL N default|tuned", file=sys.stderr)
+    if len(sys.argv) < 5 or sys.argv[1] not in ("posthog", "libposthog"):
+        print("usage: bench_py.py posthog|libposthog URL N default|tuned [KEY=VALUE ...]",
+              file=sys.stderr)
         return 2
     modname, url, n, cfg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    extra = {}
+    for kv in sys.argv[5:]:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            print("bench_py.py: extra arguments are KEY=VALUE, got %r" % kv, file=sys.stderr)
+            return 2
+        extra[k] = v
     mod = importlib.import_module(modname)
     version = getattr(mod, "VERSION", None) or getattr(mod, "__version__", "?")
     kwargs = {"host": url}
@@ -31,7 +46,27 @@ def main():
         kwargs.update(flush_at=1000, max_queue_size=max(n, 10000), gzip=True)
         if modname == "libposthog":
             kwargs.update(max_queue_bytes=max(n * 512, 32 << 20))
-    client = mod.Posthog("phc_bench_key", **kwargs)
+    kwargs.update(extra)
+
+    def unsupported(key, why):
+        print(json.dumps({"unsupported_option": key, "value": extra.get(key),
+                          "status": why, "version": str(version)}), flush=True)
+        return 3
+
+    try:
+        client = mod.Posthog("phc_bench_key", **kwargs)
+    except (TypeError, ValueError) as e:
+        bad = [k for k in extra if k in str(e)] or list(extra) or ["?"]
+        if not extra:
+            raise
+        return unsupported(bad[0], "%s: %s" % (type(e).__name__, e))
+    # the protocol actually in effect (posthog-python >= 7.x: CaptureMode, a str enum)
+    mode = getattr(client, "capture_mode", None)
+    mode = getattr(mode, "value", mode)
+    if "capture_mode" in extra and (mode is None or str(mode) != extra["capture_mode"]):
+        client.shutdown()
+        return unsupported("capture_mode", "accepted, but the client reports capture_mode=%r"
+                           % (mode,))
 
     capture = client.capture
     c0 = cpu_s()
@@ -58,6 +93,8 @@ def main():
         "client": "posthog-python" if modname == "posthog" else "libposthog-python",
         "version": str(version),
         "config": cfg,
+        "opts": ",".join("%s=%s" % kv for kv in extra.items()),
+        "capture_mode": None if mode is None else str(mode),
         "n": n,
         "loop_s": t1 - t0,
         "capture_ns": (t1 - t0) * 1e9 / n,
