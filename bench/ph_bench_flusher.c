@@ -204,7 +204,8 @@ static double time_builder(const recs_t *rs, int B, bool gzip, int level, batche
     long nb = (rs->n + B - 1) / B;
     for (int rep = 0; rep < REPS; rep++) {
         ph_builder_t b;
-        if (posthog__builder_init(&b, API_KEY, false, gzip, level, (uint64_t)5 << 20))
+        if (posthog__builder_init(&b, PH_PROTO_V0, gzip ? PH_CODEC_GZIP : PH_CODEC_NONE, level,
+                                  API_KEY, false, false, (uint64_t)5 << 20))
             fail("builder_init");
         batches_t bs = {calloc((size_t)nb, sizeof(ph_batch_t *)), 0};
         if (!bs.b) fail("out of memory");

@@ -14,8 +14,8 @@
  *                    disable_skew_correction, process_person_profile,
  *                    product_tour_id}}, adapter extras uuid, groups;
  *                    answers the event's uuid
- *   POST /capture_ai the same for an $ai_* event, which libposthog routes to
- *                    its AI endpoint by name; a caller uuid is kept
+ *   POST /capture_ai posthog_capture_ai: the same, through the AI endpoint
+ *                    (posthog_capture_ai); a caller uuid is kept
  *   POST /flush      posthog_flush; answers how many events were delivered
  *   GET  /state      counters from posthog_get_stats and the last drop report
  *   POST /reset      shuts the client down and forgets it
@@ -569,9 +569,9 @@ static int capture_options(const cJSON *options, posthog_capture_options_t *opts
 }
 
 /*
- * POST /capture and POST /capture_ai (`ai`): the same capture, since
- * libposthog routes an $ai_* event to its AI endpoint by the name alone.
- * /capture_ai therefore insists on such a name.
+ * POST /capture (posthog_capture_opts) and POST /capture_ai (`ai`,
+ * posthog_capture_ai: the AI endpoint). Plain capture never reroutes an
+ * $ai_* name.
  */
 static void handle_capture(const cJSON *body, ph_http_response_t *res, int ai)
 {
@@ -593,11 +593,6 @@ static void handle_capture(const cJSON *body, ph_http_response_t *res, int ai)
     }
     if (!cJSON_IsString(distinct_id) || !cJSON_IsString(event)) {
         reply_error(res, 400, "distinct_id and event are required strings");
-        return;
-    }
-    if (ai && strncmp(event->valuestring, "$ai_", 4) != 0) {
-        reply_error(res, 400,
-                    "capture_ai needs an $ai_* event: libposthog routes AI events by name");
         return;
     }
     if ((props && !cJSON_IsObject(props)) || (groups && !cJSON_IsObject(groups))) {
@@ -629,8 +624,8 @@ static void handle_capture(const cJSON *body, ph_http_response_t *res, int ai)
     opts.uuid = uuid ? uuid->valuestring : NULL;
     opts.groups_json = groups_json;
     if ((!props || props_json) && (!groups || groups_json))
-        s = posthog_capture_opts(g.client, distinct_id->valuestring, event->valuestring,
-                                 props_json, &opts, uuid_out);
+        s = (ai ? posthog_capture_ai : posthog_capture_opts)(
+            g.client, distinct_id->valuestring, event->valuestring, props_json, &opts, uuid_out);
     cJSON_free(props_json);
     cJSON_free(groups_json);
 
