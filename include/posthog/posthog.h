@@ -137,6 +137,11 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *   disable_geoip        1: add "$geoip_disable":true to every event's
  *                        properties (no GeoIP enrichment) [0]
  *   super_properties     JSON object merged into every event's properties [{}]
+ *   sdk_name, sdk_version  who the events come from: capture v1 sends
+ *                        PostHog-Sdk-Info: <name>/<version>, from which the
+ *                        server sets $lib/$lib_version (a binding sets its own);
+ *                        tokens of printable ASCII without '/' [posthog-c and
+ *                        this version, or $lib/$lib_version of super_properties]
  *   ca_bundle            path of a CA bundle for TLS [system]
  *   tls_verify           0: do not verify the server's certificate [1]
  *   debug                1: log at debug level [0]

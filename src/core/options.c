@@ -50,6 +50,8 @@ void posthog_options_free(posthog_options_t *o) {
     free(o->api_key);
     free(o->host);
     free(o->default_distinct_id);
+    free(o->sdk_name);
+    free(o->sdk_version);
     free(o->super_properties);
     free(o->ca_bundle);
     free(o->storage_path);
@@ -230,6 +232,12 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
     } else if (!strcmp(key, "default_distinct_id")) {
         if (value && !posthog__utf8_valid(value, strlen(value))) return POSTHOG_E_BAD_OPTION_VALUE;
         r = set_str(&o->default_distinct_id, value, false);
+    } else if (!strcmp(key, "sdk_name") || !strcmp(key, "sdk_version")) {
+        /* a header token: printable ASCII, no blanks, no '/' */
+        if (!value || !*value || strlen(value) > 64) return POSTHOG_E_BAD_OPTION_VALUE;
+        for (const char *p = value; *p; p++)
+            if (*p <= ' ' || *p > '~' || *p == '/') return POSTHOG_E_BAD_OPTION_VALUE;
+        r = set_str(key[4] == 'n' ? &o->sdk_name : &o->sdk_version, value, false);
     } else if (!strcmp(key, "storage_path")) {
         r = set_str(&o->storage_path, value, false);
     } else if (!strcmp(key, "durability")) {

@@ -34,6 +34,7 @@ struct posthog_options {
     bool historical_migration;
     bool disable_geoip;
     char *default_distinct_id;
+    char *sdk_name, *sdk_version; /* who the events come from (v1: PostHog-Sdk-Info) */
     char *super_properties; /* validated JSON object text, or NULL */
     char *ca_bundle;
     bool debug;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <strings.h>
 
+#include <cjson/cJSON.h>
+
 #include "retry.h"
 #include "util.h"
 
@@ -45,6 +47,36 @@ static char *join(const char *host, const char *path) {
     return u;
 }
 
+/* A token fit for a header: printable ASCII without blanks or '/'. */
+static bool sdk_token(const cJSON *v) {
+    if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 64) return false;
+    for (const char *p = v->valuestring; *p; p++)
+        if (*p <= ' ' || *p > '~' || *p == '/') return false;
+    return true;
+}
+
+/* The SDK the server credits the events to in v1 ($lib/$lib_version come from
+ * this header): sdk_name/sdk_version when set (the bindings: posthog-python,
+ * posthog-ruby), else a $lib/$lib_version in the super properties, else
+ * posthog-c. */
+static char *sdk_info_header(const posthog_options_t *o) {
+    char line[192];
+    snprintf(line, sizeof line, "PostHog-Sdk-Info: posthog-c/%s", POSTHOG_VERSION_STRING);
+    if (o->sdk_name) {
+        snprintf(line, sizeof line, "PostHog-Sdk-Info: %s/%s", o->sdk_name,
+                 o->sdk_version ? o->sdk_version : "unknown");
+        return strdup(line);
+    }
+    cJSON *sp = o->super_properties ? cJSON_Parse(o->super_properties) : NULL;
+    const cJSON *lib = cJSON_GetObjectItemCaseSensitive(sp, "$lib");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(sp, "$lib_version");
+    if (sdk_token(lib))
+        snprintf(line, sizeof line, "PostHog-Sdk-Info: %s/%s", lib->valuestring,
+                 sdk_token(ver) ? ver->valuestring : "unknown");
+    cJSON_Delete(sp);
+    return strdup(line);
+}
+
 int posthog__http_init(ph_http_t *h, const posthog_options_t *o) {
     memset(h, 0, sizeof *h);
     posthog__buf_init(&h->resp, RESP_MAX);
@@ -54,6 +86,7 @@ int posthog__http_init(ph_http_t *h, const posthog_options_t *o) {
         for (int a = 0; a < 2; a++)
             if (!(h->url[p][a] = join(o->host, paths[p][a]))) goto fail;
     if (!(h->auth = join("Authorization: Bearer ", o->api_key ? o->api_key : ""))) goto fail;
+    if (!(h->sdk_info = sdk_info_header(o))) goto fail;
     h->multi = curl_multi_init();
     h->easy = curl_easy_init();
     if (!h->multi || !h->easy) goto fail;
@@ -90,6 +123,7 @@ void posthog__http_free(ph_http_t *h) {
     for (int p = 0; p < 2; p++)
         for (int a = 0; a < 2; a++) free(h->url[p][a]);
     free(h->auth);
+    free(h->sdk_info);
     posthog__buf_free(&h->resp);
     memset(h, 0, sizeof *h);
 }
@@ -113,7 +147,7 @@ static struct curl_slist *headers_for(ph_http_t *h, const ph_batch_t *bt) {
     }
     if (bt->proto == PH_PROTO_V1) {
         ADD(h->auth);
-        ADD("PostHog-Sdk-Info: posthog-c/" POSTHOG_VERSION_STRING);
+        ADD(h->sdk_info);
         snprintf(line, sizeof line, "PostHog-Request-Id: %s", bt->request_id);
         ADD(line);
         snprintf(line, sizeof line, "PostHog-Attempt: %u", bt->attempts + 1);

@@ -18,6 +18,7 @@ typedef struct {
     struct curl_slist *hdrs;     /* this request's headers */
     char *url[2][2];             /* [proto][ai] */
     char *auth;                  /* "Authorization: Bearer <key>" */
+    char *sdk_info;              /* "PostHog-Sdk-Info: <name>/<version>" */
     ph_buf_t resp;               /* response body, bounded */
     bool busy;
     ph_batch_t *batch;           /* in flight */

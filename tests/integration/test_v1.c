@@ -486,6 +486,38 @@ START_TEST(test_v1_partial_retry_exhausts_into_spool_and_survives_restart)
 }
 END_TEST
 
+/* PostHog-Sdk-Info names the SDK the server credits: sdk_name/sdk_version,
+ * else a $lib/$lib_version super property (what a binding sets), else posthog-c. */
+START_TEST(test_v1_sdk_info)
+{
+    static const char *const want[] = {"posthog-python/7.9.1", "posthog-ruby/0.1.0",
+                                       "posthog-c/" POSTHOG_VERSION_STRING};
+    ph_ingest_t *srv = it_server(NULL);
+    for (int i = 0; i < 3; i++) {
+        posthog_options_t *o = v1_options(srv);
+        if (i == 0) {
+            it_set(o, "sdk_name", "posthog-python");
+            it_set(o, "sdk_version", "7.9.1");
+        } else if (i == 1) {
+            it_set(o, "super_properties", "{\"$lib\":\"posthog-ruby\",\"$lib_version\":\"0.1.0\"}");
+        }
+        ck_assert_int_eq(posthog_options_set(o, "sdk_name", "bad/name"), POSTHOG_E_BAD_OPTION_VALUE);
+        ck_assert_int_eq(posthog_options_set(o, "sdk_name", "a\r\nX: y"),
+                         POSTHOG_E_BAD_OPTION_VALUE);
+        posthog_client_t *c = it_client(o);
+        ck_assert_int_eq(posthog_capture(c, "u", "e", NULL), POSTHOG_OK);
+        ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
+        posthog_client_free(c);
+    }
+    cJSON *reqs = it_requests(srv);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_str_eq(it_req_header(cJSON_GetArrayItem(reqs, i), "posthog-sdk-info"), want[i]);
+    cJSON_Delete(reqs);
+    it_stop(srv);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("v1");
     TCase *tc = tcase_create("v1");
@@ -500,6 +532,7 @@ int main(void) {
     tcase_add_test(tc, test_v1_reused_uuid_starts_new_batch);
     tcase_add_test(tc, test_ai_endpoint_both_modes);
     tcase_add_test(tc, test_v1_refuses_long_ids);
+    tcase_add_test(tc, test_v1_sdk_info);
     tcase_add_test(tc, test_v1_partial_retry_exhausts_into_spool_and_survives_restart);
     suite_add_tcase(s, tc);
     return it_run_suite(s);

@@ -12,6 +12,7 @@ check that refusal is surfaced or skip the v1-only checks, saying why.
 from __future__ import annotations
 
 import ctypes
+import os
 import logging
 import uuid as uuidlib
 
@@ -351,3 +352,23 @@ def test_v0_refuses_v1_only_compression():
     with pytest.raises(PosthogError):
         libposthog.Posthog("phc_test", host="http://127.0.0.1:9", debug=True,
                            capture_mode="v0", capture_compression="zstd").shutdown()
+
+
+def test_v1_is_the_default(server):
+    """No capture_mode anywhere: the library's default, capture v1 with zstd."""
+    from libposthog import Posthog
+
+    os.environ.pop("POSTHOG_CAPTURE_MODE", None)
+    c = Posthog("phc_test", host=server.url)
+    c.capture("default-mode", distinct_id="u", properties={"$session_id": "s1"})
+    c.flush()
+    c.shutdown()
+    req = _v1_request(server)
+    assert req["headers"].get("authorization") == "Bearer phc_test"
+    assert req["headers"].get("content-encoding") == "zstd"
+    from libposthog.client import LIB_NAME
+
+    assert req["headers"].get("posthog-sdk-info", "").startswith(LIB_NAME + "/")
+    ev = req["body"]["batch"][0]
+    assert ev["event"] == "default-mode" and ev["session_id"] == "s1"
+    assert "$session_id" not in ev["properties"] and "$lib" not in ev["properties"]

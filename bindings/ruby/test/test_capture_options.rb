@@ -209,4 +209,20 @@ class TestCaptureOptions < LibPostHogTest
       assert_equal encoding, v1_request['headers']['content-encoding'], comp
     end
   end
+
+  # No capture_mode anywhere: the library's default, capture v1 with zstd,
+  # and the events carry posthog-ruby as their SDK (PostHog-Sdk-Info).
+  def test_v1_is_the_default
+    c = LibPostHog::Client.new(api_key: 'phc_test', host: IngestServer.url, logger: @logger)
+    @clients << c
+    c.capture(distinct_id: 'u', event: 'default-mode', properties: { '$session_id' => 's1' })
+    assert c.flush
+    req = v1_request
+    assert_equal 'Bearer phc_test', req['headers']['authorization']
+    assert_equal 'zstd', req['headers']['content-encoding']
+    assert_match(%r{\Aposthog-ruby/}, req['headers']['posthog-sdk-info'])
+    ev = req['body']['batch'][0]
+    assert_equal 's1', ev['session_id']
+    refute ev['properties'].key?('$lib')
+  end
 end

@@ -373,6 +373,9 @@ class Posthog:
             opts["request_timeout_ms"] = max(1, int(round(float(timeout) * 1000)))
         if historical_migration:
             opts["historical_migration"] = "1"
+        # capture v1: the server credits events to the SDK in PostHog-Sdk-Info
+        opts["sdk_name"], soft["sdk_name"] = LIB_NAME, "the binding"
+        opts["sdk_version"], soft["sdk_version"] = VERSION, "the binding"
         if max_queue_bytes is not None:
             opts["max_queue_bytes"] = int(max_queue_bytes)
         if storage_path is not None:
