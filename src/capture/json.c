@@ -5,6 +5,10 @@
  */
 #include "json.h"
 
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+
 #include <stdlib.h>
 
 /* ---------------------------------------------------------------- buf */
@@ -335,6 +339,25 @@ bad:
     return -1;
 }
 
+static locale_t c_locale;
+static void c_locale_init(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
+
+/* Whether the number text (valid JSON syntax) is within the double range.
+ * strtod under the C locale: the host may have set one with a decimal comma. */
+static bool number_in_range(const unsigned char *p, size_t n) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, c_locale_init);
+    char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf) return false;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    locale_t old = c_locale ? uselocale(c_locale) : (locale_t)0;
+    double d = strtod(buf, NULL);
+    if (old) uselocale(old);
+    if (buf != small) free(buf);
+    return isfinite(d);
+}
+
 static int scan_number(scan_t *sc) {
     const unsigned char *s = sc->s;
     size_t n = sc->n, i = sc->i;
@@ -352,12 +375,19 @@ static int scan_number(scan_t *sc) {
         if (i >= n || s[i] < '0' || s[i] > '9') goto bad;
         while (i < n && s[i] >= '0' && s[i] <= '9') i++;
     }
+    bool exp = false;
     if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        exp = true;
         i++;
         if (i < n && (s[i] == '+' || s[i] == '-')) i++;
         if (i >= n || s[i] < '0' || s[i] > '9') goto bad;
         while (i < n && s[i] >= '0' && s[i] <= '9') i++;
     }
+    /* PostHog's capture service (serde_json) refuses a number beyond the
+     * double range (1e400, a 400-digit integer) and with it the whole batch:
+     * such a number is invalid here. Only long numbers or ones with an
+     * exponent can be out of range, so the common case costs nothing. */
+    if (PH_UNLIKELY(exp || i - sc->i > 300) && !number_in_range(s + sc->i, i - sc->i)) goto bad;
     sc->i = i;
     return 0;
 bad:

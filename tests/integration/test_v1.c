@@ -490,8 +490,8 @@ END_TEST
  * else a $lib/$lib_version super property (what a binding sets), else posthog-c. */
 START_TEST(test_v1_sdk_info)
 {
-    static const char *const want[] = {"posthog-python/7.9.1", "posthog-ruby/0.1.0",
-                                       "posthog-c/" POSTHOG_VERSION_STRING};
+    static const char posthog_c[] = "posthog-c/" POSTHOG_VERSION_STRING;
+    const char *const want[] = {"posthog-python/7.9.1", "posthog-ruby/0.1.0", posthog_c};
     ph_ingest_t *srv = it_server(NULL);
     for (int i = 0; i < 3; i++) {
         posthog_options_t *o = v1_options(srv);

@@ -4,6 +4,7 @@
  * against cJSON on random mutations of valid documents.
  */
 #include <check.h>
+#include <math.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,7 +374,7 @@ static const vcase_t vcases[] = {
     {"-0", POSTHOG_OK, PH_JSON_NUMBER},
     {"-0.0e-0", POSTHOG_OK, PH_JSON_NUMBER},
     {"12.5E+3", POSTHOG_OK, PH_JSON_NUMBER},
-    {"1e999", POSTHOG_OK, PH_JSON_NUMBER},
+    {"1e999", POSTHOG_E_INVALID_JSON, 0}, /* beyond a double: capture refuses it */
     {"true", POSTHOG_OK, PH_JSON_LITERAL},
     {"false", POSTHOG_OK, PH_JSON_LITERAL},
     {"null", POSTHOG_OK, PH_JSON_LITERAL},
@@ -737,6 +738,45 @@ static bool cjson_accepts(const char *s, size_t n) {
     return ok;
 }
 
+static bool tree_has_inf(const cJSON *j) {
+    for (; j; j = j->next) {
+        if (cJSON_IsNumber(j) && !isfinite(j->valuedouble)) return true;
+        if (tree_has_inf(j->child)) return true;
+    }
+    return false;
+}
+
+/* cJSON takes numbers beyond the double range (as inf); the validator, like
+ * PostHog's capture service, refuses them. */
+static bool cjson_number_out_of_range(const char *s, size_t n) {
+    cJSON *j = cJSON_ParseWithLength(s, n);
+    bool r = j && tree_has_inf(j);
+    cJSON_Delete(j);
+    return r;
+}
+
+/* Numbers the capture service cannot parse make it refuse a whole batch:
+ * the validator refuses them at capture. */
+START_TEST(validate_number_range) {
+    static const char *const bad[] = {"1e400", "-1e309", "[0.5E+999]", "{\"a\":2e308}",
+                                      "1.8e308"};
+    static const char *const good[] = {"1e308", "1.7976931348623157e308", "-1.7e308", "1e-400",
+                                       "123456789012345678901234567890", "0.000001E-5", "12e2"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(val(bad[i]) == POSTHOG_E_INVALID_JSON, "accepted %s", bad[i]);
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(val(good[i]) == POSTHOG_OK, "refused %s", good[i]);
+    /* a 400-digit integer overflows a double; 300 digits do not */
+    char big[512];
+    big[0] = '1';
+    memset(big + 1, '0', 399);
+    big[400] = '\0';
+    ck_assert_int_eq(val(big), POSTHOG_E_INVALID_JSON);
+    big[300] = '\0';
+    ck_assert_int_eq(val(big), POSTHOG_OK);
+}
+END_TEST
+
 START_TEST(validate_vs_cjson_mutations) {
     size_t nseeds = sizeof seeds / sizeof seeds[0];
     for (size_t i = 0; i < nseeds; i++) {
@@ -780,7 +820,8 @@ START_TEST(validate_vs_cjson_mutations) {
         }
         /* We accept only what cJSON accepts. */
         ck_assert_msg(!ours, "validator accepts what cJSON rejects: '%s'", doc);
-        bool explained = cjson_lax_number(doc, n) || !posthog__utf8_valid(doc, n) ||
+        bool explained = cjson_lax_number(doc, n) || cjson_number_out_of_range(doc, n) ||
+                         !posthog__utf8_valid(doc, n) ||
                          has_raw_control_in_string(doc, n) || has_bad_u_escape(doc, n);
         ck_assert_msg(explained, "cJSON accepts, validator rejects, unexplained: '%s'", doc);
         lax++;
@@ -839,6 +880,7 @@ static Suite *json_suite(void) {
     tcase_add_test(t, validate_keys_spans);
     tcase_add_test(t, validate_keys_empty_and_non_objects);
     tcase_add_test(t, validate_keys_overflow);
+    tcase_add_test(t, validate_number_range);
     tcase_add_test(t, validate_vs_cjson_mutations);
     tcase_add_test(t, buf_limits);
     suite_add_tcase(s, t);
