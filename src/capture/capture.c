@@ -289,7 +289,7 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
     }
     uint32_t flags = po.flags | (k->ts_ms ? PH_REC_TS_EXPLICIT : 0) | (k->ai ? PH_REC_AI : 0);
     if (ph_event_json_len(name_e, did_e, po.props.len, k->extra.len, flags) >
-        c->o->max_event_bytes) {
+        (k->ai ? c->o->max_ai_event_bytes : c->o->max_event_bytes)) {
         props_out_free(&po);
         return posthog__drop_at_capture(c, POSTHOG_DROP_TOO_LARGE, POSTHOG_E_TOO_LARGE, k->event, did);
     }
@@ -363,7 +363,7 @@ static posthog_status_t rec_from_json(posthog_client_t *c, const char *json, con
     cJSON *root = cJSON_Parse(json);
     char *props = NULL, *did_num = NULL;
     ph_buf_t extra;
-    posthog__buf_init(&extra, c->o->max_event_bytes);
+    posthog__buf_init(&extra, PH_MAX(c->o->max_event_bytes, c->o->max_ai_event_bytes));
     if (!root || !cJSON_IsObject(root)) goto done;
     const cJSON *ev = cJSON_GetObjectItemCaseSensitive(root, "event");
     const cJSON *di = cJSON_GetObjectItemCaseSensitive(root, "distinct_id");
@@ -413,7 +413,8 @@ static posthog_status_t rec_from_json(posthog_client_t *c, const char *json, con
     uint32_t flags = ts != orig->ts_ms ? PH_REC_TS_EXPLICIT : (orig->flags & PH_REC_TS_EXPLICIT);
     flags |= orig->flags & PH_REC_AI;
     if (!c->o->capture_v0) flags |= PH_REC_LIFT; /* arbitrary properties: the slow path */
-    if (ph_event_json_len(ne, de, pf.len, xf.len, flags) > c->o->max_event_bytes) {
+    uint32_t limit = (flags & PH_REC_AI) ? c->o->max_ai_event_bytes : c->o->max_event_bytes;
+    if (ph_event_json_len(ne, de, pf.len, xf.len, flags) > limit) {
         st = POSTHOG_E_TOO_LARGE;
         goto done;
     }
@@ -436,7 +437,7 @@ done:
 static posthog_status_t apply_before_send(posthog_client_t *c, ph_rec_t **img,
                                           const char *event, const char *did) {
     ph_buf_t b;
-    posthog__buf_init(&b, (size_t)c->o->max_event_bytes + 1024);
+    posthog__buf_init(&b, (size_t)PH_MAX(c->o->max_event_bytes, c->o->max_ai_event_bytes) + 1024);
     if (posthog__event_format(&b, *img)) {
         posthog__buf_free(&b);
         return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, event, did);
@@ -547,7 +548,7 @@ static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
     if (st != POSTHOG_OK) return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, event, distinct_id);
     if (uuid) k.uuid = ubin;
     ph_buf_t extra;
-    posthog__buf_init(&extra, (size_t)c->o->max_event_bytes);
+    posthog__buf_init(&extra, (size_t)PH_MAX(c->o->max_event_bytes, c->o->max_ai_event_bytes));
     if ((set && extra_add(&extra, "$set", set)) ||
         (set_once && extra_add(&extra, "$set_once", set_once))) {
         posthog__buf_free(&extra);

@@ -22,7 +22,7 @@
 posthog_status_t posthog__durable_commit(posthog_client_t *c, const ph_rec_t *img,
                                        const char *event, const char *did) {
     ph_buf_t b;
-    posthog__buf_init(&b, (size_t)c->o->max_event_bytes + 1024);
+    posthog__buf_init(&b, (size_t)PH_MAX(c->o->max_event_bytes, c->o->max_ai_event_bytes) + 1024);
     if (posthog__event_format(&b, img))
         return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, event, did);
     posthog_status_t result = POSTHOG_E_INTERNAL, *mine = &result;

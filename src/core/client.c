@@ -119,8 +119,10 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
         posthog_options_free(o);
         return NULL;
     }
-    if ((uint64_t)o->max_event_bytes > o->max_queue_bytes / 4) {
-        set_err(errbuf, errlen, "max_event_bytes must be at most a quarter of max_queue_bytes");
+    if ((uint64_t)PH_MAX(o->max_event_bytes, o->max_ai_event_bytes) > o->max_queue_bytes / 4) {
+        set_err(errbuf, errlen,
+                "max_event_bytes and max_ai_event_bytes must be at most a quarter of "
+                "max_queue_bytes");
         posthog_options_free(o);
         return NULL;
     }

@@ -29,6 +29,7 @@ posthog_options_t *posthog_options_new(void) {
     o->max_queue_bytes = (uint64_t)48 << 20;
     o->max_batch_bytes = (uint64_t)5 << 20;
     o->max_event_bytes = 900 * 1024;
+    o->max_ai_event_bytes = 8 << 20; /* the official SDKs' AI lane: 8 MiB per event */
     o->gzip = true;
     o->tls_verify = true;
     o->max_storage_bytes = (uint64_t)64 << 20;
@@ -140,6 +141,7 @@ static const num_opt_t num_opts[] = {
     NUM("max_queue_bytes", 64 * 1024, (uint64_t)16 << 30, max_queue_bytes),
     NUM("max_batch_bytes", 1024, (uint64_t)90 << 20, max_batch_bytes),
     NUM("max_event_bytes", 256, 1000000, max_event_bytes),
+    NUM("max_ai_event_bytes", 256, 32u << 20, max_ai_event_bytes),
     NUM("request_timeout_ms", 1, 3600000, request_timeout_ms),
     NUM("connect_timeout_ms", 1, 3600000, connect_timeout_ms),
     NUM("max_retries", 0, 100, max_retries),

@@ -383,6 +383,29 @@ START_TEST(test_ai_endpoint_both_modes)
 }
 END_TEST
 
+/* AI events may be as large as max_ai_event_bytes (8 MiB, as the official
+ * SDKs' AI lane); analytics events stay at max_event_bytes. */
+START_TEST(test_ai_event_size_limit)
+{
+    ph_ingest_t *srv = it_server(NULL);
+    posthog_options_t *o = v1_options(srv);
+    posthog_client_t *c = it_client(o);
+    size_t n = (size_t)2 << 20;
+    char *big = it_repeat('x', n);
+    char *props = malloc(n + 32);
+    snprintf(props, n + 32, "{\"$ai_input\":\"%s\"}", big);
+    ck_assert_int_eq(posthog_capture_json(c, "u", "$ai_generation", props), POSTHOG_E_TOO_LARGE);
+    ck_assert_int_eq(posthog_capture_ai(c, "u", "$ai_generation", props, NULL, NULL), POSTHOG_OK);
+    ck_assert_int_eq(posthog_flush(c, 20000), POSTHOG_OK);
+    ck_assert_uint_eq(it_stats(c).sent, 1);
+    it_check_balance(c, 1, 1);
+    free(big);
+    free(props);
+    posthog_client_free(c);
+    it_stop(srv);
+}
+END_TEST
+
 /* Event name or distinct_id over 200 bytes: refused at capture in v1. */
 START_TEST(test_v1_refuses_long_ids)
 {
@@ -531,6 +554,7 @@ int main(void) {
     tcase_add_test(tc, test_v1_bisects_rejected_batch);
     tcase_add_test(tc, test_v1_reused_uuid_starts_new_batch);
     tcase_add_test(tc, test_ai_endpoint_both_modes);
+    tcase_add_test(tc, test_ai_event_size_limit);
     tcase_add_test(tc, test_v1_refuses_long_ids);
     tcase_add_test(tc, test_v1_sdk_info);
     tcase_add_test(tc, test_v1_partial_retry_exhausts_into_spool_and_survives_restart);

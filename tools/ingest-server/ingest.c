@@ -755,6 +755,9 @@ static void handle_ingest(ph_ingestd_t *d, const ph_http_request_t *req, ph_http
     size_t max_body = v1 ? d->max_v1_body : d->max_body;
     size_t max_decoded = v1 ? d->max_v1_decoded : d->max_decoded;
     size_t max_event = d->max_event;
+    /* the AI endpoints take larger events (LLM inputs and outputs) */
+    if (strstr(req->path, "/ai/") && max_event < PH_INGEST_MAX_AI_EVENT_BYTES)
+        max_event = PH_INGEST_MAX_AI_EVENT_BYTES;
     pthread_mutex_unlock(&d->lock);
 
     outcome_t o;

@@ -14,6 +14,7 @@
 #define PH_INGEST_MAX_BODY_BYTES ((size_t)20 * 1024 * 1024)
 #define PH_INGEST_MAX_DECODED_BYTES ((size_t)100 * 1024 * 1024)
 #define PH_INGEST_MAX_EVENT_BYTES ((size_t)1000000)
+#define PH_INGEST_MAX_AI_EVENT_BYTES ((size_t)10 << 20) /* AI endpoints: larger events */
 /* Capture v1 (/i/v1/...) has its own, lower request limits. */
 #define PH_INGEST_MAX_V1_BODY_BYTES ((size_t)10 * 1024 * 1024)
 #define PH_INGEST_MAX_V1_DECODED_BYTES ((size_t)50 * 1024 * 1024)
