@@ -372,3 +372,17 @@ def test_v1_is_the_default(server):
     ev = req["body"]["batch"][0]
     assert ev["event"] == "default-mode" and ev["session_id"] == "s1"
     assert "$session_id" not in ev["properties"] and "$lib" not in ev["properties"]
+
+
+def test_capture_ai_uses_the_ai_endpoint(server, make_client):
+    """capture_ai posts to the AI endpoint in its own batch; capture() never
+    reroutes an $ai_* name (posthog-python's capture_ai)."""
+    c = make_client(capture_mode="v1")
+    u = c.capture_ai("$ai_generation", distinct_id="u", properties={"$ai_model": "m"})
+    c.capture("$ai_span", distinct_id="u")
+    c.flush()
+    by_path = {r["path"]: r for r in server.requests()}
+    assert set(by_path) == {"/i/v1/ai/events", "/i/v1/analytics/events"}
+    ai = by_path["/i/v1/ai/events"]["body"]["batch"]
+    assert [e["uuid"] for e in ai] == [u] and ai[0]["event"] == "$ai_generation"
+    assert by_path["/i/v1/analytics/events"]["body"]["batch"][0]["event"] == "$ai_span"

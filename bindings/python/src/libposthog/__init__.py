@@ -123,6 +123,11 @@ def capture(event: str, **kwargs: Any) -> Optional[str]:
     return _proxy("capture", event, **kwargs)
 
 
+def capture_ai(event: str, **kwargs: Any) -> Optional[str]:
+    """Module-level Posthog.capture_ai on the default client (the AI endpoint)."""
+    return _proxy("capture_ai", event, **kwargs)
+
+
 def capture_durable(event: str, **kwargs: Any) -> Optional[str]:
     """Module-level Posthog.capture_durable on the default client (needs storage_path)."""
     return _proxy("capture_durable", event, **kwargs)
@@ -203,6 +208,7 @@ __all__ = [
     "OnError",
     "VERSION",
     "capture",
+    "capture_ai",
     "capture_durable",
     "set",
     "set_once",

@@ -179,7 +179,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     fn("posthog_options_set_on_drop", None, c_void_p, DROP_FN, c_void_p)
     fn("posthog_options_set_before_send", None, c_void_p, BEFORE_SEND_FN, c_void_p)
     fn("posthog_client_new", c_void_p, c_void_p, c_char_p, c_size_t)
-    for name in ("posthog_capture_opts", "posthog_capture_durable_opts"):
+    for name in ("posthog_capture_opts", "posthog_capture_durable_opts", "posthog_capture_ai"):
         fn(
             name,
             c_int,

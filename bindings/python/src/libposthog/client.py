@@ -518,6 +518,7 @@ class Posthog:
         cookieless_mode: Optional[bool] = None,
         disable_skew_correction: Optional[bool] = None,
         product_tour_id: Optional[str] = None,
+        _ai_lane: bool = False,
         **kwargs: Any,
     ) -> Optional[str]:
         """Captures an event; returns its uuid, or None when it was dropped.
@@ -544,7 +545,19 @@ class Posthog:
             event, did, props, timestamp, uuid, disable_geoip,
             event_options=(process_person_profile, cookieless_mode, disable_skew_correction,
                            product_tour_id),
+            ai=_ai_lane,
         )
+
+    @no_throw
+    def capture_ai(self, event: str, **kwargs: Any) -> Optional[str]:
+        """Captures an LLM-analytics event on the dedicated AI endpoint
+        (/i/v1/ai/events, or /i/v0/ai/batch/ in v0), in batches of its own and
+        with the AI lane's larger per-event limit, as posthog-python's
+        capture_ai. Same arguments and return value as capture(); capture()
+        never reroutes an $ai_* event."""
+        if not str(event).startswith("$ai_"):
+            log.debug("capture_ai called with non-AI event name %r; routing it to the AI endpoint anyway.", event)
+        return self.capture(event, _ai_lane=True, **kwargs)
 
     @no_throw
     def capture_durable(
@@ -690,6 +703,7 @@ class Posthog:
         set_once: Optional[Dict[str, Any]] = None,
         durable: bool = False,
         event_options: Tuple[Any, Any, Any, Any] = (None, None, None, None),
+        ai: bool = False,
     ) -> Optional[str]:
         handle = self._handle
         if handle is None or not handle.ptr:
@@ -735,7 +749,8 @@ class Posthog:
         _tls.drop = None
         try:
             lib = _native.load()
-            fn = lib.posthog_capture_durable_opts if durable else lib.posthog_capture_opts
+            fn = (lib.posthog_capture_durable_opts if durable
+                  else lib.posthog_capture_ai if ai else lib.posthog_capture_opts)
             st = fn(
                 handle.ptr,
                 did.encode("utf-8") if did is not None else None,
