@@ -180,6 +180,25 @@ static void purchase(posthog_client_t *c, tally_t *t, const char *user, const ch
           posthog_capture_ex(c, user, "order_completed", posthog_props_json(p), 0, NULL, groups,
                              NULL, NULL, uuid),
           "order_completed");
+
+    /* Per-event options (capture v1 sends them in the event's "options"):
+     * a background job's receipt mail, personless and without clock-skew
+     * correction, in the user's browser session. */
+    posthog_capture_options_t eo = {.process_person_profile = POSTHOG_FALSE,
+                                    .disable_skew_correction = POSTHOG_TRUE};
+    char receipt[96];
+    snprintf(receipt, sizeof receipt, "{\"order\":%d,\"$session_id\":\"s-%s\"}", order_no,
+             user);
+    count(t, posthog_capture_opts(c, user, "receipt_mailed", receipt, &eo, NULL),
+          "receipt_mailed");
+
+    /* An LLM call behind the order's recommendations: the AI endpoint. */
+    char gen[160];
+    snprintf(gen, sizeof gen,
+             "{\"$ai_model\":\"gpt-4o-mini\",\"$ai_provider\":\"openai\","
+             "\"$ai_input_tokens\":%d,\"$ai_output_tokens\":%d,\"$ai_latency\":0.42}",
+             120 + n_items, 40 + order_no % 50);
+    count(t, posthog_capture_ai(c, user, "$ai_generation", gen, NULL, NULL), "$ai_generation");
 out:
     posthog_props_free(item);
     posthog_props_free(items);
@@ -243,13 +262,19 @@ static int64_t print_server_summary(const char *base) {
     }
     uint64_t wire = num(j, "wire_bytes"), body = num(j, "body_bytes");
     printf("\nwhat the local server received (GET /_control/summary):\n");
-    printf("  requests         %" PRIu64 " (%" PRIu64 " accepted, %" PRIu64 " gzipped)\n",
-           num(j, "requests"), num(j, "accepted_requests"), num(j, "gzip_requests"));
+    printf("  requests         %" PRIu64 " (%" PRIu64 " accepted)", num(j, "requests"),
+           num(j, "accepted_requests"));
+    const cJSON *pc = cJSON_GetObjectItemCaseSensitive(j, "protocol_counts");
+    const cJSON *ec = cJSON_GetObjectItemCaseSensitive(j, "encoding_counts");
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, pc) if (kv->valuedouble > 0) printf(" %s:%d", kv->string, (int)kv->valuedouble);
+    cJSON_ArrayForEach(kv, ec) if (kv->valuedouble > 0) printf(" %s:%d", kv->string, (int)kv->valuedouble);
+    printf("\n");
     printf("  events           %" PRIu64 "\n", num(j, "events"));
     printf("  unique uuids     %" PRIu64 " (duplicates %" PRIu64 ")\n", num(j, "unique_uuids"),
            num(j, "duplicate_uuids"));
     printf("  bytes            %" PRIu64 " on the wire, %" PRIu64 " decoded", wire, body);
-    if (wire) printf(" (gzip ratio %.1fx)", (double)body / (double)wire);
+    if (wire) printf(" (compression ratio %.1fx)", (double)body / (double)wire);
     printf("\n  status codes    ");
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(j, "status_counts");
     const cJSON *it;
@@ -356,7 +381,7 @@ int main(int argc, char **argv) {
     printf("  captured         %" PRIu64 "\n", s.captured);
     printf("  sent             %" PRIu64 "\n", s.sent);
     printf("  requests         %" PRIu64 " (%" PRIu64 " retries)\n", s.requests, s.retries);
-    printf("  bytes            %" PRIu64 " before gzip, %" PRIu64 " on the wire", s.bytes_raw,
+    printf("  bytes            %" PRIu64 " before compression, %" PRIu64 " on the wire", s.bytes_raw,
            s.bytes_sent);
     if (s.bytes_sent) printf(" (%.1fx smaller)", (double)s.bytes_raw / (double)s.bytes_sent);
     printf("\n  dropped          %" PRIu64 "\n", s.dropped_total);

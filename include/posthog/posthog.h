@@ -110,7 +110,8 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        is sent meanwhile [50331648]
  *   max_batch_bytes      uncompressed bytes per request [5242880]
  *   max_ai_event_bytes   serialised bytes per posthog_capture_ai event, as the
- *                        official SDKs' AI lane [8388608]
+ *                        official SDKs' AI lane [8388608, at most a quarter
+ *                        of max_queue_bytes]
  *   max_event_bytes      serialised bytes per event [921600]; in v1 the event
  *                        name and distinct_id are also limited to 200 bytes
  *   capture_mode         "v1": PostHog's current protocol, POST

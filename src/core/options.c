@@ -29,7 +29,7 @@ posthog_options_t *posthog_options_new(void) {
     o->max_queue_bytes = (uint64_t)48 << 20;
     o->max_batch_bytes = (uint64_t)5 << 20;
     o->max_event_bytes = 900 * 1024;
-    o->max_ai_event_bytes = 8 << 20; /* the official SDKs' AI lane: 8 MiB per event */
+    o->max_ai_event_bytes = 0; /* unset: 8 MiB, at most a quarter of max_queue_bytes */
     o->gzip = true;
     o->tls_verify = true;
     o->max_storage_bytes = (uint64_t)64 << 20;
@@ -281,6 +281,9 @@ void posthog_options_set_before_send(posthog_options_t *o, posthog_before_send_f
 }
 
 int posthog__options_resolve(posthog_options_t *o, char *err, size_t errlen) {
+    if (!o->max_ai_event_bytes) /* the official SDKs' AI lane: 8 MiB per event */
+        o->max_ai_event_bytes = (uint32_t)PH_MIN((uint64_t)8 << 20,
+                                                 PH_MAX(o->max_queue_bytes / 4, o->max_event_bytes));
     if (!o->compression_set)
         o->compression = o->capture_v0 ? PH_CODEC_GZIP
                          : posthog__codec_available(PH_CODEC_ZSTD) ? PH_CODEC_ZSTD

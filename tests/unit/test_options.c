@@ -234,6 +234,14 @@ START_TEST(client_new_errors) {
     err[0] = '\0';
     ck_assert_ptr_null(posthog_client_new(o, err, sizeof err)); /* o is owned and freed */
     ck_assert_msg(strstr(err, "max_event_bytes") != NULL, "message: '%s'", err);
+    /* an explicit max_ai_event_bytes over the quarter too (the default adapts) */
+    o = posthog_options_new();
+    posthog_options_set(o, "api_key", "phc_test");
+    posthog_options_set(o, "max_queue_bytes", "65536");
+    ck_assert_int_eq(posthog_options_set(o, "max_ai_event_bytes", "16385"), POSTHOG_OK);
+    err[0] = '\0';
+    ck_assert_ptr_null(posthog_client_new(o, err, sizeof err));
+    ck_assert_msg(strstr(err, "max_ai_event_bytes") != NULL, "message: '%s'", err);
     /* exactly a quarter is fine: a disabled client starts no thread and sends nothing */
     o = posthog_options_new();
     posthog_options_set(o, "api_key", "phc_test");
