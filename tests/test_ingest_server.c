@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <brotli/encode.h>
 #include <zstd.h>
 
 #include "httpd.h"
@@ -869,6 +870,17 @@ static char *raw_deflate_buf(const void *in, size_t n, size_t *out_n)
     return out;
 }
 
+static char *br_buf(const void *in, size_t n, size_t *out_n)
+{
+    size_t cap = BrotliEncoderMaxCompressedSize(n);
+    char *out = malloc(cap);
+    ck_assert_ptr_nonnull(out);
+    *out_n = cap;
+    ck_assert(BrotliEncoderCompress(4, BROTLI_DEFAULT_WINDOW, BROTLI_MODE_TEXT, n, in, out_n,
+                                    (uint8_t *)out));
+    return out;
+}
+
 static char *zstd_buf(const void *in, size_t n, size_t *out_n)
 {
     size_t cap = ZSTD_compressBound(n);
@@ -1059,7 +1071,7 @@ START_TEST(v1_content_type_and_encoding_415)
     r = v1_send(s, "/i/v1/analytics/events", V1_BATCH, n, H_CT, charset);
     ck_assert_int_eq(r.status, 200);
     free(r.body);
-    static const char *const bad_ce[] = {"Content-Encoding: br", "Content-Encoding: gzip, zstd",
+    static const char *const bad_ce[] = {"Content-Encoding: brotli", "Content-Encoding: gzip, zstd",
                                          "Content-Encoding: compress", "Content-Encoding: x-gzip"};
     for (size_t i = 0; i < sizeof bad_ce / sizeof *bad_ce; i++) {
         const char *e[] = {bad_ce[i], NULL};
@@ -1082,7 +1094,9 @@ END_TEST
 START_TEST(v1_each_encoding_decoded)
 {
     ph_ingest_t *s = start(NULL);
-    size_t n = strlen(V1_BATCH), gz_n, zl_n, zs_n, raw_n;
+    size_t n = strlen(V1_BATCH), gz_n, zl_n, zs_n, raw_n, br_n;
+    char *br = br_buf(V1_BATCH, n, &br_n);
+    const char *e_br[] = {"Content-Encoding: br", NULL};
     char *gz = gzip_buf(V1_BATCH, n, &gz_n);
     char *zl = zlib_buf(V1_BATCH, n, &zl_n);
     char *zs = zstd_buf(V1_BATCH, n, &zs_n);
@@ -1092,15 +1106,15 @@ START_TEST(v1_each_encoding_decoded)
     const char *e_zs[] = {"Content-Encoding: ZSTD", NULL};
     struct { const void *b; size_t n; const char *const *e; const char *name; } ok[] = {
         {V1_BATCH, n, NULL, "none"}, {gz, gz_n, e_gz, "gzip"}, {zl, zl_n, e_df, "deflate"},
-        {zs, zs_n, e_zs, "zstd"}};
-    for (int i = 0; i < 4; i++) {
+        {zs, zs_n, e_zs, "zstd"}, {br, br_n, e_br, "br"}};
+    for (int i = 0; i < 5; i++) {
         resp_t r = v1_send(s, "/i/v1/analytics/events", ok[i].b, ok[i].n, 0, ok[i].e);
         ck_assert_msg(r.status == 200, "%s: %ld %s", ok[i].name, r.status, r.body);
         free(r.body);
     }
     cJSON *reqs = ph_ingest_requests(s);
     cJSON *sent = cJSON_Parse(V1_BATCH);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         cJSON *q = cJSON_GetArrayItem(reqs, i);
         ck_assert_str_eq(cJSON_GetObjectItem(q, "encoding")->valuestring, ok[i].name);
         ck_assert_int_eq((int)num(q, "wire_bytes"), (int)ok[i].n);
@@ -1110,7 +1124,8 @@ START_TEST(v1_each_encoding_decoded)
     }
     cJSON_Delete(sent);
     cJSON_Delete(reqs);
-    ck_assert_int_eq((int)summary_num(s, "events"), 12);
+    ck_assert_int_eq((int)summary_num(s, "events"), 15);
+    ck_assert_int_eq((int)sub_num(s, "encoding_counts", "br"), 1);
     ck_assert_int_eq((int)sub_num(s, "encoding_counts", "zstd"), 1);
     ck_assert_int_eq((int)sub_num(s, "encoding_counts", "deflate"), 1);
     ck_assert_int_eq((int)sub_num(s, "encoding_counts", "gzip"), 1);
@@ -1125,6 +1140,8 @@ START_TEST(v1_each_encoding_decoded)
         {zl, zl_n - 2, e_df},      /* truncated zlib */
         {zs, zs_n, e_gz},          /* zstd declared gzip */
         {gz, gz_n, NULL},          /* gzip bytes, no header: v1 does not sniff */
+        {br, br_n - 2, e_br},      /* truncated brotli */
+        {gz, gz_n, e_br},          /* gzip declared br */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         resp_t r = v1_send(s, "/i/v1/analytics/events", bad[i].b, bad[i].n, 0, bad[i].e);
@@ -1134,8 +1151,8 @@ START_TEST(v1_each_encoding_decoded)
     resp_t r = v1_send(s, "/i/v1/analytics/events?compression=gzip", gz, gz_n, 0, NULL);
     ck_assert_int_eq(r.status, 400);
     free(r.body);
-    ck_assert_int_eq((int)summary_num(s, "events"), 12);
-    free(gz), free(zl), free(zs), free(raw);
+    ck_assert_int_eq((int)summary_num(s, "events"), 15);
+    free(gz), free(zl), free(zs), free(raw), free(br);
     ck_assert_int_eq(ph_ingest_stop(s), 0); /* a clean exit (sanitizer builds: no leaks) */
 }
 END_TEST

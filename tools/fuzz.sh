@@ -31,7 +31,7 @@ lib=$(find "$bdir" -maxdepth 2 -name libposthog.a | head -n1)
 [[ -n $lib ]] || { echo "libposthog.a not found in $bdir" >&2; exit 2; }
 "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -Iinclude -Isrc/core -Isrc/capture -Isrc/delivery -Isrc/spool tests/fuzz/fuzz_spool.c "$lib" -lz -lcurl -lcjson -lpthread \
-  -lzstd -o "$bdir/fuzz_spool"
+  -lzstd -lbrotlienc -lbrotlidec -o "$bdir/fuzz_spool"
 
 work=$bdir/fuzz-work
 rm -rf "$work"

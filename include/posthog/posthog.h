@@ -120,12 +120,14 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        instances and proxies that do not serve v1 yet
  *                        [$POSTHOG_CAPTURE_MODE or v1]. Spooled events are
  *                        replayed in the client's mode, whichever spooled them.
- *   compression          request bodies: "zstd", "gzip", "deflate" or "none"
+ *   compression          request bodies: "zstd", "gzip", "deflate", "br"
+ *                        (brotli, when built with libbrotli) or "none"
  *                        (v0: gzip or none) [zstd in v1 when built with
  *                        libzstd, else gzip]
  *   gzip                 legacy switch: 1 = compression gzip, 0 = none
  *   gzip_level           zlib level 1..9 of gzip and deflate [1]
  *   zstd_level           zstd level 1..19 [1]
+ *   brotli_level         brotli quality 0..11 [4]
  *   request_timeout_ms   per HTTP request [10000]
  *   connect_timeout_ms   TCP+TLS connect [5000]
  *   max_retries          retries after the first attempt [3]

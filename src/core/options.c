@@ -36,6 +36,7 @@ posthog_options_t *posthog_options_new(void) {
     o->max_storage_age_s = 7 * 86400;
     o->gzip_level = 1;
     o->zstd_level = 1;
+    o->brotli_level = 4;
     o->compression = posthog__codec_available(PH_CODEC_ZSTD) ? PH_CODEC_ZSTD : PH_CODEC_GZIP;
     o->request_timeout_ms = 10000;
     o->connect_timeout_ms = 5000;
@@ -211,6 +212,12 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
         uint64_t x;
         if (parse_u64(value, 1, 19, &x)) return POSTHOG_E_BAD_OPTION_VALUE;
         o->zstd_level = (int)x;
+        return POSTHOG_OK;
+    }
+    if (!strcmp(key, "brotli_level")) {
+        uint64_t x;
+        if (parse_u64(value, 0, 11, &x)) return POSTHOG_E_BAD_OPTION_VALUE;
+        o->brotli_level = (int)x;
         return POSTHOG_OK;
     }
     if (!strcmp(key, "gzip_level")) {

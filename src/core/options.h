@@ -25,6 +25,7 @@ struct posthog_options {
     int compression;       /* ph_codec_kind_t (delivery/codec.h) */
     bool compression_set;
     int zstd_level;
+    int brotli_level;
     uint32_t request_timeout_ms;
     uint32_t connect_timeout_ms;
     uint32_t max_retries;

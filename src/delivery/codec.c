@@ -9,18 +9,25 @@
 #ifdef POSTHOG_HAVE_ZSTD
 #include <zstd.h>
 #endif
+#ifdef POSTHOG_HAVE_BROTLI
+#include <brotli/decode.h>
+#include <brotli/encode.h>
+#endif
 
 bool posthog__codec_available(ph_codec_kind_t kind) {
 #ifndef POSTHOG_HAVE_ZSTD
     if (kind == PH_CODEC_ZSTD) return false;
 #endif
-    return kind <= PH_CODEC_ZSTD;
+#ifndef POSTHOG_HAVE_BROTLI
+    if (kind == PH_CODEC_BROTLI) return false;
+#endif
+    return kind <= PH_CODEC_BROTLI;
 }
 
-static const char *const names[] = {"none", "gzip", "deflate", "zstd"};
+static const char *const names[] = {"none", "gzip", "deflate", "zstd", "br"};
 
 int posthog__codec_parse(const char *name, ph_codec_kind_t *out) {
-    for (int i = 0; name && i < 4; i++)
+    for (int i = 0; name && i < 5; i++)
         if (!strcmp(name, names[i])) {
             *out = (ph_codec_kind_t)i;
             return 0;
@@ -29,7 +36,7 @@ int posthog__codec_parse(const char *name, ph_codec_kind_t *out) {
 }
 
 const char *posthog__codec_name(ph_codec_kind_t kind) {
-    return kind <= PH_CODEC_ZSTD ? names[kind] : "?";
+    return kind <= PH_CODEC_BROTLI ? names[kind] : "?";
 }
 
 const char *posthog__codec_encoding(ph_codec_kind_t kind) {
@@ -62,15 +69,68 @@ int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw
 #else
         return -1;
 #endif
+    } else if (kind == PH_CODEC_BROTLI) {
+#ifdef POSTHOG_HAVE_BROTLI
+        BrotliEncoderState *e = BrotliEncoderCreateInstance(NULL, NULL, NULL);
+        if (!e) return -1;
+        BrotliEncoderSetParameter(e, BROTLI_PARAM_QUALITY, (uint32_t)PH_MIN(level, 11));
+        BrotliEncoderSetParameter(e, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT);
+        c->br = e;
+        c->ready = true;
+#else
+        return -1;
+#endif
     }
     return 0;
 }
+
+#ifdef POSTHOG_HAVE_BROTLI
+/* A brotli encoder cannot be reset: a new stream is a new instance. */
+static int brotli_renew(ph_codec_t *c) {
+    BrotliEncoderDestroyInstance(c->br);
+    c->br = BrotliEncoderCreateInstance(NULL, NULL, NULL);
+    if (!c->br) {
+        c->ready = false;
+        return -1;
+    }
+    BrotliEncoderSetParameter(c->br, BROTLI_PARAM_QUALITY, (uint32_t)PH_MIN(c->level, 11));
+    BrotliEncoderSetParameter(c->br, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT);
+    return 0;
+}
+
+static int brotli_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
+    if (!c->br && brotli_renew(c)) return -1;
+    BrotliEncoderOperation op = mode == PH_CODEC_END    ? BROTLI_OPERATION_FINISH
+                                : mode == PH_CODEC_SYNC ? BROTLI_OPERATION_FLUSH
+                                                        : BROTLI_OPERATION_PROCESS;
+    size_t avail_in = n;
+    const uint8_t *next_in = (const uint8_t *)in;
+    for (;;) {
+        size_t room = n / 2 + 4096;
+        if (posthog__buf_reserve(out, room)) return -1;
+        size_t avail_out = room;
+        uint8_t *next_out = (uint8_t *)out->data + out->len;
+        if (!BrotliEncoderCompressStream(c->br, op, &avail_in, &next_in, &avail_out, &next_out,
+                                         NULL))
+            return -1;
+        out->len += room - avail_out;
+        bool more = BrotliEncoderHasMoreOutput(c->br);
+        if (op == BROTLI_OPERATION_FINISH ? BrotliEncoderIsFinished(c->br)
+                                          : (avail_in == 0 && !more))
+            return 0;
+    }
+}
+#endif
 
 void posthog__codec_free(ph_codec_t *c) {
     if (!c->ready) return;
     if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) deflateEnd(&c->z);
 #ifdef POSTHOG_HAVE_ZSTD
     if (c->kind == PH_CODEC_ZSTD) ZSTD_freeCCtx(c->zs);
+#endif
+#ifdef POSTHOG_HAVE_BROTLI
+    if (c->kind == PH_CODEC_BROTLI) BrotliEncoderDestroyInstance(c->br);
+    c->br = NULL;
 #endif
     c->ready = false;
 }
@@ -80,6 +140,9 @@ void posthog__codec_reset(ph_codec_t *c) {
     if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) deflateReset(&c->z);
 #ifdef POSTHOG_HAVE_ZSTD
     if (c->kind == PH_CODEC_ZSTD) ZSTD_CCtx_reset(c->zs, ZSTD_reset_session_only);
+#endif
+#ifdef POSTHOG_HAVE_BROTLI
+    if (c->kind == PH_CODEC_BROTLI) brotli_renew(c);
 #endif
 }
 
@@ -130,6 +193,11 @@ int posthog__codec_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n,
         return zstd_write(c, out, in, n, mode);
 #endif
         break;
+    case PH_CODEC_BROTLI:
+#ifdef POSTHOG_HAVE_BROTLI
+        return brotli_write(c, out, in, n, mode);
+#endif
+        break;
     }
     return -1;
 }
@@ -154,6 +222,18 @@ int posthog__codec_decode(ph_codec_kind_t kind, bool raw, const char *in, size_t
         }
         ZSTD_freeDCtx(d);
         return !ZSTD_isError(rc) && ob.pos == out_len ? 0 : -1;
+#else
+        return -1;
+#endif
+    }
+    if (kind == PH_CODEC_BROTLI) {
+#ifdef POSTHOG_HAVE_BROTLI
+        size_t got = out_len;
+        return BrotliDecoderDecompress(n, (const uint8_t *)in, &got, (uint8_t *)out) ==
+                           BROTLI_DECODER_RESULT_SUCCESS &&
+                       got == out_len
+                   ? 0
+                   : -1;
 #else
         return -1;
 #endif

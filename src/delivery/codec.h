@@ -1,6 +1,6 @@
 /*
  * codec: the request-body compressors behind one interface (none, gzip,
- * deflate, zstd), streaming so a batch is compressed as its events are
+ * deflate, zstd, br), streaming so a batch is compressed as its events are
  * drained, never twice.
  *
  * Modes of posthog__codec_write:
@@ -25,7 +25,8 @@ typedef enum {
     PH_CODEC_NONE = 0,
     PH_CODEC_GZIP = 1,
     PH_CODEC_DEFLATE = 2, /* zlib-wrapped (RFC 1950), as HTTP's "deflate" */
-    PH_CODEC_ZSTD = 3
+    PH_CODEC_ZSTD = 3,
+    PH_CODEC_BROTLI = 4   /* "br" */
 } ph_codec_kind_t;
 
 enum { PH_CODEC_MORE = 0, PH_CODEC_SYNC = 1, PH_CODEC_END = 2 };
@@ -37,11 +38,12 @@ typedef struct {
     bool ready;
     z_stream z;
     void *zs; /* ZSTD_CCtx */
+    void *br; /* BrotliEncoderState */
 } ph_codec_t;
 
 /* Whether this build has the codec (zstd is optional at build time). */
 bool posthog__codec_available(ph_codec_kind_t kind);
-/* "none", "gzip", "deflate", "zstd" -> kind; -1 when unknown. */
+/* "none", "gzip", "deflate", "zstd", "br" -> kind; -1 when unknown. */
 int posthog__codec_parse(const char *name, ph_codec_kind_t *out);
 const char *posthog__codec_name(ph_codec_kind_t kind);
 /* The Content-Encoding value, NULL for none. */

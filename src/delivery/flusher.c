@@ -687,7 +687,9 @@ int posthog__flusher_start(posthog_client_t *c) {
     f->pending_max = (size_t)(o->max_queue_bytes / 8); /* the rest of the budget: client.c */
     ph_proto_t proto = o->capture_v0 ? PH_PROTO_V0 : PH_PROTO_V1;
     ph_codec_kind_t codec = (ph_codec_kind_t)o->compression;
-    int level = codec == PH_CODEC_ZSTD ? o->zstd_level : o->gzip_level;
+    int level = codec == PH_CODEC_ZSTD     ? o->zstd_level
+                : codec == PH_CODEC_BROTLI ? o->brotli_level
+                                           : o->gzip_level;
     bool ok = true;
     for (int ai = 0; ai < 2; ai++)
         ok = ok && posthog__builder_init(&f->bld[ai], proto, codec, level, o->api_key,

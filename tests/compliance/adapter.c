@@ -28,7 +28,7 @@
  * Environment:
  *   POSTHOG_ADAPTER_CAPTURE_MODE  v1 (default) or v0: the library's
  *                                 capture_mode option and the capabilities
- *   POSTHOG_ADAPTER_ENCODING      gzip (default), deflate, zstd or none: the
+ *   POSTHOG_ADAPTER_ENCODING      gzip (default), deflate, zstd, br or none: the
  *                                 library's compression when /init does not
  *                                 say enable_compression=false (then none);
  *                                 v0 takes gzip or none only
@@ -75,7 +75,7 @@ static struct adapter_state {
     int debug;
     int flush_timeout_ms;
     const char *capture_mode; /* "v1" or "v0"; set once in main */
-    const char *encoding;     /* "gzip", "deflate", "zstd" or "none"; ditto */
+    const char *encoding;     /* "gzip", "deflate", "zstd", "br" or "none"; ditto */
 
     pthread_mutex_t err_lock; /* guards last_error only; leaf lock */
     char last_error[512];     /* "" when none */
@@ -805,13 +805,14 @@ int main(int argc, char **argv)
     }
     const char *enc = getenv("POSTHOG_ADAPTER_ENCODING");
     if (enc && *enc) {
-        static const char *const encodings[] = {"gzip", "deflate", "zstd", "none"};
+        static const char *const encodings[] = {"gzip", "deflate", "zstd", "br", "none"};
         size_t i;
         for (i = 0; i < sizeof encodings / sizeof encodings[0]; i++)
             if (strcmp(enc, encodings[i]) == 0)
                 break;
         if (i == sizeof encodings / sizeof encodings[0]) {
-            fprintf(stderr, "adapter: bad POSTHOG_ADAPTER_ENCODING=%s (gzip, deflate, zstd, none)\n",
+            fprintf(stderr,
+                    "adapter: bad POSTHOG_ADAPTER_ENCODING=%s (gzip, deflate, zstd, br, none)\n",
                     enc);
             return 2;
         }

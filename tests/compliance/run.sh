@@ -7,10 +7,11 @@
 #   v1-gzip     v1 gzip                       capture_v1       all
 #   v1-deflate  v1 deflate                    capture_v1       compression.*
 #   v1-zstd     v1 zstd                       capture_v1       compression.*
+#   v1-br       v1 br                         capture_v1       compression.*
 #   v1-none     v1 none                       capture_v1       compression.*
 #   v0-gzip     v0 gzip                       capture, capture_ai  all
 #
-# The deflate/zstd/none runs are restricted to the compression category: the
+# The deflate/zstd/br/none runs are restricted to the compression category: the
 # harness's mock server only decompresses gzip bodies, so any other test
 # would fail there for the mock's sake, and those tests already ran in
 # v1-gzip. The harness CLI has no test filter; harness_main.py adds one.
@@ -107,13 +108,15 @@ else
 fi
 
 # ------------------------------------------------------------- runs
-declare -A run_mode=([v1-gzip]=v1 [v1-deflate]=v1 [v1-zstd]=v1 [v1-none]=v1 [v0-gzip]=v0)
-declare -A run_encoding=([v1-gzip]=gzip [v1-deflate]=deflate [v1-zstd]=zstd [v1-none]=none [v0-gzip]=gzip)
+declare -A run_mode=([v1-gzip]=v1 [v1-deflate]=v1 [v1-zstd]=v1 [v1-br]=v1 [v1-none]=v1
+                     [v0-gzip]=v0)
+declare -A run_encoding=([v1-gzip]=gzip [v1-deflate]=deflate [v1-zstd]=zstd [v1-br]=br
+                         [v1-none]=none [v0-gzip]=gzip)
 declare -A run_suites=([v1-gzip]=capture_v1 [v1-deflate]=capture_v1 [v1-zstd]=capture_v1
-                       [v1-none]=capture_v1 [v0-gzip]="capture capture_ai")
+                       [v1-br]=capture_v1 [v1-none]=capture_v1 [v0-gzip]="capture capture_ai")
 declare -A run_filter=([v1-gzip]= [v1-deflate]=compression. [v1-zstd]=compression.
-                       [v1-none]=compression. [v0-gzip]=)
-read -r -a runs <<<"${COMPLIANCE_RUNS:-v1-gzip v1-deflate v1-zstd v1-none v0-gzip}"
+                       [v1-br]=compression. [v1-none]=compression. [v0-gzip]=)
+read -r -a runs <<<"${COMPLIANCE_RUNS:-v1-gzip v1-deflate v1-zstd v1-br v1-none v0-gzip}"
 for r in "${runs[@]}"; do
   if [[ -z ${run_mode[$r]:-} ]]; then
     echo "compliance: unknown run '$r' in COMPLIANCE_RUNS (${!run_mode[*]})" >&2

@@ -144,9 +144,9 @@ END_TEST
 /* Each compression: Content-Encoding matches and the server decodes it. */
 START_TEST(test_v1_encodings)
 {
-    static const char *const enc[] = {"zstd", "gzip", "deflate", "none"};
+    static const char *const enc[] = {"zstd", "gzip", "deflate", "br", "none"};
     ph_ingest_t *srv = it_server(NULL);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         posthog_options_t *o = v1_options(srv);
         it_set(o, "compression", enc[i]);
         posthog_client_t *c = it_client(o);
@@ -157,17 +157,17 @@ START_TEST(test_v1_encodings)
         posthog_client_free(c);
     }
     cJSON *reqs = it_requests(srv);
-    ck_assert_int_eq(cJSON_GetArraySize(reqs), 4);
-    for (int i = 0; i < 4; i++) {
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 5);
+    for (int i = 0; i < 5; i++) {
         const cJSON *r = cJSON_GetArrayItem(reqs, i);
         ck_assert_str_eq(it_str(r, "encoding"), enc[i]);
         ck_assert_int_eq(it_req_status(r), 200);
         const char *ce = it_req_header(r, "content-encoding");
-        if (i == 3) ck_assert_ptr_null(ce);
+        if (i == 4) ck_assert_ptr_null(ce);
         else ck_assert_str_eq(ce, enc[i]);
     }
     cJSON_Delete(reqs);
-    ck_assert_int_eq(it_summary_num(srv, "events"), 200);
+    ck_assert_int_eq(it_summary_num(srv, "events"), 250);
     /* v0 refuses the codecs /batch/ does not take, with a clear message */
     posthog_options_t *o = it_options(srv);
     it_set(o, "capture_mode", "v0");

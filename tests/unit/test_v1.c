@@ -18,6 +18,8 @@
 #include <time.h>
 #include <zlib.h>
 
+#include <brotli/decode.h>
+
 #if defined(__has_include)
 #if __has_include(<zstd.h>)
 #include <zstd.h>
@@ -437,8 +439,8 @@ END_TEST
 /* ------------------------------------------------------------ v1 bodies */
 
 static const ph_codec_kind_t CODECS[] = {PH_CODEC_NONE, PH_CODEC_GZIP, PH_CODEC_DEFLATE,
-                                         PH_CODEC_ZSTD};
-#define NCODECS 4
+                                         PH_CODEC_ZSTD, PH_CODEC_BROTLI};
+#define NCODECS 5
 
 static int level_for(ph_codec_kind_t k) { return k == PH_CODEC_ZSTD ? 3 : 6; }
 
@@ -487,6 +489,13 @@ static char *decode_independent(const ph_batch_t *bt, size_t *out_len) {
 #else
         ck_abort_msg("zstd.h not available to the test");
 #endif
+        break;
+    }
+    case PH_CODEC_BROTLI: {
+        size_t got = cap;
+        ck_assert(BrotliDecoderDecompress(n, d, &got, (uint8_t *)out) ==
+                  BROTLI_DECODER_RESULT_SUCCESS);
+        len = got;
         break;
     }
     }
@@ -582,7 +591,7 @@ static ph_batch_t *build_v1(ph_builder_t *b, const int *idx, int count) {
 
 static bool codec_skip(ph_codec_kind_t k) {
     if (posthog__codec_available(k)) return false;
-    ck_assert_int_eq(k, PH_CODEC_ZSTD); /* only zstd is optional */
+    ck_assert(k == PH_CODEC_ZSTD || k == PH_CODEC_BROTLI); /* the optional ones */
     return true;
 }
 

@@ -19,5 +19,7 @@ int ph_gunzip(const char *in, size_t inlen, size_t max_out, char **out, size_t *
 int ph_zinflate(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
 /* The same for zstd (one or more frames). Defined in unzstd.c. */
 int ph_unzstd(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
+/* The same for brotli ("br"). */
+int ph_unbrotli(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
 
 #endif

@@ -27,8 +27,9 @@
 
 enum { PROTO_V0, PROTO_V1, PROTO_N };
 static const char *const proto_names[PROTO_N] = {"v0", "v1"};
-enum { ENC_NONE, ENC_GZIP, ENC_DEFLATE, ENC_ZSTD, ENC_UNSUPPORTED, ENC_N };
-static const char *const enc_names[ENC_N] = {"none", "gzip", "deflate", "zstd", "unsupported"};
+enum { ENC_NONE, ENC_GZIP, ENC_DEFLATE, ENC_ZSTD, ENC_BR, ENC_UNSUPPORTED, ENC_N };
+static const char *const enc_names[ENC_N] = {"none", "gzip", "deflate", "zstd", "br",
+                                             "unsupported"};
 /* v1 per-event results answered; RES_ABSENT: left out of the map. */
 enum { RES_OK, RES_WARNING, RES_DROP, RES_RETRY, RES_OTHER, RES_ABSENT, RES_N };
 static const char *const res_names[RES_N] = {"ok", "warning", "drop", "retry", "other", "absent"};
@@ -432,6 +433,8 @@ static int v1_encoding(const char *ce)
         return ENC_DEFLATE;
     if (strcasecmp(ce, "zstd") == 0)
         return ENC_ZSTD;
+    if (strcasecmp(ce, "br") == 0)
+        return ENC_BR;
     return ENC_UNSUPPORTED;
 }
 
@@ -506,7 +509,7 @@ static void validate_v1(ph_ingestd_t *d, const ph_http_request_t *req, size_t ma
         pre = 415;
         o->code = "unsupported_encoding";
         snprintf(o->error, sizeof o->error,
-                 "unsupported Content-Encoding (use gzip, deflate, zstd or none)");
+                 "unsupported Content-Encoding (use gzip, deflate, zstd, br or none)");
     }
     o->status = pre;
 
@@ -528,6 +531,8 @@ static void validate_v1(ph_ingestd_t *d, const ph_http_request_t *req, size_t ma
                                                &o->decoded_len)
                 : o->enc == ENC_DEFLATE
                     ? ph_zinflate(req->body, req->body_len, max_decoded, &o->decoded, &o->decoded_len)
+                : o->enc == ENC_BR
+                    ? ph_unbrotli(req->body, req->body_len, max_decoded, &o->decoded, &o->decoded_len)
                     : ph_unzstd(req->body, req->body_len, max_decoded, &o->decoded, &o->decoded_len);
         if (r != PH_GUNZIP_OK) {
             if (!pre) {
