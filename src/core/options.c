@@ -228,6 +228,9 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
     }
     if (!strcmp(key, "api_key")) {
         if (value && !posthog__utf8_valid(value, strlen(value))) return POSTHOG_E_BAD_OPTION_VALUE;
+        /* it travels in a header (v1: Authorization): no control characters */
+        for (const char *p = value; p && *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) return POSTHOG_E_BAD_OPTION_VALUE;
         r = set_str(&o->api_key, value, false);
         if (!r) o->api_key_set = true;
     } else if (!strcmp(key, "host")) {

@@ -12,43 +12,28 @@
 #include <stdlib.h>
 
 #include "json.h"
+#include "protocol.h"
 #include "util.h"
 
 #define STAGE_FLUSH (64 * 1024)
 #define BODY_MAX ((size_t)128 << 20)
 
-static const unsigned char gzip_header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
-
-static bool v0_gzip(const ph_builder_t *b) {
-    return b->proto == PH_PROTO_V0 && b->codec.kind == PH_CODEC_GZIP;
-}
 
 int posthog__builder_init(ph_builder_t *b, ph_proto_t proto, ph_codec_kind_t codec, int level,
                           const char *api_key, bool historical, bool ai, uint64_t max_raw) {
     memset(b, 0, sizeof *b);
     b->proto = proto;
+    b->ops = ph_protocol(proto);
     b->ai = ai;
     b->historical = historical;
     b->max_raw = max_raw;
     posthog__buf_init(&b->stage, BODY_MAX);
     posthog__buf_init(&b->scratch, BODY_MAX);
-    if (proto == PH_PROTO_V0) {
-        ph_buf_t pre;
-        posthog__buf_init(&pre, 1 << 20);
-        const char *rest = historical ? ",\"historical_migration\":true,\"batch\":["
-                                      : ",\"historical_migration\":false,\"batch\":[";
-        if (posthog__buf_append(&pre, "{\"api_key\":", 11) ||
-            posthog__json_append_string(&pre, api_key ? api_key : "",
-                                        api_key ? strlen(api_key) : 0) ||
-            posthog__buf_append(&pre, rest, strlen(rest))) {
-            posthog__buf_free(&pre);
-            posthog__builder_free(b);
-            return -1;
-        }
-        b->prefix = pre.data;
-        b->prefix_n = pre.len;
+    if (b->ops->builder_init && b->ops->builder_init(b, api_key)) {
+        posthog__builder_free(b);
+        return -1;
     }
-    if (posthog__codec_init(&b->codec, codec, level, proto == PH_PROTO_V0)) {
+    if (posthog__codec_init(&b->codec, codec, level, b->ops->raw_gzip)) {
         posthog__builder_free(b);
         return -1;
     }
@@ -65,7 +50,7 @@ void posthog__builder_free(ph_builder_t *b) {
     b->prefix = NULL;
     free(b->seen);
     b->seen = NULL;
-    b->seen_cap = 0;
+    b->seen_cap = b->seen_n = b->seen_gen = 0;
 }
 
 void posthog__batch_free(ph_batch_t *bt) {
@@ -78,21 +63,12 @@ void posthog__batch_free(ph_batch_t *bt) {
 /* Moves the staged text into the body through the codec. */
 static int stage_drain(ph_builder_t *b, int mode) {
     ph_batch_t *bt = b->cur;
-    if (v0_gzip(b))
+    if (bt->raw_gzip)
         bt->crc = (uint32_t)crc32(bt->crc, (const Bytef *)b->stage.data, (uInt)b->stage.len);
     if (posthog__codec_write(&b->codec, &bt->body, b->stage.data, b->stage.len, mode)) return -1;
     bt->raw_len += b->stage.len;
     b->stage.len = 0;
     return 0;
-}
-
-/* v1 envelope: created_at is the batch's opening time, kept for ever. */
-static int v1_prefix(ph_buf_t *out, int64_t created_ms, bool historical) {
-    char ts[PH_ISO8601_LEN];
-    posthog__iso8601_ms(ts, created_ms);
-    const char *h = historical ? "\",\"historical_migration\":true,\"batch\":[" : "\",\"batch\":[";
-    return posthog__buf_append(out, "{\"created_at\":\"", 15) ||
-           posthog__buf_append(out, ts, PH_ISO8601_LEN) || posthog__buf_append(out, h, strlen(h));
 }
 
 static ph_batch_t *batch_open(ph_builder_t *b, int64_t created_ms, const char *request_id) {
@@ -105,23 +81,7 @@ static ph_batch_t *batch_open(ph_builder_t *b, int64_t created_ms, const char *r
     bt->crc = (uint32_t)crc32(0, Z_NULL, 0);
     posthog__codec_reset(&b->codec);
     b->stage.len = 0;
-    int rc;
-    if (b->proto == PH_PROTO_V0) {
-        rc = (v0_gzip(b) && posthog__buf_append(&bt->body, gzip_header, sizeof gzip_header)) ||
-             posthog__buf_append(&b->stage, b->prefix, b->prefix_n);
-    } else {
-        bt->created_ms = created_ms ? created_ms : posthog__now_ms();
-        if (request_id) {
-            memcpy(bt->request_id, request_id, sizeof bt->request_id);
-        } else {
-            uint8_t u[16];
-            posthog__uuid_v7(u, posthog__now_ms());
-            posthog__uuid_format(bt->request_id, u);
-            bt->request_id[PH_UUID_STR_LEN] = '\0';
-        }
-        rc = v1_prefix(&b->stage, bt->created_ms, b->historical);
-    }
-    if (rc) {
+    if (b->ops->open(b, bt, created_ms, request_id)) {
         posthog__batch_free(bt);
         return NULL;
     }
@@ -148,62 +108,19 @@ store:
     return 0;
 }
 
-/* v1: whether the uuid is already in the open batch; else remembers it. */
-static int seen_check_add(ph_builder_t *b, const uint8_t u[16]) {
-    ph_batch_t *bt = b->cur;
-    uint32_t n = bt ? bt->count : 0;
-    for (uint32_t i = 0; i < n && i < b->seen_cap; i++)
-        if (!memcmp(b->seen[i], u, 16)) return 1;
-    if (n >= b->seen_cap) {
-        uint32_t cap = b->seen_cap ? b->seen_cap * 2 : 128;
-        uint8_t(*s)[16] = realloc(b->seen, cap * sizeof *s);
-        if (!s) return -1;
-        b->seen = s;
-        b->seen_cap = cap;
-    }
-    memcpy(b->seen[n], u, 16);
-    return 0;
-}
-
 static int builder_add_text(ph_builder_t *b, const char *text, size_t n, const ph_rec_t *r) {
     if (!b->cur && !(b->cur = batch_open(b, 0, NULL))) return -1;
     ph_batch_t *bt = b->cur;
-    size_t need = n + 1;
-    bool slow = false;
-    if (r) {
-        need = ph_rec_json_len_proto(r, b->proto) + 1;
-        slow = b->proto == PH_PROTO_V1 && (r->flags & PH_REC_LIFT);
-        if (slow) { /* the v0 text, then converted */
-            b->scratch.len = 0;
-            if (posthog__event_format(&b->scratch, r)) return -1;
-        }
-    }
+    size_t need = (r ? b->ops->rec_len(r) : n) + 1;
     if (posthog__buf_reserve(&b->stage, need)) return -1;
     uint64_t off = bt->raw_len + b->stage.len + (bt->count ? 1 : 0);
     if (offsets_push(bt, off)) return -1;
     size_t mark = b->stage.len;
     if (bt->count) b->stage.data[b->stage.len++] = ',';
-    if (r && !slow) {
-        char *end = b->proto == PH_PROTO_V0 ? posthog__event_write(b->stage.data + b->stage.len, r)
-                                            : posthog__event_write_v1(b->stage.data + b->stage.len, r);
-        b->stage.len = (size_t)(end - b->stage.data);
-    } else if (r) {
-        if (posthog__event_convert(PH_PROTO_V1, b->scratch.data, b->scratch.len, &b->stage)) {
-            b->stage.len = mark;
-            return -1;
-        }
-    } else if (b->proto == PH_PROTO_V0 && n && text[0] == '{' &&
-               !memmem(text, n, "\"options\":{", 11)) {
-        /* a v0 text into a v0 batch: as it is (a v1 text always has
-         * "options"; converting a v0 text that merely looks so is harmless) */
-        memcpy(b->stage.data + b->stage.len, text, n);
-        b->stage.len += n;
-    } else {
-        int rc = posthog__event_convert(b->proto, text, n, &b->stage);
-        if (rc) {
-            b->stage.len = mark;
-            return -2;
-        }
+    int rc = r ? b->ops->add_record(b, r) : b->ops->add_text(b, text, n);
+    if (rc) {
+        b->stage.len = mark;
+        return rc;
     }
     bt->count++;
     bt->events_end = bt->raw_len + b->stage.len;
@@ -213,8 +130,8 @@ static int builder_add_text(ph_builder_t *b, const char *text, size_t n, const p
 
 int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_ms) {
     bool fresh = !b->cur || b->cur->count == 0;
-    if (b->proto == PH_PROTO_V1) {
-        int s = seen_check_add(b, r->uuid);
+    if (b->ops->admit) {
+        int s = b->ops->admit(b, r);
         if (s) return s;
     }
     if (builder_add_text(b, NULL, 0, r)) return -1;
@@ -228,12 +145,9 @@ int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_ms) {
 ph_batch_t *posthog__builder_seal(ph_builder_t *b) {
     ph_batch_t *bt = b->cur;
     if (!bt || bt->count == 0) return NULL;
-    int rc;
-    if (b->proto == PH_PROTO_V0) {
-        rc = stage_drain(b, PH_CODEC_SYNC);
-    } else {
-        rc = posthog__buf_append(&b->stage, "]}", 2) || stage_drain(b, PH_CODEC_END);
-    }
+    const char *close = b->ops->close_text;
+    int rc = (*close && posthog__buf_append(&b->stage, close, strlen(close))) ||
+             stage_drain(b, b->ops->seal_mode);
     /* Out of memory while sealing: the caller treats NULL with a non-empty
      * builder as a failure and drops the batch. */
     if (rc) return NULL;
@@ -243,41 +157,16 @@ ph_batch_t *posthog__builder_seal(ph_builder_t *b) {
     return bt;
 }
 
-static void put_le32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
 int posthog__batch_set_tail(ph_batch_t *bt, int64_t now_ms) {
     bt->body.len = bt->prefix_len;
-    if (bt->proto == PH_PROTO_V1) return 0; /* the body never changes */
-    char tail[64];
-    memcpy(tail, "],\"sent_at\":\"", 13);
-    posthog__iso8601_ms(tail + 13, now_ms);
-    memcpy(tail + 13 + PH_ISO8601_LEN, "\"}", 2);
-    size_t tn = 13 + PH_ISO8601_LEN + 2;
-    if (bt->codec != PH_CODEC_GZIP) return posthog__buf_append(&bt->body, tail, tn);
-    unsigned char blk[5 + 64 + 8];
-    blk[0] = 0x01; /* BFINAL=1, BTYPE=00 (stored); we are byte-aligned after the sync flush */
-    blk[1] = (unsigned char)tn;
-    blk[2] = (unsigned char)(tn >> 8);
-    blk[3] = (unsigned char)~tn;
-    blk[4] = (unsigned char)(~tn >> 8);
-    memcpy(blk + 5, tail, tn);
-    uint32_t crc = (uint32_t)crc32(bt->crc, (const Bytef *)tail, (uInt)tn);
-    put_le32(blk + 5 + tn, crc);
-    put_le32(blk + 9 + tn, (uint32_t)(bt->raw_len + tn));
-    return posthog__buf_append(&bt->body, blk, 13 + tn);
+    return ph_protocol(bt->proto)->attempt_body(bt, now_ms);
 }
 
 char *posthog__batch_inflate(const ph_batch_t *bt, size_t *len) {
     char *out = malloc(bt->raw_len + 1);
     if (!out) return NULL;
-    bool raw = bt->proto == PH_PROTO_V0 && bt->codec == PH_CODEC_GZIP;
-    size_t skip = raw ? sizeof gzip_header : 0;
-    if (posthog__codec_decode(bt->codec, raw, bt->body.data + skip, bt->prefix_len - skip, out,
+    size_t skip = bt->raw_gzip ? 10 : 0; /* the gzip header the protocol wrote */
+    if (posthog__codec_decode(bt->codec, bt->raw_gzip, bt->body.data + skip, bt->prefix_len - skip, out,
                               bt->raw_len)) {
         free(out);
         return NULL;

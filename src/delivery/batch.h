@@ -30,6 +30,8 @@
 #include "common.h"
 #include "event.h"
 
+typedef struct ph_protocol ph_protocol_t; /* protocol.h */
+
 typedef struct ph_batch {
     ph_buf_t body;       /* the request body (v0: without the current tail) */
     size_t prefix_len;   /* body.len without the current tail (v1: the whole body) */
@@ -45,6 +47,7 @@ typedef struct ph_batch {
     char request_id[37]; /* v1: PostHog-Request-Id, the same on every retry */
     ph_proto_t proto;
     ph_codec_kind_t codec;
+    bool raw_gzip;       /* v0 gzip: header + raw deflate blocks written by the protocol */
     bool ai;             /* $ai_* events: the AI endpoint */
     bool replay;         /* read back from the spool */
     bool probe;          /* sent to test a link that was down: no retries */
@@ -55,6 +58,7 @@ typedef struct ph_batch {
 typedef struct {
     ph_codec_t codec;
     ph_proto_t proto;
+    const ph_protocol_t *ops;
     bool ai;
     bool historical;
     ph_buf_t stage;      /* uncompressed text waiting for the codec */
@@ -65,9 +69,11 @@ typedef struct {
     const char *prefix;  /* v0: {"api_key":"...","historical_migration":x,"batch":[ */
     size_t prefix_n;
     /* v1: uuids of the open batch, so a uuid repeated by the caller starts
-     * a new batch instead of getting the whole batch rejected */
-    uint8_t (*seen)[16];
-    uint32_t seen_cap;
+     * a new batch instead of getting the whole batch rejected. An open
+     * addressing set; a slot belongs to the open batch when its gen is
+     * seen_gen, so a new batch empties it by bumping seen_gen. */
+    struct ph_seen_slot *seen;
+    uint32_t seen_cap, seen_n, seen_gen;
 } ph_builder_t;
 
 int posthog__builder_init(ph_builder_t *b, ph_proto_t proto, ph_codec_kind_t codec, int level,
@@ -92,9 +98,14 @@ int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_ms);
 ph_batch_t *posthog__builder_seal(ph_builder_t *b);
 static inline uint32_t ph_builder_count(const ph_builder_t *b) { return b->cur ? b->cur->count : 0; }
 
-/* Prepares the body for an attempt: v0 appends a tail with sent_at = now_ms;
- * v1 has nothing to change. body.data[0..body.len) is the request. */
+/* Prepares the body for an attempt (the protocol's attempt_body: v0 appends
+ * a tail with sent_at = now_ms; v1 has nothing to change).
+ * body.data[0..body.len) is the request. */
 int posthog__batch_set_tail(ph_batch_t *bt, int64_t now_ms);
+/* Appends n bytes of text to the open batch's staged text, growing it. */
+static inline int ph_builder_stage(ph_builder_t *b, const char *s, size_t n) {
+    return posthog__buf_append(&b->stage, s, n);
+}
 void posthog__batch_free(ph_batch_t *bt);
 /* The uncompressed text (malloc()ed, NUL-terminated), or NULL. */
 char *posthog__batch_inflate(const ph_batch_t *bt, size_t *len);

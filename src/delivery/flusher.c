@@ -23,6 +23,7 @@
  *  - A batch with a file: the file's events are counted in spool_pending
  *    until the batch is delivered or dropped (then the file is removed).
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,10 @@ struct ph_flusher {
     ph_builder_t bld[2];   /* [0] analytics, [1] $ai_* events (their own endpoint) */
     uint64_t first_pos[2]; /* queue position of the first event in bld[i]'s open batch */
     ph_http_t http;
+    const ph_protocol_t *proto;
+    ph_proto_ctx_t ctx;
+    char *url[2];          /* the protocol's endpoints on the host: [0] analytics, [1] AI */
+    char sdk_name[65], sdk_version[65];
     ph_batch_t *ready, *ready_tail; /* sealed, in order */
     size_t ready_bytes;
     size_t pending_max;
@@ -301,8 +306,25 @@ static void count_attempt(posthog_client_t *c, ph_batch_t *b) {
     ph_counter_add(&c->bytes_sent, b->body.len);
 }
 
+/* The request of one attempt: the protocol's body, endpoint and headers
+ * (after Content-Type and the codec's Content-Encoding), through the
+ * transport. */
+static int start_request(ph_flusher_t *f, ph_batch_t *b) {
+    const ph_protocol_t *p = ph_protocol(b->proto);
+    ph_headers_t h = {.n = 0};
+    const char *enc = posthog__codec_encoding(b->codec);
+    if (posthog__batch_set_tail(b, posthog__now_ms()) ||
+        posthog__headers_add(&h, "Content-Type: application/json") ||
+        (enc && posthog__headers_add(&h, "Content-Encoding: %s", enc)) ||
+        p->attempt_headers(b, &f->ctx, &h))
+        return -1;
+    const char *lines[PH_MAX_HEADERS];
+    for (int i = 0; i < h.n; i++) lines[i] = h.line[i];
+    return posthog__http_start(&f->http, f->url[b->ai], lines, h.n, b);
+}
+
 static void start(posthog_client_t *c, ph_flusher_t *f, ph_batch_t *b) {
-    if (posthog__batch_set_tail(b, posthog__now_ms()) || posthog__http_start(&f->http, b)) {
+    if (start_request(f, b)) {
         if (!spool_batch(c, b))
             drop_batch(c, b, POSTHOG_DROP_RETRIES_EXHAUSTED, 0, "could not start the request");
         return;
@@ -413,7 +435,7 @@ static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *r
                        int64_t now) {
     ph_batch_t *b = res->batch;
     ph_results_t r;
-    int rc = posthog__v1_parse_results(b, res->body, res->body_len, &r);
+    int rc = ph_protocol(b->proto)->parse_results(b, res->body, res->body_len, &r);
     if (rc == -1) {
         snprintf(res->error, sizeof res->error,
                  "HTTP %ld without a results map (a proxy or captive portal answered?)",
@@ -460,9 +482,10 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
     ph_batch_t *b = res->batch;
     char msg[512];
     int64_t now = posthog__mono_ms();
+    const ph_protocol_t *p = ph_protocol(b->proto);
     bool v1 = b->proto == PH_PROTO_V1;
-    ph_outcome_t oc = v1 ? posthog__v1_classify(res->status) : posthog__classify(res->status);
-    if (v1 && oc == PH_OUTCOME_OK) {
+    ph_outcome_t oc = p->classify(res->status);
+    if (p->parse_results && oc == PH_OUTCOME_OK) {
         if (on_results(c, f, res, now)) return;
         b = res->batch;
         oc = PH_OUTCOME_RETRY;
@@ -662,14 +685,13 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
     }
 }
 
+static void flusher_free(ph_flusher_t *f);
+
 static void *flusher_thread(void *arg) {
     posthog_client_t *c = arg;
     ph_flusher_t *f = c->fl;
     flusher_main(c, f);
-    posthog__builder_free(&f->bld[0]);
-    posthog__builder_free(&f->bld[1]);
-    posthog__http_free(&f->http);
-    free(f);
+    flusher_free(f);
     pthread_mutex_lock(&c->mu);
     c->fl = NULL;
     c->thread_running = false;
@@ -679,6 +701,47 @@ static void *flusher_thread(void *arg) {
     return NULL;
 }
 
+/* A token fit for a header: printable ASCII without blanks or '/', <= 64. */
+static bool sdk_token(const char *v) {
+    if (!v || !*v || strlen(v) > 64) return false;
+    for (const char *p = v; *p; p++)
+        if (*p <= ' ' || *p > '~' || *p == '/') return false;
+    return true;
+}
+
+/* Who the server credits the events to in v1 (it sets $lib/$lib_version
+ * from PostHog-Sdk-Info): sdk_name/sdk_version when set (the Python
+ * binding), else a $lib/$lib_version super property (the Ruby binding), else
+ * posthog-c. */
+static void resolve_sdk(ph_flusher_t *f, const posthog_options_t *o) {
+    snprintf(f->sdk_name, sizeof f->sdk_name, "posthog-c");
+    snprintf(f->sdk_version, sizeof f->sdk_version, "%s", POSTHOG_VERSION_STRING);
+    if (o->sdk_name) {
+        snprintf(f->sdk_name, sizeof f->sdk_name, "%s", o->sdk_name);
+        snprintf(f->sdk_version, sizeof f->sdk_version, "%s",
+                 o->sdk_version ? o->sdk_version : "unknown");
+        return;
+    }
+    cJSON *sp = o->super_properties ? cJSON_Parse(o->super_properties) : NULL;
+    const cJSON *lib = cJSON_GetObjectItemCaseSensitive(sp, "$lib");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(sp, "$lib_version");
+    if (cJSON_IsString(lib) && sdk_token(lib->valuestring)) {
+        snprintf(f->sdk_name, sizeof f->sdk_name, "%s", lib->valuestring);
+        snprintf(f->sdk_version, sizeof f->sdk_version, "%s",
+                 cJSON_IsString(ver) && sdk_token(ver->valuestring) ? ver->valuestring : "unknown");
+    }
+    cJSON_Delete(sp);
+}
+
+static void flusher_free(ph_flusher_t *f) {
+    posthog__builder_free(&f->bld[0]);
+    posthog__builder_free(&f->bld[1]);
+    posthog__http_free(&f->http);
+    free(f->url[0]);
+    free(f->url[1]);
+    free(f);
+}
+
 int posthog__flusher_start(posthog_client_t *c) {
     ph_flusher_t *f = calloc(1, sizeof *f);
     if (!f) return -1;
@@ -686,26 +749,29 @@ int posthog__flusher_start(posthog_client_t *c) {
     f->max_batch_events = o->max_batch_size;
     f->pending_max = (size_t)(o->max_queue_bytes / 8); /* the rest of the budget: client.c */
     ph_proto_t proto = o->capture_v0 ? PH_PROTO_V0 : PH_PROTO_V1;
+    f->proto = ph_protocol(proto);
+    resolve_sdk(f, o);
+    f->ctx = (ph_proto_ctx_t){o->api_key, f->sdk_name, f->sdk_version};
     ph_codec_kind_t codec = (ph_codec_kind_t)o->compression;
     int level = codec == PH_CODEC_ZSTD     ? o->zstd_level
                 : codec == PH_CODEC_BROTLI ? o->brotli_level
                                            : o->gzip_level;
     bool ok = true;
+    for (int ai = 0; ai < 2 && ok; ai++) {
+        size_t n = strlen(o->host) + strlen(f->proto->path[ai]) + 1;
+        ok = (f->url[ai] = malloc(n)) != NULL;
+        if (ok) snprintf(f->url[ai], n, "%s%s", o->host, f->proto->path[ai]);
+    }
     for (int ai = 0; ai < 2; ai++)
         ok = ok && posthog__builder_init(&f->bld[ai], proto, codec, level, o->api_key,
                                          o->historical_migration, ai, o->max_batch_bytes) == 0;
     if (!ok || posthog__http_init(&f->http, o)) {
-        posthog__builder_free(&f->bld[0]);
-        posthog__builder_free(&f->bld[1]);
-        free(f);
+        flusher_free(f);
         return -1;
     }
     c->fl = f;
     if (pthread_create(&c->thread, NULL, flusher_thread, c)) {
-        posthog__builder_free(&f->bld[0]);
-        posthog__builder_free(&f->bld[1]);
-        posthog__http_free(&f->http);
-        free(f);
+        flusher_free(f);
         c->fl = NULL;
         return -1;
     }

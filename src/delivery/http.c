@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <strings.h>
 
-#include <cjson/cJSON.h>
-
 #include "retry.h"
 #include "util.h"
 
@@ -40,53 +38,9 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud) {
     return len;
 }
 
-static char *join(const char *host, const char *path) {
-    size_t n = strlen(host) + strlen(path) + 1;
-    char *u = malloc(n);
-    if (u) snprintf(u, n, "%s%s", host, path);
-    return u;
-}
-
-/* A token fit for a header: printable ASCII without blanks or '/'. */
-static bool sdk_token(const cJSON *v) {
-    if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 64) return false;
-    for (const char *p = v->valuestring; *p; p++)
-        if (*p <= ' ' || *p > '~' || *p == '/') return false;
-    return true;
-}
-
-/* The SDK the server credits the events to in v1 ($lib/$lib_version come from
- * this header): sdk_name/sdk_version when set (the bindings: posthog-python,
- * posthog-ruby), else a $lib/$lib_version in the super properties, else
- * posthog-c. */
-static char *sdk_info_header(const posthog_options_t *o) {
-    char line[192];
-    snprintf(line, sizeof line, "PostHog-Sdk-Info: posthog-c/%s", POSTHOG_VERSION_STRING);
-    if (o->sdk_name) {
-        snprintf(line, sizeof line, "PostHog-Sdk-Info: %s/%s", o->sdk_name,
-                 o->sdk_version ? o->sdk_version : "unknown");
-        return strdup(line);
-    }
-    cJSON *sp = o->super_properties ? cJSON_Parse(o->super_properties) : NULL;
-    const cJSON *lib = cJSON_GetObjectItemCaseSensitive(sp, "$lib");
-    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(sp, "$lib_version");
-    if (sdk_token(lib))
-        snprintf(line, sizeof line, "PostHog-Sdk-Info: %s/%s", lib->valuestring,
-                 sdk_token(ver) ? ver->valuestring : "unknown");
-    cJSON_Delete(sp);
-    return strdup(line);
-}
-
 int posthog__http_init(ph_http_t *h, const posthog_options_t *o) {
     memset(h, 0, sizeof *h);
     posthog__buf_init(&h->resp, RESP_MAX);
-    static const char *const paths[2][2] = {{"/batch/", "/i/v0/ai/batch/"},
-                                            {"/i/v1/analytics/events", "/i/v1/ai/events"}};
-    for (int p = 0; p < 2; p++)
-        for (int a = 0; a < 2; a++)
-            if (!(h->url[p][a] = join(o->host, paths[p][a]))) goto fail;
-    if (!(h->auth = join("Authorization: Bearer ", o->api_key ? o->api_key : ""))) goto fail;
-    if (!(h->sdk_info = sdk_info_header(o))) goto fail;
     h->multi = curl_multi_init();
     h->easy = curl_easy_init();
     if (!h->multi || !h->easy) goto fail;
@@ -120,61 +74,31 @@ void posthog__http_free(ph_http_t *h) {
     if (h->easy) curl_easy_cleanup(h->easy);
     if (h->multi) curl_multi_cleanup(h->multi);
     curl_slist_free_all(h->hdrs);
-    for (int p = 0; p < 2; p++)
-        for (int a = 0; a < 2; a++) free(h->url[p][a]);
-    free(h->auth);
-    free(h->sdk_info);
     posthog__buf_free(&h->resp);
     memset(h, 0, sizeof *h);
 }
 
-/* This attempt's headers. NULL when out of memory. */
-static struct curl_slist *headers_for(ph_http_t *h, const ph_batch_t *bt) {
-    struct curl_slist *l = NULL, *t;
-    char line[128];
-#define ADD(s)                                                                                     \
-    do {                                                                                           \
-        if (!(t = curl_slist_append(l, s))) goto fail;                                             \
-        l = t;                                                                                     \
-    } while (0)
-    /* "Expect:" disables 100-continue: it would add a round trip per POST */
-    ADD("Content-Type: application/json");
-    ADD("Expect:");
-    const char *enc = posthog__codec_encoding(bt->codec);
-    if (enc) {
-        snprintf(line, sizeof line, "Content-Encoding: %s", enc);
-        ADD(line);
-    }
-    if (bt->proto == PH_PROTO_V1) {
-        ADD(h->auth);
-        ADD(h->sdk_info);
-        snprintf(line, sizeof line, "PostHog-Request-Id: %s", bt->request_id);
-        ADD(line);
-        snprintf(line, sizeof line, "PostHog-Attempt: %u", bt->attempts + 1);
-        ADD(line);
-        memcpy(line, "PostHog-Request-Timestamp: ", 27);
-        posthog__iso8601_ms(line + 27, posthog__now_ms());
-        line[27 + PH_ISO8601_LEN] = '\0';
-        ADD(line);
-    }
-    return l;
-#undef ADD
-fail:
-    curl_slist_free_all(l);
-    return NULL;
-}
-
-int posthog__http_start(ph_http_t *h, ph_batch_t *bt) {
+int posthog__http_start(ph_http_t *h, const char *url, const char *const *headers, int nheaders,
+                        ph_batch_t *bt) {
     CURL *e = h->easy;
     h->retry_after[0] = '\0';
     h->errbuf[0] = '\0';
-    struct curl_slist *hd = headers_for(h, bt);
+    /* "Expect:" disables 100-continue: it would add a round trip per POST */
+    struct curl_slist *hd = curl_slist_append(NULL, "Expect:"), *t;
+    for (int i = 0; hd && i < nheaders; i++) {
+        if (!(t = curl_slist_append(hd, headers[i]))) {
+            curl_slist_free_all(hd);
+            hd = NULL;
+        } else {
+            hd = t;
+        }
+    }
     if (!hd) return -1;
     curl_slist_free_all(h->hdrs);
     h->hdrs = hd;
     h->resp.len = 0;
     h->resp.max = RESP_MAX;
-    curl_easy_setopt(e, CURLOPT_URL, h->url[bt->proto][bt->ai]);
+    curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bt->body.len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, bt->body.data);

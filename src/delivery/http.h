@@ -1,5 +1,6 @@
 /*
- * http: the libcurl transport. One reusable connection that sends one batch at a time,
+ * http: the libcurl transport (the one transport today; issue 13's user hook
+ * joins it behind the same start/poll/abort calls). One reusable connection that sends one batch at a time,
  * driven by the flusher's loop through a multi handle so the loop can keep
  * draining the queue while a request is in flight. Only the flusher thread
  * touches it.
@@ -16,9 +17,6 @@ typedef struct {
     CURLM *multi;
     CURL *easy;
     struct curl_slist *hdrs;     /* this request's headers */
-    char *url[2][2];             /* [proto][ai] */
-    char *auth;                  /* "Authorization: Bearer <key>" */
-    char *sdk_info;              /* "PostHog-Sdk-Info: <name>/<version>" */
     ph_buf_t resp;               /* response body, bounded */
     bool busy;
     ph_batch_t *batch;           /* in flight */
@@ -39,11 +37,11 @@ typedef struct {
 
 int posthog__http_init(ph_http_t *h, const posthog_options_t *o);
 void posthog__http_free(ph_http_t *h);
-/* Starts sending the batch (its tail already set) to its protocol's and
- * kind's endpoint, with the protocol's headers for this attempt (v1:
- * PostHog-Attempt = bt->attempts + 1, a fresh PostHog-Request-Timestamp).
- * 0 ok. */
-int posthog__http_start(ph_http_t *h, ph_batch_t *bt);
+/* Starts POSTing the batch's body (its attempt already prepared) to `url`
+ * with these header lines (copied). The transport knows nothing of
+ * protocols: the flusher gets URL and headers from the protocol. 0 ok. */
+int posthog__http_start(ph_http_t *h, const char *url, const char *const *headers, int nheaders,
+                        ph_batch_t *bt);
 /*
  * Runs I/O, waiting up to timeout_ms for activity or for `wake_fd` to be
  * readable. Returns 1 and fills *res when the request completed, else 0.

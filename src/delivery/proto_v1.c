@@ -1,13 +1,159 @@
 /*
- * proto_v1: the capture v1 results map (see protocol.h).
+ * proto_v1: capture v1, POST {host}/i/v1/analytics/events (and
+ * /i/v1/ai/events).
+ *
+ * {"created_at":"<batch opened>"[,"historical_migration":true],"batch":[..]}
+ * is the same on every attempt, so the whole body is compressed once, to
+ * the end of the codec's stream, at seal; attempts differ only in their
+ * headers (PostHog-Attempt, PostHog-Request-Timestamp; the request id is
+ * the batch's). Events are written in v1's shape: $ properties lifted into
+ * session_id/window_id/options, no $lib (the server takes it from
+ * PostHog-Sdk-Info), $set/$set_once inside the properties. A 2xx carries
+ * per-event results (the results map).
  */
 #include "protocol.h"
 
 #include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
 
 #include "json.h"
+#include "util.h"
+
+int posthog__headers_add(ph_headers_t *h, const char *fmt, ...) {
+    if (h->n >= PH_MAX_HEADERS) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(h->line[h->n], PH_HEADER_MAX, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= PH_HEADER_MAX) return -1;
+    h->n++;
+    return 0;
+}
+
+/* ------------------------------------------------------------ building */
+
+/* The envelope: created_at is the batch's opening time, kept for ever (also
+ * by a partial retry's batch, which passes it and the request id on). */
+static int v1_open(ph_builder_t *b, ph_batch_t *bt, int64_t created_ms, const char *request_id) {
+    bt->created_ms = created_ms ? created_ms : posthog__now_ms();
+    if (request_id) {
+        memcpy(bt->request_id, request_id, sizeof bt->request_id);
+    } else {
+        uint8_t u[16];
+        posthog__uuid_v7(u, posthog__now_ms());
+        posthog__uuid_format(bt->request_id, u);
+        bt->request_id[PH_UUID_STR_LEN] = '\0';
+    }
+    char ts[PH_ISO8601_LEN];
+    posthog__iso8601_ms(ts, bt->created_ms);
+    const char *h = b->historical ? "\",\"historical_migration\":true,\"batch\":[" : "\",\"batch\":[";
+    return ph_builder_stage(b, "{\"created_at\":\"", 15) || ph_builder_stage(b, ts, PH_ISO8601_LEN) ||
+           ph_builder_stage(b, h, strlen(h));
+}
+
+static size_t v1_rec_len(const ph_rec_t *r) { return ph_rec_json_len_proto(r, PH_PROTO_V1); }
+
+static int v1_add_record(ph_builder_t *b, const ph_rec_t *r) {
+    if (!(r->flags & PH_REC_LIFT)) { /* the common case: written directly */
+        char *end = posthog__event_write_v1(b->stage.data + b->stage.len, r);
+        b->stage.len = (size_t)(end - b->stage.data);
+        return 0;
+    }
+    /* properties that hold lifted keys: the v0 text, then converted */
+    b->scratch.len = 0;
+    if (posthog__event_format(&b->scratch, r)) return -1;
+    return posthog__event_convert(PH_PROTO_V1, b->scratch.data, b->scratch.len, &b->stage) ? -1
+                                                                                           : 0;
+}
+
+static int v1_add_text(ph_builder_t *b, const char *json, size_t n) {
+    return posthog__event_convert(PH_PROTO_V1, json, n, &b->stage) ? -2 : 0;
+}
+
+struct ph_seen_slot {
+    uint8_t u[16];
+    uint32_t gen; /* the slot is in use by the open batch when gen == seen_gen */
+};
+
+/* v7 and v4 uuids end in random bits; a caller's own uuid is mixed too. */
+static uint32_t seen_hash(const uint8_t u[16], uint32_t mask) {
+    uint64_t a, z;
+    memcpy(&a, u, 8);
+    memcpy(&z, u + 8, 8);
+    return (uint32_t)(((a ^ z) * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+/* Finds the uuid's slot in the open batch's set, or the empty slot where it
+ * would go. */
+static struct ph_seen_slot *seen_find(ph_builder_t *b, const uint8_t u[16]) {
+    uint32_t mask = b->seen_cap - 1;
+    for (uint32_t i = seen_hash(u, mask);; i = (i + 1) & mask) {
+        struct ph_seen_slot *s = &b->seen[i];
+        if (s->gen != b->seen_gen || !memcmp(s->u, u, 16)) return s;
+    }
+}
+
+static int seen_grow(ph_builder_t *b) {
+    uint32_t cap = b->seen_cap ? b->seen_cap * 2 : 2048;
+    struct ph_seen_slot *old = b->seen, *s = calloc(cap, sizeof *s);
+    if (!s) return -1;
+    uint32_t old_cap = b->seen_cap, gen = b->seen_gen;
+    b->seen = s;
+    b->seen_cap = cap;
+    b->seen_gen = 1; /* a fresh table: gen 0 is "empty" */
+    for (uint32_t i = 0; i < old_cap; i++)
+        if (old[i].gen == gen) {
+            struct ph_seen_slot *d = seen_find(b, old[i].u);
+            memcpy(d->u, old[i].u, 16);
+            d->gen = b->seen_gen;
+        }
+    free(old);
+    return 0;
+}
+
+/* A uuid at most once per batch (the server refuses a batch with
+ * duplicates): 1 when it is in the open batch already, else remembered.
+ * O(1) per event. */
+static int v1_admit(ph_builder_t *b, const ph_rec_t *r) {
+    if (!b->cur || b->cur->count == 0) { /* a new batch: an empty set */
+        b->seen_n = 0;
+        if (++b->seen_gen == 0) { /* wrapped: clear for real */
+            if (b->seen) memset(b->seen, 0, b->seen_cap * sizeof *b->seen);
+            b->seen_gen = 1;
+        }
+    }
+    if ((b->seen_n + 1) * 2 > b->seen_cap && seen_grow(b)) return -1;
+    struct ph_seen_slot *s = seen_find(b, r->uuid);
+    if (s->gen == b->seen_gen) return 1;
+    memcpy(s->u, r->uuid, 16);
+    s->gen = b->seen_gen;
+    b->seen_n++;
+    return 0;
+}
+
+/* ------------------------------------------------------------ sending */
+
+static int v1_attempt_body(ph_batch_t *bt, int64_t now_ms) {
+    (void)bt; /* the body never changes: body.len is prefix_len already */
+    (void)now_ms;
+    return 0;
+}
+
+static int v1_attempt_headers(const ph_batch_t *bt, const ph_proto_ctx_t *ctx, ph_headers_t *h) {
+    char ts[PH_ISO8601_LEN + 1];
+    posthog__iso8601_ms(ts, posthog__now_ms());
+    ts[PH_ISO8601_LEN] = '\0';
+    return posthog__headers_add(h, "Authorization: Bearer %s", ctx->api_key ? ctx->api_key : "") ||
+           posthog__headers_add(h, "PostHog-Sdk-Info: %s/%s", ctx->sdk_name, ctx->sdk_version) ||
+           posthog__headers_add(h, "PostHog-Request-Id: %s", bt->request_id) ||
+           posthog__headers_add(h, "PostHog-Attempt: %u", bt->attempts + 1) ||
+           posthog__headers_add(h, "PostHog-Request-Timestamp: %s", ts);
+}
+
+/* ------------------------------------------------------------ answers */
 
 ph_outcome_t posthog__v1_classify(long status) {
     if (status == 404) return PH_OUTCOME_RETRY;
@@ -111,3 +257,22 @@ done:
     cJSON_Delete(root);
     return rc;
 }
+
+const ph_protocol_t posthog__proto_v1 = {
+    .id = PH_PROTO_V1,
+    .name = "v1",
+    .path = {"/i/v1/analytics/events", "/i/v1/ai/events"},
+    .raw_gzip = false,
+    .builder_init = NULL,
+    .open = v1_open,
+    .rec_len = v1_rec_len,
+    .add_record = v1_add_record,
+    .add_text = v1_add_text,
+    .admit = v1_admit,
+    .close_text = "]}",
+    .seal_mode = PH_CODEC_END,
+    .attempt_body = v1_attempt_body,
+    .attempt_headers = v1_attempt_headers,
+    .classify = posthog__v1_classify,
+    .parse_results = posthog__v1_parse_results,
+};

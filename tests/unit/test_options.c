@@ -13,7 +13,7 @@
 
 typedef struct {
     const char *key;
-    const char *good[4];
+    const char *good[6];
     const char *bad[10];
 } opt_case_t;
 
@@ -37,7 +37,15 @@ static const opt_case_t cases[] = {
     {"disabled", {"1", "0", "TRUE", "off"}, {"", "yes please", "-1", "2"}},
     {"historical_migration", {"1", "0", "yes", "no"}, {"", "y", "2"}},
     {"debug", {"1", "0", "on", "False"}, {"", "10", "verbose"}},
-    {"api_key", {"phc_abc", "x"}, {"", "bad\xC3"}},
+    {"api_key", {"phc_abc", "x"}, {"", "bad\xC3", "phc_x\r\nX-Evil: 1", "tab\there", "del\x7f"}},
+    {"capture_mode", {"v1", "v0"}, {"", "V1", "v2", "legacy"}},
+    {"compression", {"zstd", "gzip", "deflate", "br", "none"}, {"", "GZIP", "lz4", "identity"}},
+    {"zstd_level", {"1", "3", "19"}, {"", "0", "20", "-1"}},
+    {"brotli_level", {"0", "4", "11"}, {"", "12", "-1"}},
+    {"disable_geoip", {"1", "0", "true"}, {"", "2"}},
+    {"max_ai_event_bytes", {"256", "8388608"}, {"", "255", "33554433"}},
+    {"sdk_name", {"posthog-python", "my_sdk.v2"}, {"", "a/b", "a b", "x\r\ny", "\xC3\xA9"}},
+    {"sdk_version", {"1.2.3", "0.1.0-rc1"}, {"", "1/2", "1 2"}},
     {"host", {"https://us.i.posthog.com", "http://localhost:8000", "HTTPS://x.example/"},
      {"", "us.i.posthog.com", "ftp://x", "https://", "https:///x", "http:// x", "javascript:x",
       "https//x"}},
