@@ -33,6 +33,7 @@ int posthog__builder_init(ph_builder_t *b, ph_proto_t proto, ph_codec_kind_t cod
         posthog__builder_free(b);
         return -1;
     }
+    b->whole = b->ops->seal_mode == PH_CODEC_END && posthog__codec_prefers_whole(codec);
     if (posthog__codec_init(&b->codec, codec, level, b->ops->raw_gzip)) {
         posthog__builder_free(b);
         return -1;
@@ -124,7 +125,7 @@ static int builder_add_text(ph_builder_t *b, const char *text, size_t n, const p
     }
     bt->count++;
     bt->events_end = bt->raw_len + b->stage.len;
-    if (b->stage.len >= STAGE_FLUSH && stage_drain(b, PH_CODEC_MORE)) return -1;
+    if (!b->whole && b->stage.len >= STAGE_FLUSH && stage_drain(b, PH_CODEC_MORE)) return -1;
     return 0;
 }
 

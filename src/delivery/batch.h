@@ -62,6 +62,8 @@ typedef struct {
     bool ai;
     bool historical;
     ph_buf_t stage;      /* uncompressed text waiting for the codec */
+    bool whole;          /* the codec gets the whole text at seal (posthog__codec_prefers_whole,
+                            and the protocol ends the stream there) */
     ph_buf_t scratch;    /* slow-path event text (PH_REC_LIFT) */
     ph_batch_t *cur;     /* batch being filled, NULL when none */
     uint64_t max_raw;    /* max uncompressed bytes per batch */

@@ -24,6 +24,8 @@ bool posthog__codec_available(ph_codec_kind_t kind) {
     return kind <= PH_CODEC_BROTLI;
 }
 
+bool posthog__codec_prefers_whole(ph_codec_kind_t kind) { return kind == PH_CODEC_ZSTD; }
+
 static const char *const names[] = {"none", "gzip", "deflate", "zstd", "br"};
 
 int posthog__codec_parse(const char *name, ph_codec_kind_t *out) {
@@ -50,6 +52,8 @@ static int zlib_bits(ph_codec_kind_t kind, bool raw) {
 
 int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw) {
     memset(c, 0, sizeof *c);
+    posthog__buf_init(&c->scratch, (size_t)1 << 30);
+    c->fresh = true;
     c->kind = kind;
     c->level = level;
     c->raw = raw && kind == PH_CODEC_GZIP;
@@ -123,6 +127,7 @@ static int brotli_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, 
 #endif
 
 void posthog__codec_free(ph_codec_t *c) {
+    posthog__buf_free(&c->scratch);
     if (!c->ready) return;
     if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) deflateEnd(&c->z);
 #ifdef POSTHOG_HAVE_ZSTD
@@ -136,6 +141,7 @@ void posthog__codec_free(ph_codec_t *c) {
 }
 
 void posthog__codec_reset(ph_codec_t *c) {
+    c->fresh = true;
     if (!c->ready) return;
     if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) deflateReset(&c->z);
 #ifdef POSTHOG_HAVE_ZSTD
@@ -165,6 +171,18 @@ static int zlib_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, in
 
 #ifdef POSTHOG_HAVE_ZSTD
 static int zstd_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
+    if (mode == PH_CODEC_END && c->fresh) {
+        /* the whole body at once: one pass (ZSTD_compress2), into a reused
+         * buffer of the bound, then copied at its real size */
+        size_t bound = ZSTD_compressBound(n);
+        if (c->scratch.cap < bound + 1) {
+            c->scratch.len = 0;
+            if (posthog__buf_reserve(&c->scratch, bound + 1)) return -1;
+        }
+        size_t r = ZSTD_compress2(c->zs, c->scratch.data, c->scratch.cap, in, n);
+        if (ZSTD_isError(r)) return -1;
+        return posthog__buf_append(out, c->scratch.data, r);
+    }
     ZSTD_EndDirective op = mode == PH_CODEC_END    ? ZSTD_e_end
                            : mode == PH_CODEC_SYNC ? ZSTD_e_flush
                                                    : ZSTD_e_continue;
@@ -182,24 +200,28 @@ static int zstd_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, in
 #endif
 
 int posthog__codec_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
+    int rc = -1;
     switch (c->kind) {
     case PH_CODEC_NONE:
-        return posthog__buf_append(out, in, n);
+        rc = posthog__buf_append(out, in, n);
+        break;
     case PH_CODEC_GZIP:
     case PH_CODEC_DEFLATE:
-        return zlib_write(c, out, in, n, mode);
+        rc = zlib_write(c, out, in, n, mode);
+        break;
     case PH_CODEC_ZSTD:
 #ifdef POSTHOG_HAVE_ZSTD
-        return zstd_write(c, out, in, n, mode);
+        rc = zstd_write(c, out, in, n, mode);
 #endif
         break;
     case PH_CODEC_BROTLI:
 #ifdef POSTHOG_HAVE_BROTLI
-        return brotli_write(c, out, in, n, mode);
+        rc = brotli_write(c, out, in, n, mode);
 #endif
         break;
     }
-    return -1;
+    c->fresh = false;
+    return rc;
 }
 
 int posthog__codec_decode(ph_codec_kind_t kind, bool raw, const char *in, size_t n, char *out,

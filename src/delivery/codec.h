@@ -38,8 +38,15 @@ typedef struct {
     bool ready;
     z_stream z;
     void *zs; /* ZSTD_CCtx */
+    ph_buf_t scratch; /* zstd one-shot output, reused */
+    bool fresh;       /* nothing written to the current stream yet */
     void *br; /* BrotliEncoderState */
 } ph_codec_t;
+
+/* Whether the codec is faster given a whole body at once (PH_CODEC_END on
+ * everything) than fed in chunks: zstd then compresses in one pass with
+ * tables sized to the input, with no internal copy of it. */
+bool posthog__codec_prefers_whole(ph_codec_kind_t kind);
 
 /* Whether this build has the codec (zstd is optional at build time). */
 bool posthog__codec_available(ph_codec_kind_t kind);

@@ -179,9 +179,42 @@ void posthog__v1_results_free(ph_results_t *r, uint32_t count) {
     memset(r, 0, sizeof *r);
 }
 
+static bool ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* The common answer, recognised without a parse: the body is exactly
+ * {"results":{...}} (whitespace allowed around the tokens) and no entry can
+ * be "retry" or "drop" (their values are the only places those quoted words
+ * may appear as whole strings; a details text merely containing them only
+ * sends the answer to the full parse). A proxy's page, a truncated body or
+ * any other shape fails the check and takes the full parse. */
+static bool all_delivered_fast(const char *b, size_t n) {
+    size_t i = 0;
+    while (i < n && ws(b[i])) i++;
+    if (n - i < 14 || memcmp(b + i, "{", 1)) return false;
+    i++;
+    while (i < n && ws(b[i])) i++;
+    if (n - i < 12 || memcmp(b + i, "\"results\"", 9)) return false;
+    i += 9;
+    while (i < n && ws(b[i])) i++;
+    if (i >= n || b[i++] != ':') return false;
+    while (i < n && ws(b[i])) i++;
+    if (i >= n || b[i] != '{') return false;
+    size_t e = n;
+    while (e > i && ws(b[e - 1])) e--;
+    if (e < i + 2 || b[e - 1] != '}') return false;
+    e--;
+    while (e > i && ws(b[e - 1])) e--;
+    if (e < i + 1 || b[e - 1] != '}') return false;
+    return !memmem(b + i, e - i, "\"retry\"", 7) && !memmem(b + i, e - i, "\"drop\"", 6);
+}
+
 int posthog__v1_parse_results(const ph_batch_t *bt, const char *body, size_t n,
                               ph_results_t *out) {
     memset(out, 0, sizeof *out);
+    if (body && all_delivered_fast(body, n)) {
+        out->delivered = bt->count;
+        return 0;
+    }
     int type = 0;
     ph_json_keys_t keys;
     if (!body || !n || posthog__json_validate(body, n, &type, &keys) != POSTHOG_OK ||
