@@ -16,6 +16,9 @@
 #include "util.h"
 
 #define STAGE_FLUSH (64 * 1024)
+/* A codec that prefers the whole text gets it up to this much; a larger
+ * batch streams from there on (bounded working memory). */
+#define WHOLE_MAX ((size_t)1 << 20)
 #define BODY_MAX ((size_t)128 << 20)
 
 
@@ -125,7 +128,8 @@ static int builder_add_text(ph_builder_t *b, const char *text, size_t n, const p
     }
     bt->count++;
     bt->events_end = bt->raw_len + b->stage.len;
-    if (!b->whole && b->stage.len >= STAGE_FLUSH && stage_drain(b, PH_CODEC_MORE)) return -1;
+    if (b->stage.len >= (b->whole ? WHOLE_MAX : STAGE_FLUSH) && stage_drain(b, PH_CODEC_MORE))
+        return -1;
     return 0;
 }
 
@@ -153,6 +157,15 @@ ph_batch_t *posthog__builder_seal(ph_builder_t *b) {
      * builder as a failure and drops the batch. */
     if (rc) return NULL;
     posthog__codec_reset(&b->codec);
+    /* a finished body (nothing is appended per attempt) waits in memory,
+     * counted by its capacity: no slack */
+    if (b->ops->seal_mode == PH_CODEC_END && bt->body.cap > bt->body.len + 4096) {
+        char *t = realloc(bt->body.data, bt->body.len + 1);
+        if (t) {
+            bt->body.data = t;
+            bt->body.cap = bt->body.len + 1;
+        }
+    }
     bt->prefix_len = bt->body.len;
     b->cur = NULL;
     return bt;

@@ -52,7 +52,6 @@ static int zlib_bits(ph_codec_kind_t kind, bool raw) {
 
 int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw) {
     memset(c, 0, sizeof *c);
-    posthog__buf_init(&c->scratch, (size_t)1 << 30);
     c->fresh = true;
     c->kind = kind;
     c->level = level;
@@ -127,7 +126,6 @@ static int brotli_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, 
 #endif
 
 void posthog__codec_free(ph_codec_t *c) {
-    posthog__buf_free(&c->scratch);
     if (!c->ready) return;
     if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) deflateEnd(&c->z);
 #ifdef POSTHOG_HAVE_ZSTD
@@ -172,16 +170,14 @@ static int zlib_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, in
 #ifdef POSTHOG_HAVE_ZSTD
 static int zstd_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
     if (mode == PH_CODEC_END && c->fresh) {
-        /* the whole body at once: one pass (ZSTD_compress2), into a reused
-         * buffer of the bound, then copied at its real size */
+        /* the whole body at once: one pass (ZSTD_compress2) into room for
+         * the bound; the caller trims the buffer to what was written */
         size_t bound = ZSTD_compressBound(n);
-        if (c->scratch.cap < bound + 1) {
-            c->scratch.len = 0;
-            if (posthog__buf_reserve(&c->scratch, bound + 1)) return -1;
-        }
-        size_t r = ZSTD_compress2(c->zs, c->scratch.data, c->scratch.cap, in, n);
+        if (posthog__buf_reserve(out, bound)) return -1;
+        size_t r = ZSTD_compress2(c->zs, out->data + out->len, bound, in, n);
         if (ZSTD_isError(r)) return -1;
-        return posthog__buf_append(out, c->scratch.data, r);
+        out->len += r;
+        return 0;
     }
     ZSTD_EndDirective op = mode == PH_CODEC_END    ? ZSTD_e_end
                            : mode == PH_CODEC_SYNC ? ZSTD_e_flush

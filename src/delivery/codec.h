@@ -38,7 +38,6 @@ typedef struct {
     bool ready;
     z_stream z;
     void *zs; /* ZSTD_CCtx */
-    ph_buf_t scratch; /* zstd one-shot output, reused */
     bool fresh;       /* nothing written to the current stream yet */
     void *br; /* BrotliEncoderState */
 } ph_codec_t;
