@@ -181,6 +181,19 @@ void posthog__v1_results_free(ph_results_t *r, uint32_t count) {
 
 static bool ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+/* Whether s holds the quoted word w (length n). It is searched by its
+ * letter at index k ('y' of "retry", 'p' of "drop"), which no uuid, "ok",
+ * "result" or "warning" has: memchr skips an all-ok map at memory speed. */
+static bool has_word(const char *s, size_t len, const char *w, size_t n, size_t k) {
+    const char *p = s + k, *end = s + len;
+    while (p < end && (p = memchr(p, w[k], (size_t)(end - p)))) {
+        if ((size_t)(p - s) >= k && (size_t)(end - p) >= n - k && !memcmp(p - k, w, n))
+            return true;
+        p++;
+    }
+    return false;
+}
+
 /* The common answer, recognised without a parse: the body is exactly
  * {"results":{...}} (whitespace allowed around the tokens) and no entry can
  * be "retry" or "drop" (their values are the only places those quoted words
@@ -205,7 +218,7 @@ static bool all_delivered_fast(const char *b, size_t n) {
     e--;
     while (e > i && ws(b[e - 1])) e--;
     if (e < i + 1 || b[e - 1] != '}') return false;
-    return !memmem(b + i, e - i, "\"retry\"", 7) && !memmem(b + i, e - i, "\"drop\"", 6);
+    return !has_word(b + i, e - i, "\"retry\"", 7, 5) && !has_word(b + i, e - i, "\"drop\"", 6, 4);
 }
 
 int posthog__v1_parse_results(const ph_batch_t *bt, const char *body, size_t n,
