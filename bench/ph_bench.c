@@ -73,6 +73,23 @@ static long maxrss_kib(void) {
     return ru.ru_maxrss;
 }
 
+/* Peak resident set of this process's own address space (VmHWM), in KiB;
+ * -1 when unknown. Unlike ru_maxrss it does not carry the RSS of the
+ * parent that forked us (Linux keeps that across execve). */
+static long vmhwm_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) {
+            v = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
 /* Current resident set in KiB, from /proc/self/statm. */
 static long rss_kib(void) {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -255,10 +272,10 @@ static int mode_run(const char *kind, const char *url, long n, const char *cfg) 
     print_opts_field();
     printf("\"client\":\"libposthog-c-%s\",\"config\":\"%s\",\"n\":%ld,\"loop_s\":%.6f,"
            "\"capture_ns\":%.1f,\"e2e_s\":%.6f,\"cpu_s\":%.6f,\"main_loop_cpu_s\":%.6f,"
-           "\"main_cpu_s\":%.6f,\"main_flush_cpu_s\":%.6f,\"flush_s\":%.6f,\"maxrss_kib\":%ld,\"rejected\":%ld,\"flush\":\"%s\","
+           "\"main_cpu_s\":%.6f,\"main_flush_cpu_s\":%.6f,\"flush_s\":%.6f,\"maxrss_kib\":%ld,\"vmhwm_kib\":%ld,\"rejected\":%ld,\"flush\":\"%s\","
            "\"shutdown\":\"%s\",",
            kind, cfg, n, t1 - t0, (t1 - t0) * 1e9 / (double)n, t2 - t0, cpu2 - cpu0,
-           tcpu1 - tcpu0, tcpu2 - tcpu0, tcpu_f - tcpu1, t_f - t1, maxrss_kib(), rejected, posthog_strerror(fst),
+           tcpu1 - tcpu0, tcpu2 - tcpu0, tcpu_f - tcpu1, t_f - t1, maxrss_kib(), vmhwm_kib(), rejected, posthog_strerror(fst),
            posthog_strerror(sst));
     print_stats_fields(&s);
     printf("}\n");

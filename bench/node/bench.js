@@ -68,7 +68,19 @@ async function main() {
     e2e_s: Number(t2 - t0) / 1e9,
     cpu_s: (cpu.user + cpu.system) / 1e6,
     maxrss_kib: Math.round(process.resourceUsage().maxRSS),
+    vmhwm_kib: vmhwmKib(),
   }));
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });
+
+// Peak RSS of this process's own address space (VmHWM), KiB; null if unknown.
+// maxRSS (getrusage) would carry the RSS of the parent that forked us.
+function vmhwmKib() {
+  try {
+    const m = require('fs').readFileSync('/proc/self/status', 'utf8').match(/^VmHWM:\s+(\d+)/m);
+    return m ? Number(m[1]) : null;
+  } catch (e) {
+    return null;
+  }
+}

@@ -20,6 +20,19 @@ import sys
 import time
 
 
+
+def _vmhwm_kib():
+    """Peak RSS of this process's own address space (VmHWM), KiB; None if unknown.
+    ru_maxrss would carry the RSS of the parent that forked us across execve."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
 def cpu_s():
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -101,6 +114,7 @@ def main():
         "e2e_s": t2 - t0,
         "cpu_s": c2 - c0,
         "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "vmhwm_kib": _vmhwm_kib(),
     }
     if modname == "libposthog":
         try:

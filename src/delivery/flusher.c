@@ -431,8 +431,7 @@ static void report_server_drops(posthog_client_t *c, ph_batch_t *b, const ph_res
 
 /* A v1 2xx: per-event results. Returns true when b was consumed; false when
  * the answer was no results map (then retried like a transient failure). */
-static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res,
-                       int64_t now) {
+static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res) {
     ph_batch_t *b = res->batch;
     ph_results_t r;
     int rc = ph_protocol(b->proto)->parse_results(b, res->body, res->body_len, &r);
@@ -447,8 +446,8 @@ static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *r
                  res->status);
         return false;
     }
-    if (b->probe) f->link_down = false; /* the server answered */
     if (r.delivered) delivered(c, f, b, r.delivered, res->status);
+    if (b->probe) f->link_down = false; /* the server answered */
     if (r.drop) report_server_drops(c, b, &r);
     ph_batch_t *again = NULL;
     if (r.retry) {
@@ -474,7 +473,6 @@ static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *r
     res->batch = again;
     snprintf(res->error, sizeof res->error, "HTTP %ld: %u of %u events to retry", res->status,
              again->count, count);
-    (void)now;
     return false;
 }
 
@@ -486,7 +484,7 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
     bool v1 = b->proto == PH_PROTO_V1;
     ph_outcome_t oc = p->classify(res->status);
     if (p->parse_results && oc == PH_OUTCOME_OK) {
-        if (on_results(c, f, res, now)) return;
+        if (on_results(c, f, res)) return;
         b = res->batch;
         oc = PH_OUTCOME_RETRY;
     }
