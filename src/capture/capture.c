@@ -560,14 +560,22 @@ static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
     return st;
 }
 
+/* The _ex calls' arguments as capture options. */
+static posthog_capture_options_t ex_options(int64_t timestamp_ms, const char *uuid,
+                                            const char *groups_json, const char *set_json,
+                                            const char *set_once_json) {
+    return (posthog_capture_options_t){.timestamp_ms = timestamp_ms, .uuid = uuid,
+                                       .groups_json = groups_json, .set_json = set_json,
+                                       .set_once_json = set_once_json};
+}
+
 posthog_status_t posthog_capture_ex(posthog_client_t *c, const char *distinct_id,
                                     const char *event, const char *properties_json,
                                     int64_t timestamp_ms, const char *uuid,
                                     const char *groups_json, const char *set_json,
                                     const char *set_once_json, char *uuid_out) {
-    posthog_capture_options_t eo = {.timestamp_ms = timestamp_ms, .uuid = uuid,
-                                    .groups_json = groups_json, .set_json = set_json,
-                                    .set_once_json = set_once_json};
+    posthog_capture_options_t eo = ex_options(timestamp_ms, uuid, groups_json, set_json,
+                                              set_once_json);
     return capture_ex(c, distinct_id, event, properties_json, &eo, uuid_out, false, false);
 }
 
@@ -600,9 +608,8 @@ posthog_status_t posthog_capture_durable_ex(posthog_client_t *c, const char *dis
                                             int64_t timestamp_ms, const char *uuid,
                                             const char *groups_json, const char *set_json,
                                             const char *set_once_json, char *uuid_out) {
-    posthog_capture_options_t eo = {.timestamp_ms = timestamp_ms, .uuid = uuid,
-                                    .groups_json = groups_json, .set_json = set_json,
-                                    .set_once_json = set_once_json};
+    posthog_capture_options_t eo = ex_options(timestamp_ms, uuid, groups_json, set_json,
+                                              set_once_json);
     return capture_ex(c, distinct_id, event, properties_json, &eo, uuid_out, true, false);
 }
 

@@ -22,7 +22,9 @@ char *posthog__frags_write(char *o, const ph_frags_t *fs) {
         o += sizeof(lit) - 1;                                                                  \
     } while (0)
 
-char *posthog__event_write(char *o, const ph_rec_t *r) {
+/* {"uuid":"..","event":"..","distinct_id":"..","timestamp":"..  (both
+ * protocols start an event so; the uuid first lets a batch find it) */
+static char *write_head(char *o, const ph_rec_t *r) {
     PUT("{\"uuid\":\"");
     posthog__uuid_format(o, r->uuid);
     o += PH_UUID_STR_LEN;
@@ -34,7 +36,11 @@ char *posthog__event_write(char *o, const ph_rec_t *r) {
     o += r->did_len;
     PUT("\",\"timestamp\":\"");
     posthog__iso8601_ms(o, r->ts_ms);
-    o += PH_ISO8601_LEN;
+    return o + PH_ISO8601_LEN;
+}
+
+char *posthog__event_write(char *o, const ph_rec_t *r) {
+    o = write_head(o, r);
     PUT("\",\"properties\":{");
     memcpy(o, ph_rec_props(r), r->props_len);
     o += r->props_len;
@@ -68,18 +74,7 @@ int posthog__event_format(ph_buf_t *b, const ph_rec_t *r) {
 }
 
 char *posthog__event_write_v1(char *o, const ph_rec_t *r) {
-    PUT("{\"uuid\":\"");
-    posthog__uuid_format(o, r->uuid);
-    o += PH_UUID_STR_LEN;
-    PUT("\",\"event\":\"");
-    memcpy(o, ph_rec_name(r), r->name_len);
-    o += r->name_len;
-    PUT("\",\"distinct_id\":\"");
-    memcpy(o, ph_rec_did(r), r->did_len);
-    o += r->did_len;
-    PUT("\",\"timestamp\":\"");
-    posthog__iso8601_ms(o, r->ts_ms);
-    o += PH_ISO8601_LEN;
+    o = write_head(o, r);
     PUT("\",\"options\":{},\"properties\":{");
     memcpy(o, ph_rec_props(r), r->props_len);
     o += r->props_len;

@@ -521,30 +521,11 @@ bool posthog__json_keys_has(const ph_json_keys_t *k, const char *text, const cha
 
 bool posthog__json_inner_has_key(const char *inner, size_t n, const char *key, size_t klen) {
     /* Re-scan "{inner}" member by member. inner was validated already. */
-    scan_t sc = {(const unsigned char *)inner, n, 0, POSTHOG_OK};
-    while (sc.i < sc.n) {
-        skip_ws(&sc);
-        if (sc.i >= sc.n || sc.s[sc.i] != '"') return false;
-        size_t ks = sc.i + 1;
-        if (scan_string(&sc)) return false;
-        if (sc.i - 1 - ks == klen && memcmp(inner + ks, key, klen) == 0) return true;
-        skip_ws(&sc);
-        sc.i++; /* ':' */
-        /* skip the value, tracking nesting and strings */
-        int depth = 0;
-        while (sc.i < sc.n) {
-            unsigned char c = sc.s[sc.i];
-            if (c == '"') {
-                if (scan_string(&sc)) return false;
-                continue;
-            }
-            if (c == '{' || c == '[') depth++;
-            else if (c == '}' || c == ']') depth--;
-            else if (c == ',' && depth == 0) break;
-            sc.i++;
-        }
-        sc.i++; /* ',' */
-    }
+    ph_json_iter_t it;
+    ph_json_member_t m;
+    ph_json_iter_init(&it, inner, n);
+    while (posthog__json_next_member(&it, &m))
+        if (m.klen == klen && memcmp(m.key, key, klen) == 0) return true;
     return false;
 }
 

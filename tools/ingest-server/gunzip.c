@@ -10,6 +10,19 @@
 #include <string.h>
 #include <zlib.h>
 
+int ph_out_grow(char **buf, size_t *cap, size_t limit)
+{
+    if (*cap >= limit + 1)
+        return PH_GUNZIP_TOO_LARGE;
+    size_t ncap = *cap * 2 > limit + 1 ? limit + 1 : *cap * 2;
+    char *nb = realloc(*buf, ncap);
+    if (!nb)
+        return PH_GUNZIP_NOMEM;
+    *buf = nb;
+    *cap = ncap;
+    return PH_GUNZIP_OK;
+}
+
 /* wbits: 16 + MAX_WBITS for gzip (members may be concatenated), MAX_WBITS
  * for zlib (exactly one stream, nothing after it). */
 static int inflate_all(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen,
@@ -35,20 +48,8 @@ static int inflate_all(const char *in, size_t inlen, size_t max_out, char **out,
     size_t used = 0, consumed = 0;
     int rc = PH_GUNZIP_OK;
     for (;;) {
-        if (used + 1 >= cap) { /* keep one byte for the NUL */
-            if (cap >= limit + 1) {
-                rc = PH_GUNZIP_TOO_LARGE;
-                break;
-            }
-            size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                rc = PH_GUNZIP_NOMEM;
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
+        if (used + 1 >= cap && (rc = ph_out_grow(&buf, &cap, limit)) != PH_GUNZIP_OK)
+            break;
         size_t in_left = inlen - consumed, out_left = cap - 1 - used;
         z.next_in = (unsigned char *)in + consumed;
         z.avail_in = in_left > UINT_MAX ? UINT_MAX : (unsigned)in_left;

@@ -1,6 +1,7 @@
 /*
  * gunzip: bounded gzip / zlib ("deflate") / zstd decoding of a whole request
- * body. gzip and zlib use zlib (gunzip.c), zstd uses libzstd (unzstd.c).
+ * body. gzip and zlib use zlib (gunzip.c), zstd uses libzstd (unzstd.c),
+ * brotli libbrotlidec (unbrotli.c).
  */
 #ifndef PH_GUNZIP_H
 #define PH_GUNZIP_H
@@ -19,7 +20,11 @@ int ph_gunzip(const char *in, size_t inlen, size_t max_out, char **out, size_t *
 int ph_zinflate(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
 /* The same for zstd (one or more frames). Defined in unzstd.c. */
 int ph_unzstd(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
-/* The same for brotli ("br"). */
+/* The same for brotli ("br"). Defined in unbrotli.c. */
 int ph_unbrotli(const char *in, size_t inlen, size_t max_out, char **out, size_t *outlen);
+
+/* Doubles a decoder's output buffer, never past limit + 1 bytes (one more
+ * than allowed tells "too large" apart): PH_GUNZIP_OK, _TOO_LARGE or _NOMEM. */
+int ph_out_grow(char **buf, size_t *cap, size_t limit);
 
 #endif

@@ -30,20 +30,8 @@ int ph_unbrotli(const char *in, size_t inlen, size_t max_out, char **out, size_t
     size_t avail_in = inlen, used = 0;
     int rc = PH_GUNZIP_OK;
     for (;;) {
-        if (used + 1 >= cap) { /* keep one byte for the NUL */
-            if (cap >= limit + 1) {
-                rc = PH_GUNZIP_TOO_LARGE;
-                break;
-            }
-            size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                rc = PH_GUNZIP_NOMEM;
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
+        if (used + 1 >= cap && (rc = ph_out_grow(&buf, &cap, limit)) != PH_GUNZIP_OK)
+            break;
         size_t avail_out = cap - 1 - used;
         uint8_t *next_out = (uint8_t *)buf + used;
         BrotliDecoderResult r =

@@ -37,20 +37,8 @@ int ph_unzstd(const char *in, size_t inlen, size_t max_out, char **out, size_t *
     size_t used = 0;
     int rc = PH_GUNZIP_OK;
     for (;;) {
-        if (used + 1 >= cap) { /* keep one byte for the NUL */
-            if (cap >= limit + 1) {
-                rc = PH_GUNZIP_TOO_LARGE;
-                break;
-            }
-            size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                rc = PH_GUNZIP_NOMEM;
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
+        if (used + 1 >= cap && (rc = ph_out_grow(&buf, &cap, limit)) != PH_GUNZIP_OK)
+            break;
         ZSTD_outBuffer ob = {buf + used, cap - 1 - used, 0};
         size_t r = ZSTD_decompressStream(dc, &ob, &ib);
         used += ob.pos;
