@@ -35,7 +35,9 @@ PACKAGES=(
   # libcurl's private dependencies: `pkg-config --static --libs libposthog`
   # (tests/install) names them and the linker needs their -dev files.
   libssl-dev libnghttp2-dev libidn2-dev librtmp-dev libssh2-1-dev libpsl-dev
-  libkrb5-dev libldap-dev libzstd-dev libbrotli-dev
+  libkrb5-dev libldap-dev
+  libzstd-dev            # capture v1's default compression (zstd); also a libcurl dependency
+  libbrotli-dev          # capture v1's "br" compression, the local server's br decoding
   # Ruby bindings (bindings/ruby): interpreter, headers, the ffi gem.
   ruby ruby-dev ruby-ffi
 )

@@ -79,10 +79,9 @@ static void props_out_free(props_out_t *po) {
 }
 
 /* Appends ,"key":true|false for a set tri-state the user's properties lack. */
-static char *opt_bool(char *o, const cap_t *k, const char *key, posthog_tristate_t v,
-                      bool (*has)(const cap_t *, const char *, size_t)) {
+static char *opt_bool(char *o, const cap_t *k, const char *key, posthog_tristate_t v) {
     size_t kl = strlen(key);
-    if (v == POSTHOG_UNSET || has(k, key, kl)) return o;
+    if (v == POSTHOG_UNSET || user_has_key(k, key, kl)) return o;
     *o++ = ',';
     *o++ = '"';
     memcpy(o, key, kl);
@@ -92,8 +91,6 @@ static char *opt_bool(char *o, const cap_t *k, const char *key, posthog_tristate
     memcpy(o, val, vl);
     return o + vl;
 }
-
-static bool user_has_key(const cap_t *k, const char *key, size_t klen);
 
 /*
  * Members for the per-event options, disable_geoip and a generated
@@ -106,9 +103,9 @@ static posthog_status_t option_members(posthog_client_t *c, const cap_t *k, bool
     posthog_tristate_t ppp = eo ? eo->process_person_profile : POSTHOG_UNSET;
     if (generated_did && ppp == POSTHOG_UNSET) ppp = POSTHOG_FALSE;
     const char *tour = eo ? eo->product_tour_id : NULL;
-    bool any = ppp || c->o->disable_geoip || tour ||
-               (eo && (eo->cookieless_mode || eo->disable_skew_correction));
-    if (!any) return POSTHOG_OK;
+    /* everything but $geoip_disable is lifted into v1's "options" */
+    bool lifted = ppp || tour || (eo && (eo->cookieless_mode || eo->disable_skew_correction));
+    if (!lifted && !c->o->disable_geoip) return POSTHOG_OK;
     size_t tl = 0, te = 0;
     if (tour) {
         tl = strlen(tour);
@@ -119,12 +116,12 @@ static posthog_status_t option_members(posthog_client_t *c, const cap_t *k, bool
     char *buf = need <= sizeof po->opts_small ? po->opts_small : (po->tmp[2] = malloc(need));
     if (!buf) return POSTHOG_E_NOMEM;
     char *o = buf;
-    o = opt_bool(o, k, "$process_person_profile", ppp, user_has_key);
+    o = opt_bool(o, k, "$process_person_profile", ppp);
     if (eo) {
-        o = opt_bool(o, k, "$cookieless_mode", eo->cookieless_mode, user_has_key);
-        o = opt_bool(o, k, "$ignore_sent_at", eo->disable_skew_correction, user_has_key);
+        o = opt_bool(o, k, "$cookieless_mode", eo->cookieless_mode);
+        o = opt_bool(o, k, "$ignore_sent_at", eo->disable_skew_correction);
     }
-    if (c->o->disable_geoip) o = opt_bool(o, k, "$geoip_disable", POSTHOG_TRUE, user_has_key);
+    if (c->o->disable_geoip) o = opt_bool(o, k, "$geoip_disable", POSTHOG_TRUE);
     if (tour && !user_has_key(k, "$product_tour_id", 16)) {
         memcpy(o, ",\"$product_tour_id\":\"", 21);
         o += 21;
@@ -132,9 +129,7 @@ static posthog_status_t option_members(posthog_client_t *c, const cap_t *k, bool
         *o++ = '"';
     }
     if (o > buf) ph_frags_add(&po->props, buf + 1, (size_t)(o - buf - 1));
-    /* anything but $geoip_disable is lifted into v1's "options" */
-    if (ppp || tour || (eo && (eo->cookieless_mode || eo->disable_skew_correction)))
-        po->flags |= PH_REC_LIFT;
+    if (lifted) po->flags |= PH_REC_LIFT;
     return POSTHOG_OK;
 }
 

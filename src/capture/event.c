@@ -131,11 +131,25 @@ static bool type_ok(const ph_json_member_t *m, char type) {
 static int put(ph_buf_t *b, const char *s, size_t n) { return posthog__buf_append(b, s, n); }
 static int puts_(ph_buf_t *b, const char *s) { return put(b, s, strlen(s)); }
 
+/* A member's text, after a ',' unless it is the first. */
+static int raw_member(ph_buf_t *b, bool *first, const char *text) {
+    if (!*first && ph_buf_putc(b, ',')) return -1;
+    *first = false;
+    return puts_(b, text);
+}
+
 /* ,"key":value (or without the comma when *first) */
 static int member(ph_buf_t *b, bool *first, const char *k, size_t kl, const char *v, size_t vl) {
     if (!*first && ph_buf_putc(b, ',')) return -1;
     *first = false;
     return ph_buf_putc(b, '"') || put(b, k, kl) || put(b, "\":", 2) || put(b, v, vl);
+}
+
+/* Records a lifted member: the first valid one of each kind wins. */
+static void lift(ph_json_member_t *lifted, bool *have, size_t i, const ph_json_member_t *m) {
+    if (have[i] || !type_ok(m, lifts[i].type)) return;
+    lifted[i] = *m;
+    have[i] = true;
 }
 
 #define MAX_TOP 32
@@ -159,10 +173,13 @@ int posthog__event_convert(ph_proto_t p, const char *json, size_t n, ph_buf_t *o
         else if (key_is(&m, "timestamp")) ts = m;
         else if (key_is(&m, "properties") && m.vlen && m.val[0] == '{') props = m;
         else if (key_is(&m, "options") && m.vlen && m.val[0] == '{') opts = m;
-        else if (key_is(&m, "session_id") && type_ok(&m, 's')) lifted[0] = m, have[0] = true;
-        else if (key_is(&m, "window_id") && type_ok(&m, 's')) lifted[1] = m, have[1] = true;
-        else if (nextra < MAX_TOP) extra[nextra++] = m;
-        else return -1;
+        else {
+            size_t i = 0; /* a v1 text's top-level lifted fields */
+            while (i < NLIFTS && !(lifts[i].top && key_is(&m, lifts[i].v1))) i++;
+            if (i < NLIFTS && type_ok(&m, lifts[i].type)) lift(lifted, have, i, &m);
+            else if (nextra < MAX_TOP) extra[nextra++] = m;
+            else return -1;
+        }
     }
     if (!uuid.vlen || !ev.vlen || !did.vlen || !ts.vlen) return -1;
     /* options of a v1 text, by their v1 names */
@@ -170,11 +187,8 @@ int posthog__event_convert(ph_proto_t p, const char *json, size_t n, ph_buf_t *o
         ph_json_iter_t oi;
         ph_json_iter_init(&oi, opts.val + 1, opts.vlen - 2);
         while (posthog__json_next_member(&oi, &m))
-            for (size_t i = 2; i < NLIFTS; i++)
-                if (key_is(&m, lifts[i].v1) && type_ok(&m, lifts[i].type) && !have[i]) {
-                    lifted[i] = m;
-                    have[i] = true;
-                }
+            for (size_t i = 0; i < NLIFTS; i++)
+                if (!lifts[i].top && key_is(&m, lifts[i].v1)) lift(lifted, have, i, &m);
     }
     bool first = true;
     if (ph_buf_putc(out, '{') || member(out, &first, "uuid", 4, uuid.val, uuid.vlen) ||
@@ -191,22 +205,21 @@ int posthog__event_convert(ph_proto_t p, const char *json, size_t n, ph_buf_t *o
             if (key_is(&m, "$lib")) has_lib = true;
             if (key_is(&m, "$lib_version")) has_libv = true;
             for (size_t i = 0; i < NLIFTS; i++)
-                if (key_is(&m, lifts[i].prop) && type_ok(&m, lifts[i].type) && !have[i]) {
-                    lifted[i] = m;
-                    have[i] = true;
-                }
+                if (key_is(&m, lifts[i].prop)) lift(lifted, have, i, &m);
         }
     }
     if (p == PH_PROTO_V1) {
-        for (size_t i = 0; i < 2; i++)
-            if (have[i] && member(out, &first, lifts[i].v1, strlen(lifts[i].v1), lifted[i].val,
-                                  lifted[i].vlen))
+        for (size_t i = 0; i < NLIFTS; i++)
+            if (have[i] && lifts[i].top &&
+                member(out, &first, lifts[i].v1, strlen(lifts[i].v1), lifted[i].val,
+                       lifted[i].vlen))
                 return -1;
         if (puts_(out, ",\"options\":{")) return -1;
         bool of = true;
-        for (size_t i = 2; i < NLIFTS; i++)
-            if (have[i] && member(out, &of, lifts[i].v1, strlen(lifts[i].v1), lifted[i].val,
-                                  lifted[i].vlen))
+        for (size_t i = 0; i < NLIFTS; i++)
+            if (have[i] && !lifts[i].top &&
+                member(out, &of, lifts[i].v1, strlen(lifts[i].v1), lifted[i].val,
+                       lifted[i].vlen))
                 return -1;
         if (puts_(out, "},\"properties\":{")) return -1;
     } else {
@@ -218,11 +231,9 @@ int posthog__event_convert(ph_proto_t p, const char *json, size_t n, ph_buf_t *o
         ph_json_iter_init(&pi, props.val + 1, props.vlen - 2);
         while (posthog__json_next_member(&pi, &m)) {
             bool skip = false;
-            if (p == PH_PROTO_V1) {
+            if (p == PH_PROTO_V1) { /* $lib* dropped, lifted members moved */
                 skip = key_is(&m, "$lib") || key_is(&m, "$lib_version");
-                for (size_t i = 0; i < NLIFTS && !skip; i++)
-                    skip = key_is(&m, lifts[i].prop) && type_ok(&m, lifts[i].type) &&
-                           have[i] && lifted[i].val == m.val;
+                for (size_t i = 0; i < NLIFTS && !skip; i++) skip = have[i] && lifted[i].val == m.val;
             }
             if (!skip && member(out, &pf, m.key, m.klen, m.val, m.vlen)) return -1;
         }
@@ -248,13 +259,11 @@ int posthog__event_convert(ph_proto_t p, const char *json, size_t n, ph_buf_t *o
                    lifted[i].vlen))
             return -1;
     }
-    if (!has_lib && ((pf ? 0 : ph_buf_putc(out, ',')) || puts_(out, PH_LIB_MEMBER))) return -1;
-    pf = false;
-    if (!has_libv && (ph_buf_putc(out, ',') || puts_(out, PH_LIBV_MEMBER))) return -1;
-    if (ph_buf_putc(out, '}')) return -1;
+    if ((!has_lib && raw_member(out, &pf, PH_LIB_MEMBER)) ||
+        (!has_libv && raw_member(out, &pf, PH_LIBV_MEMBER)) || ph_buf_putc(out, '}'))
+        return -1;
+    bool xf = false; /* after "properties" */
     for (size_t i = 0; i < nextra; i++)
-        if (ph_buf_putc(out, ',') || ph_buf_putc(out, '"') || put(out, extra[i].key, extra[i].klen) ||
-            put(out, "\":", 2) || put(out, extra[i].val, extra[i].vlen))
-            return -1;
+        if (member(out, &xf, extra[i].key, extra[i].klen, extra[i].val, extra[i].vlen)) return -1;
     return ph_buf_putc(out, '}');
 }

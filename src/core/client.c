@@ -43,6 +43,13 @@ static int load_super(posthog_client_t *c) {
     posthog__buf_init(&all, (size_t)1 << 30);
     int rc = c->super ? 0 : -1;
     for (cJSON *it = root->child; it && !rc; it = it->next) {
+        bool lib = !strcmp(it->string, "$lib"), libv = !strcmp(it->string, "$lib_version");
+        if (lib) c->super_has_lib = true;
+        if (libv) c->super_has_lib_version = true;
+        /* capture v1 sends these as PostHog-Sdk-Info (the flusher reads them
+         * from super_properties), never in the properties: leaving them out
+         * here keeps every record on v1's direct writer */
+        if ((lib || libv) && !c->o->capture_v0) continue;
         ph_member_t *m = &c->super[c->nsuper];
         char *val = cJSON_PrintUnformatted(it);
         ph_buf_t mb;
@@ -60,8 +67,6 @@ static int load_super(posthog_client_t *c) {
             c->nsuper++;
             if ((all.len && ph_buf_putc(&all, ',')) || posthog__buf_append(&all, m->member, m->mlen))
                 rc = -1;
-            if (!strcmp(it->string, "$lib")) c->super_has_lib = true;
-            if (!strcmp(it->string, "$lib_version")) c->super_has_lib_version = true;
             if (!strcmp(it->string, "$groups")) c->super_has_groups = true;
             if (posthog__is_lift_key(m->key, m->klen)) c->super_has_lift = true;
         }

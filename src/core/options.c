@@ -30,7 +30,6 @@ posthog_options_t *posthog_options_new(void) {
     o->max_batch_bytes = (uint64_t)5 << 20;
     o->max_event_bytes = 900 * 1024;
     o->max_ai_event_bytes = 0; /* unset: 8 MiB, at most a quarter of max_queue_bytes */
-    o->gzip = true;
     o->tls_verify = true;
     o->max_storage_bytes = (uint64_t)64 << 20;
     o->max_storage_age_s = 7 * 86400;
@@ -187,7 +186,6 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
     if (!strcmp(key, "gzip")) {
         bool g;
         if (parse_bool(value, &g)) return POSTHOG_E_BAD_OPTION_VALUE;
-        o->gzip = g;
         o->compression = g ? PH_CODEC_GZIP : PH_CODEC_NONE;
         o->compression_set = true;
         return POSTHOG_OK;
@@ -197,7 +195,6 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
         if (posthog__codec_parse(value, &k) || !posthog__codec_available(k))
             return POSTHOG_E_BAD_OPTION_VALUE;
         o->compression = k;
-        o->gzip = k != PH_CODEC_NONE;
         o->compression_set = true;
         return POSTHOG_OK;
     }
@@ -305,7 +302,6 @@ int posthog__options_resolve(posthog_options_t *o, char *err, size_t errlen) {
                  posthog__codec_name((ph_codec_kind_t)o->compression));
         return -1;
     }
-    o->gzip = o->compression != PH_CODEC_NONE;
     return 0;
 }
 

@@ -18,7 +18,6 @@ struct posthog_options {
     uint64_t max_batch_bytes;
     uint32_t max_event_bytes;
     uint32_t max_ai_event_bytes; /* posthog_capture_ai; 0: the default (resolve) */
-    bool gzip;             /* legacy switch: compression gzip (1) or none (0) */
     int gzip_level;        /* zlib level of gzip and deflate */
     bool capture_v0;       /* capture_mode=v0 */
     bool capture_mode_set;

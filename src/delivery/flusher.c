@@ -48,7 +48,6 @@ struct ph_flusher {
     ph_builder_t bld[2];   /* [0] analytics, [1] $ai_* events (their own endpoint) */
     uint64_t first_pos[2]; /* queue position of the first event in bld[i]'s open batch */
     ph_http_t http;
-    const ph_protocol_t *proto;
     ph_proto_ctx_t ctx;
     char *url[2];          /* the protocol's endpoints on the host: [0] analytics, [1] AI */
     char sdk_name[65], sdk_version[65];
@@ -90,10 +89,6 @@ static ph_batch_t *ready_pop(ph_flusher_t *f) {
     return b;
 }
 
-/* Marks queue positions below `pos` resolved and wakes flush waiters
- * whose condition now holds. */
-static void resolve_to(posthog_client_t *c, uint64_t pos) { posthog__outcome_resolved(c, pos); }
-
 /* The batch's disk copy is no longer needed (delivered or dropped). */
 static void forget_file(posthog_client_t *c, ph_batch_t *b) {
     if (!b->file) return;
@@ -106,7 +101,7 @@ static void forget_file(posthog_client_t *c, ph_batch_t *b) {
 static void finish(posthog_client_t *c, ph_batch_t *b) {
     uint64_t end = b->end_pos;
     posthog__batch_free(b);
-    resolve_to(c, end);
+    posthog__outcome_resolved(c, end);
 }
 
 static void drop_batch(posthog_client_t *c, ph_batch_t *b, posthog_drop_reason_t r,
@@ -164,7 +159,7 @@ static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
                              "out of memory while sealing a batch", NULL, NULL, NULL);
         posthog__batch_free(cur);
         posthog__codec_reset(&bl->codec);
-        resolve_to(c, ph_queue_tail(&c->q));
+        posthog__outcome_resolved(c, ph_queue_tail(&c->q));
         return;
     }
     /* it completes the queue up to the other open batch's first event */
@@ -591,7 +586,7 @@ static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
         posthog__report_drop(c, POSTHOG_DROP_SHUTDOWN, lost, 0,
                              "still queued at the shutdown deadline", NULL, NULL, NULL);
     abandon_batches(c, f);
-    resolve_to(c, ph_queue_tail(&c->q));
+    posthog__outcome_resolved(c, ph_queue_tail(&c->q));
 }
 
 static void drain_wake_fd(int fd) {
@@ -642,7 +637,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
 
         bool idle = !f->http.busy && !f->ready && !open_count(f);
         bool disk_idle = !c->spool || f->link_down || !posthog__spool_idle_events(c->spool);
-        if (idle && head == tail) resolve_to(c, tail);
+        if (idle && head == tail) posthog__outcome_resolved(c, tail);
         if (stop && idle && disk_idle && tail >= head) break;
         if (stop && now >= deadline) {
             abandon_all(c, f, head);
@@ -747,7 +742,7 @@ int posthog__flusher_start(posthog_client_t *c) {
     f->max_batch_events = o->max_batch_size;
     f->pending_max = (size_t)(o->max_queue_bytes / 8); /* the rest of the budget: client.c */
     ph_proto_t proto = o->capture_v0 ? PH_PROTO_V0 : PH_PROTO_V1;
-    f->proto = ph_protocol(proto);
+    const ph_protocol_t *p = ph_protocol(proto);
     resolve_sdk(f, o);
     f->ctx = (ph_proto_ctx_t){o->api_key, f->sdk_name, f->sdk_version};
     ph_codec_kind_t codec = (ph_codec_kind_t)o->compression;
@@ -756,9 +751,9 @@ int posthog__flusher_start(posthog_client_t *c) {
                                            : o->gzip_level;
     bool ok = true;
     for (int ai = 0; ai < 2 && ok; ai++) {
-        size_t n = strlen(o->host) + strlen(f->proto->path[ai]) + 1;
+        size_t n = strlen(o->host) + strlen(p->path[ai]) + 1;
         ok = (f->url[ai] = malloc(n)) != NULL;
-        if (ok) snprintf(f->url[ai], n, "%s%s", o->host, f->proto->path[ai]);
+        if (ok) snprintf(f->url[ai], n, "%s%s", o->host, p->path[ai]);
     }
     for (int ai = 0; ai < 2; ai++)
         ok = ok && posthog__builder_init(&f->bld[ai], proto, codec, level, o->api_key,

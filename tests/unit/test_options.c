@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "options.h"
 
 typedef struct {
@@ -91,7 +92,10 @@ START_TEST(values_land_in_fields) {
     ck_assert_uint_eq(o->max_queue_bytes, 50331648);
     ck_assert_uint_eq(o->max_batch_bytes, 5242880);
     ck_assert_uint_eq(o->max_event_bytes, 921600);
-    ck_assert(o->gzip);
+    /* compression: zstd when built with it, else gzip, until capture_mode decides */
+    ck_assert_int_eq(o->compression,
+                     posthog__codec_available(PH_CODEC_ZSTD) ? PH_CODEC_ZSTD : PH_CODEC_GZIP);
+    ck_assert(!o->compression_set);
     ck_assert_int_eq(o->gzip_level, 1);
     ck_assert_uint_eq(o->request_timeout_ms, 10000);
     ck_assert_uint_eq(o->connect_timeout_ms, 5000);
@@ -118,7 +122,8 @@ START_TEST(values_land_in_fields) {
     ck_assert_uint_eq(o->flush_at, 7);
     ck_assert_uint_eq(o->max_queue_bytes, (uint64_t)16 << 30); /* 64-bit field, no truncation */
     ck_assert_uint_eq(o->max_event_bytes, 1000);
-    ck_assert(!o->gzip);
+    ck_assert_int_eq(o->compression, PH_CODEC_NONE); /* gzip=0 */
+    ck_assert(o->compression_set);
     ck_assert_int_eq(o->gzip_level, 9);
     ck_assert_uint_eq(o->max_retries, 0);
     ck_assert(o->historical_migration);
@@ -131,7 +136,7 @@ START_TEST(values_land_in_fields) {
     ck_assert_int_eq(posthog_options_set(o, "flush_at", "0"), POSTHOG_E_BAD_OPTION_VALUE);
     ck_assert_uint_eq(o->flush_at, 7);
     ck_assert_int_eq(posthog_options_set(o, "gzip", "nope"), POSTHOG_E_BAD_OPTION_VALUE);
-    ck_assert(!o->gzip);
+    ck_assert_int_eq(o->compression, PH_CODEC_NONE);
     ck_assert_int_eq(posthog_options_set(o, "api_key", ""), POSTHOG_E_BAD_OPTION_VALUE);
     ck_assert_str_eq(o->api_key, "phc_2");
     posthog_options_free(o);

@@ -376,6 +376,11 @@ class Posthog:
         # capture v1: the server credits events to the SDK in PostHog-Sdk-Info
         opts["sdk_name"], soft["sdk_name"] = LIB_NAME, "the binding"
         opts["sdk_version"], soft["sdk_version"] = VERSION, "the binding"
+        # $lib/$lib_version as library-level super properties: in v0 they go
+        # into every event's properties (an event's own values win), in v1 the
+        # library sends them as PostHog-Sdk-Info instead
+        lib_props = {"$lib": LIB_NAME, "$lib_version": VERSION}
+        opts["super_properties"] = json.dumps(lib_props)
         if max_queue_bytes is not None:
             opts["max_queue_bytes"] = int(max_queue_bytes)
         if storage_path is not None:
@@ -391,6 +396,15 @@ class Posthog:
         for k, v in (options or {}).items():
             opts[str(k)] = _bool(v) if isinstance(v, bool) else v
             soft.pop(str(k), None)
+        if options and "super_properties" in options:
+            # the caller's library-level super properties, with the binding's
+            # $lib/$lib_version unless they set their own
+            try:
+                sp = options["super_properties"]
+                sp = json.loads(sp) if isinstance(sp, str) else dict(sp)
+                opts["super_properties"] = json.dumps({**lib_props, **sp})
+            except (TypeError, ValueError):
+                pass  # not an object: libposthog refuses it with its own error
 
         self._handle: Optional[_Handle] = None
         try:
@@ -710,8 +724,6 @@ class Posthog:
             return None
         ts = timestamp_ms(timestamp)
         uid = event_uuid(uuid)
-        props["$lib"] = LIB_NAME
-        props["$lib_version"] = VERSION
         if disable_geoip is None:
             disable_geoip = self.disable_geoip
         if disable_geoip:
