@@ -130,11 +130,8 @@ START_TEST(test_v1_lifting_options_and_flags)
     ck_assert_ptr_null(cJSON_GetObjectItemCaseSensitive(e2, "session_id"));
     ck_assert_int_eq(obj(obj(e2, "properties"), "$session_id")->valueint, 42);
     cJSON_Delete(reqs);
-    /* numbers are copied byte for byte, never re-printed */
-    cJSON *evs = it_events(srv);
-    char *txt = cJSON_PrintUnformatted(evs);
-    cJSON_Delete(evs);
-    free(txt);
+    /* (that numbers are copied byte for byte is checked on the converter's
+     * output in unit test_v1: the server's records re-print them) */
     it_check_balance(c, 2, 0);
     posthog_client_free(c);
     it_stop(srv);

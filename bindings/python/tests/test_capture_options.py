@@ -3,10 +3,8 @@ historical_migration) and per-event capture options (process_person_profile,
 cookieless_mode, disable_skew_correction, product_tour_id, no distinct_id),
 checked on what the local ingestion server received.
 
-capture_mode / compression arrive in the C library with capture v1. Until
-then it answers POSTHOG_E_UNKNOWN_OPTION for them: the tests ask the loaded
-library at run time (posthog_options_set on a scratch option set) and either
-check that refusal is surfaced or skip the v1-only checks, saying why.
+The library's default is capture v1; the tests of v0 payloads pass
+capture_mode="v0".
 """
 
 from __future__ import annotations
@@ -25,24 +23,9 @@ from libposthog.client import _COMPRESSION_ALIASES, _MODE_ALIASES, _canonical
 OPTION_KEYS = ("$process_person_profile", "$cookieless_mode", "$ignore_sent_at", "$product_tour_id")
 
 
-def _knows(key: str, value: str) -> bool:
-    return _native.option_status(key, value) == _native.OK
-
-
 def _v0_kwargs():
-    """Client kwargs for capture v0: capture_mode="v0" when the library knows
-    the option; a library without it speaks only v0 (checked by the callers on
-    the request path)."""
-    return {"capture_mode": "v0"} if _knows("capture_mode", "v0") else {}
-
-
-def _require_v1():
-    if not _knows("capture_mode", "v1"):
-        pytest.skip(
-            "capture v1 pending: libposthog %s answers %r for capture_mode=v1"
-            % (libposthog.library_version(),
-               _native.strerror(_native.option_status("capture_mode", "v1")))
-        )
+    """Client kwargs for capture v0 (/batch/)."""
+    return {"capture_mode": "v0"}
 
 
 def _uuid(s) -> bool:
@@ -219,35 +202,20 @@ def test_option_aliases_like_posthog_python():
     assert _canonical("GZIP", _COMPRESSION_ALIASES) == "gzip"
 
 
-def test_capture_mode_is_passed_to_the_library(server, make_client, caplog):
-    st = _native.option_status("capture_mode", "v0")
-    if st == _native.OK:
-        c = make_client(capture_mode=CaptureMode.V0)
+def test_capture_mode_is_passed_to_the_library(server, make_client):
+    for mode in ("v0", "v1"):
+        assert _native.option_status("capture_mode", mode) == _native.OK
+    for mode, path in ((CaptureMode.V0, "/batch/"), ("legacy", "/batch/"),
+                       (CaptureMode.V1, "/i/v1/analytics/events")):
+        server.reset()
+        c = make_client(capture_mode=mode)
         c.capture("e", distinct_id="u")
         c.flush()
-        assert _only_request(server)["path"] == "/batch/"
-        return
-    # capture v1 not in this library yet: its refusal is surfaced like any bad option
-    assert st == _native.E_UNKNOWN_OPTION
-    with pytest.raises(PosthogError) as ei:
-        make_client(debug=True, capture_mode="v0")
-    assert ei.value.status == _native.E_UNKNOWN_OPTION and "capture_mode" in str(ei.value)
-    with caplog.at_level(logging.ERROR, logger="libposthog"):
-        c = make_client(capture_mode="legacy")
-    assert "capture_mode='v0'" in caplog.text
-    assert c.capture("still works", distinct_id="u")
-    c.flush()
-    assert _only_request(server)["path"] == "/batch/"
+        assert _only_request(server)["path"] == path, mode
 
 
 def test_capture_compression_is_passed_to_the_library(server, make_client):
     v0 = _v0_kwargs()
-    st = _native.option_status("compression", "none")
-    if st == _native.E_UNKNOWN_OPTION:
-        with pytest.raises(PosthogError) as ei:
-            make_client(debug=True, capture_compression="none")
-        assert ei.value.status == _native.E_UNKNOWN_OPTION and "compression" in str(ei.value)
-        return
     for comp, gz in (("none", False), ("identity", False), (CaptureCompression.GZIP, True)):
         server.reset()
         c = make_client(capture_compression=comp, **v0)
@@ -275,8 +243,6 @@ def test_capture_mode_from_the_environment(server, make_client, monkeypatch, cap
     monkeypatch.setenv("POSTHOG_CAPTURE_MODE", "legacy")  # posthog-python's alias of v0
     with caplog.at_level(logging.WARNING, logger="libposthog"):
         c = make_client(debug=True)  # an env setting never breaks the client
-    if not _knows("capture_mode", "v0"):
-        assert "POSTHOG_CAPTURE_MODE" in caplog.text
     c.capture("e", distinct_id="u")
     c.flush()
     assert _only_request(server)["path"] == "/batch/"
@@ -291,9 +257,6 @@ def test_compression_from_the_environment(server, make_client, monkeypatch, capl
     monkeypatch.setenv("POSTHOG_CAPTURE_COMPRESSION", "identity")
     with caplog.at_level(logging.WARNING, logger="libposthog"):
         c = make_client(debug=True, **_v0_kwargs())
-    if not _knows("compression", "none"):
-        assert "POSTHOG_CAPTURE_COMPRESSION" in caplog.text  # refused: logged, not raised
-        return
     c.capture("e", distinct_id="u")
     c.flush()
     assert _only_request(server)["gzip"] is False
@@ -309,7 +272,6 @@ def _v1_request(server):
 
 
 def test_v1_lifts_event_options_into_options(server, make_client):
-    _require_v1()
     c = make_client(capture_mode="v1", capture_compression="gzip")
     c.capture("all", distinct_id="u", process_person_profile=False, cookieless_mode=True,
               disable_skew_correction=True, product_tour_id="tour-1")
@@ -330,7 +292,6 @@ def test_v1_lifts_event_options_into_options(server, make_client):
 
 
 def test_v1_compression_choices(server, make_client):
-    _require_v1()
     for comp, encoding in (("none", None), ("gzip", "gzip"), ("deflate", "deflate")):
         server.reset()
         c = make_client(capture_mode=CaptureMode.V1, capture_compression=comp)
@@ -340,7 +301,6 @@ def test_v1_compression_choices(server, make_client):
 
 
 def test_v1_historical_migration(server, make_client):
-    _require_v1()
     c = make_client(capture_mode="v1", historical_migration=True)
     c.capture("old", distinct_id="u", timestamp="2020-01-01T00:00:00Z")
     c.flush()
@@ -348,7 +308,6 @@ def test_v1_historical_migration(server, make_client):
 
 
 def test_v0_refuses_v1_only_compression():
-    _require_v1()
     with pytest.raises(PosthogError):
         libposthog.Posthog("phc_test", host="http://127.0.0.1:9", debug=True,
                            capture_mode="v0", capture_compression="zstd").shutdown()

@@ -7,28 +7,13 @@ require_relative 'test_helper'
 # cookieless_mode, disable_skew_correction, product_tour_id, no distinct_id),
 # checked on what the ingest server received.
 #
-# capture_mode / compression arrive in the C library with capture v1; until
-# then it answers POSTHOG_E_UNKNOWN_OPTION. The tests ask the loaded library at
-# run time and check that the refusal is surfaced, or skip the v1-only checks
-# saying why.
+# The library's default is capture v1; the tests of v0 payloads pass
+# capture_mode: 'v0'.
 class TestCaptureOptions < LibPostHogTest
   OPTION_KEYS = %w[$process_person_profile $cookieless_mode $ignore_sent_at $product_tour_id].freeze
 
-  def knows?(key, value)
-    LibPostHog::Native.option_status(key, value) == LibPostHog::Native::OK
-  end
-
-  # capture_mode: 'v0' when the library knows it; without it, it speaks only v0.
   def v0
-    knows?('capture_mode', 'v0') ? { capture_mode: 'v0' } : {}
-  end
-
-  def require_v1
-    st = LibPostHog::Native.option_status('capture_mode', 'v1')
-    return if st == LibPostHog::Native::OK
-
-    skip("capture v1 pending: libposthog #{LibPostHog.native_version} answers " \
-         "'#{LibPostHog::Native.posthog_strerror(st)}' for capture_mode=v1")
+    { capture_mode: 'v0' }
   end
 
   def by_name
@@ -133,28 +118,17 @@ class TestCaptureOptions < LibPostHogTest
   end
 
   def test_capture_mode_is_passed_to_the_library
-    st = LibPostHog::Native.option_status('capture_mode', 'v0')
-    c = client(capture_mode: 'v0')
-    if st == LibPostHog::Native::OK
+    [['v0', '/batch/'], ['v1', '/i/v1/analytics/events']].each do |mode, path|
+      IngestServer.reset
+      c = client(capture_mode: mode)
       refute_match(/capture_mode/, log_text)
-    else
-      # capture v1 not in this library yet: its refusal is reported (logged) like any bad option
-      assert_equal LibPostHog::Native::E_UNKNOWN_OPTION, st
-      assert_match(/option capture_mode is not supported by this libposthog build/, log_text)
+      assert c.capture(distinct_id: 'u', event: 'e')
+      assert c.flush
+      assert_equal([path], ok_requests.map { |r| r['path'] }.uniq)
     end
-    assert c.capture(distinct_id: 'u', event: 'e')
-    assert c.flush
-    assert_equal(['/batch/'], ok_requests.map { |r| r['path'] }.uniq)
   end
 
   def test_compression_is_passed_to_the_library
-    if LibPostHog::Native.option_status('compression', 'none') == LibPostHog::Native::E_UNKNOWN_OPTION
-      client(compression: 'none')
-      assert_match(/option compression is not supported/, log_text)
-      client(capture_compression: 'gzip')
-      assert_equal 2, log_text.scan('option compression is not supported').size
-      return
-    end
     [['none', false], [:gzip, true]].each do |comp, gz|
       IngestServer.reset
       c = client(capture_compression: comp, **v0)
@@ -182,7 +156,6 @@ class TestCaptureOptions < LibPostHogTest
   end
 
   def test_v1_lifts_event_options_into_options
-    require_v1
     c = client(capture_mode: 'v1', compression: 'gzip')
     assert c.capture(distinct_id: 'u', event: 'all', process_person_profile: false, cookieless_mode: true,
                      disable_skew_correction: true, product_tour_id: 'tour-1')
@@ -200,7 +173,6 @@ class TestCaptureOptions < LibPostHogTest
   end
 
   def test_v1_compression_choices
-    require_v1
     [['none', nil], ['gzip', 'gzip'], ['deflate', 'deflate']].each do |comp, encoding|
       IngestServer.reset
       c = client(capture_mode: 'v1', compression: comp)
