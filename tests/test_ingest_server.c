@@ -356,10 +356,9 @@ START_TEST(api_key_rules)
 }
 END_TEST
 
-/* A batch of one event padded to `size` bytes of JSON. */
-static char *big_batch(size_t pad, size_t *n)
+/* `pre`, `pad` bytes of 'x', then the closing of a one-event batch. */
+static char *padded_batch(const char *pre, size_t pad, size_t *n)
 {
-    const char *pre = "{\"api_key\":\"k\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\",\"properties\":{\"p\":\"";
     const char *post_ = "\"}}]}";
     size_t a = strlen(pre), b = strlen(post_);
     char *s = malloc(a + pad + b + 1);
@@ -369,6 +368,14 @@ static char *big_batch(size_t pad, size_t *n)
     memcpy(s + a + pad, post_, b + 1);
     *n = a + pad + b;
     return s;
+}
+
+/* A batch of one event padded to `size` bytes of JSON. */
+static char *big_batch(size_t pad, size_t *n)
+{
+    return padded_batch("{\"api_key\":\"k\",\"batch\":[{\"event\":\"e\",\"distinct_id\":\"d\","
+                        "\"properties\":{\"p\":\"",
+                        pad, n);
 }
 
 START_TEST(size_limits_413)
@@ -1160,17 +1167,10 @@ END_TEST
 /* A v1 batch of one event padded to about `pad` bytes. */
 static char *big_v1(size_t pad, size_t *n)
 {
-    const char *pre = "{\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":[{\"event\":\"e\",\"uuid\":\"" U0
-                      "\",\"distinct_id\":\"d\",\"timestamp\":\"2026-11-23T10:00:00Z\",\"properties\":{\"p\":\"";
-    const char *post_ = "\"}}]}";
-    size_t a = strlen(pre), b = strlen(post_);
-    char *s = malloc(a + pad + b + 1);
-    ck_assert_ptr_nonnull(s);
-    memcpy(s, pre, a);
-    memset(s + a, 'x', pad);
-    memcpy(s + a + pad, post_, b + 1);
-    *n = a + pad + b;
-    return s;
+    return padded_batch("{\"created_at\":\"2026-11-23T10:00:00Z\",\"batch\":[{\"event\":\"e\","
+                        "\"uuid\":\"" U0 "\",\"distinct_id\":\"d\","
+                        "\"timestamp\":\"2026-11-23T10:00:00Z\",\"properties\":{\"p\":\"",
+                        pad, n);
 }
 
 START_TEST(v1_size_limits_413)
