@@ -150,6 +150,9 @@ static const num_opt_t num_opts[] = {
     NUM("shutdown_timeout_ms", 0, 3600000, shutdown_timeout_ms),
     NUM("max_storage_bytes", 4096, (uint64_t)1 << 40, max_storage_bytes),
     NUM("max_storage_age_s", 1, 10u * 365 * 86400, max_storage_age_s),
+    NUM("gzip_level", 1, 9, gzip_level),
+    NUM("zstd_level", 1, 19, zstd_level),
+    NUM("brotli_level", 0, 11, brotli_level),
 };
 
 typedef struct {
@@ -203,24 +206,6 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
             return POSTHOG_E_BAD_OPTION_VALUE;
         o->capture_v0 = !strcmp(value, "v0");
         o->capture_mode_set = true;
-        return POSTHOG_OK;
-    }
-    if (!strcmp(key, "zstd_level")) {
-        uint64_t x;
-        if (parse_u64(value, 1, 19, &x)) return POSTHOG_E_BAD_OPTION_VALUE;
-        o->zstd_level = (int)x;
-        return POSTHOG_OK;
-    }
-    if (!strcmp(key, "brotli_level")) {
-        uint64_t x;
-        if (parse_u64(value, 0, 11, &x)) return POSTHOG_E_BAD_OPTION_VALUE;
-        o->brotli_level = (int)x;
-        return POSTHOG_OK;
-    }
-    if (!strcmp(key, "gzip_level")) {
-        uint64_t x;
-        if (parse_u64(value, 1, 9, &x)) return POSTHOG_E_BAD_OPTION_VALUE;
-        o->gzip_level = (int)x;
         return POSTHOG_OK;
     }
     if (!strcmp(key, "api_key")) {

@@ -18,13 +18,13 @@ struct posthog_options {
     uint64_t max_batch_bytes;
     uint32_t max_event_bytes;
     uint32_t max_ai_event_bytes; /* posthog_capture_ai; 0: the default (resolve) */
-    int gzip_level;        /* zlib level of gzip and deflate */
+    uint32_t gzip_level;   /* zlib level of gzip and deflate */
     bool capture_v0;       /* capture_mode=v0 */
     bool capture_mode_set;
     int compression;       /* ph_codec_kind_t (delivery/codec.h) */
     bool compression_set;
-    int zstd_level;
-    int brotli_level;
+    uint32_t zstd_level;
+    uint32_t brotli_level;
     uint32_t request_timeout_ms;
     uint32_t connect_timeout_ms;
     uint32_t max_retries;

@@ -746,9 +746,9 @@ int posthog__flusher_start(posthog_client_t *c) {
     resolve_sdk(f, o);
     f->ctx = (ph_proto_ctx_t){o->api_key, f->sdk_name, f->sdk_version};
     ph_codec_kind_t codec = (ph_codec_kind_t)o->compression;
-    int level = codec == PH_CODEC_ZSTD     ? o->zstd_level
-                : codec == PH_CODEC_BROTLI ? o->brotli_level
-                                           : o->gzip_level;
+    int level = (int)(codec == PH_CODEC_ZSTD     ? o->zstd_level
+                      : codec == PH_CODEC_BROTLI ? o->brotli_level
+                                                 : o->gzip_level);
     bool ok = true;
     for (int ai = 0; ai < 2 && ok; ai++) {
         size_t n = strlen(o->host) + strlen(p->path[ai]) + 1;

@@ -571,6 +571,31 @@ static void type_error(objinfo_t *oi, const char *msg)
 
 /* Capture v1: one member of the top-level object or of an event. null
  * counts as absent (so a required field that is null is missing). */
+/* The value of an event's "uuid" member (both protocols): a string holding
+ * a valid UUID, else a type error. 0, or -1 on malformed JSON. */
+static int parse_uuid_member(scanner_t *s, objinfo_t *oi, unsigned char c, int depth)
+{
+    if (c != '"') {
+        type_error(oi, "\"uuid\" must be a string");
+        return parse_value(s, depth + 1);
+    }
+    str_t v;
+    if (parse_string(s, &v) < 0)
+        return -1;
+    char buf[80];
+    const char *u = (const char *)v.p;
+    size_t n = v.n;
+    if (v.esc && v.n < 200) {
+        n = unescape(&v, buf, sizeof buf);
+        u = buf;
+    }
+    if (ph_parse_uuid(u, n, oi->uuid) == 0)
+        oi->has_uuid = 1;
+    else
+        type_error(oi, "\"uuid\" is not a valid UUID");
+    return 0;
+}
+
 static int parse_member_v1(scanner_t *s, objinfo_t *oi, const str_t *k, int top, int depth)
 {
     unsigned char c = *s->p;
@@ -627,26 +652,8 @@ static int parse_member_v1(scanner_t *s, objinfo_t *oi, const str_t *k, int top,
             oi->present |= F_DISTINCT;
         return 0;
     }
-    if (KEY_IS(*k, "uuid")) {
-        if (c != '"') {
-            type_error(oi, "\"uuid\" must be a string");
-            return parse_value(s, depth + 1);
-        }
-        if (parse_string(s, &v) < 0)
-            return -1;
-        char buf[80];
-        const char *u = (const char *)v.p;
-        size_t n = v.n;
-        if (v.esc && v.n < 200) {
-            n = unescape(&v, buf, sizeof buf);
-            u = buf;
-        }
-        if (ph_parse_uuid(u, n, oi->uuid) == 0)
-            oi->has_uuid = 1;
-        else
-            type_error(oi, "\"uuid\" is not a valid UUID");
-        return 0;
-    }
+    if (KEY_IS(*k, "uuid"))
+        return parse_uuid_member(s, oi, c, depth);
     if (KEY_IS(*k, "timestamp")) {
         if (c != '"') {
             type_error(oi, "\"timestamp\" must be a string");
@@ -721,27 +728,8 @@ static int parse_member(scanner_t *s, objinfo_t *oi, const str_t *k, int top, in
             oi->type_err = "\"distinct_id\" must be a string or a number";
         return parse_value(s, depth + 1);
     }
-    if (KEY_IS(*k, "uuid")) {
-        if (c != '"') {
-            if (!oi->type_err)
-                oi->type_err = "\"uuid\" must be a string";
-            return parse_value(s, depth + 1);
-        }
-        if (parse_string(s, &v) < 0)
-            return -1;
-        char buf[80];
-        const char *u = (const char *)v.p;
-        size_t n = v.n;
-        if (v.esc && v.n < 200) {
-            n = unescape(&v, buf, sizeof buf);
-            u = buf;
-        }
-        if (ph_parse_uuid(u, n, oi->uuid) == 0)
-            oi->has_uuid = 1;
-        else if (!oi->type_err)
-            oi->type_err = "\"uuid\" is not a valid UUID";
-        return 0;
-    }
+    if (KEY_IS(*k, "uuid"))
+        return parse_uuid_member(s, oi, c, depth);
     if (KEY_IS(*k, "timestamp")) {
         if (c != '"' && !oi->type_err)
             oi->type_err = "\"timestamp\" must be a string";
