@@ -1865,11 +1865,12 @@ static int raw_flags_request(ph_ingest_t *s)
 START_TEST(flags_delay_and_hang_do_not_block)
 {
     ph_ingest_t *s = start(NULL);
-    ck_assert_int_eq(ph_ingest_set_flags(s, "{\"responses\":[{\"hang\":true},"
-                                            "{\"delay_ms\":3000,\"body\":{\"featureFlags\":{\"slow\":true}}},"
-                                            "{\"body\":{\"featureFlags\":{\"fast\":true}}},"
-                                            "{\"hang\":true}]}"),
-                     0);
+    ck_assert_int_eq(
+        ph_ingest_set_flags(s, "{\"responses\":[{\"hang\":true},"
+                               "{\"delay_ms\":3000,\"body\":{\"featureFlags\":{\"slow\":true}}},"
+                               "{\"body\":{\"featureFlags\":{\"fast\":true}}},"
+                               "{\"hang\":true}]}"),
+        0);
     int hung = raw_flags_request(s);
     cJSON *reqs = wait_records(s, ph_ingest_flags_requests, 1);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "hang")));
@@ -2141,8 +2142,8 @@ START_TEST(definitions_scripted_statuses)
     ck_assert_msg(r.secs >= 0.29, "delay %.3f", r.secs);
     free(r.body);
     /* A hang until the client gives up; HEAD gets the head of the normal answer. */
-    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"delay_ms\":0,\"responses\":[{\"hang\":true}]}"),
-                     0);
+    ck_assert_int_eq(
+        ph_ingest_set_definitions(s, "{\"delay_ms\":0,\"responses\":[{\"hang\":true}]}"), 0);
     char url[256];
     snprintf(url, sizeof url, "%s/flags/definitions?token=phc_k", ph_ingest_url(s));
     CURL *c = curl_easy_init();

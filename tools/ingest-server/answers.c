@@ -34,7 +34,7 @@ void ph_answers_clear(ph_answers_t *s)
 /* A JSON string is taken as raw text; any other value is serialised. NULL
  * and 0 on success means JSON null. -1 with err set on failure. */
 int ph_body_take(const cJSON *v, char **out, size_t *len, int *json, char *err, size_t errlen,
-                     const char *where)
+                 const char *where)
 {
     *out = NULL;
     *len = 0;
@@ -67,8 +67,8 @@ static int take_headers(const cJSON *h, ph_answer_t *c, char *err, size_t errlen
     if (!h || cJSON_IsNull(h))
         return 0;
     if (!cJSON_IsObject(h)) {
-        snprintf(err, errlen, "%s\"headers\" must be an object of strings, e.g. {\"X-Name\": \"value\"}",
-                 where);
+        snprintf(err, errlen,
+                 "%s\"headers\" must be an object of strings, e.g. {\"X-Name\": \"value\"}", where);
         return -1;
     }
     ph_sbuf_t b = {0};
@@ -83,7 +83,8 @@ static int take_headers(const cJSON *h, ph_answer_t *c, char *err, size_t errlen
             goto fail;
         }
         if (!cJSON_IsString(it) || strpbrk(it->valuestring, "\r\n")) {
-            snprintf(err, errlen, "%sheader \"%.60s\" must be a string without CR or LF", where, name);
+            snprintf(err, errlen, "%sheader \"%.60s\" must be a string without CR or LF", where,
+                     name);
             goto fail;
         }
         if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
@@ -214,7 +215,7 @@ int ph_answers_take(const cJSON *arr, ph_answers_t *out, char *err, size_t errle
 
 /* Refuses keys other than the allowed ones (a typo must not pass silently). */
 int ph_known_keys(const cJSON *root, const char *const *allowed, const char *list, char *err,
-                      size_t errlen)
+                  size_t errlen)
 {
     const cJSON *k;
     cJSON_ArrayForEach(k, root) {
@@ -276,7 +277,8 @@ static int is2xx(int status)
  * status without a body: nothing for 204 and 304; for another 2xx, fb's body
  * when fb is a 2xx, else ok_body; for any other status an injected-fault
  * body written into fault. A Content-Type header of c wins. */
-ph_pick_t ph_answer_pick(const ph_answer_t *c, ph_pick_t fb, const char *ok_body, char *fault, size_t faultlen)
+ph_pick_t ph_answer_pick(const ph_answer_t *c, ph_pick_t fb, const char *ok_body, char *fault,
+                         size_t faultlen)
 {
     ph_pick_t p = fb;
     if (c->status)

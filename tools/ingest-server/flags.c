@@ -515,8 +515,8 @@ static void handle_defs(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_re
         const char *etag = current_etag(f);
         const ph_answer_t *c = f->defs.next < f->defs.n ? &f->defs.v[f->defs.next++] : NULL;
         if (c && (c->status || c->body)) {
-            ph_pick_t p = ph_answer_pick(c, (ph_pick_t){200, body, len, "application/json"}, body, fault,
-                            sizeof fault);
+            ph_pick_t fb = {200, body, len, "application/json"};
+            ph_pick_t p = ph_answer_pick(c, fb, body, fault, sizeof fault);
             answer(res, p, c);
             if (p.body == body && etag[0]) /* the definitions themselves: with their tag */
                 add_header(res, "ETag", etag);
