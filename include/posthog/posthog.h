@@ -160,6 +160,14 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        removed on 2xx [failures]
  *   crash_handler        1: on SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGABRT write the
  *                        queued events to the spool, then chain [0]
+ *   feature_flags_request_timeout_ms  each /flags request [3000]
+ *   feature_flags_request_max_retries retries of a /flags request after a
+ *                        transport error, 502 or 504 (300 ms, doubling) [1]
+ *   send_feature_flag_events  1: reading a flag captures $feature_flag_called
+ *                        (once per distinct_id, flag, value and groups) [1]
+ *   feature_flag_called_cache_size  distinct ids the $feature_flag_called
+ *                        dedupe remembers; the oldest is forgotten first; 0:
+ *                        no dedupe [50000]
  */
 POSTHOG_API posthog_status_t posthog_options_set(posthog_options_t *o, const char *key,
                                                  const char *value);
@@ -538,6 +546,105 @@ POSTHOG_API posthog_status_t posthog_get_stats(const posthog_client_t *c, postho
  * spool's "evicted" (storage_full + expired) and "corrupt_skipped";
  * UINT64_MAX for an unknown name. Convenient for bindings. */
 POSTHOG_API uint64_t posthog_get_stat(const posthog_client_t *c, const char *name);
+
+/* ---------------------------------------------------------------- feature flags
+ *
+ * Remote evaluation: POST {host}/flags/?v=2 with the project key in the body
+ * (no Authorization header). Every call below runs on the calling thread and
+ * may block on the network: at most (1 + feature_flags_request_max_retries)
+ * requests of feature_flags_request_timeout_ms each, plus the retry pauses
+ * (300 ms, doubling). No flag request is ever made by client creation or by
+ * capture. A call never fails loudly: a flag that could not be evaluated is
+ * "unknown", the reason is logged (WARN) and carried by the snapshot's
+ * error string and the $feature_flag_called event ($feature_flag_error:
+ * timeout, connection_error, api_error_<status>, quota_limited,
+ * errors_while_computing_flags, flag_missing, evaluation_failed,
+ * unknown_error, joined with ',').
+ *
+ * Reading a flag (posthog_flags_get, posthog_flags_is_enabled,
+ * posthog_get_feature_flag, posthog_is_feature_enabled) captures
+ * $feature_flag_called once per (distinct_id, flag, value, groups) unless
+ * send_feature_flag_events is off; payload reads and key enumeration are
+ * silent. Without a distinct_id, or with a disabled client, the result is
+ * empty: no request and no event.
+ */
+typedef struct posthog_flags posthog_flags_t;
+
+/* Per-call options; every member may be 0/NULL. */
+typedef struct posthog_flags_options {
+    const char *person_properties_json;    /* {"plan": "pro"} */
+    const char *groups_json;               /* {"company": "acme"}: also the event's $groups */
+    const char *group_properties_json;     /* {"company": {"size": 50}} */
+    const char *const *flag_keys;          /* NULL-terminated keys to evaluate; NULL: all */
+    const char *device_id;
+    posthog_tristate_t disable_geoip;      /* UNSET: the client's disable_geoip */
+    posthog_tristate_t send_feature_flag_events; /* UNSET: the client's option */
+    int only_evaluate_locally;             /* 1: never a network request */
+    int force_remote;                      /* 1: always ask the server */
+} posthog_flags_options_t;
+
+/* One flag as read from a snapshot; the strings live as long as it. */
+typedef struct posthog_flag {
+    const char *key;
+    int enabled;              /* 1 when on (a variant counts as on) */
+    const char *variant;      /* multivariate flags: the variant key; else NULL */
+    const char *payload_json; /* the flag's payload as JSON text, NULL when none */
+    const char *reason;       /* e.g. "Matched condition set 1"; NULL when unknown */
+    int locally_evaluated;
+    int64_t id, version;      /* -1 when unknown */
+} posthog_flag_t;
+
+/*
+ * Evaluates the flags (all, or opts->flag_keys) for one distinct_id into an
+ * immutable snapshot (*out; free with posthog_flags_free), with at most one
+ * /flags request. Returns POSTHOG_OK even when the server could not be
+ * reached (the snapshot is then empty and posthog_flags_error says why);
+ * POSTHOG_E_INVALID_ARG / _INVALID_JSON for bad arguments (logged, naming
+ * the argument), POSTHOG_E_NOMEM. This is also "get all flags".
+ */
+POSTHOG_API posthog_status_t posthog_evaluate_flags(posthog_client_t *c, const char *distinct_id,
+                                                    const posthog_flags_options_t *opts,
+                                                    posthog_flags_t **out);
+/* 1 and *out filled when the snapshot has the flag, else 0 (*out: key only,
+ * enabled 0). Captures $feature_flag_called (see above), also for a flag
+ * the snapshot does not have (response null, $feature_flag_error). */
+POSTHOG_API int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out);
+/* enabled (1/0), or default_value when the snapshot does not have the flag. */
+POSTHOG_API int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_value);
+/* The flag's payload (JSON text owned by the snapshot) or NULL; no event. */
+POSTHOG_API const char *posthog_flags_payload(const posthog_flags_t *f, const char *key);
+/* Flags in the snapshot, and the i-th key (sorted); no event. */
+POSTHOG_API size_t posthog_flags_count(const posthog_flags_t *f);
+POSTHOG_API const char *posthog_flags_key(const posthog_flags_t *f, size_t i);
+/* What went wrong for the whole snapshot, as $feature_flag_error spells it,
+ * into buf ("" when nothing); returns buf. */
+POSTHOG_API const char *posthog_flags_error(const posthog_flags_t *f, char *buf, size_t cap);
+POSTHOG_API void posthog_flags_free(posthog_flags_t *f);
+
+typedef enum posthog_flag_state {
+    POSTHOG_FLAG_UNKNOWN = -1, /* not evaluated: unknown flag, or the server could not say */
+    POSTHOG_FLAG_DISABLED = 0,
+    POSTHOG_FLAG_ENABLED = 1
+} posthog_flag_state_t;
+
+/*
+ * One flag for one distinct_id (a /flags request for that key). A
+ * multivariate flag's variant is written to `variant` (NUL-terminated,
+ * truncated to variant_size; "" for a boolean flag; may be NULL).
+ */
+POSTHOG_API posthog_flag_state_t posthog_get_feature_flag(posthog_client_t *c, const char *key,
+                                                          const char *distinct_id,
+                                                          const posthog_flags_options_t *opts,
+                                                          char *variant, size_t variant_size);
+/* 1 enabled, 0 disabled, -1 unknown. */
+POSTHOG_API int posthog_is_feature_enabled(posthog_client_t *c, const char *key,
+                                           const char *distinct_id,
+                                           const posthog_flags_options_t *opts);
+/* The flag's payload as JSON text (free with posthog_free), NULL when none.
+ * Captures no event unless opts->send_feature_flag_events is POSTHOG_TRUE. */
+POSTHOG_API char *posthog_get_feature_flag_payload(posthog_client_t *c, const char *key,
+                                                   const char *distinct_id,
+                                                   const posthog_flags_options_t *opts);
 
 #ifdef __cplusplus
 }

@@ -102,6 +102,7 @@ static void client_destroy(posthog_client_t *c) {
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->park_cv);
+    posthog__flags_client_free(c);
     posthog_options_free(c->o);
     free(c);
 }
@@ -320,6 +321,7 @@ posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
         if (n) posthog__report_drop(c, POSTHOG_DROP_SHUTDOWN, n, 0, "no flusher", NULL, NULL, NULL);
     }
     bool lost = ph_counter_get(&c->dropped[POSTHOG_DROP_SHUTDOWN]) != before;
+    posthog__flags_shutdown(c);
     pthread_mutex_lock(&c->mu);
     c->stopped = true;
     pthread_cond_broadcast(&c->cv);

@@ -100,6 +100,9 @@ struct posthog_client {
     PH_ALIGNED_CL _Atomic int64_t spool_pending; /* events in files we own */
     ph_counter_t dropped[POSTHOG_DROP_REASON_COUNT];
 
+    /* feature flags (flags/api.c): created at the first flags call */
+    _Atomic(struct ph_flags_client *) flags;
+
     struct posthog_client *next; /* registry */
 };
 
@@ -143,6 +146,10 @@ void posthog__crash_uninstall(posthog_client_t *c);
 
 /* Wakes the flusher (eventfd write). */
 void posthog__wake(posthog_client_t *c);
+/* flags/api.c: the client's flags state at free, shutdown and in a forked child */
+void posthog__flags_client_free(posthog_client_t *c);
+void posthog__flags_shutdown(posthog_client_t *c);
+void posthog__flags_fork_child(posthog_client_t *c);
 /* Counts a drop and reports it through the callback. Any thread, no lock held. */
 void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
                           int http_status, const char *msg, const char *events_json,

@@ -43,6 +43,10 @@ posthog_options_t *posthog_options_new(void) {
     o->retry_backoff_ms = 100;
     o->max_retry_wait_ms = 30000;
     o->shutdown_timeout_ms = 5000;
+    o->feature_flags_request_timeout_ms = 3000;
+    o->feature_flags_request_max_retries = 1;
+    o->send_feature_flag_events = true;
+    o->feature_flag_called_cache_size = 50000;
     return o;
 }
 
@@ -153,6 +157,9 @@ static const num_opt_t num_opts[] = {
     NUM("gzip_level", 1, 9, gzip_level),
     NUM("zstd_level", 1, 19, zstd_level),
     NUM("brotli_level", 0, 11, brotli_level),
+    NUM("feature_flags_request_timeout_ms", 1, 600000, feature_flags_request_timeout_ms),
+    NUM("feature_flags_request_max_retries", 0, 10, feature_flags_request_max_retries),
+    NUM("feature_flag_called_cache_size", 0, 10000000, feature_flag_called_cache_size),
 };
 
 typedef struct {
@@ -167,6 +174,7 @@ static const bool_opt_t bool_opts[] = {
     BOOL("debug", debug),
     BOOL("tls_verify", tls_verify),
     BOOL("crash_handler", crash_handler),
+    BOOL("send_feature_flag_events", send_feature_flag_events),
 };
 
 posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, const char *value) {

@@ -45,6 +45,10 @@ struct posthog_options {
     uint32_t max_storage_age_s;
     bool durability_always;
     bool crash_handler;
+    uint32_t feature_flags_request_timeout_ms;
+    uint32_t feature_flags_request_max_retries;
+    bool send_feature_flag_events;
+    uint32_t feature_flag_called_cache_size;
     bool api_key_set, host_set;
 
     posthog_log_fn log_fn;
