@@ -55,9 +55,11 @@ void posthog__flags_error_string(unsigned e, long api_status, char *buf, size_t 
             snprintf(api, sizeof api, "api_error_%ld", api_status);
             n = api;
         }
-        int w = snprintf(buf + len, cap > len ? cap - len : 0, "%s%s", len ? "," : "", n);
-        if (w < 0 || (size_t)w >= cap - len) break;
-        len += (size_t)w;
+        /* only whole names: a truncated one would read as another value */
+        size_t need = strlen(n) + (len ? 1 : 0);
+        if (len + need >= cap) break;
+        snprintf(buf + len, cap - len, "%s%s", len ? "," : "", n);
+        len += need;
     }
 }
 
