@@ -86,7 +86,7 @@ void posthog__flags_shutdown(posthog_client_t *c) {
 /* ---------------------------------------------------------------- snapshot */
 
 static int cmp_flag(const void *a, const void *b) {
-    return strcmp(((const ph_flag_value_t *)a)->key, ((const ph_flag_value_t *)b)->key);
+    return strcmp(((const ph_flag_eval_t *)a)->key, ((const ph_flag_eval_t *)b)->key);
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -218,7 +218,7 @@ static posthog_status_t snapshot_new(posthog_client_t *c, const char *did,
             bool want = false;
             for (size_t k = 0; k < f->nkeys && !want; k++) want = !strcmp(f->keys[k], f->a.flags[i].key);
             if (want) f->a.flags[w++] = f->a.flags[i];
-            else posthog__flag_value_free(&f->a.flags[i]);
+            else posthog__flag_eval_free(&f->a.flags[i]);
         }
         f->a.n = w;
     }
@@ -250,9 +250,9 @@ const char *posthog_flags_key(const posthog_flags_t *f, size_t i) {
     return f && i < f->a.n ? f->a.flags[i].key : NULL;
 }
 
-static const ph_flag_value_t *lookup(const posthog_flags_t *f, const char *key) {
+static const ph_flag_eval_t *lookup(const posthog_flags_t *f, const char *key) {
     if (!f || !key || !f->a.n) return NULL;
-    ph_flag_value_t probe = {.key = (char *)key};
+    ph_flag_eval_t probe = {.key = (char *)key};
     return bsearch(&probe, f->a.flags, f->a.n, sizeof probe, cmp_flag);
 }
 
@@ -263,7 +263,7 @@ static bool was_failed(const posthog_flags_t *f, const char *key) {
 }
 
 /* The $feature_flag_error for one key, into buf. */
-static void key_errors(const posthog_flags_t *f, const char *key, const ph_flag_value_t *v,
+static void key_errors(const posthog_flags_t *f, const char *key, const ph_flag_eval_t *v,
                        char *buf, size_t cap) {
     unsigned e = f->a.errors & ~(unsigned)PH_FERR_EVALUATION_FAILED;
     if (was_failed(f, key)) e |= PH_FERR_EVALUATION_FAILED;
@@ -273,7 +273,7 @@ static void key_errors(const posthog_flags_t *f, const char *key, const ph_flag_
     posthog__flags_error_string(e, f->a.api_status, buf, cap);
 }
 
-static void add_response(cJSON *o, const char *name, const ph_flag_value_t *v) {
+static void add_response(cJSON *o, const char *name, const ph_flag_eval_t *v) {
     if (!v) cJSON_AddNullToObject(o, name);
     else if (v->variant) cJSON_AddStringToObject(o, name, v->variant);
     else cJSON_AddBoolToObject(o, name, v->enabled);
@@ -281,7 +281,7 @@ static void add_response(cJSON *o, const char *name, const ph_flag_value_t *v) {
 
 /* Captures $feature_flag_called for this read, once per (distinct_id,
  * key, response, groups). */
-static void report_exposure(posthog_flags_t *f, const char *key, const ph_flag_value_t *v) {
+static void report_exposure(posthog_flags_t *f, const char *key, const ph_flag_eval_t *v) {
     if (!f->send_events || !f->did) return;
     ph_flags_client_t *s = flags_state(f->c);
     if (!s) return;
@@ -334,7 +334,7 @@ fail:
     posthog__exposure_forget(s->seen, f->did, fp);
 }
 
-static void fill(posthog_flag_t *out, const char *key, const ph_flag_value_t *v) {
+static void fill(posthog_flag_t *out, const char *key, const ph_flag_eval_t *v) {
     memset(out, 0, sizeof *out);
     out->key = key;
     out->id = out->version = -1;
@@ -354,7 +354,7 @@ int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out) 
         if (out) fill(out, key, NULL);
         return 0;
     }
-    const ph_flag_value_t *v = lookup(f, key);
+    const ph_flag_eval_t *v = lookup(f, key);
     if (out) fill(out, key, v);
     report_exposure(f, key, v);
     return v != NULL;
@@ -366,7 +366,7 @@ int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_va
 }
 
 const char *posthog_flags_payload(const posthog_flags_t *f, const char *key) {
-    const ph_flag_value_t *v = lookup(f, key);
+    const ph_flag_eval_t *v = lookup(f, key);
     return v ? v->payload : NULL;
 }
 
@@ -421,7 +421,7 @@ char *posthog_get_feature_flag_payload(posthog_client_t *c, const char *key,
     /* like posthog-python: no $feature_flag_called unless asked for */
     if (one_flag(c, key, distinct_id, opts, false, &f)) return NULL;
     char *out = NULL;
-    const ph_flag_value_t *v = lookup(f, key);
+    const ph_flag_eval_t *v = lookup(f, key);
     if (v && v->payload) {
         if (f->send_events) report_exposure(f, key, v);
         out = strdup(v->payload);

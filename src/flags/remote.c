@@ -13,7 +13,7 @@
 #define FLAGS_BODY_MAX ((size_t)8 << 20)
 #define RETRY_BASE_MS 300
 
-void posthog__flag_value_free(ph_flag_value_t *v) {
+void posthog__flag_eval_free(ph_flag_eval_t *v) {
     free(v->key);
     free(v->variant);
     free(v->payload);
@@ -22,7 +22,7 @@ void posthog__flag_value_free(ph_flag_value_t *v) {
 }
 
 void posthog__flags_answer_free(ph_flags_answer_t *a) {
-    for (size_t i = 0; i < a->n; i++) posthog__flag_value_free(&a->flags[i]);
+    for (size_t i = 0; i < a->n; i++) posthog__flag_eval_free(&a->flags[i]);
     free(a->flags);
     for (size_t i = 0; i < a->nfailed; i++) free(a->failed[i]);
     free(a->failed);
@@ -190,10 +190,10 @@ static char *payload_text(const cJSON *v) {
     return cJSON_PrintUnformatted(v);
 }
 
-static int push_flag(ph_flags_answer_t *a, ph_flag_value_t *v, size_t *cap) {
+static int push_flag(ph_flags_answer_t *a, ph_flag_eval_t *v, size_t *cap) {
     if (a->n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
-        ph_flag_value_t *f = realloc(a->flags, nc * sizeof *f);
+        ph_flag_eval_t *f = realloc(a->flags, nc * sizeof *f);
         if (!f) return -1;
         a->flags = f;
         *cap = nc;
@@ -219,7 +219,7 @@ static int parse_v2(const cJSON *flags, ph_flags_answer_t *a) {
             a->nfailed++;
             continue;
         }
-        ph_flag_value_t v = {.id = -1, .version = -1, .has_experiment = -1};
+        ph_flag_eval_t v = {.id = -1, .version = -1, .has_experiment = -1};
         const cJSON *variant = cJSON_GetObjectItemCaseSensitive(f, "variant");
         const cJSON *reason = cJSON_GetObjectItemCaseSensitive(f, "reason");
         const cJSON *meta = cJSON_GetObjectItemCaseSensitive(f, "metadata");
@@ -243,7 +243,7 @@ static int parse_v2(const cJSON *flags, ph_flags_answer_t *a) {
         /* a variant means enabled, whatever "enabled" says */
         if (v.variant) v.enabled = true;
         if (!v.key || push_flag(a, &v, &cap)) {
-            posthog__flag_value_free(&v);
+            posthog__flag_eval_free(&v);
             return -1;
         }
     }
@@ -254,7 +254,7 @@ static int parse_v1(const cJSON *flags, const cJSON *payloads, ph_flags_answer_t
     size_t cap = 0;
     for (const cJSON *f = flags->child; f; f = f->next) {
         if (!f->string) continue;
-        ph_flag_value_t v = {.id = -1, .version = -1, .has_experiment = -1};
+        ph_flag_eval_t v = {.id = -1, .version = -1, .has_experiment = -1};
         if (cJSON_IsString(f)) {
             v.enabled = true;
             v.variant = strdup(f->valuestring);
@@ -268,7 +268,7 @@ static int parse_v1(const cJSON *flags, const cJSON *payloads, ph_flags_answer_t
         if (cJSON_IsObject(payloads))
             v.payload = payload_text(cJSON_GetObjectItemCaseSensitive(payloads, f->string));
         if (!v.key || push_flag(a, &v, &cap)) {
-            posthog__flag_value_free(&v);
+            posthog__flag_eval_free(&v);
             return -1;
         }
     }
@@ -295,7 +295,7 @@ int posthog__flags_parse_answer(const char *body, size_t len, ph_flags_answer_t 
         if (cJSON_IsString(it) && !strcmp(it->valuestring, "feature_flags")) {
             out->errors |= PH_FERR_QUOTA_LIMITED;
             /* quota limited: no flag value is to be trusted */
-            for (size_t i = 0; i < out->n; i++) posthog__flag_value_free(&out->flags[i]);
+            for (size_t i = 0; i < out->n; i++) posthog__flag_eval_free(&out->flags[i]);
             out->n = 0;
         }
     }

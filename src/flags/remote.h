@@ -26,7 +26,7 @@ typedef struct {
     int64_t version;     /* -1: unknown */
     int has_experiment;  /* -1 unknown, 0, 1 */
     bool locally_evaluated;
-} ph_flag_value_t;
+} ph_flag_eval_t;
 
 /* $feature_flag_error values (flags.md 2.2), joined with ',' when several. */
 enum {
@@ -41,7 +41,7 @@ enum {
 };
 
 typedef struct {
-    ph_flag_value_t *flags;
+    ph_flag_eval_t *flags;
     size_t n;
     unsigned errors;              /* PH_FERR_* for the whole answer */
     long api_status;              /* with PH_FERR_API */
@@ -75,7 +75,7 @@ int posthog__flags_remote(ph_req_pool_t *pool, const posthog_options_t *o, const
  * Exposed for the unit tests. */
 int posthog__flags_parse_answer(const char *body, size_t len, ph_flags_answer_t *out);
 void posthog__flags_answer_free(ph_flags_answer_t *a);
-void posthog__flag_value_free(ph_flag_value_t *v);
+void posthog__flag_eval_free(ph_flag_eval_t *v);
 /* "errors_while_computing_flags,timeout" into buf ("" when none). */
 void posthog__flags_error_string(unsigned errors, long api_status, char *buf, size_t cap);
 

@@ -23,7 +23,7 @@ static int parse(const char *body, ph_flags_answer_t *a) {
     return posthog__flags_parse_answer(body, strlen(body), a);
 }
 
-static const ph_flag_value_t *find(const ph_flags_answer_t *a, const char *key) {
+static const ph_flag_eval_t *find(const ph_flags_answer_t *a, const char *key) {
     for (size_t i = 0; i < a->n; i++)
         if (!strcmp(a->flags[i].key, key)) return &a->flags[i];
     return NULL;
@@ -47,7 +47,7 @@ START_TEST(v2_shape) {
               &a),
         0);
     ck_assert_uint_eq(a.n, 3);
-    const ph_flag_value_t *b = find(&a, "bool-on");
+    const ph_flag_eval_t *b = find(&a, "bool-on");
     ck_assert_ptr_nonnull(b);
     ck_assert(b->enabled);
     ck_assert_ptr_null(b->variant);
@@ -56,7 +56,7 @@ START_TEST(v2_shape) {
     ck_assert_int_eq(b->id, 12);
     ck_assert_int_eq(b->version, 3);
     ck_assert_int_eq(b->has_experiment, 0);
-    const ph_flag_value_t *m = find(&a, "multi");
+    const ph_flag_eval_t *m = find(&a, "multi");
     ck_assert(m->enabled);
     ck_assert_str_eq(m->variant, "test");
     ck_assert_str_eq(m->reason, "condition_match"); /* the code when no description */
