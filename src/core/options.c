@@ -47,6 +47,7 @@ posthog_options_t *posthog_options_new(void) {
     o->feature_flags_request_max_retries = 1;
     o->send_feature_flag_events = true;
     o->feature_flag_called_cache_size = 50000;
+    o->poll_interval_ms = 30000;
     return o;
 }
 
@@ -59,6 +60,7 @@ void posthog_options_free(posthog_options_t *o) {
     free(o->sdk_version);
     free(o->super_properties);
     free(o->ca_bundle);
+    free(o->secret_key);
     free(o->storage_path);
     free(o);
 }
@@ -160,6 +162,7 @@ static const num_opt_t num_opts[] = {
     NUM("feature_flags_request_timeout_ms", 1, 600000, feature_flags_request_timeout_ms),
     NUM("feature_flags_request_max_retries", 0, 10, feature_flags_request_max_retries),
     NUM("feature_flag_called_cache_size", 0, 10000000, feature_flag_called_cache_size),
+    NUM("poll_interval_ms", 1000, 86400000, poll_interval_ms),
 };
 
 typedef struct {
@@ -247,6 +250,13 @@ posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, cons
             return POSTHOG_E_BAD_OPTION_VALUE;
         o->durability_always = !strcmp(value, "always");
         return POSTHOG_OK;
+    } else if (!strcmp(key, "secret_key") || !strcmp(key, "personal_api_key")) {
+        /* local evaluation's key: phs_... (personal_api_key: phx_..., the older
+         * name); it travels in a header, so printable ASCII only */
+        for (const char *p = value; p && *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f || (unsigned char)*p >= 0x80)
+                return POSTHOG_E_BAD_OPTION_VALUE;
+        r = set_str(&o->secret_key, value && *value ? value : NULL, false);
     } else if (!strcmp(key, "ca_bundle")) {
         r = set_str(&o->ca_bundle, value, false);
     } else if (!strcmp(key, "super_properties")) {

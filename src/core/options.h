@@ -49,6 +49,8 @@ struct posthog_options {
     uint32_t feature_flags_request_max_retries;
     bool send_feature_flag_events;
     uint32_t feature_flag_called_cache_size;
+    char *secret_key;            /* local evaluation (phs_ or phx_), NULL: none */
+    uint32_t poll_interval_ms;   /* flag definitions */
     bool api_key_set, host_set;
 
     posthog_log_fn log_fn;
