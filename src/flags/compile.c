@@ -246,10 +246,9 @@ static void compile_filter(cc_t *c, const cJSON *p, ph_filter_t *f) {
         }
     }
     if (f->type == PH_PT_COHORT) {
-        char *id = f->has_value ? text_dup(c, f->value) : NULL;
-        for (size_t i = 0; id && i < c->ncohorts; i++)
-            if (!strcmp(c->cohort_ids[i], id)) f->cohort = (int32_t)i;
-        free(id);
+        f->cohort_id = f->has_value ? text_dup(c, f->value) : NULL;
+        for (size_t i = 0; f->cohort_id && i < c->ncohorts; i++)
+            if (!strcmp(c->cohort_ids[i], f->cohort_id)) f->cohort = (int32_t)i;
         return;
     }
     if (f->type == PH_PT_FLAG) {
@@ -291,12 +290,12 @@ static void compile_filter(cc_t *c, const cJSON *p, ph_filter_t *f) {
     case PH_OP_IS_DATE_AFTER:
     case PH_OP_IS_DATE_BEFORE:
         if (!cJSON_IsString(f->value)) break; /* the server: only strings */
-        if (posthog__flags_parse_relative(f->value->valuestring, &f->rel_n, &f->rel_unit) ||
-            posthog__flags_parse_date(f->value->valuestring, &f->date_us)) {
-            f->date_ok = true;
+        if (posthog__flags_parse_relative(f->value->valuestring, &f->rel_n, &f->rel_unit) > 0) {
+            f->date_ok = true; /* resolved against the clock of each evaluation */
         } else {
-            for (const char *s = f->value->valuestring; *s; s++)
-                if (isdigit((unsigned char)*s)) f->date_unsupported = true;
+            int r = posthog__flags_date_text(f->value->valuestring, 0, &f->date_us);
+            f->date_ok = r > 0;
+            f->date_unsupported = r < 0;
         }
         break;
     case PH_OP_REGEX:
@@ -312,6 +311,7 @@ static void free_filter(ph_filter_t *f) {
     for (size_t i = 0; i < f->nstrs; i++) free(f->strs[i]);
     free(f->strs);
     free(f->sv_text);
+    free(f->cohort_id);
     if (f->re_state == PH_RE_OK) regfree(&f->re);
 }
 

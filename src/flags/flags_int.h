@@ -69,8 +69,10 @@ typedef enum {
  * ordering). */
 typedef struct {
     uint64_t major, minor, patch;
-    const char *pre; /* pre-release text without '-', or NULL; owned by whoever parsed */
+    const char *pre; /* pre-release text without '-', or NULL; borrows the parsed text */
     size_t pre_len;
+    const char *build; /* build metadata without '+', or NULL */
+    size_t build_len;
 } ph_semver_t;
 
 /* A semver range [lo, hi); hi_set false means unbounded above. */
@@ -120,8 +122,10 @@ typedef struct {
     /* regex */
     ph_re_state_t re_state;
     regex_t re;
-    /* type cohort: index into defs->cohorts, or -1 when not sent (static) */
+    /* type cohort: index into defs->cohorts, or -1 when not sent (static);
+     * cohort_id: the id as text (for "detail") */
     int32_t cohort;
+    char *cohort_id;
     /* type flag: index of the flag depended on, or -1 when missing */
     int32_t dep_flag;
     bool dep_malformed;  /* wrong operator or value: a definitive false */
@@ -228,10 +232,16 @@ int posthog__flags_semver_cmp(const ph_semver_t *a, const ph_semver_t *b);
 /* tilde/caret/wildcard requirement -> range. Returns false when invalid. */
 bool posthog__flags_semver_range(ph_op_t op, const char *s, ph_semver_range_t *out);
 bool posthog__flags_semver_in_range(const ph_semver_t *v, const ph_semver_range_t *r);
-/* Absolute date text -> UTC microseconds: 1 ok, 0 not a date we know. */
+/* Absolute date text -> UTC microseconds: 1 ok, 0 not a form we know,
+ * -1 a YYYY-MM-DD that is no calendar date. */
 int posthog__flags_parse_date(const char *s, int64_t *us);
-/* "-7d"-style relative dates: true with n and unit on success. */
-bool posthog__flags_parse_relative(const char *s, int32_t *n, char *unit);
+/* "-7d"-style relative dates: 1 with n and unit, 0 another form, -1 the
+ * form with a number of 10000 or more. */
+int posthog__flags_parse_relative(const char *s, int32_t *n, char *unit);
+/* The verdict on a date text: 1 parsed (*us; relative ones against now_ms),
+ * 0 definitely not a date for the server, -1 only the server's fallback
+ * parser could tell. */
+int posthog__flags_date_text(const char *s, int64_t now_ms, int64_t *us);
 int64_t posthog__flags_relative_to_us(int32_t n, char unit, int64_t now_ms);
 /* Python/Rust regex syntax -> POSIX ERE. Returns 1 translated, 0 not
  * expressible in POSIX (lookaround, backreferences, ...), -1 invalid. */

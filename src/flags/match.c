@@ -130,7 +130,7 @@ static int match_group(const ev_t *e, const ph_pgroup_t *g, int depth, why_t *w)
 static int match_cohort(const ev_t *e, const ph_filter_t *p, int depth, why_t *w) {
     if (p->cohort < 0) {
         w->cause = PH_INCONCLUSIVE_STATIC_COHORT;
-        w->detail = p->has_value && cJSON_IsString(p->value) ? p->value->valuestring : p->key;
+        w->detail = p->cohort_id ? p->cohort_id : p->key;
         return -1;
     }
     if (depth >= PH_FLAGS_MAX_DEPTH) {

@@ -8,7 +8,6 @@
  * from its database), and values or patterns this engine cannot interpret
  * the way the server would. No allocation except inside regexec().
  */
-#include <ctype.h>
 #include <math.h>
 #include <string.h>
 
@@ -98,12 +97,6 @@ static bool as_number(const cJSON *v, double *out) {
     return false; /* "true", "null", arrays: not numbers for the server either */
 }
 
-static bool any_digit(const char *s) {
-    for (; *s; s++)
-        if (isdigit((unsigned char)*s)) return true;
-    return false;
-}
-
 /* 1 parsed into *us, 0 definitely not a date, -1 a form only the server's
  * fallback parser (dateparser) might read. */
 static int date_of(const cJSON *v, int64_t now_ms, int64_t *us) {
@@ -112,16 +105,7 @@ static int date_of(const cJSON *v, int64_t now_ms, int64_t *us) {
         secs = v->valuedouble;
     } else if (cJSON_IsString(v) && v->valuestring) {
         const char *s = v->valuestring;
-        if (!posthog__flags_parse_f64(s, &secs)) {
-            int32_t n;
-            char unit;
-            if (posthog__flags_parse_relative(s, &n, &unit)) {
-                *us = posthog__flags_relative_to_us(n, unit, now_ms);
-                return 1;
-            }
-            if (posthog__flags_parse_date(s, us)) return 1;
-            return any_digit(s) ? -1 : 0;
-        }
+        if (!posthog__flags_parse_f64(s, &secs)) return posthog__flags_date_text(s, now_ms, us);
     } else {
         return 0;
     }

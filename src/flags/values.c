@@ -128,8 +128,8 @@ static bool valid_pre(const char *s, size_t n, bool is_build) {
  * the semver crate would order by it: see docs/flags.md).
  */
 bool posthog__flags_semver_parse(const char *s, size_t n, ph_semver_t *out) {
+    if (n && *s == 'v') s++, n--; /* the server strips the 'v' before trimming */
     while (n && isspace((unsigned char)*s)) s++, n--;
-    if (n && *s == 'v') s++, n--;
     while (n && isspace((unsigned char)s[n - 1])) n--;
     size_t core = 0;
     while (core < n && s[core] != '-' && s[core] != '+') core++;
@@ -148,8 +148,8 @@ bool posthog__flags_semver_parse(const char *s, size_t n, ph_semver_t *out) {
     out->major = part[0];
     out->minor = part[1];
     out->patch = part[2];
-    out->pre = NULL;
-    out->pre_len = 0;
+    out->pre = out->build = NULL;
+    out->pre_len = out->build_len = 0;
     if (core < n) {
         size_t plus = core;
         while (plus < n && s[plus] != '+') plus++;
@@ -158,19 +158,31 @@ bool posthog__flags_semver_parse(const char *s, size_t n, ph_semver_t *out) {
             out->pre = s + core + 1;
             out->pre_len = plus - core - 1;
         }
-        if (plus < n && !valid_pre(s + plus + 1, n - plus - 1, true)) return false;
+        if (plus < n) {
+            if (!valid_pre(s + plus + 1, n - plus - 1, true)) return false;
+            out->build = s + plus + 1;
+            out->build_len = n - plus - 1;
+        }
     }
     return true;
 }
+
+/* Dot-separated identifiers in order; a shorter list that is a prefix of
+ * a longer one sorts first. */
+static int cmp_idents(const char *p, size_t pn, const char *q, size_t qn);
 
 static int cmp_ident(const char *a, size_t an, const char *b, size_t bn) {
     bool anum = true, bnum = true;
     for (size_t i = 0; i < an; i++) anum &= isdigit((unsigned char)a[i]) != 0;
     for (size_t i = 0; i < bn; i++) bnum &= isdigit((unsigned char)b[i]) != 0;
     if (anum && bnum) {
-        if (an != bn) return an < bn ? -1 : 1; /* no leading zeros: length orders */
-        int c = memcmp(a, b, an);
-        return (c > 0) - (c < 0);
+        size_t za = 0, zb = 0; /* build identifiers may have leading zeros */
+        while (za + 1 < an && a[za] == '0') za++;
+        while (zb + 1 < bn && b[zb] == '0') zb++;
+        if (an - za != bn - zb) return an - za < bn - zb ? -1 : 1;
+        int c = memcmp(a + za, b + zb, an - za);
+        if (c) return (c > 0) - (c < 0);
+        return (an > bn) - (an < bn);
     }
     if (anum != bnum) return anum ? -1 : 1; /* numeric < alphanumeric */
     int c = memcmp(a, b, an < bn ? an : bn);
@@ -182,10 +194,16 @@ int posthog__flags_semver_cmp(const ph_semver_t *a, const ph_semver_t *b) {
     if (a->major != b->major) return a->major < b->major ? -1 : 1;
     if (a->minor != b->minor) return a->minor < b->minor ? -1 : 1;
     if (a->patch != b->patch) return a->patch < b->patch ? -1 : 1;
-    if (!a->pre_len || !b->pre_len) /* a release sorts after its pre-releases */
+    if (!a->pre_len != !b->pre_len) /* a release sorts after its pre-releases */
         return (a->pre_len == 0) - (b->pre_len == 0);
-    const char *p = a->pre, *q = b->pre;
-    size_t pn = a->pre_len, qn = b->pre_len;
+    int c = a->pre_len ? cmp_idents(a->pre, a->pre_len, b->pre, b->pre_len) : 0;
+    if (c) return c;
+    /* the semver crate orders (and compares) build metadata too; none first */
+    if (!a->build_len || !b->build_len) return (a->build_len != 0) - (b->build_len != 0);
+    return cmp_idents(a->build, a->build_len, b->build, b->build_len);
+}
+
+static int cmp_idents(const char *p, size_t pn, const char *q, size_t qn) {
     for (;;) {
         size_t i = 0, j = 0;
         while (i < pn && p[i] != '.') i++;
@@ -326,7 +344,8 @@ static bool digits(const char *s, int n, int *out) {
  * date and time, "Z"/"z" or +-HH:MM), a bare date, and naive
  * "YYYY-MM-DD[ T]HH:MM[:SS[.f]]". Naive values are UTC here (the server
  * uses the team's time zone, which the definitions do not carry).
- * Returns 1 parsed, 0 not one of these forms.
+ * Returns 1 parsed, 0 not one of these forms, -1 a YYYY-MM-DD that is no
+ * calendar date (no parser reads "2024-02-30").
  */
 int posthog__flags_parse_date(const char *s, int64_t *us) {
     int y, mo, d, h = 0, mi = 0, sec = 0;
@@ -334,7 +353,7 @@ int posthog__flags_parse_date(const char *s, int64_t *us) {
     if (n < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
         !digits(s + 8, 2, &d))
         return 0;
-    if (mo < 1 || mo > 12 || d < 1 || (unsigned)d > days_in_month(y, (unsigned)mo)) return 0;
+    if (mo < 1 || mo > 12 || d < 1 || (unsigned)d > days_in_month(y, (unsigned)mo)) return -1;
     const char *p = s + 10;
     int64_t frac_us = 0, offset_s = 0;
     if (*p) {
@@ -372,21 +391,25 @@ int posthog__flags_parse_date(const char *s, int64_t *us) {
     return 1;
 }
 
-/* ^-?[0-9]+[hdwmy]$ with the number below 10000 (the server's rule). */
-bool posthog__flags_parse_relative(const char *s, int32_t *n, char *unit) {
+/* ^-?[0-9]+[hdwmy]$ with the number below 10000 (the server's rule).
+ * Returns 1 parsed, 0 another form, -1 this form with a number too large
+ * (then no parser of the server reads it as a date). */
+int posthog__flags_parse_relative(const char *s, int32_t *n, char *unit) {
     const char *p = s;
     if (*p == '-') p++;
     int64_t v = 0;
+    bool big = false;
     const char *start = p;
     while (isdigit((unsigned char)*p)) {
-        v = v * 10 + (*p - '0');
-        if (v >= 10000) return false;
+        if (v < 10000) v = v * 10 + (*p - '0');
+        if (v >= 10000) big = true;
         p++;
     }
-    if (p == start || !strchr("hdwmy", *p) || !*p || p[1]) return false;
+    if (p == start || !*p || !strchr("hdwmy", *p) || p[1]) return 0;
+    if (big) return -1;
     *n = (int32_t)v;
     *unit = *p;
-    return true;
+    return 1;
 }
 
 /* now minus n units; months and years step one at a time clamping the day
@@ -597,4 +620,20 @@ int posthog__flags_regex_translate(const char *p, char *out, size_t cap, bool *i
     }
     if (depth) return -1;
     return b.overflow ? 0 : 1;
+}
+
+int posthog__flags_date_text(const char *s, int64_t now_ms, int64_t *us) {
+    int32_t n;
+    char unit;
+    int r = posthog__flags_parse_relative(s, &n, &unit);
+    if (r > 0) {
+        *us = posthog__flags_relative_to_us(n, unit, now_ms);
+        return 1;
+    }
+    if (r < 0) return 0;
+    r = posthog__flags_parse_date(s, us);
+    if (r) return r > 0 ? 1 : 0;
+    for (; *s; s++) /* dateparser's forms all hold a digit */
+        if (isdigit((unsigned char)*s)) return -1;
+    return 0;
 }
