@@ -375,7 +375,7 @@ static char *payload_text(cc_t *c, const cJSON *v) {
     return p;
 }
 
-static void compile_flag(cc_t *c, ph_flags_defs_t *d, const cJSON *j, ph_flag_t *f) {
+static void compile_flag(cc_t *c, const cJSON *j, ph_flag_t *f) {
     const cJSON *filters = cJSON_GetObjectItemCaseSensitive(j, "filters");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
     const cJSON *bucket = cJSON_GetObjectItemCaseSensitive(j, "bucketing_identifier");
@@ -385,6 +385,8 @@ static void compile_flag(cc_t *c, ph_flags_defs_t *d, const cJSON *j, ph_flag_t 
     f->eec = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ensure_experience_continuity"));
     f->bucket_device = cJSON_IsString(bucket) && !strcmp(bucket->valuestring, "device_id");
     f->agg = -1;
+    const cJSON *hx = cJSON_GetObjectItemCaseSensitive(j, "has_experiment");
+    f->has_experiment = cJSON_IsBool(hx) ? (int8_t)cJSON_IsTrue(hx) : -1;
     size_t kl = strlen(f->key);
     if ((f->prefix = malloc(kl + 2))) {
         memcpy(f->prefix, f->key, kl);
@@ -402,11 +404,7 @@ static void compile_flag(cc_t *c, ph_flags_defs_t *d, const cJSON *j, ph_flag_t 
     if (ver && !cJSON_IsNull(ver) && !(cJSON_IsNumber(ver) && ver->valuedouble == 1))
         f->bad_version = true;
     const cJSON *agg = cJSON_GetObjectItemCaseSensitive(filters, "aggregation_group_type_index");
-    if (cJSON_IsNumber(agg)) {
-        f->agg = (int32_t)agg->valuedouble;
-        if (f->agg >= 0 && (size_t)f->agg < d->ngroup_names && d->group_names[f->agg])
-            f->agg_name = d->group_names[f->agg];
-    }
+    if (cJSON_IsNumber(agg)) f->agg = (int32_t)agg->valuedouble < 0 ? -1 : (int32_t)agg->valuedouble;
     f->early_exit = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(filters, "early_exit"));
 
     /* variants: the cumulative table, summed exactly as the server does */
@@ -703,7 +701,7 @@ ph_flags_defs_t *posthog__flags_compile_tree(const cJSON *root, char *err, size_
     for (const cJSON *j = flags->child; j && !c.oom; j = j->next) {
         const cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key");
         if (!cJSON_IsString(key) || !*key->valuestring) continue;
-        compile_flag(&c, d, j, &d->flags[fi++]);
+        compile_flag(&c, j, &d->flags[fi++]);
     }
     if (!c.oom) build_index(&c, d);
     if (!c.oom) build_dependencies(&c, d);

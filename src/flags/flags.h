@@ -96,6 +96,9 @@ typedef struct {
     const char *detail;       /* inconclusive: the property key, operator or
                                  cohort id concerned, or NULL */
     int64_t flag_id;          /* the definition's id, -1 when unknown */
+    int8_t has_experiment;    /* the definition's has_experiment: 1, 0, or -1
+                                 when absent (the minimal-event gate needs
+                                 an explicit false) */
 } ph_flag_result_t;
 
 /* ------------------------------------------------------------ context */

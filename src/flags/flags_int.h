@@ -178,8 +178,8 @@ typedef struct {
     bool early_exit;
     bool bad_version;    /* filters.version present and != 1 */
     bool malformed;
+    int8_t has_experiment; /* 1, 0, -1 absent */
     int32_t agg;         /* -1 person, else group type index */
-    char *agg_name;      /* group type name from group_type_mapping, or NULL */
     char *prefix;        /* "<key>." for the hash */
     size_t prefix_len;
     ph_condition_t *conds;

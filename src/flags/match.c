@@ -317,6 +317,7 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
     memset(out, 0, sizeof *out);
     out->key = f->key;
     out->flag_id = f->id;
+    out->has_experiment = f->has_experiment;
     out->condition_index = -1;
     if (f->malformed) {
         inconclusive(out, PH_INCONCLUSIVE_MALFORMED, f->malformed_detail);
@@ -433,6 +434,7 @@ void posthog__flags_evaluate_index(const ph_flags_defs_t *d, size_t i, const ph_
         memset(out, 0, sizeof *out);
         out->condition_index = -1;
         out->flag_id = -1;
+        out->has_experiment = -1;
         inconclusive(out, PH_INCONCLUSIVE_UNKNOWN_FLAG, NULL);
         return;
     }
@@ -445,6 +447,7 @@ void posthog__flags_evaluate_index(const ph_flags_defs_t *d, size_t i, const ph_
         memset(out, 0, sizeof *out);
         out->key = f->key;
         out->flag_id = f->id;
+        out->has_experiment = f->has_experiment;
         out->condition_index = -1;
         inconclusive(out, PH_INCONCLUSIVE_DEPENDENCY, "out of memory");
         return;

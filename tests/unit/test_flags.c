@@ -615,7 +615,17 @@ START_TEST(flag_basics) {
     ck_assert_int_eq(u.value, PH_FLAG_INCONCLUSIVE);
     ck_assert_int_eq(u.cause, PH_INCONCLUSIVE_UNKNOWN_FLAG);
     ck_assert_str_eq(u.detail, "nope");
+    ck_assert_int_eq(u.has_experiment, -1);
     posthog__flags_defs_unref(d);
+    /* id and has_experiment travel with every result (the exposure event needs them) */
+    r = eval1(DEFS("{\"id\":77,\"key\":\"x\",\"active\":true,\"has_experiment\":false,"
+                   "\"filters\":{}},{\"key\":\"y\",\"active\":false,\"has_experiment\":true}"),
+              "x", (ctxs_t){0});
+    ck_assert_int_eq(r.flag_id, 77);
+    ck_assert_int_eq(r.has_experiment, 0);
+    r = eval1(DEFS("{\"key\":\"y\",\"active\":false,\"has_experiment\":true}"), "y", (ctxs_t){0});
+    ck_assert_int_eq(r.has_experiment, 1);
+    ck_assert_int_eq(r.flag_id, -1);
 }
 END_TEST
 
