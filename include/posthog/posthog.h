@@ -168,6 +168,11 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *   feature_flag_called_cache_size  distinct ids the $feature_flag_called
  *                        dedupe remembers; the oldest is forgotten first; 0:
  *                        no dedupe [50000]
+ *   secret_key           project secret key (phs_...) for local evaluation of
+ *                        feature flags: the client then loads the flag
+ *                        definitions in the background and evaluates locally;
+ *                        personal_api_key (phx_...) is the older name [none]
+ *   poll_interval_ms     how often the definitions are polled (+-10%) [30000]
  */
 POSTHOG_API posthog_status_t posthog_options_set(posthog_options_t *o, const char *key,
                                                  const char *value);
@@ -636,6 +641,26 @@ POSTHOG_API posthog_flag_state_t posthog_get_feature_flag(posthog_client_t *c, c
                                                           const char *distinct_id,
                                                           const posthog_flags_options_t *opts,
                                                           char *variant, size_t variant_size);
+/*
+ * Local evaluation (with the secret_key option). Definitions load in a
+ * thread of the client's own, at creation and every poll_interval_ms, and
+ * with storage_path are kept on disk so that a restarted process evaluates
+ * at once. Evaluation takes no lock. A flag that cannot be decided locally
+ * (a static cohort, an unknown operator, a property not passed, ...) is
+ * asked of the server in the same call unless only_evaluate_locally; each
+ * such fallback is counted: posthog_get_stat(c, "flags_fallback_<cause>")
+ * ("flags_fallback_total", "flags_local", "flags_remote", "flags_requests",
+ * "flags_definitions_loads", "_not_modified", "_failures", "_fetches").
+ *
+ * posthog_wait_for_flag_definitions waits (up to timeout_ms, < 0 for ever)
+ * until definitions are loaded: POSTHOG_OK, or POSTHOG_E_TIMEOUT when not
+ * (yet) loaded. posthog_reload_feature_flags polls now and waits for that
+ * poll (up to timeout_ms). Both return POSTHOG_E_INVALID_ARG without a
+ * secret_key. Only these two block, and only the caller that calls them.
+ */
+POSTHOG_API posthog_status_t posthog_wait_for_flag_definitions(posthog_client_t *c, int timeout_ms);
+POSTHOG_API posthog_status_t posthog_reload_feature_flags(posthog_client_t *c, int timeout_ms);
+
 /* 1 enabled, 0 disabled, -1 unknown. */
 POSTHOG_API int posthog_is_feature_enabled(posthog_client_t *c, const char *key,
                                            const char *distinct_id,

@@ -201,6 +201,9 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     }
     /* Registered before the thread starts, so a fork from now on resets it. */
     posthog__registry_add(c);
+    /* local evaluation asked for (secret_key): load the definitions now, in
+     * the background */
+    if (!o->disabled && o->secret_key) posthog__flags_client_start(c);
     if (!o->disabled) {
         pthread_mutex_lock(&c->mu);
         int rc = posthog__flusher_start(c);
@@ -395,5 +398,6 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
     if (!strcmp(name, "evicted"))
         return s.dropped[POSTHOG_DROP_STORAGE_FULL] + s.dropped[POSTHOG_DROP_EXPIRED];
     if (!strcmp(name, "corrupt_skipped")) return s.dropped[POSTHOG_DROP_CORRUPT];
+    if (!strncmp(name, "flags_", 6)) return posthog__flags_stat(c, name);
     return UINT64_MAX;
 }

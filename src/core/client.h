@@ -150,6 +150,9 @@ void posthog__wake(posthog_client_t *c);
 void posthog__flags_client_free(posthog_client_t *c);
 void posthog__flags_shutdown(posthog_client_t *c);
 void posthog__flags_fork_child(posthog_client_t *c);
+void posthog__flags_client_start(posthog_client_t *c);
+/* "flags_..." counters for posthog_get_stat; UINT64_MAX for an unknown name */
+uint64_t posthog__flags_stat(const posthog_client_t *c, const char *name);
 /* Counts a drop and reports it through the callback. Any thread, no lock held. */
 void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
                           int http_status, const char *msg, const char *events_json,

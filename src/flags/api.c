@@ -15,14 +15,53 @@
 
 #include "client.h"
 #include "exposure.h"
+#include "flags.h"
+#include "loader.h"
 #include "remote.h"
 #include "request.h"
 
-/* Per-client flags state, created at the first flags call. */
+#define CAUSES (PH_INCONCLUSIVE_MALFORMED + 1)
+
+/* Per-client flags state, created at the first flags call (or at client
+ * creation with a secret_key). */
 typedef struct ph_flags_client {
     ph_req_pool_t *pool;
     ph_exposure_t *seen;
+    ph_flags_store_t *store;     /* local definitions (NULL without secret_key) */
+    ph_loader_t *loader;
+    posthog_client_t *c;
+    ph_counter_t local;          /* flags decided locally */
+    ph_counter_t remote;         /* flags asked of the server */
+    ph_counter_t fallback[CAUSES]; /* local -> remote, by cause */
+    ph_counter_t remote_requests;
 } ph_flags_client_t;
+
+static int sink_install(void *ud, const char *json, size_t len, char *err, size_t errlen) {
+    ph_flags_client_t *s = ud;
+    ph_flags_defs_t *d = posthog__flags_compile(json, len, err, errlen);
+    if (!d) return -1;
+    posthog__flags_store_publish(s->store, d);
+    return 0;
+}
+
+static void sink_clear(void *ud) {
+    ph_flags_client_t *s = ud;
+    posthog__flags_store_publish(s->store, NULL);
+}
+
+static void sink_log(void *ud, int level, const char *msg) {
+    ph_flags_client_t *s = ud;
+    posthog__log(s->c, (posthog_log_level_t)level, "%s", msg);
+}
+
+static void state_free(ph_flags_client_t *s) {
+    if (!s) return;
+    posthog__loader_stop(s->loader); /* before the store it publishes into */
+    posthog__flags_store_free(s->store);
+    posthog__req_pool_free(s->pool);
+    posthog__exposure_free(s->seen);
+    free(s);
+}
 
 struct posthog_flags {
     posthog_client_t *c;
@@ -41,37 +80,85 @@ static ph_flags_client_t *flags_state(posthog_client_t *c) {
     if (s) return s;
     ph_flags_client_t *n = calloc(1, sizeof *n);
     if (!n) return NULL;
+    n->c = c;
     n->pool = posthog__req_pool_new(c->o);
     n->seen = posthog__exposure_new(c->o->feature_flag_called_cache_size);
-    if (!n->pool || !n->seen) {
-        posthog__req_pool_free(n->pool);
-        posthog__exposure_free(n->seen);
-        free(n);
+    bool local = c->o->secret_key && !c->o->disabled;
+    if (local) n->store = posthog__flags_store_new();
+    if (!n->pool || !n->seen || (local && !n->store)) {
+        state_free(n);
         return NULL;
     }
     ph_flags_client_t *expected = NULL;
-    if (atomic_compare_exchange_strong_explicit(&c->flags, &expected, n, memory_order_acq_rel,
-                                                memory_order_acquire))
-        return n;
-    posthog__req_pool_free(n->pool);
-    posthog__exposure_free(n->seen);
-    free(n);
-    return expected;
+    if (!atomic_compare_exchange_strong_explicit(&c->flags, &expected, n, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        state_free(n);
+        return expected;
+    }
+    if (local) {
+        /* started once the state is published: the loader's sink uses it */
+        char err[128];
+        ph_loader_sink_t sink = {sink_install, sink_clear, sink_log, n};
+        if (!(n->loader = posthog__loader_start(c->o, n->pool, &sink, err, sizeof err)))
+            posthog__log(c, POSTHOG_LOG_ERROR, "feature flags: no local evaluation: %s", err);
+    }
+    return n;
+}
+
+void posthog__flags_client_start(posthog_client_t *c) {
+    if (!flags_state(c))
+        posthog__log(c, POSTHOG_LOG_ERROR, "feature flags: out of memory at client creation");
 }
 
 void posthog__flags_client_free(posthog_client_t *c) {
     ph_flags_client_t *s = atomic_load(&c->flags);
     if (!s) return;
-    posthog__req_pool_free(s->pool);
-    posthog__exposure_free(s->seen);
-    free(s);
+    state_free(s);
     atomic_store(&c->flags, NULL);
+}
+
+uint64_t posthog__flags_stat(const posthog_client_t *c, const char *name) {
+    ph_flags_client_t *s = c ? atomic_load(&((posthog_client_t *)c)->flags) : NULL;
+    ph_loader_stats_t ls;
+    posthog__loader_stats(s ? s->loader : NULL, &ls);
+    if (!strcmp(name, "flags_local")) return s ? ph_counter_get(&s->local) : 0;
+    if (!strcmp(name, "flags_remote")) return s ? ph_counter_get(&s->remote) : 0;
+    if (!strcmp(name, "flags_requests")) return s ? ph_counter_get(&s->remote_requests) : 0;
+    if (!strcmp(name, "flags_definitions_fetches")) return ls.fetches;
+    if (!strcmp(name, "flags_definitions_loads")) return ls.loads;
+    if (!strcmp(name, "flags_definitions_not_modified")) return ls.not_modified;
+    if (!strcmp(name, "flags_definitions_failures")) return ls.failures;
+    if (!strcmp(name, "flags_fallback_total")) {
+        uint64_t t = 0;
+        for (int i = 1; s && i < CAUSES; i++) t += ph_counter_get(&s->fallback[i]);
+        return t;
+    }
+    if (!strncmp(name, "flags_fallback_", 15))
+        for (int i = 1; i < CAUSES; i++)
+            if (!strcmp(name + 15, posthog__flags_cause_name((ph_flag_cause_t)i)))
+                return s ? ph_counter_get(&s->fallback[i]) : 0;
+    return UINT64_MAX;
+}
+
+posthog_status_t posthog_wait_for_flag_definitions(posthog_client_t *c, int timeout_ms) {
+    if (!c || !c->o->secret_key) return POSTHOG_E_INVALID_ARG;
+    ph_flags_client_t *s = flags_state(c);
+    if (!s || !s->loader) return POSTHOG_E_INTERNAL;
+    return posthog__loader_wait(s->loader, timeout_ms) == 0 ? POSTHOG_OK : POSTHOG_E_TIMEOUT;
+}
+
+posthog_status_t posthog_reload_feature_flags(posthog_client_t *c, int timeout_ms) {
+    if (!c || !c->o->secret_key) return POSTHOG_E_INVALID_ARG;
+    ph_flags_client_t *s = flags_state(c);
+    if (!s || !s->loader) return POSTHOG_E_INTERNAL;
+    return posthog__loader_reload(s->loader, timeout_ms) == 0 ? POSTHOG_OK : POSTHOG_E_TIMEOUT;
 }
 
 void posthog__flags_fork_child(posthog_client_t *c) {
     ph_flags_client_t *s = atomic_load(&c->flags);
     if (!s) return;
     posthog__req_pool_atfork_child(s->pool);
+    posthog__loader_fork_child(s->loader);
     /* the parent's exposures were reported by the parent; the tracker's
      * locks may have been held by a thread the child does not have */
     ph_exposure_t *fresh = posthog__exposure_new(c->o->feature_flag_called_cache_size);
@@ -147,6 +234,130 @@ static bool tri(posthog_tristate_t t, bool dflt) {
     return t == POSTHOG_TRUE ? true : t == POSTHOG_FALSE ? false : dflt;
 }
 
+typedef struct {
+    char **v;
+    size_t n, cap;
+} ph_keys_t;
+
+static int keys_push(ph_keys_t *k, const char *key) {
+    if (k->n == k->cap) {
+        size_t nc = k->cap ? k->cap * 2 : 8;
+        char **v = realloc(k->v, nc * sizeof *v);
+        if (!v) return -1;
+        k->v = v;
+        k->cap = nc;
+    }
+    char *d = NULL;
+    if (key && !(d = strdup(key))) return -1;
+    k->v[k->n++] = d;
+    return 0;
+}
+
+static void keys_free(ph_keys_t *k) {
+    for (size_t i = 0; i < k->n; i++) free(k->v[i]);
+    free(k->v);
+    memset(k, 0, sizeof *k);
+}
+
+static int push_eval(ph_flags_answer_t *a, const ph_flag_eval_t *v) {
+    ph_flag_eval_t *f = realloc(a->flags, (a->n + 1) * sizeof *f);
+    if (!f) return -1;
+    a->flags = f;
+    a->flags[a->n++] = *v;
+    return 0;
+}
+
+static char *dup_opt(const char *s) { return s ? strdup(s) : NULL; }
+
+/* One local result into the snapshot, or its key into `ask` (inconclusive). */
+static posthog_status_t take_result(posthog_flags_t *f, ph_flags_client_t *s, const char *key,
+                                    const ph_flag_result_t *r, ph_keys_t *ask) {
+    if (r->value == PH_FLAG_INCONCLUSIVE) {
+        ph_counter_add(&s->fallback[r->cause < CAUSES ? r->cause : 0], 1);
+        return keys_push(ask, key) ? POSTHOG_E_NOMEM : POSTHOG_OK;
+    }
+    ph_flag_eval_t v = {.id = r->flag_id, .version = -1, .has_experiment = r->has_experiment,
+                        .locally_evaluated = true};
+    v.enabled = r->value != PH_FLAG_FALSE;
+    v.key = strdup(r->key ? r->key : key);
+    v.variant = r->value == PH_FLAG_VARIANT ? dup_opt(r->variant) : NULL;
+    v.payload = dup_opt(r->payload);
+    v.reason = dup_opt(posthog__flags_reason_description(r->reason));
+    if (!v.key || (r->value == PH_FLAG_VARIANT && r->variant && !v.variant) ||
+        (r->payload && !v.payload) || push_eval(&f->a, &v)) {
+        posthog__flag_eval_free(&v);
+        return POSTHOG_E_NOMEM;
+    }
+    ph_counter_add(&s->local, 1);
+    return POSTHOG_OK;
+}
+
+static posthog_status_t local_eval(posthog_flags_t *f, ph_flags_client_t *s,
+                                   const ph_flags_defs_t *d, const posthog_flags_options_t *opts,
+                                   ph_keys_t *ask) {
+    cJSON *pp = opts->person_properties_json ? cJSON_Parse(opts->person_properties_json) : NULL;
+    cJSON *groups = opts->groups_json ? cJSON_Parse(opts->groups_json) : NULL;
+    cJSON *gp = opts->group_properties_json ? cJSON_Parse(opts->group_properties_json) : NULL;
+    ph_flags_ctx_t ctx = {.distinct_id = f->did,
+                          .device_id = opts->device_id,
+                          .person_properties = pp,
+                          .groups = groups,
+                          .group_properties = gp};
+    posthog_status_t st = POSTHOG_OK;
+    ph_flag_result_t r;
+    if (opts->flag_keys) {
+        for (const char *const *k = opts->flag_keys; *k && st == POSTHOG_OK; k++) {
+            posthog__flags_evaluate(d, *k, &ctx, &r);
+            st = take_result(f, s, *k, &r, ask);
+        }
+    } else {
+        size_t n = posthog__flags_count(d);
+        for (size_t i = 0; i < n && st == POSTHOG_OK; i++) {
+            posthog__flags_evaluate_index(d, i, &ctx, &r);
+            st = take_result(f, s, posthog__flags_key(d, i), &r, ask);
+        }
+    }
+    f->a.minimal_events = posthog__flags_minimal_events(d);
+    cJSON_Delete(pp);
+    cJSON_Delete(groups);
+    cJSON_Delete(gp);
+    return st;
+}
+
+static bool has_key(const ph_flags_answer_t *a, const char *key) {
+    for (size_t i = 0; i < a->n; i++)
+        if (!strcmp(a->flags[i].key, key)) return true;
+    return false;
+}
+
+/* Adds the server's answer; a local value is never replaced by a remote one. */
+static posthog_status_t merge_remote(posthog_flags_t *f, ph_flags_client_t *s, ph_flags_answer_t *r) {
+    size_t local_n = f->a.n;
+    for (size_t i = 0; i < r->n; i++) {
+        if (local_n && has_key(&f->a, r->flags[i].key)) continue;
+        if (push_eval(&f->a, &r->flags[i])) return POSTHOG_E_NOMEM;
+        memset(&r->flags[i], 0, sizeof r->flags[i]); /* moved */
+        ph_counter_add(&s->remote, 1);
+    }
+    f->a.errors |= r->errors;
+    f->a.api_status = r->api_status;
+    f->a.requests += r->requests;
+    if (!f->a.request_id && r->request_id) {
+        f->a.request_id = r->request_id;
+        r->request_id = NULL;
+    }
+    if (r->evaluated_at >= 0) f->a.evaluated_at = r->evaluated_at;
+    f->a.minimal_events |= r->minimal_events;
+    if (r->nfailed) {
+        f->a.failed = r->failed;
+        f->a.nfailed = r->nfailed;
+        r->failed = NULL;
+        r->nfailed = 0;
+    }
+    snprintf(f->a.detail, sizeof f->a.detail, "%s", r->detail);
+    return POSTHOG_OK;
+}
+
 static posthog_status_t snapshot_new(posthog_client_t *c, const char *did,
                                      const posthog_flags_options_t *opts, bool events_default,
                                      posthog_flags_t **out) {
@@ -193,23 +404,54 @@ static posthog_status_t snapshot_new(posthog_client_t *c, const char *did,
     if (!f->did || c->o->disabled || opts->only_evaluate_locally) return POSTHOG_OK;
     ph_flags_client_t *s = flags_state(c);
     if (!s) return POSTHOG_E_NOMEM;
-    ph_flags_query_t q = {.distinct_id = f->did,
-                          .groups_json = opts->groups_json,
-                          .person_properties_json = opts->person_properties_json,
-                          .group_properties_json = opts->group_properties_json,
-                          .flag_keys = opts->flag_keys,
-                          .device_id = opts->device_id,
-                          .disable_geoip = f->disable_geoip};
-    if (posthog__flags_remote(s->pool, c->o, &q, &f->a)) {
-        char err[128];
-        posthog__flags_error_string(f->a.errors, f->a.api_status, err, sizeof err);
-        posthog__log(c, POSTHOG_LOG_WARN, "feature flags: /flags failed after %d request(s) (%s): %s",
-                     f->a.requests, err, f->a.detail);
-    } else if (f->a.errors) {
-        char err[128];
-        posthog__flags_error_string(f->a.errors, f->a.api_status, err, sizeof err);
-        posthog__log(c, POSTHOG_LOG_WARN, "feature flags: the server reported %s", err);
+    /* local evaluation first; what it cannot decide goes to the server */
+    ph_keys_t ask = {0};
+    bool ask_all = true;
+    const ph_flags_defs_t *d =
+        s->store && !opts->force_remote ? posthog__flags_store_acquire(s->store) : NULL;
+    if (d) {
+        ask_all = false;
+        st = local_eval(f, s, d, opts, &ask);
+        posthog__flags_store_release(s->store, d);
+        if (st != POSTHOG_OK) {
+            keys_free(&ask);
+            return st;
+        }
     }
+    if (!opts->only_evaluate_locally && (ask_all || ask.n)) {
+        if (!ask_all && keys_push(&ask, NULL)) { /* NULL-terminate */
+            keys_free(&ask);
+            return POSTHOG_E_NOMEM;
+        }
+        ph_flags_query_t q = {.distinct_id = f->did,
+                              .groups_json = opts->groups_json,
+                              .person_properties_json = opts->person_properties_json,
+                              .group_properties_json = opts->group_properties_json,
+                              .flag_keys = ask_all ? opts->flag_keys : (const char *const *)ask.v,
+                              .device_id = opts->device_id,
+                              .disable_geoip = f->disable_geoip};
+        ph_flags_answer_t r;
+        int rc = posthog__flags_remote(s->pool, c->o, &q, &r);
+        ph_counter_add(&s->remote_requests, (uint64_t)r.requests);
+        if (rc) {
+            char err[128];
+            posthog__flags_error_string(r.errors, r.api_status, err, sizeof err);
+            posthog__log(c, POSTHOG_LOG_WARN,
+                         "feature flags: /flags failed after %d request(s) (%s): %s", r.requests,
+                         err, r.detail);
+        } else if (r.errors) {
+            char err[128];
+            posthog__flags_error_string(r.errors, r.api_status, err, sizeof err);
+            posthog__log(c, POSTHOG_LOG_WARN, "feature flags: the server reported %s", err);
+        }
+        st = merge_remote(f, s, &r);
+        posthog__flags_answer_free(&r);
+        if (st != POSTHOG_OK) {
+            keys_free(&ask);
+            return st;
+        }
+    }
+    keys_free(&ask);
     if (f->a.n > 1) qsort(f->a.flags, f->a.n, sizeof *f->a.flags, cmp_flag);
     /* a request-time key list scopes the snapshot too */
     if (f->keys) {
@@ -311,7 +553,10 @@ static void report_exposure(posthog_flags_t *f, const char *key, const ph_flag_e
     }
     if (v && v->id >= 0) cJSON_AddNumberToObject(p, "$feature_flag_id", (double)v->id);
     if (v && v->version >= 0) cJSON_AddNumberToObject(p, "$feature_flag_version", (double)v->version);
-    if (v && v->reason) cJSON_AddStringToObject(p, "$feature_flag_reason", v->reason);
+    /* as the SDKs: local values say "Evaluated locally" */
+    if (v && (v->locally_evaluated || v->reason))
+        cJSON_AddStringToObject(p, "$feature_flag_reason",
+                                v->locally_evaluated ? "Evaluated locally" : v->reason);
     if (v && v->has_experiment >= 0)
         cJSON_AddBoolToObject(p, "$feature_flag_has_experiment", v->has_experiment);
     if (f->a.request_id) cJSON_AddStringToObject(p, "$feature_flag_request_id", f->a.request_id);
