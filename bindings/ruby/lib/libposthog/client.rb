@@ -11,8 +11,10 @@ require 'libposthog/reporter'
 
 module LibPostHog
   # What on_drop receives: one report of events the library did not deliver.
-  #   reason       Symbol: :queue_full, :invalid, :too_large, :rejected,
-  #                :retries_exhausted, :before_send, :shutdown
+  #   reason       Symbol, the library's name of the reason: :queue_full,
+  #                :invalid, :too_large, :rejected, :retries_exhausted,
+  #                :before_send, :shutdown, :storage_full, :expired, :corrupt,
+  #                :server_dropped (Native::DROP_REASONS)
   #   status       the C status code (Integer), status_message its text
   #   count        how many events the report covers
   #   http_status  the server's HTTP status when the server decided, else nil
