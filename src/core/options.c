@@ -577,8 +577,13 @@ int posthog__options_apply_env(posthog_options_t *o, char *err, size_t errlen, c
         if (lvl >= 0) {
             o->log_level = lvl;
             o->log_level_set = true;
-        } else if (!(warn && warnlen && warn[0])) {
-            bad_value(warn, warnlen, "POSTHOG_LOG_LEVEL", l,
+        } else if (warn && warnlen) {
+            size_t used = strlen(warn);
+            if (used && used + 3 < warnlen) {
+                memcpy(warn + used, "; ", 3);
+                used += 2;
+            }
+            bad_value(warn + used, warnlen - used, "POSTHOG_LOG_LEVEL", l,
                       "expected debug, info, warn, error or none; ignored");
         }
     }
