@@ -426,7 +426,10 @@ posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key, c
         const char *why;
         char *h = parse_host(value, &why);
         if (!h) {
-            if (!why) return POSTHOG_E_NOMEM;
+            if (!why) {
+                if (err && errlen) snprintf(err, errlen, "option host: out of memory");
+                return POSTHOG_E_NOMEM;
+            }
             bad_value(err, errlen, key, value, "%s", why);
             return POSTHOG_E_BAD_OPTION_VALUE;
         }
@@ -490,7 +493,10 @@ posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key, c
         }
         return POSTHOG_E_UNKNOWN_OPTION;
     }
-    if (r == -2) return POSTHOG_E_NOMEM;
+    if (r == -2) {
+        if (err && errlen) snprintf(err, errlen, "option %s: out of memory", key);
+        return POSTHOG_E_NOMEM;
+    }
     return r == 0 ? POSTHOG_OK : POSTHOG_E_BAD_OPTION_VALUE;
 }
 
