@@ -65,7 +65,8 @@ typedef enum posthog_status {
     POSTHOG_E_HTTP = 16,         /* transport or server error (callbacks) */
     POSTHOG_E_INTERNAL = 17,
     POSTHOG_E_STORAGE = 18,      /* the spool directory could not be used */
-    POSTHOG_E_NO_STORAGE = 19    /* durable capture needs storage_path */
+    POSTHOG_E_NO_STORAGE = 19,   /* durable capture needs storage_path */
+    POSTHOG_E_UNDELIVERED = 20   /* posthog_flush_ex: done, but events were dropped meanwhile */
 } posthog_status_t;
 
 /* A static, human-readable message for a status code. Never NULL. */
@@ -92,12 +93,20 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  * Sets one option from its string form. `key` and `value` are borrowed
  * (the value is copied). Returns POSTHOG_E_UNKNOWN_OPTION for an unknown
  * key and POSTHOG_E_BAD_OPTION_VALUE for a value that does not parse or is
- * out of range; the option set is unchanged on error.
+ * out of range; the option set is unchanged on error. posthog_options_set_ex
+ * (below) says why in words.
  *
  * Keys (defaults in brackets):
- *   api_key              project API key (phc_...) [$POSTHOG_API_KEY]
- *   host                 base URL [$POSTHOG_HOST or https://us.i.posthog.com];
- *                        app./us.posthog.com map to us.i, eu.posthog.com to eu.i
+ *   api_key              project API key (phc_...) [$POSTHOG_API_KEY]; UTF-8
+ *                        without control characters. A malformed
+ *                        $POSTHOG_API_KEY fails posthog_client_new.
+ *   host                 base URL: https://host[:port][/path] or http://...;
+ *                        a bare host name ("eu.i.posthog.com") means https://
+ *                        [$POSTHOG_HOST or https://us.i.posthog.com];
+ *                        app./us.posthog.com map to us.i, eu.posthog.com to
+ *                        eu.i. A malformed $POSTHOG_HOST fails
+ *                        posthog_client_new: the client never falls back to
+ *                        another host.
  *   flush_at             events per batch that trigger a send [100]
  *   max_batch_size       events per request at most; while a request is in
  *                        flight batches grow past flush_at up to this [1000]
@@ -147,9 +156,17 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        server sets $lib/$lib_version (a binding sets its own);
  *                        tokens of printable ASCII without '/' [posthog-c and
  *                        this version, or $lib/$lib_version of super_properties]
- *   ca_bundle            path of a CA bundle for TLS [system]
- *   tls_verify           0: do not verify the server's certificate [1]
- *   debug                1: log at debug level [0]
+ *   ca_bundle            path of a CA bundle (PEM) for TLS; posthog_client_new
+ *                        fails when it is not a readable file [system]
+ *   tls_verify           0: do not verify the server's certificate (logged as a
+ *                        warning at client creation) [1]
+ *   debug                1: log at debug level (unless log_level says
+ *                        otherwise) [0]
+ *   log_level            the least severe level logged: "debug", "info",
+ *                        "warn", "error" or "none" (nothing) [$POSTHOG_LOG_LEVEL,
+ *                        else warn; info with a log callback; debug with
+ *                        debug=1]; a malformed $POSTHOG_LOG_LEVEL is ignored
+ *                        (and logged)
  *   storage_path         directory for the disk spool (created 0700); unset:
  *                        memory only [none]
  *   max_storage_bytes    spool size limit; oldest files evicted [67108864]
@@ -177,6 +194,17 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
 POSTHOG_API posthog_status_t posthog_options_set(posthog_options_t *o, const char *key,
                                                  const char *value);
 
+/*
+ * posthog_options_set, and on failure a NUL-terminated message in `errbuf`
+ * (at most `errlen` bytes; NULL/0: none) naming the key, the value and what
+ * is allowed, e.g. `option flush_at="0" is invalid: expected a whole number
+ * from 1 to 100000`. Secret values (api_key) are shown masked; the value of
+ * an unknown key is never shown. On success errbuf holds "".
+ */
+POSTHOG_API posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key,
+                                                    const char *value, char *errbuf,
+                                                    size_t errlen);
+
 /* Frees an option set. NULL is a no-op. */
 POSTHOG_API void posthog_options_free(posthog_options_t *o);
 
@@ -191,8 +219,10 @@ typedef enum posthog_log_level {
 /*
  * Log callback. `message` is borrowed. Called from whichever thread logs:
  * the flusher thread for delivery, the caller's thread for API errors. No
- * internal lock is held while it runs. Without a callback nothing is
- * printed anywhere.
+ * internal lock is held while it runs. Without a callback (or after
+ * setting fn NULL) messages go to stderr, one line each ("libposthog:
+ * warning: ..."): warnings and errors unless the log_level option says
+ * otherwise; log_level=none silences them.
  */
 typedef void (*posthog_log_fn)(posthog_log_level_t level, const char *message,
                                void *user_data);
@@ -494,9 +524,35 @@ POSTHOG_API posthog_status_t posthog_group_identify(posthog_client_t *c, const c
  * `timeout_ms` passes (POSTHOG_E_TIMEOUT; < 0 waits for ever). So while the
  * endpoint is down, a flush with a spool returns POSTHOG_E_TIMEOUT: the
  * events are safe on disk, not delivered. Sends partial batches at once.
+ * POSTHOG_OK also when events were dropped meanwhile (rejected by the
+ * server, retries exhausted): posthog_flush_ex tells those apart.
  * Thread-safe; blocks the caller.
  */
 POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
+
+/* What happened while posthog_flush_ex waited (counter differences, so
+ * events of other threads that flushed or captured meanwhile count too). */
+typedef struct posthog_flush_result {
+    uint64_t delivered;     /* events the server acknowledged */
+    uint64_t dropped;       /* events dropped on the delivery side: rejected,
+                               retries exhausted, too large (413), server
+                               dropped, spool full or expired... (drops at
+                               capture, which the capture call returned, are
+                               not counted) */
+    uint64_t spooled;       /* events written to the disk spool */
+    uint64_t spool_pending; /* events of this process still on disk at return */
+} posthog_flush_result_t;
+
+/*
+ * posthog_flush, telling whether everything it waited for was delivered:
+ * POSTHOG_OK when nothing was dropped while it waited, POSTHOG_E_UNDELIVERED
+ * when the flush finished but events were dropped instead of delivered (see
+ * the drop callback for which and why), POSTHOG_E_TIMEOUT as posthog_flush
+ * (events still queued or spooled). `out` (borrowed, may be NULL) receives
+ * the counts, also on timeout.
+ */
+POSTHOG_API posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms,
+                                              posthog_flush_result_t *out);
 
 /*
  * Flushes within `timeout_ms` (< 0: shutdown_timeout_ms), then aborts a
@@ -510,6 +566,20 @@ POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
 POSTHOG_API posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms);
 
 /* Shuts down (shutdown_timeout_ms) if not yet, and frees. NULL is a no-op. */
+
+/*
+ * Counts one event that the caller refused before handing it to the
+ * library (a binding that cannot serialise a value, e.g. a self-referencing
+ * dict), as a drop at capture under `reason` (POSTHOG_DROP_INVALID,
+ * _TOO_LARGE or _BEFORE_SEND), and reports it through the drop callback on
+ * the calling thread with `message` (borrowed; NULL: the status text).
+ * `event` and `distinct_id` are borrowed and may be NULL. Returns the
+ * status a capture would have returned for that reason, or
+ * POSTHOG_E_INVALID_ARG for another reason (nothing counted).
+ */
+POSTHOG_API posthog_status_t posthog_drop_event(posthog_client_t *c, posthog_drop_reason_t reason,
+                                                const char *event, const char *distinct_id,
+                                                const char *message);
 POSTHOG_API void posthog_client_free(posthog_client_t *c);
 
 /* ------------------------------------------------------------------ */

@@ -99,6 +99,12 @@ struct posthog_client {
     ph_counter_t spooled, replayed;
     PH_ALIGNED_CL _Atomic int64_t spool_pending; /* events in files we own */
     ph_counter_t dropped[POSTHOG_DROP_REASON_COUNT];
+    ph_counter_t delivery_dropped; /* of those, the delivery side's (posthog_flush) */
+    /* stderr logging without a callback: at most PH_STDERR_PER_S lines a
+     * second, the rest counted and reported in the next second's first line */
+    _Atomic int64_t log_window_s;
+    _Atomic uint32_t log_in_window;
+    _Atomic uint64_t log_suppressed;
 
     /* feature flags (flags/api.c): created at the first flags call */
     _Atomic(struct ph_flags_client *) flags;
