@@ -231,7 +231,8 @@ void posthog__mask_secret(char *out, size_t n, const char *v) {
 }
 
 static bool is_secret(const char *key) {
-    return !strcmp(key, "api_key") || !strcmp(key, "POSTHOG_API_KEY");
+    return !strcmp(key, "api_key") || !strcmp(key, "POSTHOG_API_KEY") ||
+           !strcmp(key, "secret_key") || !strcmp(key, "personal_api_key");
 }
 
 /* Writes `option key="value" is invalid: <what>` (the value masked for
@@ -482,8 +483,18 @@ posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key, c
         /* local evaluation's key: phs_... (personal_api_key: phx_..., the older
          * name); it travels in a header, so printable ASCII only */
         for (const char *p = value; p && *p; p++)
-            if ((unsigned char)*p <= ' ' || *p == 0x7f || (unsigned char)*p >= 0x80)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f || (unsigned char)*p >= 0x80) {
+                bad_value(err, errlen, key, value,
+                          "expected a project secret key (phs_...) or personal API key (phx_...): "
+                          "printable ASCII without blanks");
                 return POSTHOG_E_BAD_OPTION_VALUE;
+            }
+        if (value && !strncmp(value, "phc_", 4)) {
+            bad_value(err, errlen, key, value,
+                      "this is a project API key (phc_...): local evaluation needs the project's "
+                      "secret key (phs_...) or a personal API key (phx_...)");
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         r = set_str(&o->secret_key, value && *value ? value : NULL, false);
     } else if (!strcmp(key, "ca_bundle")) {
         if (!value || !*value) {
