@@ -28,8 +28,15 @@ struct ph_req_pool {
 typedef struct {
     ph_resp_t *out;
     size_t max_body;
+    _Atomic int *cancel;
     char retry_after[64];
 } req_ctx_t;
+
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+    (void)dt, (void)dn, (void)ut, (void)un;
+    req_ctx_t *x = ud;
+    return x->cancel && atomic_load_explicit(x->cancel, memory_order_relaxed) ? 1 : 0;
+}
 
 /* Copies a header's value (trimmed) when its name matches. */
 static bool header_value(const char *buf, size_t len, const char *name, char *dst, size_t cap) {
@@ -126,7 +133,8 @@ void posthog__req_done(ph_resp_t *out) { posthog__buf_free(&out->body); }
 int posthog__req_perform(ph_req_pool_t *p, const ph_req_t *r, ph_resp_t *out) {
     memset(out, 0, sizeof *out);
     out->retry_after_ms = -1;
-    req_ctx_t x = {.out = out, .max_body = r->max_body ? r->max_body : BODY_MAX_DEFAULT};
+    req_ctx_t x = {.out = out, .max_body = r->max_body ? r->max_body : BODY_MAX_DEFAULT,
+                   .cancel = r->cancel};
     posthog__buf_init(&out->body, x.max_body + 1);
     CURL *e = take(p);
     struct curl_slist *hd = curl_slist_append(NULL, "Expect:"), *t;
@@ -161,6 +169,11 @@ int posthog__req_perform(ph_req_pool_t *p, const ph_req_t *r, ph_resp_t *out) {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (r->cancel) {
+        curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(e, CURLOPT_XFERINFODATA, &x);
+        curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    }
     if (p->ca_bundle) curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_bundle);
     if (!p->tls_verify) {
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -181,8 +194,13 @@ int posthog__req_perform(ph_req_pool_t *p, const ph_req_t *r, ph_resp_t *out) {
         out->retry_after_ms = posthog__parse_retry_after(x.retry_after, posthog__now_ms());
     } else {
         out->timed_out = cc == CURLE_OPERATION_TIMEDOUT;
-        snprintf(out->error, sizeof out->error, "%s: %s", curl_easy_strerror(cc),
-                 errbuf[0] ? errbuf : "no detail");
+        if (cc == CURLE_ABORTED_BY_CALLBACK) {
+            snprintf(out->error, sizeof out->error, "cancelled");
+            errbuf[0] = '\0';
+        }
+        if (cc != CURLE_ABORTED_BY_CALLBACK)
+            snprintf(out->error, sizeof out->error, "%s: %s", curl_easy_strerror(cc),
+                     errbuf[0] ? errbuf : "no detail");
         rc = -1;
     }
     if (posthog__buf_reserve(&out->body, 0) == 0 && out->body.data) out->body.data[out->body.len] = '\0';

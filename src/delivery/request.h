@@ -28,6 +28,8 @@ typedef struct {
     size_t body_len;
     int timeout_ms;              /* the whole request, > 0 */
     size_t max_body;             /* response bytes kept; 0: 4 MiB */
+    _Atomic int *cancel;         /* when set and non-zero, the request is abandoned
+                                    within ~0.1 s (error "cancelled"); may be NULL */
 } ph_req_t;
 
 typedef struct {

@@ -399,9 +399,8 @@ static posthog_status_t snapshot_new(posthog_client_t *c, const char *did,
         return st;
     }
     *out = f;
-    /* no distinct_id, a disabled client or local-only (no definitions yet):
-     * an empty snapshot, no request */
-    if (!f->did || c->o->disabled || opts->only_evaluate_locally) return POSTHOG_OK;
+    /* no distinct_id or a disabled client: an empty snapshot, no request */
+    if (!f->did || c->o->disabled) return POSTHOG_OK;
     ph_flags_client_t *s = flags_state(c);
     if (!s) return POSTHOG_E_NOMEM;
     /* local evaluation first; what it cannot decide goes to the server */

@@ -34,6 +34,7 @@ struct ph_loader {
     pthread_t th;
     bool running;        /* [mu] the thread exists */
     bool stop;           /* [mu] */
+    _Atomic int cancel;  /* set by stop: abandons the request in flight */
     bool first_done;     /* [mu] the first fetch (or the disk copy) settled */
     bool installed;      /* [mu] definitions are installed now */
     uint64_t want_seq;   /* [mu] polls asked for */
@@ -188,9 +189,13 @@ static void fetch(ph_loader_t *l) {
         hdrs[nh++] = inm;
     }
     ph_req_t r = {.method = "GET", .url = l->url, .headers = hdrs, .nheaders = nh,
-                  .timeout_ms = l->timeout_ms, .max_body = DEFS_BODY_MAX};
+                  .timeout_ms = l->timeout_ms, .max_body = DEFS_BODY_MAX, .cancel = &l->cancel};
     ph_resp_t resp;
     posthog__req_perform(l->pool, &r, &resp);
+    if (atomic_load(&l->cancel)) { /* stopping: nothing to report */
+        posthog__req_done(&resp);
+        return;
+    }
     bool installed = false, cleared = false;
     long s = resp.status;
     if (s == 200 && !resp.body_truncated) {
@@ -350,6 +355,7 @@ void posthog__loader_stop(ph_loader_t *l) {
     if (!l) return;
     pthread_mutex_lock(&l->mu);
     l->stop = true;
+    atomic_store(&l->cancel, 1);
     bool running = l->running;
     l->running = false;
     pthread_cond_broadcast(&l->cv);
