@@ -461,6 +461,11 @@ typedef struct posthog_capture_options {
     posthog_tristate_t cookieless_mode;
     posthog_tristate_t disable_skew_correction;
     const char *product_tour_id;
+    /* a feature flag snapshot (posthog_evaluate_flags): adds $feature/<key>
+     * for each of its flags and $active_feature_flags (the enabled keys,
+     * sorted), as posthog-python's capture(flags=...); the properties given
+     * win over these. Reads no flag ($feature_flag_called is not sent). */
+    const struct posthog_flags *flags;
 } posthog_capture_options_t;
 
 /*
@@ -643,7 +648,7 @@ POSTHOG_API uint64_t posthog_get_stat(const posthog_client_t *c, const char *nam
  * silent. Without a distinct_id, or with a disabled client, the result is
  * empty: no request and no event.
  */
-typedef struct posthog_flags posthog_flags_t;
+typedef struct posthog_flags posthog_flags_t; /* (declared above as struct posthog_flags) */
 
 /* Per-call options; every member may be 0/NULL. */
 typedef struct posthog_flags_options {

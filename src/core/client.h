@@ -157,6 +157,10 @@ void posthog__flags_client_free(posthog_client_t *c);
 void posthog__flags_shutdown(posthog_client_t *c);
 void posthog__flags_fork_child(posthog_client_t *c);
 void posthog__flags_client_start(posthog_client_t *c);
+/* The properties text with the snapshot's $feature/<key> and
+ * $active_feature_flags appended (the given ones win); malloc'd, NULL when
+ * properties_json is not an object or out of memory. */
+char *posthog__flags_event_props(const struct posthog_flags *f, const char *properties_json);
 /* "flags_..." counters for posthog_get_stat; UINT64_MAX for an unknown name */
 uint64_t posthog__flags_stat(const posthog_client_t *c, const char *name);
 /* Counts a drop and reports it through the callback. Any thread, no lock held. */

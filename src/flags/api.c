@@ -621,6 +621,65 @@ const char *posthog_flags_error(const posthog_flags_t *f, char *buf, size_t cap)
     return buf;
 }
 
+/* ---------------------------------------------------------------- capture */
+
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+char *posthog__flags_event_props(const posthog_flags_t *f, const char *props) {
+    cJSON *m = cJSON_CreateObject(), *active = cJSON_CreateArray();
+    const char **on = calloc(f->a.n ? f->a.n : 1, sizeof *on);
+    char *members = NULL, *out = NULL;
+    size_t non = 0;
+    if (!m || !active || !on) goto done;
+    for (size_t i = 0; i < f->a.n; i++) {
+        const ph_flag_eval_t *v = &f->a.flags[i];
+        size_t kl = strlen(v->key) + 10;
+        char *name = malloc(kl);
+        if (!name) goto done;
+        snprintf(name, kl, "$feature/%s", v->key);
+        if (v->variant) cJSON_AddStringToObject(m, name, v->variant);
+        else cJSON_AddBoolToObject(m, name, v->enabled);
+        free(name);
+        if (v->enabled) on[non++] = v->key;
+    }
+    qsort(on, non, sizeof *on, cmp_cstr);
+    for (size_t i = 0; i < non; i++) cJSON_AddItemToArray(active, cJSON_CreateString(on[i]));
+    cJSON_AddItemToObject(m, "$active_feature_flags", active);
+    active = NULL;
+    if (!(members = cJSON_PrintUnformatted(m))) goto done;
+    /* members is "{...}": splice its inside after the caller's members, so
+     * that theirs come first (and win) */
+    const char *p = props ? props : "{}";
+    size_t pl = strlen(p);
+    while (pl && (p[pl - 1] == ' ' || p[pl - 1] == '\n' || p[pl - 1] == '\t' || p[pl - 1] == '\r')) pl--;
+    if (!pl || p[pl - 1] != '}') goto done;
+    const char *q = p;
+    while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r') q++;
+    if (*q != '{') goto done;
+    bool empty = true;
+    for (const char *s = q + 1; s < p + pl - 1; s++)
+        if (*s != ' ' && *s != '\n' && *s != '\t' && *s != '\r') empty = false;
+    size_t ml = strlen(members);
+    if (ml <= 2) { /* nothing to add */
+        out = strdup(p);
+        goto done;
+    }
+    if (!(out = malloc(pl + ml + 2))) goto done;
+    memcpy(out, p, pl - 1);
+    size_t w = pl - 1;
+    if (!empty) out[w++] = ',';
+    memcpy(out + w, members + 1, ml - 1); /* inside and the closing brace */
+    out[w + ml - 1] = '\0';
+done:
+    cJSON_Delete(m);
+    cJSON_Delete(active);
+    cJSON_free(members);
+    free(on);
+    return out;
+}
+
 /* ---------------------------------------------------------------- convenience */
 
 static posthog_status_t one_flag(posthog_client_t *c, const char *key, const char *did,

@@ -168,6 +168,40 @@ START_TEST(test_remote_v2_snapshot_payload_and_errors)
 }
 END_TEST
 
+START_TEST(test_capture_with_flags_snapshot)
+{
+    ph_ingest_t *srv = it_server(NULL);
+    ph_ingest_set_flags(srv, "{\"default\":{\"status\":200,\"body\":{\"featureFlags\":"
+                             "{\"b\":\"v2\",\"a\":true,\"off\":false}}}}");
+    posthog_client_t *c = flags_client(srv, NULL, NULL);
+    posthog_flags_t *f;
+    ck_assert_int_eq(posthog_evaluate_flags(c, "u1", NULL, &f), POSTHOG_OK);
+    posthog_capture_options_t co = {.flags = f};
+    ck_assert_int_eq(posthog_capture_opts(c, "u1", "bought", "{\"$feature/a\":\"mine\",\"n\":1}", &co, NULL),
+                     POSTHOG_OK);
+    ck_assert_int_eq(posthog_capture_opts(c, "u1", "viewed", NULL, &co, NULL), POSTHOG_OK);
+    ck_assert_int_eq(posthog_capture_opts(c, "u1", "bad", "[1]", &co, NULL), POSTHOG_E_INVALID_JSON);
+    posthog_flags_free(f);
+    ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
+    cJSON *ev = it_events(srv);
+    ck_assert_int_eq(cJSON_GetArraySize(ev), 2); /* enrichment is not a read: no $feature_flag_called */
+    const cJSON *p0 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ev, 0), "properties");
+    ck_assert_str_eq(it_str(p0, "$feature/a"), "mine"); /* the caller's property wins */
+    ck_assert_str_eq(it_str(p0, "$feature/b"), "v2");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(p0, "$feature/off")));
+    ck_assert_int_eq(cJSON_GetObjectItemCaseSensitive(p0, "n")->valueint, 1);
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(p0, "$active_feature_flags");
+    ck_assert_int_eq(cJSON_GetArraySize(act), 2);
+    ck_assert_str_eq(cJSON_GetArrayItem(act, 0)->valuestring, "a");
+    ck_assert_str_eq(cJSON_GetArrayItem(act, 1)->valuestring, "b");
+    const cJSON *p1 = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ev, 1), "properties");
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p1, "$feature/a")));
+    cJSON_Delete(ev);
+    posthog_client_free(c);
+    it_stop(srv);
+}
+END_TEST
+
 START_TEST(test_remote_retries_502_504_not_500)
 {
     ph_ingest_t *srv = it_server(NULL);
@@ -395,6 +429,7 @@ static Suite *suite(void) {
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_remote_request_shape_and_value);
     tcase_add_test(t, test_remote_v2_snapshot_payload_and_errors);
+    tcase_add_test(t, test_capture_with_flags_snapshot);
     tcase_add_test(t, test_remote_retries_502_504_not_500);
     tcase_add_test(t, test_remote_timeout_bounded);
     tcase_add_test(t, test_exposure_dedupe_and_groups);
