@@ -782,6 +782,19 @@ typedef struct posthog_exception_options {
 POSTHOG_API posthog_status_t posthog_capture_exception(posthog_client_t *c, const char *distinct_id,
                                                        const char *type, const char *message,
                                                        const char *properties_json);
+/*
+ * Crash reports (crash_handler=1 with storage_path): a fatal signal records,
+ * async-signal-safely, the signal, the fault address, the crashing thread's
+ * stack and the loaded modules; the next client created on the same
+ * storage_path sends it once as a $exception ($exception_level fatal,
+ * mechanism {type: "signalhandler", handled: false}), then delivers the
+ * saved events. The event's distinct_id and extra properties are the ones
+ * set here beforehand (the current user, tags); copied, up to 4 KiB
+ * together; may be called again at any time from any thread. Without a
+ * distinct_id the crash is reported personless.
+ */
+POSTHOG_API posthog_status_t posthog_set_crash_context(posthog_client_t *c, const char *distinct_id,
+                                                       const char *properties_json);
 POSTHOG_API posthog_status_t posthog_capture_exception_ex(posthog_client_t *c,
                                                           const char *distinct_id,
                                                           const char *type, const char *message,

@@ -43,7 +43,7 @@ static bool system_path(const char *p) {
 /* The frames of pcs (innermost first) in PostHog's order, and the images
  * they point into (each once) appended to images. */
 static cJSON *native_frames(const uintptr_t *pcs, size_t n, const ph_modules_t *mods,
-                            cJSON *images, bool *used) {
+                            cJSON *images, bool *used, bool live) {
     cJSON *frames = cJSON_CreateArray();
     if (!frames) return NULL;
     for (size_t k = n; k-- > 0;) { /* outermost first */
@@ -56,7 +56,7 @@ static cJSON *native_frames(const uintptr_t *pcs, size_t n, const ph_modules_t *
         memset(&di, 0, sizeof di);
         /* the return address of a caller's frame lies after its call: look
          * up the symbol of the call itself */
-        if (dladdr((void *)(k ? pc - 1 : pc), &di) && di.dli_sname) {
+        if (live && dladdr((void *)(k ? pc - 1 : pc), &di) && di.dli_sname) {
             cJSON_AddStringToObject(f, "function", di.dli_sname);
             add_hex(f, "symbol_addr", (uintptr_t)di.dli_saddr);
         }
@@ -107,13 +107,50 @@ static posthog_status_t bad(posthog_client_t *c, posthog_status_t st, const char
 /* Frames below the caller of the public function are left out: `depth`
  * counts this function and the public one. noinline and no tail calls so
  * that count holds. */
+static posthog_status_t build_and_capture(posthog_client_t *c, const char *distinct_id,
+                                          const char *type, const char *message,
+                                          const char *properties_json,
+                                          const posthog_exception_options_t *opts, char *uuid_out,
+                                          const uintptr_t *pcs, size_t n, const ph_modules_t *mods,
+                                          bool live);
+
 __attribute__((noinline)) static posthog_status_t
 capture_exception(posthog_client_t *c, const char *distinct_id, const char *type,
                   const char *message, const char *properties_json,
                   const posthog_exception_options_t *opts, char *uuid_out, size_t depth) {
     if (!c) return POSTHOG_E_INVALID_ARG;
     static const posthog_exception_options_t none = {0};
+    uintptr_t pcs[PH_MAX_FRAMES];
+    size_t n = 0;
+    ph_modules_t mods = {0};
     if (!opts) opts = &none;
+    if (!opts->exception_list_json) {
+        n = posthog__native_stack(pcs, PH_MAX_FRAMES,
+                                  depth + (size_t)(opts->skip_frames > 0 ? opts->skip_frames : 0));
+        posthog__native_modules(&mods);
+    }
+    posthog_status_t st = build_and_capture(c, distinct_id, type, message, properties_json, opts,
+                                            uuid_out, pcs, n, &mods, true);
+    posthog__native_modules_free(&mods);
+    return st;
+}
+
+posthog_status_t posthog__capture_native_exception(posthog_client_t *c, const char *distinct_id,
+                                                   const char *type, const char *message,
+                                                   const char *properties_json,
+                                                   const posthog_exception_options_t *opts,
+                                                   const uintptr_t *pcs, size_t n,
+                                                   const ph_modules_t *mods) {
+    return build_and_capture(c, distinct_id, type, message, properties_json, opts, NULL, pcs, n,
+                             mods, false);
+}
+
+static posthog_status_t build_and_capture(posthog_client_t *c, const char *distinct_id,
+                                          const char *type, const char *message,
+                                          const char *properties_json,
+                                          const posthog_exception_options_t *opts, char *uuid_out,
+                                          const uintptr_t *pcs, size_t n, const ph_modules_t *mods,
+                                          bool live) {
     const char *level = opts->level ? opts->level : "error";
     if (!valid_level(level))
         return bad(c, POSTHOG_E_INVALID_ARG,
@@ -121,7 +158,6 @@ capture_exception(posthog_client_t *c, const char *distinct_id, const char *type
     if ((unsigned)opts->handled > POSTHOG_FALSE)
         return bad(c, POSTHOG_E_INVALID_ARG, "handled must be POSTHOG_UNSET, _TRUE or _FALSE");
     cJSON *p = cJSON_CreateObject(), *list = NULL, *images = NULL;
-    ph_modules_t mods = {0};
     bool *used = NULL;
     posthog_status_t st = POSTHOG_E_NOMEM;
     char *more = NULL, *props = NULL;
@@ -139,10 +175,7 @@ capture_exception(posthog_client_t *c, const char *distinct_id, const char *type
             st = bad(c, POSTHOG_E_INVALID_ARG, "type (the exception's class or kind) is required");
             goto out;
         }
-        uintptr_t pcs[PH_MAX_FRAMES];
-        size_t n = posthog__native_stack(pcs, PH_MAX_FRAMES,
-                                         depth + (size_t)(opts->skip_frames > 0 ? opts->skip_frames : 0));
-        if (posthog__native_modules(&mods) == 0 && mods.n) used = calloc(mods.n, sizeof *used);
+        if (mods->n) used = calloc(mods->n, sizeof *used);
         images = cJSON_CreateArray();
         list = cJSON_CreateArray();
         cJSON *ex = cJSON_CreateObject();
@@ -158,7 +191,7 @@ capture_exception(posthog_client_t *c, const char *distinct_id, const char *type
         cJSON_AddBoolToObject(mech, "synthetic", false);
         cJSON *trace = cJSON_AddObjectToObject(ex, "stacktrace");
         cJSON_AddStringToObject(trace, "type", "raw");
-        cJSON *frames = native_frames(pcs, n, &mods, used ? images : NULL, used);
+        cJSON *frames = native_frames(pcs, n, mods, used ? images : NULL, used, live);
         if (frames) cJSON_AddItemToObject(trace, "frames", frames);
         cJSON_AddItemToArray(list, ex);
     }
@@ -185,7 +218,6 @@ out:
     cJSON_free(more);
     free(props);
     free(used);
-    posthog__native_modules_free(&mods);
     if (st == POSTHOG_E_NOMEM) posthog__log(c, POSTHOG_LOG_ERROR, "posthog_capture_exception: out of memory");
     return st;
 }
