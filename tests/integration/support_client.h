@@ -38,6 +38,18 @@
 #ifndef IT_UNDER_TSAN
 #define IT_UNDER_TSAN 0
 #endif
+/* 1 under AddressSanitizer, whose SEGV handler (chained after the crash
+ * handler) reports and exits with status 1 instead of dying of the signal. */
+#if defined(__SANITIZE_ADDRESS__)
+#define IT_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IT_UNDER_ASAN 1
+#endif
+#endif
+#ifndef IT_UNDER_ASAN
+#define IT_UNDER_ASAN 0
+#endif
 
 /* ------------------------------------------------------------ server */
 
