@@ -142,8 +142,10 @@ module LibPostHog
     # Captures an event.
     #
     # @param attrs [Hash] distinct_id:, event:, properties: {}, groups: {},
-    #   timestamp: (Time/DateTime), uuid: (or message_id:), send_feature_flags:
-    #   (ignored), set: / set_once: (person properties sent as top-level $set /
+    #   timestamp: (Time/DateTime), uuid: (or message_id:), flags: (a
+    #   FeatureFlagEvaluations: its $feature/<key> and $active_feature_flags),
+    #   send_feature_flags: (true or posthog-ruby's options Hash: the same from
+    #   flags evaluated now), set: / set_once: (person properties sent as top-level $set /
     #   $set_once); per event: disable_geoip: (overrides the client's),
     #   process_person_profile:, cookieless_mode:, disable_skew_correction:
     #   (true/false; nil: not set) and product_tour_id: (String), sent as
