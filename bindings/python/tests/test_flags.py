@@ -459,3 +459,47 @@ def test_debug_client_does_not_raise_on_server_errors(server, make_client, key):
     set_flags(server, {"oops": True}, status=500)
     c = make_client(debug=True)
     assert c.get_feature_flag(key, "u1") is None
+
+
+def test_snapshot_read_from_threads_reports_once(server, make_client):
+    import threading
+
+    set_flags(server, V1)
+    c = make_client()
+    snap = c.evaluate_flags("u1")
+    results = []
+
+    def reader():
+        for _ in range(50):
+            results.append((snap.is_enabled("beta"), snap.get_flag("exp")))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert set(results) == {(True, "variant-b")}
+    ev = called_events(server, c)
+    assert sorted(e["properties"]["$feature_flag"] for e in ev) == ["beta", "exp"]
+
+
+def test_before_send_sees_and_can_drop_the_exposure(server, make_client):
+    seen = []
+
+    def before_send(event):
+        seen.append(event["event"])
+        return None if event["event"] == "$feature_flag_called" else event
+
+    errors = []
+    set_flags(server, V1)
+    c = make_client(before_send=before_send, on_error=lambda e, batch: errors.append(e))
+    assert c.get_feature_flag("beta", "u1") is True
+    c.capture("kept", distinct_id="u1")
+    c.flush()
+    assert seen == ["$feature_flag_called", "kept"]
+    assert [e["event"] for e in server.events()] == ["kept"]
+    assert c.stats()["dropped_before_send"] == 1
+    assert errors == []  # a drop at capture, like capture()'s own
+    # dropped, so not remembered: the next read offers it again
+    assert c.get_feature_flag("beta", "u1") is True
+    assert seen.count("$feature_flag_called") == 2

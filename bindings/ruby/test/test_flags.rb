@@ -268,6 +268,18 @@ class TestFlags < LibPostHogTest
     assert_equal n + 1, definitions_requests.size
   end
 
+  # A flag call waiting on /flags releases the GVL: other Ruby threads run.
+  def test_waiting_flag_call_does_not_block_other_threads
+    set_flags(V1, responses: [{ delay_ms: 1500 }])
+    c = client
+    value = nil
+    t = Thread.new { value = c.get_feature_flag('beta', 'u1') }
+    ticks = 0
+    ticks += 1 until t.join(0.01)
+    assert_equal true, value
+    assert_operator ticks, :>=, 10
+  end
+
   def test_reload_without_secret_key_logs
     c = client
     assert_nil c.reload_feature_flags
