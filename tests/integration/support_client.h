@@ -94,6 +94,14 @@ void it_check_balance(const posthog_client_t *c, uint64_t n_ok, uint64_t n_faile
 /* Runs a suite (takes ownership); EXIT_SUCCESS when every test passed. */
 int it_run_suite(Suite *s);
 
+/* Runs a shell command; its first output line into out. 0 when it exited 0. */
+int it_run_line(const char *cmd, char *out, size_t cap);
+/* The function addr2line names for a native $exception frame ({module,
+ * image_addr, instruction_addr}), resolved against the module's file as
+ * PostHog symbolicates; caller: the address is a return address (looked up
+ * one byte back). 0 ok, -1 when the frame lacks those or the tools fail. */
+int it_frame_function(const cJSON *frame, int caller, char *fn, size_t cap);
+
 /* ------------------------------------------------------------ drops */
 
 typedef struct it_drop {
