@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1017,6 +1018,135 @@ START_TEST(two_spools_one_process) {
 }
 END_TEST
 
+/* Two spools of one process race to adopt the same files: the ownership
+ * check and the lock used not to be one step (and POSIX locks do not
+ * exclude a second client of the same process), so both could take a file
+ * and send it twice. Exactly one wins, every round. */
+typedef struct {
+    ph_spool_t *s;
+    pthread_barrier_t *go;
+    uint64_t adopted;
+} racer_t;
+
+static void *racer(void *arg) {
+    racer_t *r = arg;
+    ph_spool_loss_t loss = {0};
+    pthread_barrier_wait(r->go);
+    r->adopted = posthog__spool_adopt(r->s, &loss);
+    return NULL;
+}
+
+START_TEST(two_spools_race_for_files) {
+    enum { ROUNDS = 200, FILES = 3 };
+    char *dir = make_dir();
+    evset_t e = make_events(2, 1);
+    size_t n;
+    unsigned char *img = build_image(&e, &n, posthog__now_ms());
+    ph_spool_t s1, s2;
+    ck_assert_int_eq(posthog__spool_open(&s1, dir, BIG, 0, NULL, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0, NULL, 0), 0);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    int doubled = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int k = 0; k < FILES; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "ph-%013d-0000000001-%010d.spool", round + 1, k);
+            put_file(dir, name, img, n);
+        }
+        racer_t r[2] = {{&s1, &go, 0}, {&s2, &go, 0}};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, racer, &r[i]), 0);
+        for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+        if (r[0].adopted + r[1].adopted != FILES * e.n) doubled++;
+        ck_assert_uint_eq(posthog__spool_idle_events(&s1) + posthog__spool_idle_events(&s2),
+                          r[0].adopted + r[1].adopted);
+        ph_spool_t *sp[2] = {&s1, &s2};
+        int taken = 0;
+        for (int i = 0; i < 2; i++) {
+            ph_spool_file_t *f;
+            while ((f = posthog__spool_take(sp[i]))) {
+                posthog__spool_remove(sp[i], f);
+                taken++;
+            }
+        }
+        ck_assert_int_ge(taken, FILES);
+        ck_assert_int_eq(count_entries(dir, "ph-"), 0);
+    }
+    ck_assert_msg(doubled == 0, "a file was adopted by both spools in %d of %d rounds", doubled,
+                  ROUNDS);
+    pthread_barrier_destroy(&go);
+    posthog__spool_close(&s1);
+    posthog__spool_close(&s2);
+    rm_rf(dir);
+    free(dir);
+    free(img);
+    free_events(&e);
+}
+END_TEST
+
+/* After release_all (posthog_shutdown) the spool owns nothing: another one
+ * adopts its idle files at once, and what it writes afterwards too. */
+START_TEST(release_all_gives_everything_up) {
+    char *dir = make_dir();
+    evset_t e = make_events(2, 1);
+    ph_spool_t s1, s2;
+    ck_assert_int_eq(posthog__spool_open(&s1, dir, BIG, 0, NULL, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0, NULL, 0), 0);
+    for (int i = 0; i < 3; i++) posthog__spool_park(&s1, write_ev(&s1, &e, NULL));
+    ph_spool_loss_t loss = {0};
+    ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 0); /* s1's */
+    posthog__spool_release_all(&s1);
+    ck_assert_int_eq(count_entries(dir, ".lease-"), 1); /* s2's only */
+    ck_assert_uint_eq(posthog__spool_idle_events(&s1), 0);
+    ph_spool_file_t *late = write_ev(&s1, &e, NULL); /* a late durable capture */
+    posthog__spool_park(&s1, late);                   /* is not kept */
+    ck_assert_uint_eq(posthog__spool_idle_events(&s1), 0);
+    ck_assert_uint_eq(posthog__spool_adopt(&s1, &loss), 0); /* takes nothing any more */
+    ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 8);
+    ph_spool_file_t *f;
+    while ((f = posthog__spool_take(&s2))) posthog__spool_remove(&s2, f);
+    ck_assert_int_eq(count_entries(dir, ""), 0);
+    posthog__spool_close(&s1);
+    posthog__spool_close(&s2);
+    ck_assert_int_eq(count_entries(dir, ".lease-"), 0);
+    rm_rf(dir);
+    free(dir);
+    free_events(&e);
+}
+END_TEST
+
+/* The directory is refused unless only its owner, this user, can write it,
+ * and a symlink is refused; the reason says what is wrong. */
+START_TEST(unsafe_directories_refused) {
+    char *dir = make_dir();
+    char p[512], err[256];
+    ph_spool_t s;
+    snprintf(p, sizeof p, "%s/link", dir);
+    ck_assert_int_eq(symlink(dir, p), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, err, sizeof err), -1);
+    ck_assert_int_eq(errno, ELOOP);
+    ck_assert_msg(strstr(err, "symbolic link") != NULL, "%s", err);
+    snprintf(p, sizeof p, "%s/wide", dir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ck_assert_int_eq(chmod(p, 0722), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, err, sizeof err), -1);
+    ck_assert_int_eq(errno, EPERM);
+    ck_assert_msg(strstr(err, "writable by group or others (mode 0722)") != NULL, "%s", err);
+    ck_assert_int_eq(count_entries(p, ""), 0); /* nothing written into it */
+    ck_assert_int_eq(chmod(p, 0700), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, err, sizeof err), 0);
+    posthog__spool_close(&s);
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(p, 65534, 65534), 0);
+        ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, "owned by uid 65534") != NULL, "%s", err);
+    }
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(release_idle_then_adopt) {
     char *dir = make_dir();
     evset_t e = make_events(2, 1);
@@ -1181,6 +1311,9 @@ static Suite *suite(void) {
     tcase_add_test(tc, max_age_on_adopt);
     tcase_add_test(tc, other_process_files_not_adopted_until_it_dies);
     tcase_add_test(tc, two_spools_one_process);
+    tcase_add_test(tc, two_spools_race_for_files);
+    tcase_add_test(tc, release_all_gives_everything_up);
+    tcase_add_test(tc, unsafe_directories_refused);
     tcase_add_test(tc, release_idle_then_adopt);
     tcase_add_test(tc, park_take_oldest_first);
     tcase_add_test(tc, fault_injection);
