@@ -35,8 +35,9 @@
  * O_NOFOLLOW, so a chdir() does not move the spool and a symlink planted in
  * it is never followed. Every descriptor is O_CLOEXEC.
  *
- * Only the flusher thread and durable-capture leaders call into this
- * module; a ph_spool_t's mutable fields are guarded by its mutex.
+ * Only the flusher thread, durable-capture leaders and posthog_shutdown
+ * (release_all, once the flusher is gone) call into this module; a
+ * ph_spool_t's mutable fields are guarded by its mutex.
  */
 #ifndef POSTHOG_SPOOL_H
 #define POSTHOG_SPOOL_H
