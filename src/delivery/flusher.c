@@ -7,10 +7,13 @@
  * With a spool (storage_path): a batch whose retries run out goes to disk
  * and the link is marked down; while it is down, sealed batches go
  * straight to disk and one probe (the oldest spooled batch, no retries)
- * is sent with growing intervals; the first 2xx brings the link back and
- * spooled files are replayed oldest first, alternating with live batches.
- * With durability=always every batch is written to disk when sealed and
- * removed on 2xx. At the shutdown deadline what is left goes to disk.
+ * is sent with growing intervals; the first answer of the server brings the
+ * link back and spooled files are replayed oldest first, alternating with
+ * live batches. With durability=always every batch is written to disk when
+ * sealed and removed once the server confirmed it (a 2xx with the
+ * protocol's confirmation body; a 3xx or a portal's 2xx page is retried);
+ * the parts of a split or partially retried batch get their own files
+ * first. At the shutdown deadline what is left goes to disk.
  *
  * Invariants:
  *  - Queue batches are resolved (sent, dropped or spooled) in queue order,

@@ -262,38 +262,46 @@ static int read_header(int dfd, const char *name, uint32_t *count, int64_t *crea
 
 /* ---------------------------------------------------------------- ownership */
 
-/* Takes a lease with a new tag: created under a temp name, locked, then
- * renamed, so nobody ever sees an unlocked lease of a live owner. [s->mu] */
+/* A new owner tag. The process id is mixed in: a child forked without our
+ * atfork handler (which reseeds the generator) would draw its parent's
+ * next number. */
+static void new_tag(char out[PH_SPOOL_TAG_LEN + 1]) {
+    uint64_t r = posthog__rand_u64() ^ ((uint64_t)getpid() * UINT64_C(0x9E3779B97F4A7C15));
+    snprintf(out, PH_SPOOL_TAG_LEN + 1, "%016llx", (unsigned long long)r);
+}
+
+/* Takes a lease with a new tag: created under a temp name and locked, then
+ * linked to its name (which fails rather than replace a lease that exists),
+ * so nobody ever sees a live owner's lease unlocked. [s->mu] */
 static int take_lease(ph_spool_t *s) {
     if (s->lease_fd >= 0) return 0;
     if (s->released) {
         errno = EPERM;
         return -1;
     }
-    char tag[PH_SPOOL_TAG_LEN + 1], tmp[64], lease[64];
-    snprintf(tag, sizeof tag, "%016llx", (unsigned long long)posthog__rand_u64());
-    snprintf(tmp, sizeof tmp, TMP_PREFIX "%s-lease", tag);
-    snprintf(lease, sizeof lease, LEASE_PREFIX "%s", tag);
-    int fd = open_at(s->dfd, tmp, O_RDWR | O_CREAT | O_EXCL);
-    if (fd < 0) return -1;
-    if (lock_fd(fd) || reg_add(tag)) {
+    for (int attempt = 0;; attempt++) {
+        char tag[PH_SPOOL_TAG_LEN + 1], tmp[64], lease[64];
+        new_tag(tag);
+        snprintf(tmp, sizeof tmp, TMP_PREFIX "%s-lease", tag);
+        snprintf(lease, sizeof lease, LEASE_PREFIX "%s", tag);
+        int fd = open_at(s->dfd, tmp, O_RDWR | O_CREAT | O_EXCL);
+        if (fd < 0) return -1;
+        int rc = lock_fd(fd) || reg_add(tag) ? -1 : 0;
+        if (!rc && linkat(s->dfd, tmp, s->dfd, lease, 0)) {
+            rc = -1;
+            reg_del(tag);
+        }
         int e = errno;
         unlinkat(s->dfd, tmp, 0);
+        if (!rc) {
+            memcpy(s->tag, tag, sizeof tag);
+            s->lease_fd = fd;
+            return 0;
+        }
         close(fd);
         errno = e;
-        return -1;
+        if (e != EEXIST || attempt == 3) return -1; /* EEXIST: that tag is taken, draw again */
     }
-    if (renameat(s->dfd, tmp, s->dfd, lease)) {
-        int e = errno;
-        reg_del(tag);
-        unlinkat(s->dfd, tmp, 0);
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    memcpy(s->tag, tag, sizeof tag);
-    s->lease_fd = fd;
-    return 0;
 }
 
 /* Copies this spool's tag, taking a lease first when it has none (a fresh

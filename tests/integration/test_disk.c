@@ -117,14 +117,16 @@ static void assert_exactly_once(ph_ingest_t *srv, const char *who, long n) {
     cJSON_ArrayForEach(e, ev) {
         const char *w = it_prop_str(e, "who");
         if (!w || strcmp(w, who)) continue;
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(e, "properties"), "seq");
+        const cJSON *props = cJSON_GetObjectItem(e, "properties");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(props, "seq");
         ck_assert(cJSON_IsNumber(s) && s->valuedouble >= 0 && s->valuedouble < (double)n);
         seen[(long)s->valuedouble]++;
         got++;
     }
     cJSON_Delete(ev);
     ck_assert_int_eq(got, n);
-    for (long i = 0; i < n; i++) ck_assert_msg(seen[i] == 1, "seq %ld delivered %d times", i, seen[i]);
+    for (long i = 0; i < n; i++)
+        ck_assert_msg(seen[i] == 1, "seq %ld delivered %d times", i, seen[i]);
     free(seen);
     ck_assert_int_eq(it_summary_num(srv, "duplicate_uuids"), 0);
 }
@@ -177,7 +179,8 @@ START_TEST(outage_holds_bounded_descriptors) {
     posthog_client_t *c = it_client(o);
     /* one batch, one file per group */
     for (long g = 0; g < GROUPS; g++) {
-        for (long i = 0; i < GROUP; i++) ck_assert_int_eq(cap_seq(c, "fd", g * GROUP + i), POSTHOG_OK);
+        for (long i = 0; i < GROUP; i++)
+            ck_assert_int_eq(cap_seq(c, "fd", g * GROUP + i), POSTHOG_OK);
         ck_assert_int_eq(wait_stat_ge(c, "spooled", (uint64_t)(g + 1) * GROUP, 10000), 0);
     }
     int files = spool_files(dir);
@@ -395,8 +398,9 @@ START_TEST(planted_spool_symlink_not_followed) {
     snprintf(victim, sizeof victim, "%s/ph-0000000000001-0000000001-0000000001.spool", outside);
     unsigned char img[512];
     size_t n = spool_image(img, sizeof img,
-                           "{\"uuid\":\"01900000-0000-7000-8000-000000000001\",\"event\":\"planted\","
-                           "\"distinct_id\":\"d\",\"timestamp\":\"2026-01-01T00:00:00.000Z\","
+                           "{\"uuid\":\"01900000-0000-7000-8000-000000000001\","
+                           "\"event\":\"planted\",\"distinct_id\":\"d\","
+                           "\"timestamp\":\"2026-01-01T00:00:00.000Z\","
                            "\"properties\":{\"who\":\"planted\"}}");
     FILE *f = fopen(victim, "wb");
     ck_assert_uint_eq(fwrite(img, 1, n, f), n);

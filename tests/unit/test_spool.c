@@ -4,8 +4,9 @@
  * (truncation at every offset, single bit flips at every byte, bad lengths
  * and magics, bad headers, empty and zero-filled files), stray files and
  * stale temp files, max_bytes eviction order, max_age, ownership through
- * POSIX locks (across processes and between two spools of one process),
- * park/take ordering and fault injection.
+ * owner tags and leases (across processes, between two spools of one
+ * process, racing adopters, release_all), directory checks, park/take
+ * ordering and fault injection.
  *
  * Forked helpers never use Check: they report through their exit status.
  */
@@ -929,7 +930,9 @@ START_TEST(other_process_files_not_adopted_until_it_dies) {
     /* eviction must not take a live process's file either */
     ph_spool_t small;
     evset_t one = make_events(1, 0);
-    ck_assert_int_eq(posthog__spool_open(&small, dir, PH_SPOOL_HDR + PH_SPOOL_REC_HDR + one.len[0], 0, NULL, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&small, dir, PH_SPOOL_HDR + PH_SPOOL_REC_HDR + one.len[0],
+                                         0, NULL, 0),
+                     0);
     ck_assert_uint_gt(posthog__spool_bytes(&small), 0); /* the child's file */
     ph_spool_file_t *x =
         posthog__spool_write(&small, (const char *const *)one.ev, one.len, 1, &loss);
@@ -966,6 +969,39 @@ START_TEST(other_process_files_not_adopted_until_it_dies) {
     rm_rf(dir);
     free(dir);
     free_events(&e);
+}
+END_TEST
+
+/* A child forked without the library's atfork handler (here: a bare
+ * fork) has a copy of its parent's random generator: its spool must still
+ * get a tag of its own, or each would take the other's files for its own. */
+START_TEST(forked_spool_gets_its_own_tag) {
+    char *dir = make_dir();
+    (void)posthog__rand_u64(); /* the generator is seeded before the fork */
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        ph_spool_t c;
+        if (posthog__spool_open(&c, dir, BIG, 0, NULL, 0)) _exit(3);
+        if (write(pfd[1], c.tag, PH_SPOOL_TAG_LEN) != PH_SPOOL_TAG_LEN) _exit(4);
+        posthog__spool_close(&c);
+        _exit(0);
+    }
+    close(pfd[1]);
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
+    char theirs[PH_SPOOL_TAG_LEN + 1] = "";
+    ck_assert_int_eq(read(pfd[0], theirs, PH_SPOOL_TAG_LEN), PH_SPOOL_TAG_LEN);
+    close(pfd[0]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_str_ne(theirs, s.tag);
+    posthog__spool_close(&s);
+    rm_rf(dir);
+    free(dir);
 }
 END_TEST
 
@@ -1310,6 +1346,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, max_bytes_eviction_order);
     tcase_add_test(tc, max_age_on_adopt);
     tcase_add_test(tc, other_process_files_not_adopted_until_it_dies);
+    tcase_add_test(tc, forked_spool_gets_its_own_tag);
     tcase_add_test(tc, two_spools_one_process);
     tcase_add_test(tc, two_spools_race_for_files);
     tcase_add_test(tc, release_all_gives_everything_up);
