@@ -673,6 +673,9 @@ uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
     if (my_tag(s, mine)) return 0;
     pthread_mutex_lock(&s->mu);
     bool released = s->released;
+    /* a fresh mtime: a cleaner of old files (tmpfiles.d) never takes a live
+     * owner's lease, which would hand its files to others */
+    if (s->lease_fd >= 0) futimens(s->lease_fd, NULL);
     pthread_mutex_unlock(&s->mu);
     size_t n;
     char **names = list_files(s, &n, true);
