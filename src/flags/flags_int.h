@@ -221,6 +221,14 @@ struct ph_flags_defs {
     int32_t *order;      /* every flag, dependencies first */
 };
 
+/* Without libm (the library does not link it): the few helpers needed,
+ * for |x| below 2^62. */
+static inline double ph_fabs(double x) { return x < 0 ? -x : x; }
+static inline double ph_floor(double x) {
+    double t = (double)(int64_t)x; /* truncates toward zero */
+    return t > x ? t - 1.0 : t;
+}
+
 /* values.c */
 bool posthog__flags_parse_f64(const char *s, double *out);
 /* The server's string form of a JSON value (strings as they are, others as
