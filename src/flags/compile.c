@@ -561,7 +561,7 @@ static void visit(const ph_flags_defs_t *d, int32_t f, dfs_t *s);
 static void deps_of_filter(const ph_flags_defs_t *d, const ph_filter_t *p, dfs_t *s, int depth) {
     if (p->type == PH_PT_FLAG) {
         if (p->dep_cycle) s->cycle = true;
-        if (p->dep_flag < 0 || d->flags[p->dep_flag].deleted) s->missing = true;
+        if (p->dep_flag < 0) s->missing = true;
         else visit(d, p->dep_flag, s);
     } else if (p->type == PH_PT_COHORT && p->cohort >= 0 && depth < PH_FLAGS_MAX_DEPTH) {
         deps_of_group(d, &d->cohorts[p->cohort].root, s, depth + 1);
@@ -581,8 +581,12 @@ static void visit(const ph_flags_defs_t *d, int32_t f, dfs_t *s) {
     }
     s->mark[f] = 1;
     const ph_flag_t *fl = &d->flags[f];
-    for (size_t i = 0; i < fl->nconds; i++) deps_of_condition(d, &fl->conds[i], s);
-    if (fl->super_cond) deps_of_condition(d, fl->super_cond, s);
+    /* an inactive or deleted flag is false without reading anything: the
+     * server does not follow its dependencies either */
+    if (fl->active && !fl->deleted) {
+        for (size_t i = 0; i < fl->nconds; i++) deps_of_condition(d, &fl->conds[i], s);
+        if (fl->super_cond) deps_of_condition(d, fl->super_cond, s);
+    }
     s->mark[f] = 2;
     s->out[s->n++] = f;
 }

@@ -201,7 +201,7 @@ typedef struct {
     int32_t *closure;
     size_t nclosure;
     bool in_cycle;
-    bool dep_missing;    /* reaches a flag that is not in the definitions (or deleted) */
+    bool dep_missing;    /* reaches a flag that is not in the definitions */
     const char *malformed_detail;
 } ph_flag_t;
 

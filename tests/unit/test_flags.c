@@ -1071,6 +1071,21 @@ START_TEST(dependencies) {
     CK_VALUE(eval1(defs, "chain", free_), PH_FLAG_FALSE);
     /* an inactive dependency evaluates to false */
     CK_VALUE(eval1(defs, "on-off", pro), PH_FLAG_TRUE);
+    /* an inactive or deleted dependency is false, and the server does not
+     * follow its own dependencies: a missing one there breaks nothing */
+    const char *filtered = DEFS(
+        "{\"id\":1,\"key\":\"off-broken\",\"active\":false,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"ghost\",\"type\":\"flag\",\"operator\":\"flag_evaluates_to\",\"value\":true}]}]}},"
+        "{\"id\":2,\"key\":\"gone\",\"active\":true,\"deleted\":true,\"filters\":{}},"
+        "{\"id\":3,\"key\":\"on-off-broken\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"off-broken\",\"type\":\"flag\",\"operator\":\"flag_evaluates_to\",\"value\":false}]}]}},"
+        "{\"id\":4,\"key\":\"on-gone\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"gone\",\"type\":\"flag\",\"operator\":\"flag_evaluates_to\",\"value\":false}]}]}}");
+    CK_VALUE(eval1(filtered, "on-off-broken", pro), PH_FLAG_TRUE);
+    CK_VALUE(eval1(filtered, "on-gone", pro), PH_FLAG_TRUE);
+    ph_flag_result_t off = eval1(filtered, "off-broken", pro);
+    CK_VALUE(off, PH_FLAG_FALSE);
+    ck_assert_int_eq(off.reason, PH_REASON_FLAG_DISABLED);
     /* cycles, reaching a cycle, a missing dependency, the server's empty
      * chain: false, missing_dependency (the server fails closed) */
     static const char *broken[] = {"cyc-a", "cyc-b", "self", "on-cycle", "missing", "server-cycle"};
