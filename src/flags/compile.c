@@ -451,8 +451,10 @@ static void compile_flag(cc_t *c, const cJSON *j, ph_flag_t *f) {
     }
     const cJSON *sg = cJSON_GetObjectItemCaseSensitive(filters, "super_groups");
     if (cJSON_IsArray(sg) && cJSON_IsObject(sg->child) &&
-        (f->super_cond = xcalloc(c, 1, sizeof *f->super_cond)))
+        (f->super_cond = xcalloc(c, 1, sizeof *f->super_cond))) {
         compile_condition(c, sg->child, f->super_cond);
+        f->super_cond->agg = -1; /* early access is about persons, also on group flags */
+    }
     const cJSON *ho = cJSON_GetObjectItemCaseSensitive(filters, "holdout");
     const cJSON *hp = cJSON_GetObjectItemCaseSensitive(ho, "exclusion_percentage");
     if (cJSON_IsNumber(hp)) {

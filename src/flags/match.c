@@ -39,7 +39,7 @@ typedef struct {
     char keybuf[64];             /* a numeric group key as text */
 } ident_t;
 
-typedef enum { C_MATCH, C_NO_MATCH, C_OUT_OF_ROLLOUT, C_INCONCLUSIVE } cres_t;
+typedef enum { C_MATCH, C_NO_MATCH, C_OUT_OF_ROLLOUT, C_INCONCLUSIVE, C_SKIPPED } cres_t;
 
 typedef struct {
     ph_flag_cause_t cause;
@@ -199,7 +199,7 @@ static int match_filter(const ev_t *e, const ph_filter_t *p, const ident_t *id, 
 static cres_t eval_condition(const ev_t *e, const ph_flag_t *f, const ph_condition_t *k,
                              ident_t *id, why_t *w) {
     int32_t agg = k->agg == -2 ? f->agg : k->agg;
-    if (!resolve(e, f, agg, id)) return C_NO_MATCH; /* its group was not passed: skipped */
+    if (!resolve(e, f, agg, id)) return C_SKIPPED; /* its group was not passed */
     bool unknown = false;
     why_t first = {PH_INCONCLUSIVE_NONE, NULL};
     for (size_t i = 0; i < k->nprops; i++) {
@@ -400,10 +400,12 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
                 decided(out, false, PH_REASON_OUT_OF_ROLLOUT_BOUND, (int32_t)i);
                 return;
             }
-            if (reason == PH_REASON_NO_CONDITION_MATCH) {
-                reason = PH_REASON_OUT_OF_ROLLOUT_BOUND;
-                reason_idx = (int32_t)i;
-            }
+            /* the server keeps the highest-priority reason; a tie takes the
+             * later condition */
+            reason = PH_REASON_OUT_OF_ROLLOUT_BOUND;
+            reason_idx = (int32_t)i;
+        } else if (r == C_NO_MATCH && reason == PH_REASON_NO_CONDITION_MATCH) {
+            reason_idx = (int32_t)i;
         }
     }
     if (pend) {

@@ -761,6 +761,20 @@ START_TEST(flag_condition_order_and_early_exit) {
     CK_VALUE(r, PH_FLAG_FALSE);
     ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
     ck_assert_int_eq(r.condition_index, 1);
+    /* the server keeps the highest-priority reason, a tie taking the later
+     * condition: no match reports the last condition evaluated, out of
+     * rollout the last condition out of rollout */
+    r = eval1(defs, "oob", (ctxs_t){.person = "{\"plan\":\"team\"}"});
+    CK_VALUE(r, PH_FLAG_FALSE);
+    ck_assert_int_eq(r.reason, PH_REASON_NO_CONDITION_MATCH);
+    ck_assert_int_eq(r.condition_index, 1);
+    r = eval1(DEFS("{\"key\":\"two\",\"active\":true,\"filters\":{\"groups\":["
+                   "{\"rollout_percentage\":0},{\"rollout_percentage\":0},"
+                   "{\"properties\":[{\"key\":\"plan\",\"value\":\"x\"}]}]}}"),
+              "two", (ctxs_t){.person = "{\"plan\":\"pro\"}"});
+    CK_VALUE(r, PH_FLAG_FALSE);
+    ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
+    ck_assert_int_eq(r.condition_index, 1);
 }
 END_TEST
 
