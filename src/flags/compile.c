@@ -464,8 +464,13 @@ static void compile_flag(cc_t *c, const cJSON *j, ph_flag_t *f) {
         f->has_holdout = true;
         f->holdout_pct = hp->valuedouble;
         size_t n = strlen(t ? t : "") + 9;
-        if ((f->holdout_variant = malloc(n))) snprintf(f->holdout_variant, n, "holdout-%s", t ? t : "");
-        else c->oom = true;
+        if ((f->holdout_variant = malloc(n))) {
+            snprintf(f->holdout_variant, n, "holdout-%s", t ? t : "");
+            f->holdout_payload =
+                payload_text(c, cJSON_GetObjectItemCaseSensitive(payloads, f->holdout_variant));
+        } else {
+            c->oom = true;
+        }
     }
 }
 
@@ -484,6 +489,7 @@ static void free_flag(ph_flag_t *f) {
     if (f->super_cond) free_condition(f->super_cond);
     free(f->super_cond);
     free(f->holdout_variant);
+    free(f->holdout_payload);
     free(f->closure);
 }
 

@@ -195,6 +195,7 @@ typedef struct {
     bool has_holdout;
     double holdout_pct;
     char *holdout_variant; /* "holdout-<id>" */
+    char *holdout_payload; /* payloads["holdout-<id>"] */
     /* dependencies: every flag this one reads (transitively), in an order
      * where each comes after its own dependencies; the flag itself is not
      * in the list. in_cycle: the flag sits on (or reaches) a cycle. */

@@ -836,15 +836,17 @@ START_TEST(flag_device_bucketing) {
         r = eval1(defs, "d50", (ctxs_t){.person = props});
         ck_assert_int_eq(r.value == PH_FLAG_TRUE, want);
     }
-    /* without a device id: out of rollout (the server), but 100% needs no hash */
-    ph_flag_result_t r = eval1(defs, "d50", (ctxs_t){0});
-    CK_VALUE(r, PH_FLAG_FALSE);
-    ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
-    r = eval1(defs, "d100", (ctxs_t){0});
-    CK_VALUE(r, PH_FLAG_TRUE);
-    r = eval1(defs, "dmv", (ctxs_t){0});
-    CK_VALUE(r, PH_FLAG_INCONCLUSIVE);
-    ck_assert_int_eq(r.cause, PH_INCONCLUSIVE_MISSING_BUCKETING_ID);
+    /* without a device id the server skips person conditions as out of
+     * rollout, whatever their percentage (get_match) */
+    static const char *keys[] = {"d50", "d100", "dmv"};
+    for (int i = 0; i < 3; i++) {
+        ph_flag_result_t r = eval1(defs, keys[i], (ctxs_t){0});
+        CK_VALUE(r, PH_FLAG_FALSE);
+        ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
+        ck_assert_int_eq(r.condition_index, 0);
+        r = eval1(defs, keys[i], (ctxs_t){.device_id = ""}); /* empty is none */
+        CK_VALUE(r, PH_FLAG_FALSE);
+    }
 }
 END_TEST
 
@@ -880,9 +882,15 @@ START_TEST(flag_groups) {
     /* $group_key resolves to the key */
     r = eval1(defs, "gk", c);
     CK_VALUE(r, PH_FLAG_TRUE);
-    /* the group not passed: false, no_group_type (the server; Go falls back) */
+    /* the group not passed (or an empty key): false, no_group_type, the
+     * skipped condition's index (the server; Go falls back) */
     r = eval1(defs, "g", (ctxs_t){0});
     CK_VALUE(r, PH_FLAG_FALSE);
+    ck_assert_int_eq(r.reason, PH_REASON_NO_GROUP_TYPE);
+    ck_assert_int_eq(r.condition_index, 0);
+    r = eval1(defs, "g", (ctxs_t){.groups = "{\"company\":\"\"}"});
+    ck_assert_int_eq(r.reason, PH_REASON_NO_GROUP_TYPE);
+    r = eval1(defs, "g", (ctxs_t){.groups = "{\"company\":true}"});
     ck_assert_int_eq(r.reason, PH_REASON_NO_GROUP_TYPE);
     /* an index not in group_type_mapping */
     r = eval1(defs, "g9", c);
@@ -917,7 +925,12 @@ START_TEST(flag_holdout_and_early_access) {
         "\"groups\":[{\"rollout_percentage\":0}],\"payloads\":{\"true\":\"\\\"on\\\"\"}}},"
         "{\"key\":\"sg\",\"active\":true,\"filters\":{\"super_groups\":[{\"properties\":["
         "{\"key\":\"beta\",\"value\":[\"true\"],\"type\":\"person\"}],\"rollout_percentage\":100}],"
-        "\"groups\":[{\"rollout_percentage\":0}]}}");
+        "\"groups\":[{\"rollout_percentage\":0}]}},"
+        "{\"key\":\"eamv\",\"active\":true,\"filters\":{\"feature_enrollment\":true,"
+        "\"groups\":[{\"rollout_percentage\":100}],\"multivariate\":{\"variants\":["
+        "{\"key\":\"a\",\"rollout_percentage\":100}]},\"payloads\":{\"a\":\"1\",\"true\":\"2\"}}},"
+        "{\"key\":\"hp\",\"active\":true,\"filters\":{\"holdout\":{\"id\":3,"
+        "\"exclusion_percentage\":100},\"payloads\":{\"holdout-3\":\"\\\"held\\\"\"}}}");
     int held = 0;
     for (int i = 0; i < 200; i++) {
         char id[32];
@@ -958,6 +971,16 @@ START_TEST(flag_holdout_and_early_access) {
     CK_VALUE(r, PH_FLAG_FALSE);
     r = eval1(defs, "sg", (ctxs_t){.person = "{}"});
     CK_VALUE(r, PH_FLAG_INCONCLUSIVE);
+    /* an enrolment match is true without a variant, even on a multivariate
+     * flag (the server's answer), with the "true" payload */
+    r = eval1(defs, "eamv", (ctxs_t){.person = "{\"$feature_enrollment/eamv\":true}"});
+    CK_VALUE(r, PH_FLAG_TRUE);
+    ck_assert_str_eq(r.payload, "2");
+    ck_assert_int_eq(r.condition_index, 0);
+    /* the holdout payload is payloads["holdout-<id>"] */
+    r = eval1(defs, "hp", (ctxs_t){0});
+    ck_assert_str_eq(r.variant, "holdout-3");
+    ck_assert_str_eq(r.payload, "\"held\"");
 }
 END_TEST
 
