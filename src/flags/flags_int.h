@@ -7,9 +7,11 @@
 #ifndef POSTHOG_FLAGS_INT_H
 #define POSTHOG_FLAGS_INT_H
 
+#include <pthread.h>
 #include <regex.h>
 #include <stdatomic.h>
 
+#include "common.h"
 #include "flags.h"
 
 /* Dependency closures up to this many flags are memoised on the stack. */
@@ -229,6 +231,23 @@ static inline double ph_floor(double x) {
     double t = (double)(int64_t)x; /* truncates toward zero */
     return t > x ? t - 1.0 : t;
 }
+
+/* store.c's state (here so the tests can inspect the hazard slots). */
+#define HAZARDS 64 /* concurrent acquires before one has to wait */
+
+typedef struct {
+    PH_ALIGNED_CL ph_flags_defs_t *_Atomic p;
+    char pad[PH_CACHELINE - sizeof(void *)];
+} hazard_t;
+
+struct ph_flags_store {
+    PH_ALIGNED_CL ph_flags_defs_t *_Atomic cur;
+    ph_flags_defs_t *_Atomic retired; /* a Treiber stack through retire_next */
+    _Atomic size_t pending;
+    _Atomic uint64_t generation;
+    pthread_mutex_t publish_lock;
+    hazard_t hz[HAZARDS];
+};
 
 /* values.c */
 bool posthog__flags_parse_f64(const char *s, double *out);

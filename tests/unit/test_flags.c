@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "flags.h"
 #include "flags_int.h"
@@ -1383,6 +1385,41 @@ START_TEST(store_concurrent_readers) {
 }
 END_TEST
 
+/* fork() with the atfork hooks: the child reads and publishes; a hazard
+ * slot a parent thread held at fork time is cleared in the child. */
+START_TEST(store_fork) {
+    ph_flags_store_t *s = posthog__flags_store_new();
+    posthog__flags_store_publish(s, compile_ok(DEFS("{\"key\":\"a\",\"active\":true,"
+                                                    "\"filters\":{\"groups\":[{}]}}")));
+    /* simulate a reader of the parent caught between its load and its increment */
+    const ph_flags_defs_t *cur = posthog__flags_store_acquire(s);
+    atomic_store(&s->hz[5].p, (ph_flags_defs_t *)cur);
+    posthog__flags_store_fork_prepare(s);
+    pid_t pid = fork();
+    if (pid == 0) {
+        posthog__flags_store_fork_child(s);
+        int ok = atomic_load(&s->hz[5].p) == NULL;
+        const ph_flags_defs_t *d = posthog__flags_store_acquire(s);
+        ph_flags_ctx_t ctx = {"child", NULL, NULL, NULL, NULL, 0};
+        ph_flag_result_t r;
+        posthog__flags_evaluate(d, "a", &ctx, &r);
+        ok = ok && r.value == PH_FLAG_TRUE;
+        posthog__flags_store_release(s, d);
+        posthog__flags_store_publish(s, NULL); /* the lock works in the child */
+        ok = ok && posthog__flags_store_acquire(s) == NULL;
+        _exit(ok ? 0 : 1);
+    }
+    posthog__flags_store_fork_parent(s);
+    ck_assert_int_gt(pid, 0);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    atomic_store(&s->hz[5].p, NULL);
+    posthog__flags_store_release(s, cur);
+    posthog__flags_store_free(s);
+}
+END_TEST
+
 /* ------------------------------------------------------------ main */
 
 static Suite *flags_suite(void) {
@@ -1417,6 +1454,7 @@ static Suite *flags_suite(void) {
     tcase_add_test(t, values_helpers);
     tcase_add_test(t, store_publish_and_retire);
     tcase_add_test(t, store_concurrent_readers);
+    tcase_add_test(t, store_fork);
     suite_add_tcase(s, t);
     return s;
 }
