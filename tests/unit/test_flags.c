@@ -20,6 +20,32 @@
 #include "flags_int.h"
 #include "sha1.h"
 
+/* ------------------------------------------------------------ allocation counter */
+
+#ifdef PH_WRAP_MALLOC
+/* Linked with -Wl,--wrap=malloc,...: every allocation made by code in the
+ * static library (and this file) passes here. */
+static _Atomic long allocs;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t k);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t k);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n) {
+    atomic_fetch_add(&allocs, 1);
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t k) {
+    atomic_fetch_add(&allocs, 1);
+    return __real_calloc(n, k);
+}
+void *__wrap_realloc(void *p, size_t n) {
+    atomic_fetch_add(&allocs, 1);
+    return __real_realloc(p, n);
+}
+#endif
+
 /* ------------------------------------------------------------ helpers */
 
 static ph_flags_defs_t *compile_ok(const char *json) {
@@ -1420,6 +1446,67 @@ START_TEST(store_fork) {
 }
 END_TEST
 
+/* The issue's promise: evaluation takes no lock and, for flags without
+ * regexes, makes no allocation (compile allocates; evaluation only reads). */
+START_TEST(evaluation_allocates_nothing) {
+#ifndef PH_WRAP_MALLOC
+    return; /* needs GNU ld's --wrap (Linux) */
+#else
+    ph_flags_defs_t *d = compile_ok(
+        "{\"flags\":["
+        "{\"id\":1,\"key\":\"r\",\"active\":true,\"filters\":{\"groups\":[{\"rollout_percentage\":50}]}},"
+        "{\"id\":2,\"key\":\"p\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"email\",\"operator\":\"icontains\",\"value\":\"@x.com\"},"
+        "{\"key\":\"age\",\"operator\":\"gt\",\"value\":\"21\"},"
+        "{\"key\":\"v\",\"operator\":\"semver_caret\",\"value\":\"1.2.0\"},"
+        "{\"key\":\"seen\",\"operator\":\"is_date_after\",\"value\":\"-30d\"},"
+        "{\"key\":\"plan\",\"value\":[\"pro\",\"team\"]},{\"key\":\"n\",\"value\":1.5}]}]}},"
+        "{\"id\":3,\"key\":\"m\",\"active\":true,\"filters\":{\"groups\":[{}],\"multivariate\":"
+        "{\"variants\":[{\"key\":\"a\",\"rollout_percentage\":50},{\"key\":\"b\",\"rollout_percentage\":50}]},"
+        "\"payloads\":{\"a\":\"{}\"},\"holdout\":{\"id\":1,\"exclusion_percentage\":10}}},"
+        "{\"id\":4,\"key\":\"c\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"id\",\"value\":7,\"type\":\"cohort\"},"
+        "{\"key\":\"m\",\"type\":\"flag\",\"operator\":\"flag_evaluates_to\",\"value\":true}]}]}},"
+        "{\"id\":5,\"key\":\"g\",\"active\":true,\"filters\":{\"aggregation_group_type_index\":0,"
+        "\"groups\":[{\"properties\":[{\"key\":\"$group_key\",\"value\":\"acme\",\"type\":\"group\","
+        "\"group_type_index\":0}],\"rollout_percentage\":70}]}}],"
+        "\"group_type_mapping\":{\"0\":\"company\"},"
+        "\"cohorts\":{\"7\":{\"type\":\"OR\",\"values\":[{\"type\":\"AND\",\"values\":["
+        "{\"key\":\"plan\",\"value\":\"pro\",\"negation\":true}]},{\"key\":\"age\",\"operator\":\"lt\","
+        "\"value\":100}]}}}");
+    cJSON *props = cJSON_Parse("{\"email\":\"A@X.COM\",\"age\":30,\"v\":\"1.4.2\","
+                               "\"seen\":\"2024-06-14T00:00:00Z\",\"plan\":\"pro\",\"n\":1.5}");
+    cJSON *groups = cJSON_Parse("{\"company\":\"acme\"}");
+    cJSON *gprops = cJSON_Parse("{\"company\":{}}");
+    ph_flags_store_t *s = posthog__flags_store_new();
+    posthog__flags_store_publish(s, d);
+    ph_flag_result_t all[5], one;
+    long before = atomic_load(&allocs);
+    for (int i = 0; i < 200; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "user-%d", i);
+        ph_flags_ctx_t ctx = {id, NULL, props, groups, gprops, NOW_MS};
+        const ph_flags_defs_t *v = posthog__flags_store_acquire(s);
+        posthog__flags_evaluate_all(v, &ctx, all);
+        for (size_t k = 0; k < 5; k++) posthog__flags_evaluate_index(v, k, &ctx, &one);
+        posthog__flags_evaluate(v, "nope", &ctx, &one);
+        posthog__flags_store_release(s, v);
+    }
+    long used = atomic_load(&allocs) - before;
+    ck_assert_int_eq(all[1].value, PH_FLAG_TRUE); /* the cases really ran */
+    ck_assert_int_eq(all[3].value == PH_FLAG_INCONCLUSIVE, 0);
+    ck_assert_msg(used == 0, "evaluation allocated %ld times", used);
+    /* and the counter works: compiling allocates */
+    posthog__flags_defs_unref(compile_ok(DEFS("{\"key\":\"x\",\"active\":true}")));
+    ck_assert_int_gt(atomic_load(&allocs) - before, 0);
+    posthog__flags_store_free(s);
+    cJSON_Delete(props);
+    cJSON_Delete(groups);
+    cJSON_Delete(gprops);
+#endif
+}
+END_TEST
+
 /* ------------------------------------------------------------ main */
 
 static Suite *flags_suite(void) {
@@ -1455,6 +1542,7 @@ static Suite *flags_suite(void) {
     tcase_add_test(t, store_publish_and_retire);
     tcase_add_test(t, store_concurrent_readers);
     tcase_add_test(t, store_fork);
+    tcase_add_test(t, evaluation_allocates_nothing);
     suite_add_tcase(s, t);
     return s;
 }
