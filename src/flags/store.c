@@ -25,22 +25,6 @@
 #include "common.h"
 #include "flags_int.h"
 
-#define HAZARDS 64
-
-typedef struct {
-    PH_ALIGNED_CL ph_flags_defs_t *_Atomic p;
-    char pad[PH_CACHELINE - sizeof(void *)];
-} hazard_t;
-
-struct ph_flags_store {
-    PH_ALIGNED_CL ph_flags_defs_t *_Atomic cur;
-    ph_flags_defs_t *_Atomic retired; /* a Treiber stack through retire_next */
-    _Atomic size_t pending;
-    _Atomic uint64_t generation;
-    pthread_mutex_t publish_lock;
-    hazard_t hz[HAZARDS];
-};
-
 static _Thread_local unsigned slot_hint;
 
 ph_flags_store_t *posthog__flags_store_new(void) {
@@ -135,6 +119,21 @@ void posthog__flags_store_release(ph_flags_store_t *s, const ph_flags_defs_t *d)
 }
 
 size_t posthog__flags_store_pending(ph_flags_store_t *s) { return atomic_load(&s->pending); }
+
+void posthog__flags_store_fork_prepare(ph_flags_store_t *s) {
+    if (s) pthread_mutex_lock(&s->publish_lock);
+}
+
+void posthog__flags_store_fork_parent(ph_flags_store_t *s) {
+    if (s) pthread_mutex_unlock(&s->publish_lock);
+}
+
+void posthog__flags_store_fork_child(ph_flags_store_t *s) {
+    if (!s) return;
+    /* only the forking thread exists here, and it is not inside acquire */
+    for (int i = 0; i < HAZARDS; i++) atomic_store(&s->hz[i].p, NULL);
+    pthread_mutex_init(&s->publish_lock, NULL);
+}
 
 void posthog__flags_store_free(ph_flags_store_t *s) {
     if (!s) return;

@@ -61,7 +61,7 @@ static void number_text(double v, char *buf, size_t cap) {
         snprintf(buf, cap, "null");
         return;
     }
-    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+    if (ph_fabs(v) < 9007199254740992.0 && v == ph_floor(v)) {
         snprintf(buf, cap, "%.0f", v);
         return;
     }
