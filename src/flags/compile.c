@@ -328,7 +328,8 @@ static void compile_group(cc_t *c, const cJSON *g, ph_pgroup_t *out) {
     if (!(out->kids = xcalloc(c, n, sizeof *out->kids))) return;
     for (const cJSON *e = vals->child; e; e = e->next) {
         ph_pgroup_t *k = &out->kids[out->nkids++];
-        if (cJSON_IsObject(e) && cJSON_GetObjectItemCaseSensitive(e, "values")) {
+        /* a nested group; {} is the canonical empty group there too (true) */
+        if (cJSON_IsObject(e) && (cJSON_GetObjectItemCaseSensitive(e, "values") || !e->child)) {
             compile_group(c, e, k);
         } else {
             k->is_leaf = true;

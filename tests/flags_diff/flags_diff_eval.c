@@ -12,7 +12,8 @@
  *                                 "group_properties": {...}}, ...]}, ...]}
  * Output: {"suites": [[[r, r, ...] per case] per suite]}, one r per flag in
  *         definitions order: "F" false, "T" true, "V:<variant>", "I:<cause>"
- *         (inconclusive, the engine's cause name).
+ *         (inconclusive: the engine's cause name, then the detail in
+ *         parentheses when there is one).
  * Every flag is evaluated one by one (posthog__flags_evaluate) and through
  * posthog__flags_evaluate_all; a disagreement between the two is reported as
  * "X:<one>|<all>" so that the driver counts it as a difference too.
@@ -54,7 +55,10 @@ static const char *encode(const ph_flag_result_t *r, char *buf, size_t cap) {
     case PH_FLAG_FALSE: return "F";
     case PH_FLAG_TRUE: return "T";
     case PH_FLAG_VARIANT: snprintf(buf, cap, "V:%s", r->variant ? r->variant : ""); return buf;
-    default: snprintf(buf, cap, "I:%s", posthog__flags_cause_name(r->cause)); return buf;
+    default:
+        snprintf(buf, cap, "I:%s%s%s%s", posthog__flags_cause_name(r->cause), r->detail ? "(" : "",
+                 r->detail ? r->detail : "", r->detail ? ")" : "");
+        return buf;
     }
 }
 

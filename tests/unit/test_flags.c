@@ -1030,7 +1030,9 @@ START_TEST(cohorts) {
         "{\"key\":\"bad\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
         "{\"key\":\"id\",\"value\":2,\"type\":\"cohort\"}]}]}},"
         "{\"key\":\"loop\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
-        "{\"key\":\"id\",\"value\":3,\"type\":\"cohort\"}]}]}}],"
+        "{\"key\":\"id\",\"value\":3,\"type\":\"cohort\"}]}]}},"
+        "{\"key\":\"inner_empty\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"id\",\"value\":4,\"type\":\"cohort\"}]}]}}],"
         "\"cohorts\":{"
         /* 98: (country = US AND age > 18) OR (NOT plan = free) */
         "\"98\":{\"type\":\"OR\",\"values\":["
@@ -1043,7 +1045,11 @@ START_TEST(cohorts) {
         "{\"key\":\"email\",\"operator\":\"icontains\",\"value\":\"@corp\",\"type\":\"person\"}]},"
         "\"1\":{},"
         "\"2\":{\"type\":\"XOR\",\"values\":[{\"key\":\"a\",\"value\":1}]},"
-        "\"3\":{\"type\":\"AND\",\"values\":[{\"key\":\"id\",\"value\":3,\"type\":\"cohort\"}]}}}";
+        "\"3\":{\"type\":\"AND\",\"values\":[{\"key\":\"id\",\"value\":3,\"type\":\"cohort\"}]},"
+        /* 4: an entry {} is the canonical empty group (true), not a filter without a key
+         * (found by tests/flags_diff against posthog-python) */
+        "\"4\":{\"type\":\"AND\",\"values\":[{},{\"key\":\"plan\",\"value\":\"pro\","
+        "\"type\":\"person\"}]}}}";
     static const struct {
         const char *key, *props;
         int want; /* 1 true, 0 false, -1 inconclusive */
@@ -1067,6 +1073,8 @@ START_TEST(cohorts) {
         {"empty", "{}", 1, 0},
         {"bad", "{\"a\":1}", -1, PH_INCONCLUSIVE_UNKNOWN_PROPERTY_TYPE},
         {"loop", "{}", -1, PH_INCONCLUSIVE_COHORT_DEPTH},
+        {"inner_empty", "{\"plan\":\"pro\"}", 1, 0},
+        {"inner_empty", "{\"plan\":\"free\"}", 0, 0},
     };
     ph_flags_defs_t *d = compile_ok(defs);
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
