@@ -44,6 +44,8 @@ EXCLUDED = [
     "them as the server does (docs/flags.md 7 #6)",
     "property_matching_version 2 definitions: not generated (the engine does not read the "
     "field yet; reported to the lead)",
+    "semver values with an upper-case 'V' prefix: the server strips only 'v' "
+    "(docs/flags.md 5), posthog-python both; "
     "semver with a pre-release, build metadata or leading zeros, non-string or invalid semver "
     "values, wildcards without '*' or with '*' in the middle or alone: posthog-python keeps "
     "major.minor.patch only and rejects leading zeros (inconclusive), the server uses the "
@@ -65,6 +67,11 @@ EXCLUDED = [
     "server false/no_group_type (docs/flags.md 7 #11)",
     "device_id bucketing without a device id: posthog-python inconclusive, the server out of "
     "rollout (docs/flags.md 7 #16): every case carries a device_id",
+    "dependency chains with a member that is undecidable for the person: posthog-python "
+    "evaluates every member of dependency_chain and answers inconclusive if any is, even one "
+    "the answer does not need (RequiresServerEvaluation of a static cohort propagates too); "
+    "the engine evaluates what the answer needs: dependency targets are flags decidable for "
+    "every person; "
     "missing, cyclic or empty dependency chains: posthog-python inconclusive, the server "
     "false/missing_dependency (docs/flags.md 7 #12); dependencies on group flags "
     "(posthog-python evaluates them on the dependant's properties)",
@@ -72,6 +79,13 @@ EXCLUDED = [
     "engine answers inconclusive where the server may have matched the first one, "
     "posthog-python takes the later match (docs/flags.md 7 #9): such flags read only "
     "properties every person has",
+    "a static cohort (an id the definitions do not carry) before another condition: "
+    "posthog-python stops at it (RequiresServerEvaluation: inconclusive), the engine lets a "
+    "later match give the value when the static one could not give another "
+    "(docs/flags.md 4 'Inconclusive conditions', 7 #9): static cohorts only in last conditions",
+    "holdouts on group flags: without the group the engine has no bucketing id for the "
+    "holdout and answers inconclusive (docs/flags.md 4 step 8), posthog-python false "
+    "before looking at the holdout",
     "property types other than person/group/cohort/flag (posthog-python matches behavioral "
     "filters as person properties, the server cannot locally)",
 ]
@@ -88,7 +102,7 @@ COUNTRIES = ["US", "CA", "GB", "DE", "us", "FR"]
 NAMES_ASCII = ["alice", "Bob", "carol", "DAVE", "eve"]
 NAMES_NON_ASCII = ["José", "Zoë", "Łukasz", "日本語", "Ærø"]
 SEMVERS = ["1.2.3", "2.0.0", "0.9.1", "1.10.0", "v1.2.3", "3.4", "5", " 2.1.0 ", "0.0.7",
-           "1.2.10", "V2.3.4", "10.0.1"]
+           "1.2.10", "v2.3.4", "10.0.1"]
 SEMVER_FILTERS = ["1.2.3", "2", "0.9", "1.10.0", "2.1.0", "0.0.7", "1.2", "3.4.0", "0.1.0"]
 WILDCARDS = ["1.*", "1.2.*", "2.*.*", "0.*", "1.10.*", "3.*"]
 DATE_VALUES = ["2024-06-01", "2024-06-01T10:00:00Z", "2023-01-15T08:30:00+01:00",
@@ -108,6 +122,7 @@ class Gen:
     def __init__(self, seed):
         self.r = random.Random(seed)
         self.safe = False
+        self.dependable = []
 
     # ---------------------------------------------------------------- values
 
@@ -298,6 +313,7 @@ class Gen:
 
     def suite(self, si, nflags, npersons):
         r = self.r
+        self.dependable = []
         cohorts, safe_cohorts = {}, []
         ids = []
         for ci in range(6):
@@ -320,8 +336,12 @@ class Gen:
             multivariate = r.random() < 0.3
             early_exit = r.random() < 0.12
             nconds = r.choice([1, 1, 2, 2, 3])
+            # Dependable flags are decidable for every person (core keys, decidable cohorts
+            # and dependencies, no experience continuity or enrollment): only they are
+            # dependency targets, see EXCLUDED (dependency chains).
+            dependable = group_index is None and r.random() < 0.35
             # see EXCLUDED (undecidable before matching): strict flags read core keys only
-            safe = (multivariate or early_exit) and nconds > 1
+            safe = dependable or ((multivariate or early_exit) and nconds > 1)
             filters = {"groups": []}
             if group_index is not None:
                 filters["aggregation_group_type_index"] = group_index
@@ -351,9 +371,10 @@ class Gen:
                         cond["properties"].append({"key": "id", "type": "cohort",
                                                    "value": r.choice(pool),
                                                    "operator": r.choice(["in", "not_in", "exact"])})
-                    elif cond_group is None and not safe and y < 0.15:
+                    elif cond_group is None and not safe and y < 0.15 and ci == nconds - 1:
+                        # last condition only: see EXCLUDED (static cohorts)
                         cond["properties"].append({"key": "id", "type": "cohort", "value": static_id})
-                    elif cond_group is None and not safe and y < 0.25 and flags:
+                    elif cond_group is None and y < 0.25 and self.dependable:
                         dep = self.dependency(flags)
                         if dep:
                             cond["properties"].append(dep)
@@ -376,19 +397,21 @@ class Gen:
                 filters["groups"].append(cond)
             if early_exit:
                 filters["early_exit"] = True
-            if r.random() < 0.06:
+            if group_index is None and r.random() < 0.06:  # see EXCLUDED (holdouts)
                 filters["holdout"] = {"id": r.randrange(1, 50),
                                       "exclusion_percentage": r.choice([10, 50, 100, 0, 33.3])}
-            if group_index is None and r.random() < 0.05:
+            if group_index is None and not dependable and r.random() < 0.05:
                 filters["feature_enrollment"] = True
             if r.random() < 0.2:
                 filters["payloads"] = {"true": json.dumps({"on": True})}
             flag = {"id": si * 1000 + i + 1, "team_id": 1, "name": "flag %d" % i, "key": key,
                     "filters": filters, "deleted": False, "active": r.random() > 0.08,
-                    "ensure_experience_continuity": r.random() < 0.03}
+                    "ensure_experience_continuity": not dependable and r.random() < 0.03}
             if group_index is None and r.random() < 0.06:
                 flag["bucketing_identifier"] = "device_id"
             flags.append(flag)
+            if dependable and not has_mixed(flag):
+                self.dependable.append(flag)
         definitions = {"flags": flags, "group_type_mapping": dict(GROUP_TYPES), "cohorts": cohorts}
 
         cases = []
@@ -421,13 +444,9 @@ class Gen:
         return {"definitions": definitions, "cases": cases}
 
     def dependency(self, flags):
-        """A flag_evaluates_to filter on an earlier person flag, with the server's chain."""
+        """A flag_evaluates_to filter on an earlier dependable flag, with the server's chain."""
         r = self.r
-        by_key = {f["key"]: f for f in flags}
-        cands = [f for f in flags if f["filters"].get("aggregation_group_type_index") is None
-                 and not any(mixed(by_key[k]) for k in chain(f, flags))]
-        if not cands:
-            return None
+        cands = self.dependable
         target = r.choice(cands)
         values = [True, False]
         for v in (target["filters"].get("multivariate") or {}).get("variants", []):
@@ -436,7 +455,7 @@ class Gen:
                 "value": r.choice(values), "dependency_chain": chain(target, flags)}
 
 
-def mixed(flag):
+def has_mixed(flag):
     """Whether a condition of flag has its own aggregation (mixed targeting): posthog-python
     evaluates dependencies without the groups (EXCLUDED: dependencies on group flags)."""
     return any("aggregation_group_type_index" in c for c in flag["filters"].get("groups") or [])
