@@ -161,6 +161,12 @@ def run_flags(a, Server, run_proc, last_json, log):
             _ratio(get("node", "api", w, "p50_ns"), get("c", "api", w, "p50_ns")),
             _ratio(get("python", "api", w, "p50_ns"), get("py-binding", "api", w, "p50_ns"))))
     L.append("")
+    bare = get("c", "api", "rollout_no_props", "p50_ns")
+    if bare is not None:
+        L.append("The C public API's own cost: %s p50 for the rollout-only flag called without "
+                 "person properties (no JSON to parse), against %s with them." % (
+                     _ns(bare), _ns(get("c", "api", "rollout", "p50_ns"))))
+        L.append("")
     cap_off = get("c", "capture", "without_flags", "p50_ns")
     cap_on = get("c", "capture", "with_flags", "p50_ns")
     cap_off99 = get("c", "capture", "without_flags", "p99_ns")
