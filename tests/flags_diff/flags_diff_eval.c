@@ -83,8 +83,14 @@ static int run_suite(const cJSON *suite, size_t si, cJSON *out) {
     }
     size_t n = posthog__flags_count(d);
     ph_flag_result_t *all = calloc(n ? n : 1, sizeof *all);
-    cJSON *rows = cJSON_AddArrayToObject(out, "x"); /* placeholder name, detached below */
-    cJSON_DetachItemViaPointer(out, rows);
+    cJSON *rows = cJSON_CreateArray();
+    if (!all || !rows) {
+        fprintf(stderr, "flags_diff_eval: out of memory\n");
+        free(all);
+        cJSON_Delete(rows);
+        posthog__flags_defs_unref(d);
+        return -1;
+    }
     const cJSON *c;
     cJSON_ArrayForEach(c, cases) {
         ph_flags_ctx_t ctx = {

@@ -57,7 +57,9 @@ def main():
             d = suite["definitions"]
             client._update_flag_state({"flags": d["flags"],
                                        "group_type_mapping": d.get("group_type_mapping", {}),
-                                       "cohorts": d.get("cohorts", {})})
+                                       "cohorts": d.get("cohorts", {}),
+                                       "property_matching_version":
+                                           d.get("property_matching_version", 1)})
             snapshot = client._local_evaluation_snapshot()
             rows = []
             for case in suite["cases"]:
