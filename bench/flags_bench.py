@@ -82,8 +82,8 @@ def main():
     try:
         if hasattr(client, "load_feature_flags"):
             client.load_feature_flags()
-        if hasattr(client, "wait_for_flag_definitions"):
-            client.wait_for_flag_definitions(15000)
+        if hasattr(client, "wait_for_flag_definitions"):  # the binding's, in seconds
+            client.wait_for_flag_definitions(15)
         # a probe: decided locally, or the client cannot evaluate these definitions
         p0 = persons[0]
         v = client.get_feature_flag("rollout", p0["distinct_id"],
