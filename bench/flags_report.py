@@ -161,6 +161,11 @@ def run_flags(a, Server, run_proc, last_json, log):
             _ratio(get("node", "api", w, "p50_ns"), get("c", "api", w, "p50_ns")),
             _ratio(get("python", "api", w, "p50_ns"), get("py-binding", "api", w, "p50_ns"))))
     L.append("")
+    floor = get("c", "engine", "hash_floor", "p50_ns")
+    if floor is not None:
+        L.append("The C engine's floor for a rollout-only flag: one bucketing hash (portable "
+                 "SHA-1 + scaling, posthog__flags_hash) costs %s p50." % _ns(floor))
+        L.append("")
     bare = get("c", "api", "rollout_no_props", "p50_ns")
     if bare is not None:
         L.append("The C public API's own cost: %s p50 for the rollout-only flag called without "

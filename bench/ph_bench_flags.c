@@ -21,6 +21,7 @@
  *           only_evaluate_locally, send_feature_flag_events off), person
  *           properties as JSON text like a caller passes them;
  *           posthog_evaluate_flags (+ posthog_flags_free) for all100
+ *           (and the bucketing hash alone, the floor of a rollout-only flag)
  *   capture posthog_capture_json with a client without flags and with one
  *           that has loaded definitions: the capture path must not get
  *           slower when local evaluation is on
@@ -47,6 +48,7 @@
 #include "bench_clock.h"
 #include "flags.h"
 #include "posthog/posthog.h"
+#include "sha1.h"
 
 static double ticks_per_ns = 1.0;
 
@@ -292,6 +294,17 @@ int main(int argc, char **argv) {
         s[i] = t1 - t0;
     }
     stats_t timer = summarize(s, iters);
+
+    /* the floor of a rollout-only flag: one bucketing hash (SHA-1 + scaling) */
+    volatile double sink = 0;
+    for (long i = 0; i < iters; i++) {
+        uint64_t t0 = ticks();
+        double h = posthog__flags_hash("rollout.", p[i % np].did, "");
+        uint64_t t1 = ticks();
+        sink += h;
+        s[i] = t1 - t0;
+    }
+    stats_t hash = summarize(s, iters);
     long all_iters = iters / 20 > 500 ? iters / 20 : 500;
 
     stats_t eng[NWORK + 1], api[NWORK + 1], api_bare = {0}, cap_off = {0}, cap_on = {0};
@@ -355,6 +368,8 @@ int main(int argc, char **argv) {
                         "definitions loaded\n", cap_off.p50, cap_off.p99, cap_on.p50, cap_on.p99);
     else
         fprintf(stderr, "public API rows n/a: %s\n", api_why);
+    fprintf(stderr, "bucketing hash alone (SHA-1 + scaling, the rollout-only floor): p50 %.0f / "
+                    "p99 %.0f ns\n", hash.p50, hash.p99);
     if (undecided) fprintf(stderr, "ph-bench-flags: %ld evaluations not decided locally\n", undecided);
 
     printf("{\"timer\":\"%s\",\"timer_overhead_ns\":%.1f,\"flags\":%zu,\"persons\":%ld,"
@@ -364,6 +379,7 @@ int main(int argc, char **argv) {
     int first = 1;
     for (int w = 0; w < NWORK; w++) json_stats(WORKLOADS[w], eng[w], &first);
     json_stats("all100", eng[NWORK], &first);
+    json_stats("hash_floor", hash, &first);
     printf("}");
     if (api_why) {
         printf(",\"api\":null,\"api_why\":\"%s\"", api_why);
@@ -386,5 +402,5 @@ int main(int argc, char **argv) {
     free(p);
     posthog__flags_defs_unref(d);
     cJSON_Delete(root);
-    return undecided ? 1 : 0;
+    return undecided || sink < 0 ? 1 : 0;
 }
