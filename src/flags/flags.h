@@ -24,7 +24,8 @@
  *   one mutex among themselves (never held by readers, never around user
  *   code or I/O). Evaluation allocates nothing unless a flag uses a regex
  *   (glibc's regexec allocates) or has a dependency closure deeper than
- *   PH_FLAGS_STACK_MEMO flags.
+ *   PH_FLAGS_STACK_MEMO flags. fork(): the client's atfork handlers call
+ *   posthog__flags_store_fork_{prepare,parent,child}.
  *
  * Semantics
  *   The server (PostHog's Rust flags service) is the reference; where the
@@ -158,9 +159,10 @@ bool posthog__flags_minimal_events(const ph_flags_defs_t *d);
 /* ------------------------------------------------------------ matcher */
 
 /*
- * Evaluate one flag by key. Borrows d, key and ctx; fills *out (whose
- * strings borrow from d). An unknown key gives PH_FLAG_INCONCLUSIVE with
- * cause PH_INCONCLUSIVE_UNKNOWN_FLAG. Thread-safe; takes no lock.
+ * Evaluate one flag by key. Borrows d, key and ctx (NULL: an empty
+ * context); fills *out (whose strings borrow from d). An unknown key (or a
+ * NULL d) gives PH_FLAG_INCONCLUSIVE with cause PH_INCONCLUSIVE_UNKNOWN_FLAG.
+ * Thread-safe; takes no lock.
  */
 void posthog__flags_evaluate(const ph_flags_defs_t *d, const char *key, const ph_flags_ctx_t *ctx,
                              ph_flag_result_t *out);

@@ -644,6 +644,15 @@ START_TEST(flag_basics) {
     ck_assert_int_eq(u.cause, PH_INCONCLUSIVE_UNKNOWN_FLAG);
     ck_assert_str_eq(u.detail, "nope");
     ck_assert_int_eq(u.has_experiment, -1);
+    /* a NULL context is an empty one; a NULL version knows no flag */
+    posthog__flags_evaluate(d, "f", NULL, &u);
+    ck_assert_int_eq(u.value, PH_FLAG_FALSE);
+    ck_assert_int_eq(u.reason, PH_REASON_NO_CONDITION_MATCH);
+    posthog__flags_evaluate(NULL, "f", &ctx, &u);
+    ck_assert_int_eq(u.value, PH_FLAG_INCONCLUSIVE);
+    ck_assert_int_eq(u.cause, PH_INCONCLUSIVE_UNKNOWN_FLAG);
+    ck_assert_int_eq(posthog__flags_count(NULL), 0);
+    ck_assert_int_eq(posthog__flags_find(NULL, "f"), -1);
     posthog__flags_defs_unref(d);
     /* id and has_experiment travel with every result (the exposure event needs them) */
     r = eval1(DEFS("{\"id\":77,\"key\":\"x\",\"active\":true,\"has_experiment\":false,"
