@@ -208,8 +208,9 @@ size_t posthog__flags_store_pending(ph_flags_store_t *s);
 /*
  * fork(): call prepare before, parent after in the parent, child after in
  * the child (from the client's pthread_atfork handlers). prepare waits for
- * a publish in progress; child re-creates the publish lock and clears the
- * hazard slots of threads that do not exist in the child (a reader thread
+ * a publish in progress (it takes the publish lock, which parent and child
+ * release); child also clears the hazard slots of threads that do not
+ * exist in the child (a reader thread
  * of the parent mid-acquire would otherwise pin a slot forever). Versions
  * that parent threads held stay allocated in the child (their references
  * are never released there): bounded by the number of such threads.

@@ -132,7 +132,9 @@ void posthog__flags_store_fork_child(ph_flags_store_t *s) {
     if (!s) return;
     /* only the forking thread exists here, and it is not inside acquire */
     for (int i = 0; i < HAZARDS; i++) atomic_store(&s->hz[i].p, NULL);
-    pthread_mutex_init(&s->publish_lock, NULL);
+    /* prepare took the lock on this very thread, so the child may release
+     * it (re-initialising a locked mutex is undefined) */
+    pthread_mutex_unlock(&s->publish_lock);
 }
 
 void posthog__flags_store_free(ph_flags_store_t *s) {
