@@ -19,6 +19,7 @@
 #include "loader.h"
 #include "remote.h"
 #include "request.h"
+#include "util.h"
 
 #define CAUSES (PH_INCONCLUSIVE_MALFORMED + 1)
 
@@ -158,6 +159,7 @@ void posthog__flags_fork_child(posthog_client_t *c) {
     ph_flags_client_t *s = atomic_load(&c->flags);
     if (!s) return;
     posthog__req_pool_atfork_child(s->pool);
+    posthog__flags_store_fork_child(s->store); /* hazard slots of the parent's threads */
     posthog__loader_fork_child(s->loader);
     /* the parent's exposures were reported by the parent; the tracker's
      * locks may have been held by a thread the child does not have */
@@ -649,29 +651,7 @@ char *posthog__flags_event_props(const posthog_flags_t *f, const char *props) {
     cJSON_AddItemToObject(m, "$active_feature_flags", active);
     active = NULL;
     if (!(members = cJSON_PrintUnformatted(m))) goto done;
-    /* members is "{...}": splice its inside after the caller's members, so
-     * that theirs come first (and win) */
-    const char *p = props ? props : "{}";
-    size_t pl = strlen(p);
-    while (pl && (p[pl - 1] == ' ' || p[pl - 1] == '\n' || p[pl - 1] == '\t' || p[pl - 1] == '\r')) pl--;
-    if (!pl || p[pl - 1] != '}') goto done;
-    const char *q = p;
-    while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r') q++;
-    if (*q != '{') goto done;
-    bool empty = true;
-    for (const char *s = q + 1; s < p + pl - 1; s++)
-        if (*s != ' ' && *s != '\n' && *s != '\t' && *s != '\r') empty = false;
-    size_t ml = strlen(members);
-    if (ml <= 2) { /* nothing to add */
-        out = strdup(p);
-        goto done;
-    }
-    if (!(out = malloc(pl + ml + 2))) goto done;
-    memcpy(out, p, pl - 1);
-    size_t w = pl - 1;
-    if (!empty) out[w++] = ',';
-    memcpy(out + w, members + 1, ml - 1); /* inside and the closing brace */
-    out[w + ml - 1] = '\0';
+    out = posthog__json_append_members(props, members);
 done:
     cJSON_Delete(m);
     cJSON_Delete(active);
@@ -693,11 +673,65 @@ static posthog_status_t one_flag(posthog_client_t *c, const char *key, const cha
     return snapshot_new(c, did, &o, events_default, f);
 }
 
+/* One flag decided by the local definitions without building a snapshot:
+ * no allocation unless JSON arguments are given or the exposure event is
+ * new. Returns false (nothing done) when the slow path must decide. */
+static bool local_fast(posthog_client_t *c, const char *key, const char *did,
+                       const posthog_flags_options_t *opts, char *variant, size_t variant_size,
+                       posthog_flag_state_t *out) {
+    static const posthog_flags_options_t none = {0};
+    if (!opts) opts = &none;
+    ph_flags_client_t *s = atomic_load_explicit(&c->flags, memory_order_acquire);
+    if (!s || !s->store || opts->force_remote || !did || !*did || c->o->disabled) return false;
+    const ph_flags_defs_t *d = posthog__flags_store_acquire(s->store);
+    if (!d) return false;
+    cJSON *pp = NULL, *groups = NULL, *gp = NULL;
+    bool done = false;
+    if ((opts->person_properties_json && !cJSON_IsObject(pp = cJSON_Parse(opts->person_properties_json))) ||
+        (opts->groups_json && !cJSON_IsObject(groups = cJSON_Parse(opts->groups_json))) ||
+        (opts->group_properties_json && !cJSON_IsObject(gp = cJSON_Parse(opts->group_properties_json))))
+        goto out; /* the slow path names the bad argument */
+    ph_flags_ctx_t ctx = {.distinct_id = did, .device_id = opts->device_id,
+                          .person_properties = pp, .groups = groups, .group_properties = gp};
+    ph_flag_result_t r;
+    posthog__flags_evaluate(d, key, &ctx, &r);
+    if (r.value == PH_FLAG_INCONCLUSIVE) goto out; /* the slow path counts it and asks the server */
+    ph_counter_add(&s->local, 1);
+    done = true;
+    *out = r.value == PH_FLAG_FALSE ? POSTHOG_FLAG_DISABLED : POSTHOG_FLAG_ENABLED;
+    if (r.value == PH_FLAG_VARIANT && r.variant && variant && variant_size)
+        snprintf(variant, variant_size, "%s", r.variant);
+    if (tri(opts->send_feature_flag_events, c->o->send_feature_flag_events)) {
+        posthog_flags_t f = {.c = c, .did = (char *)did, .groups_json = (char *)opts->groups_json,
+                             .send_events = true,
+                             .disable_geoip = tri(opts->disable_geoip, c->o->disable_geoip)};
+        f.a.evaluated_at = -1;
+        f.a.minimal_events = posthog__flags_minimal_events(d);
+        char *canon = groups ? groups_canonical(groups) : NULL;
+        f.groups_canon = canon ? canon : (char *)"";
+        ph_flag_eval_t v = {.key = (char *)key, .enabled = r.value != PH_FLAG_FALSE,
+                            .variant = r.value == PH_FLAG_VARIANT ? (char *)r.variant : NULL,
+                            .payload = (char *)r.payload, .id = r.flag_id, .version = -1,
+                            .has_experiment = r.has_experiment, .locally_evaluated = true};
+        report_exposure(&f, key, &v);
+        free(canon);
+    }
+out:
+    posthog__flags_store_release(s->store, d);
+    cJSON_Delete(pp);
+    cJSON_Delete(groups);
+    cJSON_Delete(gp);
+    return done;
+}
+
 posthog_flag_state_t posthog_get_feature_flag(posthog_client_t *c, const char *key,
                                               const char *distinct_id,
                                               const posthog_flags_options_t *opts, char *variant,
                                               size_t variant_size) {
     if (variant && variant_size) variant[0] = '\0';
+    if (!c || !key || !*key) return POSTHOG_FLAG_UNKNOWN;
+    posthog_flag_state_t fast;
+    if (local_fast(c, key, distinct_id, opts, variant, variant_size, &fast)) return fast;
     posthog_flags_t *f;
     if (one_flag(c, key, distinct_id, opts, c ? c->o->send_feature_flag_events : false, &f))
         return POSTHOG_FLAG_UNKNOWN;

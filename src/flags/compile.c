@@ -8,7 +8,6 @@
  * (inconclusive) instead of failing the whole body. Runs on the caller's
  * thread; touches no shared state.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

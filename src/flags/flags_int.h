@@ -7,7 +7,6 @@
 #ifndef POSTHOG_FLAGS_INT_H
 #define POSTHOG_FLAGS_INT_H
 
-#include <pthread.h>
 #include <regex.h>
 #include <stdatomic.h>
 
@@ -245,7 +244,6 @@ struct ph_flags_store {
     ph_flags_defs_t *_Atomic retired; /* a Treiber stack through retire_next */
     _Atomic size_t pending;
     _Atomic uint64_t generation;
-    pthread_mutex_t publish_lock;
     hazard_t hz[HAZARDS];
 };
 

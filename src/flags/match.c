@@ -10,7 +10,6 @@
  * allocation unless a regex runs or a dependency closure is larger than
  * PH_FLAGS_STACK_MEMO.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

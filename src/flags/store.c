@@ -16,9 +16,11 @@
  * the hazard scan are all seq_cst. That total order is what makes the scan
  * see every reader that saw the old pointer as current (the classic hazard
  * pointer argument), so they stay seq_cst on purpose.
- * Publishers serialise on `publish_lock` (never taken by readers).
+ * Publishing takes no lock either: concurrent publishers each exchange
+ * `cur` and drop what they swapped out, and each sweep takes the whole
+ * retire stack with one exchange, so two sweeps never see the same entry.
+ * No lock anywhere means nothing a fork() can leave locked in the child.
  */
-#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 
@@ -36,10 +38,6 @@ ph_flags_store_t *posthog__flags_store_new(void) {
     atomic_init(&s->pending, 0);
     atomic_init(&s->generation, 0);
     for (int i = 0; i < HAZARDS; i++) atomic_init(&s->hz[i].p, NULL);
-    if (pthread_mutex_init(&s->publish_lock, NULL)) {
-        free(s);
-        return NULL;
-    }
     return s;
 }
 
@@ -79,12 +77,10 @@ static void sweep(ph_flags_store_t *s) {
 }
 
 uint64_t posthog__flags_store_publish(ph_flags_store_t *s, ph_flags_defs_t *d) {
-    pthread_mutex_lock(&s->publish_lock);
     ph_flags_defs_t *old = atomic_exchange(&s->cur, d);
     uint64_t gen = atomic_fetch_add(&s->generation, 1) + 1;
     drop(s, old); /* the store's own reference */
     sweep(s);
-    pthread_mutex_unlock(&s->publish_lock);
     return gen;
 }
 
@@ -120,19 +116,10 @@ void posthog__flags_store_release(ph_flags_store_t *s, const ph_flags_defs_t *d)
 
 size_t posthog__flags_store_pending(ph_flags_store_t *s) { return atomic_load(&s->pending); }
 
-void posthog__flags_store_fork_prepare(ph_flags_store_t *s) {
-    if (s) pthread_mutex_lock(&s->publish_lock);
-}
-
-void posthog__flags_store_fork_parent(ph_flags_store_t *s) {
-    if (s) pthread_mutex_unlock(&s->publish_lock);
-}
-
 void posthog__flags_store_fork_child(ph_flags_store_t *s) {
     if (!s) return;
     /* only the forking thread exists here, and it is not inside acquire */
     for (int i = 0; i < HAZARDS; i++) atomic_store(&s->hz[i].p, NULL);
-    pthread_mutex_init(&s->publish_lock, NULL);
 }
 
 void posthog__flags_store_free(ph_flags_store_t *s) {
@@ -140,6 +127,5 @@ void posthog__flags_store_free(ph_flags_store_t *s) {
     ph_flags_defs_t *old = atomic_exchange(&s->cur, NULL);
     drop(s, old);
     sweep(s); /* no readers remain: nothing is hazarded, all is freed */
-    pthread_mutex_destroy(&s->publish_lock);
     free(s);
 }

@@ -6,7 +6,6 @@
  * All functions are pure: no state, no allocation.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +42,6 @@ bool posthog__flags_parse_f64(const char *s, double *out) {
         while (isdigit((unsigned char)*q)) q++;
     }
     if (*q) return false;
-    errno = 0;
     char *end;
     double v = strtod(s, &end);
     if (end != q) return false;
