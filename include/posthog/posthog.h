@@ -689,6 +689,12 @@ POSTHOG_API posthog_status_t posthog_evaluate_flags(posthog_client_t *c, const c
  * enabled 0). Captures $feature_flag_called (see above), also for a flag
  * the snapshot does not have (response null, $feature_flag_error). */
 POSTHOG_API int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out);
+/* As posthog_flags_get, without capturing $feature_flag_called: for code
+ * that lists a snapshot rather than decides on a flag (get-all-flags
+ * helpers, $feature/<key> properties on a captured event, a binding's
+ * filtered views of a snapshot). Decide with posthog_flags_get or
+ * posthog_flags_is_enabled, so the exposure is recorded. */
+POSTHOG_API int posthog_flags_peek(const posthog_flags_t *f, const char *key, posthog_flag_t *out);
 /* enabled (1/0), or default_value when the snapshot does not have the flag. */
 POSTHOG_API int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_value);
 /* The flag's payload (JSON text owned by the snapshot) or NULL; no event. */
