@@ -204,12 +204,12 @@ def run_flags(a, Server, run_proc, last_json, log):
         verdict(None if all100 is None else all100 <= TARGET_ALL100_NS)))
     mn = min([v for v in vs_py if v is not None], default=None)
     L.append("| C >= %dx faster than posthog-python (public APIs, every workload, p50) | "
-             "lowest %s | %s |" % (TARGET_VS_PY_C, "n/a" if mn is None else "%.0fx" % mn,
+             "lowest %s | %s |" % (TARGET_VS_PY_C, "n/a" if mn is None else "%.1fx" % mn,
                                    verdict(None if mn is None else mn >= TARGET_VS_PY_C)))
     mnb = min([v for v in vs_py_b if v is not None], default=None)
     L.append("| Python binding >= %dx faster than posthog-python | %s | %s |" % (
         TARGET_VS_PY_BINDING, "n/a (%s)" % why.get("py-binding", "no runs") if mnb is None
-        else "lowest %.0fx" % mnb, verdict(None if mnb is None else mnb >= TARGET_VS_PY_BINDING)))
+        else "lowest %.1fx" % mnb, verdict(None if mnb is None else mnb >= TARGET_VS_PY_BINDING)))
     grow = None if cap_on is None or cap_off is None else cap_on / cap_off
     L.append("| no growth of the capture path's cost (p50 with flags / without) | %s | %s |" % (
         "n/a" if grow is None else "%.2f" % grow,
