@@ -65,7 +65,8 @@ typedef enum posthog_status {
     POSTHOG_E_HTTP = 16,         /* transport or server error (callbacks) */
     POSTHOG_E_INTERNAL = 17,
     POSTHOG_E_STORAGE = 18,      /* the spool directory could not be used */
-    POSTHOG_E_NO_STORAGE = 19    /* durable capture needs storage_path */
+    POSTHOG_E_NO_STORAGE = 19,   /* durable capture needs storage_path */
+    POSTHOG_E_IN_CALLBACK = 20   /* flush/shutdown called inside a callback of that client */
 } posthog_status_t;
 
 /* A static, human-readable message for a status code. Never NULL. */

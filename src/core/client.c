@@ -230,6 +230,14 @@ void posthog__start_thread_slow(posthog_client_t *c) {
 
 /* ---------------------------------------------------------------- flush, shutdown */
 
+_Thread_local ph_cb_frame_t *posthog__cb_top;
+
+bool posthog__in_callback(const posthog_client_t *c) {
+    for (const ph_cb_frame_t *f = posthog__cb_top; f; f = f->prev)
+        if (f->c == c) return true;
+    return false;
+}
+
 struct timespec posthog__abs_deadline(int64_t mono_deadline_ms) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -265,6 +273,7 @@ static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bo
 
 posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
     if (!c) return POSTHOG_E_INVALID_ARG;
+    if (posthog__in_callback(c)) return POSTHOG_E_IN_CALLBACK;
     if (c->o->disabled) return POSTHOG_OK;
     posthog__maybe_start_thread(c);
     uint64_t target = ph_queue_head(&c->q);
@@ -285,6 +294,7 @@ posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
 
 posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
     if (!c) return POSTHOG_E_INVALID_ARG;
+    if (posthog__in_callback(c)) return POSTHOG_E_IN_CALLBACK;
     if (timeout_ms < 0) timeout_ms = (int)c->o->shutdown_timeout_ms;
     pthread_mutex_lock(&c->mu);
     if (c->stopping) {
@@ -329,6 +339,14 @@ posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
 
 void posthog_client_free(posthog_client_t *c) {
     if (!c) return;
+    if (posthog__in_callback(c)) {
+        /* the caller returns into code that uses c: freeing it would be a
+         * use after free, and on the flusher thread a join of itself */
+        posthog__log(c, POSTHOG_LOG_ERROR,
+                     "posthog_client_free called inside a callback of the same client: "
+                     "refused, the client stays alive (free it from outside its callbacks)");
+        return;
+    }
     posthog_shutdown(c, -1);
     posthog__registry_remove(c);
     client_destroy(c);

@@ -41,6 +41,9 @@ const char *posthog_strerror(posthog_status_t s) {
     case POSTHOG_E_STORAGE: return "the spool directory could not be written";
     case POSTHOG_E_NO_STORAGE: return "durable capture needs the storage_path option";
     case POSTHOG_E_INTERNAL: return "internal error";
+    case POSTHOG_E_IN_CALLBACK:
+        return "not allowed inside a log, drop or before_send callback of the same client "
+               "(flush, shutdown and free must be called from outside its callbacks)";
     }
     return "unknown status";
 }
@@ -65,7 +68,10 @@ void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    ph_cb_frame_t fr;
+    ph_cb_enter(&fr, c);
     c->o->log_fn(lvl, msg, c->o->log_ud);
+    ph_cb_leave(&fr);
 }
 
 void posthog__report_drop_st(posthog_client_t *c, posthog_drop_reason_t r, posthog_status_t st,
@@ -75,7 +81,10 @@ void posthog__report_drop_st(posthog_client_t *c, posthog_drop_reason_t r, posth
     if (!c->o->drop_fn) return;
     posthog_drop_info_t info = {(int32_t)r, (int32_t)st, count,       http_status,
                                 msg,        events_json, event,       distinct_id};
+    ph_cb_frame_t fr;
+    ph_cb_enter(&fr, c);
     c->o->drop_fn(&info, c->o->drop_ud);
+    ph_cb_leave(&fr);
 }
 
 void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
