@@ -181,6 +181,14 @@ typedef enum posthog_log_level {
  * the flusher thread for delivery, the caller's thread for API errors. No
  * internal lock is held while it runs. Without a callback nothing is
  * printed anywhere.
+ *
+ * Inside any callback of a client (log, drop, before_send), that client's
+ * posthog_flush and posthog_shutdown return POSTHOG_E_IN_CALLBACK at once
+ * and posthog_client_free does nothing but log an error: on the flusher
+ * thread they would wait for the thread itself, and the code the callback
+ * returns to still uses the client. Call them from outside the callback
+ * (e.g. hand the work to another thread). Capturing from a callback is
+ * allowed.
  */
 typedef void (*posthog_log_fn)(posthog_log_level_t level, const char *message,
                                void *user_data);
@@ -482,7 +490,8 @@ POSTHOG_API posthog_status_t posthog_group_identify(posthog_client_t *c, const c
  * `timeout_ms` passes (POSTHOG_E_TIMEOUT; < 0 waits for ever). So while the
  * endpoint is down, a flush with a spool returns POSTHOG_E_TIMEOUT: the
  * events are safe on disk, not delivered. Sends partial batches at once.
- * Thread-safe; blocks the caller.
+ * Thread-safe; blocks the caller (never longer than `timeout_ms`, whatever
+ * the network does). POSTHOG_E_IN_CALLBACK inside a callback of `c`.
  */
 POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
 
@@ -494,10 +503,19 @@ POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
  * Later captures return POSTHOG_E_SHUTDOWN. Idempotent: a second call
  * returns POSTHOG_OK at once. Returns POSTHOG_OK when every event was
  * delivered or spooled, POSTHOG_E_TIMEOUT when some were dropped.
+ * The deadline holds whatever the network does (a server that never
+ * accepts or never answers, a name resolution that hangs: libcurl's
+ * resolver thread is left to finish on its own, which needs libcurl >=
+ * 7.87), up to the time a user callback or a spool write takes.
+ * POSTHOG_E_IN_CALLBACK inside a callback of `c` (nothing is done).
+ * A fork() while another thread is inside posthog_shutdown leaves the
+ * child's copy shut down: its shutdown and free return at once.
  */
 POSTHOG_API posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms);
 
-/* Shuts down (shutdown_timeout_ms) if not yet, and frees. NULL is a no-op. */
+/* Shuts down (shutdown_timeout_ms) if not yet, and frees. NULL is a no-op.
+ * Inside a callback of `c` it is refused (logged as an error, the client
+ * stays alive): free it from outside its callbacks. */
 POSTHOG_API void posthog_client_free(posthog_client_t *c);
 
 /* ------------------------------------------------------------------ */

@@ -293,6 +293,7 @@ module LibPostHog
     private
 
     def live?
+      LibPostHog.check_fork
       !@state.ptr.nil? && !@state.freed
     end
 
