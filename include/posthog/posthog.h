@@ -495,6 +495,22 @@ POSTHOG_API posthog_status_t posthog_group_identify(posthog_client_t *c, const c
  */
 POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
 
+/* posthog_flush_ex flags. */
+#define POSTHOG_FLUSH_RESOLVED 1u /* done once every event is delivered, dropped or
+                                     written to the spool (not waiting for the spool
+                                     to drain) */
+
+/*
+ * posthog_flush with flags (0: the same as posthog_flush). With
+ * POSTHOG_FLUSH_RESOLVED it returns POSTHOG_OK as soon as every event
+ * captured before the call is delivered, dropped, or safe in the spool:
+ * while the endpoint is down that is once the events are on disk, not
+ * never (the bindings' sync_mode uses it). Unknown flags:
+ * POSTHOG_E_INVALID_ARG.
+ */
+POSTHOG_API posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms,
+                                              unsigned flags);
+
 /*
  * Flushes within `timeout_ms` (< 0: shutdown_timeout_ms), then aborts a
  * request still in flight and stops the flusher. What is left at the

@@ -253,11 +253,14 @@ struct timespec posthog__abs_deadline(int64_t mono_deadline_ms) {
     return ts;
 }
 
-/* Waits (c->mu held) until done_pos >= target and nothing of ours waits on
- * disk, the flusher exits, or the deadline. */
-static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bool forever) {
+/* Waits (c->mu held) until done_pos >= target and (with `settle`) nothing
+ * of ours waits on disk, the flusher exits, or the deadline. */
+static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bool forever,
+                      bool settle) {
     c->waiters++;
-    while ((c->done_pos < target || !posthog__spool_settled(c)) && c->thread_running) {
+    if (!settle) c->waiters_resolved++;
+    while ((c->done_pos < target || (settle && !posthog__spool_settled(c))) &&
+           c->thread_running) {
         if (target < c->wake_at) c->wake_at = target;
         if (forever) {
             pthread_cond_wait(&c->cv, &c->mu);
@@ -268,18 +271,25 @@ static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bo
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
     c->waiters--;
-    return c->done_pos >= target && posthog__spool_settled(c);
+    if (!settle) c->waiters_resolved--;
+    return c->done_pos >= target && (!settle || posthog__spool_settled(c));
 }
 
 posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
+    return posthog_flush_ex(c, timeout_ms, 0);
+}
+
+posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms, unsigned flags) {
     if (!c) return POSTHOG_E_INVALID_ARG;
+    if (flags & ~(unsigned)POSTHOG_FLUSH_RESOLVED) return POSTHOG_E_INVALID_ARG;
     if (posthog__in_callback(c)) return POSTHOG_E_IN_CALLBACK;
     if (c->o->disabled) return POSTHOG_OK;
+    bool settle = !(flags & POSTHOG_FLUSH_RESOLVED);
     posthog__maybe_start_thread(c);
     uint64_t target = ph_queue_head(&c->q);
     int64_t deadline = posthog__mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
     pthread_mutex_lock(&c->mu);
-    if (c->done_pos >= target && posthog__spool_settled(c)) {
+    if (c->done_pos >= target && (!settle || posthog__spool_settled(c))) {
         pthread_mutex_unlock(&c->mu);
         return POSTHOG_OK;
     }
@@ -287,7 +297,7 @@ posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
     pthread_mutex_unlock(&c->mu);
     posthog__wake(c);
     pthread_mutex_lock(&c->mu);
-    bool ok = wait_done(c, target, deadline, timeout_ms < 0);
+    bool ok = wait_done(c, target, deadline, timeout_ms < 0, settle);
     pthread_mutex_unlock(&c->mu);
     return ok ? POSTHOG_OK : POSTHOG_E_TIMEOUT;
 }

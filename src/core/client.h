@@ -72,6 +72,8 @@ struct posthog_client {
     uint64_t flush_target;    /* [mu] flushes waiting for this position */
     uint64_t wake_at;         /* [mu] lowest target a flush waiter waits for */
     uint32_t waiters;         /* [mu] threads in wait_done */
+    uint32_t waiters_resolved; /* [mu] ... of them not waiting for the spool to drain
+                                  (POSTHOG_FLUSH_RESOLVED) */
     bool stop;                /* [mu] shutdown requested */
     int64_t stop_deadline;    /* [mu] monotonic ms */
     bool stopping, stopped;   /* [mu] shutdown in progress / done */

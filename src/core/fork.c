@@ -79,6 +79,7 @@ static void fork_child(void) {
         c->flush_target = 0;
         c->wake_at = UINT64_MAX;
         c->waiters = 0;
+        c->waiters_resolved = 0;
         c->fork_park = false;
         c->fl_parked = false;
         /* their waiters (flush callers, the parked flusher) are the parent's */

@@ -134,7 +134,8 @@ void posthog__wake(posthog_client_t *c) {
 }
 
 void posthog__wake_waiters_locked(posthog_client_t *c) {
-    if (c->waiters && c->done_pos >= c->wake_at && posthog__spool_settled(c)) {
+    if (c->waiters && c->done_pos >= c->wake_at &&
+        (c->waiters_resolved || posthog__spool_settled(c))) {
         c->wake_at = UINT64_MAX; /* the woken re-register what they still need */
         pthread_cond_broadcast(&c->cv);
     }

@@ -243,6 +243,46 @@ START_TEST(test_batch_age_ignores_wall_clock_step)
 }
 END_TEST
 
+/* ------------------------------------------------------------ flush until resolved */
+
+/*
+ * With a spool and PostHog unreachable, posthog_flush_ex(RESOLVED) returns
+ * once the events are on disk (posthog_flush waits for the spool to drain:
+ * for as long as the endpoint is down). The bindings' sync_mode relies on it.
+ */
+START_TEST(test_flush_resolved_returns_once_spooled)
+{
+    char dir[] = "/tmp/ph-deadline-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char host[64];
+    snprintf(host, sizeof host, "http://127.0.0.1:%d", it_closed_port());
+    posthog_options_t *o = it_options(NULL);
+    it_set(o, "host", host);
+    it_set(o, "flush_interval_ms", "60000");
+    it_set(o, "max_retries", "1");
+    it_set(o, "storage_path", dir);
+    posthog_client_t *c = it_client(o);
+    ck_assert_int_eq(posthog_flush_ex(c, 1000, 2), POSTHOG_E_INVALID_ARG); /* unknown flag */
+    capture_n(c, "e", 4);
+    int64_t t0 = it_mono_ms();
+    ck_assert_int_eq(posthog_flush_ex(c, 20000, POSTHOG_FLUSH_RESOLVED), POSTHOG_OK);
+    ck_assert_msg(it_mono_ms() - t0 < 15000, "flush_ex(RESOLVED) waited for the spool to drain");
+    posthog_stats_t s = it_stats(c);
+    ck_assert_uint_eq(s.spooled, 4);
+    ck_assert_uint_eq(s.spool_pending, 4);
+    ck_assert_uint_eq(s.dropped_total, 0);
+    /* the plain flush still means delivered: it times out */
+    ck_assert_int_eq(posthog_flush(c, 300), POSTHOG_E_TIMEOUT);
+    capture_n(c, "more", 2); /* while the link is down: spooled at once */
+    ck_assert_int_eq(posthog_flush_ex(c, 20000, POSTHOG_FLUSH_RESOLVED), POSTHOG_OK);
+    ck_assert_uint_eq(it_stats(c).spool_pending, 6);
+    posthog_client_free(c);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------ fork during shutdown */
 
 typedef struct shut_arg {
@@ -462,6 +502,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_shutdown_server_never_answers);
     tcase_add_test(tc, test_shutdown_server_never_accepts);
     tcase_add_test(tc, test_batch_age_ignores_wall_clock_step);
+    tcase_add_test(tc, test_flush_resolved_returns_once_spooled);
     tcase_add_test(tc, test_fork_during_shutdown_child_frees);
     tcase_add_test(tc, test_flush_free_from_log_callback_refused);
     tcase_add_test(tc, test_free_from_drop_callback_refused);

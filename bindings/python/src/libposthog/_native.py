@@ -54,6 +54,9 @@ E_HTTP = 16
 E_INTERNAL = 17
 E_STORAGE = 18
 E_NO_STORAGE = 19
+E_IN_CALLBACK = 20
+
+FLUSH_RESOLVED = 1  # posthog_flush_ex: delivered, dropped or on disk
 
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 
@@ -192,6 +195,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         )
     fn("posthog_capture_json", c_int, c_void_p, c_char_p, c_char_p, c_char_p)
     fn("posthog_flush", c_int, c_void_p, c_int)
+    fn("posthog_flush_ex", c_int, c_void_p, c_int, ctypes.c_uint)
     fn("posthog_shutdown", c_int, c_void_p, c_int)
     fn("posthog_client_free", None, c_void_p)
     fn("posthog_get_stat", c_uint64, c_void_p, c_char_p)

@@ -777,7 +777,9 @@ class Posthog:
             self._refused(st, name, getattr(_tls, "drop", None))
             return None
         if self.sync_mode and self.send:
-            self._flush_ms(-1)
+            # delivered, dropped, or safe in the spool: never the spool's
+            # drain, which lasts as long as PostHog is unreachable
+            self._flush_ms(-1, _native.FLUSH_RESOLVED)
         return out.value.decode("ascii")
 
     def _refused(self, st: int, name: str, detail: Optional[str]) -> None:
@@ -798,15 +800,17 @@ class Posthog:
 
     # ------------------------------------------------------------ lifecycle
 
-    def _flush_ms(self, timeout_ms: int) -> int:
+    def _flush_ms(self, timeout_ms: int, flags: int = 0) -> int:
         handle = self._handle
         if handle is None or not handle.ptr:
             return _native.OK
         if _in_callback():
             log.warning("libposthog: flush() from inside a callback is ignored (it would deadlock)")
             return _native.OK
-        st = _native.load().posthog_flush(handle.ptr, timeout_ms)
-        if st == _native.E_TIMEOUT:
+        st = _native.load().posthog_flush_ex(handle.ptr, timeout_ms, flags)
+        if st == _native.E_IN_CALLBACK:
+            log.warning("libposthog: flush() from inside a callback is ignored (it would deadlock)")
+        elif st == _native.E_TIMEOUT:
             log.warning("flush timed out with events still queued")
         return st
 

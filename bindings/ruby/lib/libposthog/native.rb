@@ -52,6 +52,9 @@ module LibPostHog
     E_BAD_OPTION_VALUE = 11
     E_DISABLED = 13
     E_DROPPED = 14
+    E_IN_CALLBACK = 20
+
+    FLUSH_RESOLVED = 1 # posthog_flush_ex: delivered, dropped or on disk
 
     # posthog_tristate_t
     UNSET = 0
@@ -144,6 +147,7 @@ module LibPostHog
     # These wait for the flusher thread, whose callbacks need the GVL:
     # they must release it (blocking: true) or they would deadlock.
     attach_function :posthog_flush, %i[pointer int], :int, blocking: true
+    attach_function :posthog_flush_ex, %i[pointer int uint], :int, blocking: true
     attach_function :posthog_shutdown, %i[pointer int], :int, blocking: true
     attach_function :posthog_client_free, [:pointer], :void, blocking: true
 
