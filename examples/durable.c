@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
     /* every event delivered, or at least safe on disk: returns at once
      * while the endpoint is down, the events spooled (what the bindings'
      * sync_mode waits for) */
-    posthog_status_t rs = posthog_flush_ex(c, 30000, POSTHOG_FLUSH_RESOLVED);
+    posthog_status_t rs = posthog_flush_resolved(c, 30000);
     printf("flush (delivered or on disk): %s\n", posthog_strerror(rs));
     posthog_status_t fs = posthog_flush(c, 3000); /* times out while the endpoint is down */
     posthog_stats_t s;

@@ -136,6 +136,31 @@ START_TEST(test_free_dns_hang_bounded)
 }
 END_TEST
 
+/* A remote feature flag request is bounded by its timeout too. */
+START_TEST(test_flags_request_dns_hang_bounded)
+{
+    atomic_store(&hang_release, 0);
+    atomic_store(&hang_calls, 0);
+    posthog_options_t *o = it_options(NULL);
+    it_set(o, "host", "http://" HANG_HOST ":9");
+    it_set(o, "feature_flags_request_timeout_ms", "500");
+    it_set(o, "feature_flags_request_max_retries", "0");
+    it_set(o, "send_feature_flag_events", "0");
+    posthog_client_t *c = it_client(o);
+    posthog_flags_t *f = NULL;
+    int64_t t0 = it_mono_ms();
+    ck_assert_int_eq(posthog_evaluate_flags(c, "u", NULL, &f), POSTHOG_OK);
+    int64_t took = it_mono_ms() - t0;
+    ck_assert_int_ge(atomic_load(&hang_calls), 1);
+    ck_assert_msg(took < BOUND_MS, "a flags request with a 500 ms timeout took %lld ms while DNS hung",
+                  (long long)took);
+    ck_assert_uint_eq(posthog_flags_count(f), 0); /* nothing evaluated: the request failed */
+    posthog_flags_free(f);
+    posthog_client_free(c);
+    release_resolver();
+}
+END_TEST
+
 /* ------------------------------------------------------------ silent servers */
 
 /* A listening socket on 127.0.0.1 that never accepts. With `fill`, its
@@ -246,7 +271,7 @@ END_TEST
 /* ------------------------------------------------------------ flush until resolved */
 
 /*
- * With a spool and PostHog unreachable, posthog_flush_ex(RESOLVED) returns
+ * With a spool and PostHog unreachable, posthog_flush_resolved returns
  * once the events are on disk (posthog_flush waits for the spool to drain:
  * for as long as the endpoint is down). The bindings' sync_mode relies on it.
  */
@@ -262,11 +287,11 @@ START_TEST(test_flush_resolved_returns_once_spooled)
     it_set(o, "max_retries", "1");
     it_set(o, "storage_path", dir);
     posthog_client_t *c = it_client(o);
-    ck_assert_int_eq(posthog_flush_ex(c, 1000, 2), POSTHOG_E_INVALID_ARG); /* unknown flag */
+    ck_assert_int_eq(posthog_flush_resolved(NULL, 1000), POSTHOG_E_INVALID_ARG);
     capture_n(c, "e", 4);
     int64_t t0 = it_mono_ms();
-    ck_assert_int_eq(posthog_flush_ex(c, 20000, POSTHOG_FLUSH_RESOLVED), POSTHOG_OK);
-    ck_assert_msg(it_mono_ms() - t0 < 15000, "flush_ex(RESOLVED) waited for the spool to drain");
+    ck_assert_int_eq(posthog_flush_resolved(c, 20000), POSTHOG_OK);
+    ck_assert_msg(it_mono_ms() - t0 < 15000, "flush_resolved waited for the spool to drain");
     posthog_stats_t s = it_stats(c);
     ck_assert_uint_eq(s.spooled, 4);
     ck_assert_uint_eq(s.spool_pending, 4);
@@ -274,7 +299,7 @@ START_TEST(test_flush_resolved_returns_once_spooled)
     /* the plain flush still means delivered: it times out */
     ck_assert_int_eq(posthog_flush(c, 300), POSTHOG_E_TIMEOUT);
     capture_n(c, "more", 2); /* while the link is down: spooled at once */
-    ck_assert_int_eq(posthog_flush_ex(c, 20000, POSTHOG_FLUSH_RESOLVED), POSTHOG_OK);
+    ck_assert_int_eq(posthog_flush_resolved(c, 20000), POSTHOG_OK);
     ck_assert_uint_eq(it_stats(c).spool_pending, 6);
     posthog_client_free(c);
     char cmd[128];
@@ -499,6 +524,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, test_shutdown_dns_hang_deadline);
     tcase_add_test(tc, test_free_dns_hang_bounded);
+    tcase_add_test(tc, test_flags_request_dns_hang_bounded);
     tcase_add_test(tc, test_shutdown_server_never_answers);
     tcase_add_test(tc, test_shutdown_server_never_accepts);
     tcase_add_test(tc, test_batch_age_ignores_wall_clock_step);
