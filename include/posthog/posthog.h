@@ -775,6 +775,49 @@ POSTHOG_API char *posthog_get_feature_flag_payload(posthog_client_t *c, const ch
                                                    const char *distinct_id,
                                                    const posthog_flags_options_t *opts);
 
+/* ---------------------------------------------------------------- error tracking
+ *
+ * $exception events for PostHog's error tracking. posthog_capture_exception
+ * records the calling thread's native stack: frames (outermost call first,
+ * the caller of posthog_capture_exception last) with platform "native",
+ * instruction_addr, and function/module/image_addr where the loader knows
+ * them; and $debug_images: each loaded ELF image a frame points into, with
+ * its GNU build id as debug_id/code_id, code_file, image_addr and
+ * image_size. PostHog symbolicates the addresses from the debug files
+ * uploaded for those build ids (README, "Error tracking"). The event is
+ * captured like any other (validation, before_send, queue, spool), on the
+ * caller's thread, without network I/O.
+ */
+typedef struct posthog_exception_options {
+    /* the caller's own $exception_list (a JSON array, outermost exception
+     * first, each {"type", "value", "mechanism", "stacktrace": {"type":
+     * "raw", "frames": [...]}}), used as given instead of the native stack:
+     * what the bindings send; type and message are then ignored */
+    const char *exception_list_json;
+    const char *level;          /* fatal|error|warning|info|debug|log [error] */
+    const char *fingerprint;    /* $exception_fingerprint, NULL: PostHog groups by stack */
+    posthog_tristate_t handled; /* mechanism.handled [TRUE] */
+    const char *mechanism_type; /* mechanism.type ["generic"] */
+    int skip_frames;            /* more innermost frames to leave out (helpers) */
+    int64_t timestamp_ms;       /* 0: now */
+    const char *uuid;           /* NULL: a new UUIDv7 */
+    const char *groups_json;
+} posthog_exception_options_t;
+
+/* type: the error's class or kind ("ValueError", "SIGSEGV", "io_error");
+ * message: its text (may be NULL); properties_json: more properties (may be
+ * NULL). Status as posthog_capture_opts; a missing type or a bad option is
+ * POSTHOG_E_INVALID_ARG (logged, counted as invalid). */
+POSTHOG_API posthog_status_t posthog_capture_exception(posthog_client_t *c, const char *distinct_id,
+                                                       const char *type, const char *message,
+                                                       const char *properties_json);
+POSTHOG_API posthog_status_t posthog_capture_exception_ex(posthog_client_t *c,
+                                                          const char *distinct_id,
+                                                          const char *type, const char *message,
+                                                          const char *properties_json,
+                                                          const posthog_exception_options_t *opts,
+                                                          char *uuid_out);
+
 #ifdef __cplusplus
 }
 #endif
