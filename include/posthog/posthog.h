@@ -718,6 +718,12 @@ POSTHOG_API posthog_status_t posthog_evaluate_flags(posthog_client_t *c, const c
  * enabled 0). Captures $feature_flag_called (see above), also for a flag
  * the snapshot does not have (response null, $feature_flag_error). */
 POSTHOG_API int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out);
+/* As posthog_flags_get, without capturing $feature_flag_called: for code
+ * that lists a snapshot rather than decides on a flag (get-all-flags
+ * helpers, $feature/<key> properties on a captured event, a binding's
+ * filtered views of a snapshot). Decide with posthog_flags_get or
+ * posthog_flags_is_enabled, so the exposure is recorded. */
+POSTHOG_API int posthog_flags_peek(const posthog_flags_t *f, const char *key, posthog_flag_t *out);
 /* enabled (1/0), or default_value when the snapshot does not have the flag. */
 POSTHOG_API int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_value);
 /* The flag's payload (JSON text owned by the snapshot) or NULL; no event. */
@@ -810,6 +816,19 @@ typedef struct posthog_exception_options {
  * POSTHOG_E_INVALID_ARG (logged, counted as invalid). */
 POSTHOG_API posthog_status_t posthog_capture_exception(posthog_client_t *c, const char *distinct_id,
                                                        const char *type, const char *message,
+                                                       const char *properties_json);
+/*
+ * Crash reports (crash_handler=1 with storage_path): a fatal signal records,
+ * async-signal-safely, the signal, the fault address, the crashing thread's
+ * stack and the loaded modules; the next client created on the same
+ * storage_path sends it once as a $exception ($exception_level fatal,
+ * mechanism {type: "signalhandler", handled: false}), then delivers the
+ * saved events. The event's distinct_id and extra properties are the ones
+ * set here beforehand (the current user, tags); copied, up to 4 KiB
+ * together; may be called again at any time from any thread. Without a
+ * distinct_id the crash is reported personless.
+ */
+POSTHOG_API posthog_status_t posthog_set_crash_context(posthog_client_t *c, const char *distinct_id,
                                                        const char *properties_json);
 POSTHOG_API posthog_status_t posthog_capture_exception_ex(posthog_client_t *c,
                                                           const char *distinct_id,

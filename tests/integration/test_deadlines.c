@@ -339,7 +339,7 @@ START_TEST(test_fork_during_shutdown_child_frees)
     ck_assert_int_eq(pthread_create(&th, NULL, shutdown_thread, &a), 0);
     while (!atomic_load(&a.entered))
         it_sleep_ms(1);
-    it_sleep_ms(200); /* inside posthog_shutdown, waiting for the flusher */
+    it_sleep_ms(500); /* inside posthog_shutdown, waiting for the flusher */
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
     fflush(NULL);
