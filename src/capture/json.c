@@ -495,6 +495,7 @@ static posthog_status_t scan_doc(scan_t *scp, int max_depth, int *type_out,
             if (t == PH_JSON_OBJECT || t == PH_JSON_ARRAY) {
                 if (depth >= max_depth) {
                     sc.kind = PH_JERR_DEPTH;
+                    sc.i--; /* at the opener one level too deep */
                     FAIL(POSTHOG_E_INVALID_JSON);
                 }
                 stack[depth++] = t == PH_JSON_OBJECT ? 'o' : 'a';
