@@ -95,6 +95,39 @@ START_TEST(test_escaped_key_overrides_super) {
 }
 END_TEST
 
+/* Super properties are sent as written: numbers exactly, keys with their
+ * escapes still overridden by the plain key they decode to. */
+START_TEST(test_super_properties_keep_numbers) {
+    const char *mode = modes[_i];
+    char host[64];
+    snprintf(host, sizeof host, "http://127.0.0.1:%d", it_closed_port());
+    it_drops_t *d = it_drops_new();
+    posthog_options_t *o = it_options(NULL);
+    it_set(o, "host", host);
+    it_set(o, "capture_mode", mode);
+    it_set(o, "max_retries", "0");
+    it_set(o, "super_properties",
+           "{\"big\":9007199254740993, \"ratio\":0.1000000000000000055511151231257827,"
+           "\"t\\u0069er\":\"gold\",\"nested\":{\"n\":1E+2}}");
+    it_drops_attach(o, d);
+    posthog_client_t *c = it_client(o);
+    ck_assert_int_eq(posthog_capture_json(c, "u", "e", "{\"tier\":\"platinum\"}"), POSTHOG_OK);
+    posthog_flush(c, 5000);
+    it_drop_t x = drop_of(d, POSTHOG_DROP_RETRIES_EXHAUSTED);
+    ck_assert_ptr_nonnull(x.events_json);
+    static const char *const want[] = {"\"big\":9007199254740993",
+                                       "\"ratio\":0.1000000000000000055511151231257827",
+                                       "\"nested\":{\"n\":1E+2}", "\"tier\":\"platinum\""};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(x.events_json, want[i]), "%s: %s not in %s", mode, want[i],
+                      x.events_json);
+    ck_assert_msg(!strstr(x.events_json, "gold"), "%s: %s", mode, x.events_json);
+    it_drop_clear(&x);
+    posthog_client_free(c);
+    it_drops_free(d);
+}
+END_TEST
+
 /* ------------------------------------------------------------ nesting */
 
 /* Too deep is refused at capture with the limit in the message; at the
@@ -406,6 +439,7 @@ int main(void) {
     TCase *tc = tcase_create("fidelity");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_escaped_key_overrides_super, 0, 2);
+    tcase_add_loop_test(tc, test_super_properties_keep_numbers, 0, 2);
     tcase_add_loop_test(tc, test_depth_refused_at_capture, 0, 2);
     tcase_add_test(tc, test_builder_depth_keeps_batch);
     tcase_add_loop_test(tc, test_depth_at_limit_survives_spool, 0, 2);
