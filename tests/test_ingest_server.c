@@ -1728,6 +1728,8 @@ START_TEST(flags_requests_recorded)
 }
 END_TEST
 
+#define BIG64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 START_TEST(flags_queue_then_default)
 {
     ph_ingest_t *s = start(NULL);
@@ -1815,6 +1817,9 @@ START_TEST(flags_queue_then_default)
                          "{\"responses\":[{\"headers\":{\"Bad Name\":\"a\"}}]}",
                          "{\"responses\":[{\"headers\":{\"Content-Length\":\"5\"}}]}",
                          "{\"responses\":[{\"headers\":{\"X\":1}}]}",
+                         "{\"responses\":[{\"headers\":{\"Content-Type\":\"" BIG64 "\"}}]}",
+                         "{\"responses\":[{\"headers\":{\"A\":\"" BIG64 BIG64 "\",\"B\":\"" BIG64
+                         BIG64 "\"}}]}",
                          "{\"responses\":[1]}",
                          "{\"default\":[]}"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -1860,11 +1865,12 @@ static int raw_flags_request(ph_ingest_t *s)
 START_TEST(flags_delay_and_hang_do_not_block)
 {
     ph_ingest_t *s = start(NULL);
-    ck_assert_int_eq(ph_ingest_set_flags(s, "{\"responses\":[{\"hang\":true},"
-                                            "{\"delay_ms\":3000,\"body\":{\"featureFlags\":{\"slow\":true}}},"
-                                            "{\"body\":{\"featureFlags\":{\"fast\":true}}},"
-                                            "{\"hang\":true}]}"),
-                     0);
+    ck_assert_int_eq(
+        ph_ingest_set_flags(s, "{\"responses\":[{\"hang\":true},"
+                               "{\"delay_ms\":3000,\"body\":{\"featureFlags\":{\"slow\":true}}},"
+                               "{\"body\":{\"featureFlags\":{\"fast\":true}}},"
+                               "{\"hang\":true}]}"),
+        0);
     int hung = raw_flags_request(s);
     cJSON *reqs = wait_records(s, ph_ingest_flags_requests, 1);
     ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "hang")));
@@ -2135,11 +2141,34 @@ START_TEST(definitions_scripted_statuses)
     ck_assert_int_eq(r.status, 200);
     ck_assert_msg(r.secs >= 0.29, "delay %.3f", r.secs);
     free(r.body);
+    /* A hang until the client gives up; HEAD gets the head of the normal answer. */
+    ck_assert_int_eq(
+        ph_ingest_set_definitions(s, "{\"delay_ms\":0,\"responses\":[{\"hang\":true}]}"), 0);
+    char url[256];
+    snprintf(url, sizeof url, "%s/flags/definitions?token=phc_k", ph_ingest_url(s));
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 300L);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+    long code = 0;
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer phs_s");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    ck_assert_int_eq(code, 200);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
     cJSON *reqs = ph_ingest_definitions_requests(s);
-    int codes[] = {402, 403, 500, 200, 200, 401, 200};
-    int delays[] = {0, 0, 0, 0, 300, 0, 300};
-    ck_assert_int_eq(cJSON_GetArraySize(reqs), 7);
-    for (int i = 0; i < 7; i++) {
+    int codes[] = {402, 403, 500, 200, 200, 401, 200, 0, 200};
+    int delays[] = {0, 0, 0, 0, 300, 0, 300, 0, 0};
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 9);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 7), "hang")));
+    ck_assert_str_eq(str_of(cJSON_GetArrayItem(reqs, 8), "method"), "HEAD");
+    for (int i = 0; i < 9; i++) {
         ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, i), "status"), codes[i]);
         ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, i), "delay_ms"), delays[i]);
     }

@@ -142,7 +142,10 @@ static void on_crash(int sig, siginfo_t *info, void *uctx) {
         in_handler = 1;
         for (int i = 0; i < MAX_CRASH_CLIENTS; i++) {
             posthog_client_t *c = atomic_load(&crash_clients[i]);
-            if (c) save_queue(c, i);
+            if (!c) continue;
+            /* what crashed (errors/crash_report.c), then the events */
+            posthog__crash_report_write(c, sig, info, uctx);
+            save_queue(c, i);
         }
     }
     if (idx >= NSIGS) return;
@@ -161,6 +164,7 @@ static void on_crash(int sig, siginfo_t *info, void *uctx) {
 /* ---------------------------------------------------------------- install */
 
 int posthog__crash_install(posthog_client_t *c) {
+    posthog__crash_report_prepare();
     c->crash_cap = (size_t)c->o->max_event_bytes + 512 + PH_SPOOL_REC_HDR;
     c->crash_buf = malloc(c->crash_cap);
     if (!c->crash_buf) return -1;

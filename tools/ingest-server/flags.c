@@ -7,7 +7,8 @@
  * run outside the lock; picking the answer, recording and copying the answer
  * into the response run inside it (no I/O). Delays and hangs are carried out
  * by httpd on the connection's own thread after the handler returns, so they
- * never hold the lock or block other connections.
+ * never hold the lock or block other connections. Scripted answers (their
+ * parsing, rendering and how one is laid over a fallback) are in answers.c.
  */
 #include "flags.h"
 
@@ -21,38 +22,18 @@
 #include <strings.h>
 #include <time.h>
 
+#include "answers.h"
 #include "gunzip.h"
 #include "sbuf.h"
 #include "scan.h"
 
-#define QUEUE_MAX 10000                 /* scripted answers per endpoint */
-#define DELAY_MAX_MS 600000
-#define HEADER_BYTES_MAX 256            /* of res->extra_headers (512): room left for ETag */
-#define ETAG_MAX 200
+#define ETAG_MAX 200                    /* fits extra_headers beside the scripted headers */
 #define DECODED_MAX ((size_t)64 << 20)  /* a gzip'ed /flags request body, decoded */
 
 /* The compliance harness's default /flags answer (the v1 shape). */
 static const char BUILTIN_FLAGS[] =
     "{\"featureFlags\":{},\"featureFlagPayloads\":{},\"errorsWhileComputingFlags\":false}";
 static const char BUILTIN_DEFS[] = "{\"flags\":[],\"group_type_mapping\":{},\"cohorts\":{}}";
-
-/* One scripted answer (or the /flags default). */
-typedef struct canned {
-    int status;            /* 0: not given */
-    char *body;            /* owned, NUL-terminated; NULL: not given */
-    size_t body_len;
-    int body_json;         /* given as a JSON value rather than a string */
-    char *headers;         /* owned "Name: value\r\n" lines (Content-Type excluded); NULL: none */
-    char *headers_json;    /* owned, the "headers" object as given; NULL: none */
-    char content_type[64]; /* from a Content-Type header; "": application/json */
-    int delay_ms;
-    int hang;
-} canned_t;
-
-typedef struct script {
-    canned_t *v;
-    size_t n, next;
-} script_t;
 
 typedef struct frecord {
     unsigned long long seq;
@@ -72,10 +53,10 @@ typedef struct rlog {
 struct ph_flagsd {
     pthread_mutex_t lock;
     unsigned long long seq;
-    script_t flags;        /* POST /flags: consumed first */
-    canned_t dflt;         /* then this; status 0 and no body: 200 BUILTIN_FLAGS */
+    ph_answers_t flags;    /* POST /flags: consumed first */
+    ph_answer_t dflt;      /* then this (when has_dflt), else 200 BUILTIN_FLAGS */
     int has_dflt;
-    script_t defs;         /* GET /flags/definitions: consumed before the normal answer */
+    ph_answers_t defs;     /* GET /flags/definitions: consumed before the normal answer */
     char *defs_body;       /* NULL: BUILTIN_DEFS */
     size_t defs_body_len;
     int defs_body_json;
@@ -87,22 +68,6 @@ struct ph_flagsd {
 };
 
 /* ------------------------------------------------------------ lifecycle */
-
-static void canned_free(canned_t *c)
-{
-    free(c->body);
-    free(c->headers);
-    free(c->headers_json);
-    memset(c, 0, sizeof *c);
-}
-
-static void script_clear(script_t *s)
-{
-    for (size_t i = 0; i < s->n; i++)
-        canned_free(&s->v[i]);
-    free(s->v);
-    memset(s, 0, sizeof *s);
-}
 
 static void rlog_clear(rlog_t *l)
 {
@@ -131,10 +96,10 @@ static void set_auto_etag(ph_flagsd_t *f)
 /* Under f->lock (or before f is shared). */
 static void clear_all(ph_flagsd_t *f)
 {
-    script_clear(&f->flags);
-    canned_free(&f->dflt);
+    ph_answers_clear(&f->flags);
+    ph_answer_free(&f->dflt);
     f->has_dflt = 0;
-    script_clear(&f->defs);
+    ph_answers_clear(&f->defs);
     free(f->defs_body);
     free(f->etag);
     free(f->secret);
@@ -175,250 +140,15 @@ void ph_flagsd_reset(ph_flagsd_t *f)
 
 /* ------------------------------------------------------------ control input */
 
-/* A JSON string is taken as raw text; any other value is serialised. NULL
- * and 0 on success means JSON null. -1 with err set on failure. */
-static int take_body(const cJSON *v, char **out, size_t *len, int *json, char *err, size_t errlen,
-                     const char *where)
-{
-    *out = NULL;
-    *len = 0;
-    *json = 0;
-    if (!v || cJSON_IsNull(v))
-        return 0;
-    if (cJSON_IsString(v)) {
-        *out = strdup(v->valuestring);
-    } else {
-        *out = cJSON_PrintUnformatted(v);
-        *json = 1;
-    }
-    if (!*out) {
-        snprintf(err, errlen, "%s\"body\": out of memory", where);
-        return -1;
-    }
-    *len = strlen(*out);
-    return 0;
-}
-
-static int is_tchar(unsigned char ch)
-{
-    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-/* "headers": {"Name": "value", ...}. Content-Type goes to c->content_type;
- * the headers httpd writes itself are refused. */
-static int take_headers(const cJSON *h, canned_t *c, char *err, size_t errlen, const char *where)
-{
-    if (!h || cJSON_IsNull(h))
-        return 0;
-    if (!cJSON_IsObject(h)) {
-        snprintf(err, errlen, "%s\"headers\" must be an object of strings, e.g. {\"X-Name\": \"value\"}",
-                 where);
-        return -1;
-    }
-    ph_sbuf_t b = {0};
-    const cJSON *it;
-    cJSON_ArrayForEach(it, h) {
-        const char *name = it->string;
-        size_t i;
-        for (i = 0; name[i] && is_tchar((unsigned char)name[i]); i++)
-            ;
-        if (!name[0] || name[i]) {
-            snprintf(err, errlen, "%sheader name \"%.60s\" is not an HTTP token", where, name);
-            goto fail;
-        }
-        if (!cJSON_IsString(it) || strpbrk(it->valuestring, "\r\n")) {
-            snprintf(err, errlen, "%sheader \"%.60s\" must be a string without CR or LF", where, name);
-            goto fail;
-        }
-        if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0 ||
-            strcasecmp(name, "Connection") == 0) {
-            snprintf(err, errlen, "%sheader \"%s\" is set by the server and cannot be scripted",
-                     where, name);
-            goto fail;
-        }
-        if (strcasecmp(name, "Content-Type") == 0) {
-            if (strlen(it->valuestring) >= sizeof c->content_type) {
-                snprintf(err, errlen, "%s\"Content-Type\" must be at most %zu bytes", where,
-                         sizeof c->content_type - 1);
-                goto fail;
-            }
-            snprintf(c->content_type, sizeof c->content_type, "%s", it->valuestring);
-            continue;
-        }
-        ph_sbuf_str(&b, name);
-        ph_sbuf_add(&b, ": ", 2);
-        ph_sbuf_str(&b, it->valuestring);
-        ph_sbuf_add(&b, "\r\n", 2);
-    }
-    if (b.len > HEADER_BYTES_MAX) {
-        snprintf(err, errlen, "%s\"headers\" take %zu bytes as HTTP lines; at most %d allowed",
-                 where, b.len, HEADER_BYTES_MAX);
-        goto fail;
-    }
-    if (b.failed || !(c->headers_json = cJSON_PrintUnformatted(h))) {
-        snprintf(err, errlen, "%s\"headers\": out of memory", where);
-        goto fail;
-    }
-    c->headers = ph_sbuf_take(&b, NULL);
-    return 0;
-fail:
-    free(ph_sbuf_take(&b, NULL));
-    return -1;
-}
-
-static int take_delay(const cJSON *v, int *out, char *err, size_t errlen, const char *where)
-{
-    if (!v)
-        return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > DELAY_MAX_MS ||
-        v->valuedouble != (double)(int)v->valuedouble) {
-        snprintf(err, errlen, "%s\"delay_ms\" must be an integer in 0..%d", where, DELAY_MAX_MS);
-        return -1;
-    }
-    *out = v->valueint;
-    return 0;
-}
-
-/* {"status", "body", "headers", "delay_ms", "hang"}, all optional. */
-static int take_canned(const cJSON *it, canned_t *c, char *err, size_t errlen, const char *where)
-{
-    memset(c, 0, sizeof *c);
-    if (!cJSON_IsObject(it)) {
-        snprintf(err, errlen, "%smust be an object like {\"status\": 200, \"body\": {...}}", where);
-        return -1;
-    }
-    const cJSON *k;
-    cJSON_ArrayForEach(k, it) {
-        if (strcmp(k->string, "status") && strcmp(k->string, "body") &&
-            strcmp(k->string, "headers") && strcmp(k->string, "delay_ms") &&
-            strcmp(k->string, "hang")) {
-            snprintf(err, errlen,
-                     "%sunknown key \"%.60s\" (allowed: \"status\", \"body\", \"headers\", "
-                     "\"delay_ms\", \"hang\")",
-                     where, k->string);
-            return -1;
-        }
-    }
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(it, "status");
-    const cJSON *hang = cJSON_GetObjectItemCaseSensitive(it, "hang");
-    if (st && !cJSON_IsNull(st)) {
-        if (!cJSON_IsNumber(st) || st->valuedouble < 200 || st->valuedouble > 599 ||
-            st->valuedouble != (double)(int)st->valuedouble) {
-            snprintf(err, errlen, "%s\"status\" must be an integer in 200..599", where);
-            return -1;
-        }
-        c->status = st->valueint;
-    }
-    if (hang && !cJSON_IsBool(hang)) {
-        snprintf(err, errlen, "%s\"hang\" must be a boolean", where);
-        return -1;
-    }
-    c->hang = cJSON_IsTrue(hang);
-    if (take_delay(cJSON_GetObjectItemCaseSensitive(it, "delay_ms"), &c->delay_ms, err, errlen,
-                   where) < 0 ||
-        take_headers(cJSON_GetObjectItemCaseSensitive(it, "headers"), c, err, errlen, where) < 0 ||
-        take_body(cJSON_GetObjectItemCaseSensitive(it, "body"), &c->body, &c->body_len,
-                  &c->body_json, err, errlen, where) < 0) {
-        canned_free(c);
-        return -1;
-    }
-    return 0;
-}
-
-/* "responses": [...] into *out (replacing nothing yet). */
-static int take_script(const cJSON *arr, script_t *out, char *err, size_t errlen)
-{
-    memset(out, 0, sizeof *out);
-    if (!arr || cJSON_IsNull(arr))
-        return 0;
-    int n = cJSON_GetArraySize(arr);
-    if (!cJSON_IsArray(arr) || n > QUEUE_MAX) {
-        snprintf(err, errlen, "\"responses\" must be an array of at most %d answers", QUEUE_MAX);
-        return -1;
-    }
-    if (n == 0)
-        return 0;
-    out->v = calloc((size_t)n, sizeof *out->v);
-    if (!out->v) {
-        snprintf(err, errlen, "\"responses\": out of memory");
-        return -1;
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr) {
-        char where[48];
-        snprintf(where, sizeof where, "\"responses\"[%zu]: ", out->n);
-        if (take_canned(it, &out->v[out->n], err, errlen, where) < 0) {
-            script_clear(out);
-            return -1;
-        }
-        out->n++;
-    }
-    return 0;
-}
-
-/* Refuses keys other than the allowed ones (a typo must not pass silently). */
-static int known_keys(const cJSON *root, const char *const *allowed, const char *list, char *err,
-                      size_t errlen)
-{
-    const cJSON *k;
-    cJSON_ArrayForEach(k, root) {
-        size_t i;
-        for (i = 0; allowed[i] && strcmp(allowed[i], k->string) != 0; i++)
-            ;
-        if (!allowed[i]) {
-            snprintf(err, errlen, "unknown key \"%.60s\" (allowed: %s)", k->string, list);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* ------------------------------------------------------------ rendering */
-
-static void render_body(ph_sbuf_t *b, const char *body, size_t len, int json)
-{
-    if (!body)
-        ph_sbuf_str(b, "null");
-    else if (json)
-        ph_sbuf_add(b, body, len);
-    else
-        ph_sbuf_json_str(b, body, len);
-}
-
-static void render_canned(ph_sbuf_t *b, const canned_t *c)
-{
-    ph_sbuf_str(b, "{\"status\":");
-    if (c->status)
-        ph_sbuf_fmt_u64(b, (unsigned long long)c->status);
-    else
-        ph_sbuf_str(b, "null");
-    ph_sbuf_str(b, ",\"body\":");
-    render_body(b, c->body, c->body_len, c->body_json);
-    ph_sbuf_str(b, ",\"headers\":");
-    ph_sbuf_str(b, c->headers_json ? c->headers_json : "{}");
-    ph_sbuf_str(b, ",\"delay_ms\":");
-    ph_sbuf_fmt_u64(b, (unsigned long long)c->delay_ms);
-    ph_sbuf_str(b, c->hang ? ",\"hang\":true}" : ",\"hang\":false}");
-}
-
-static void render_script(ph_sbuf_t *b, const script_t *s)
-{
-    ph_sbuf_add(b, "[", 1);
-    for (size_t i = s->next; i < s->n; i++) {
-        if (i > s->next)
-            ph_sbuf_add(b, ",", 1);
-        render_canned(b, &s->v[i]);
-    }
-    ph_sbuf_add(b, "]", 1);
-}
 
 static void render_flags_state(const ph_flagsd_t *f, ph_sbuf_t *b)
 {
     ph_sbuf_str(b, "{\"responses\":");
-    render_script(b, &f->flags);
+    ph_answers_render(b, &f->flags);
     ph_sbuf_str(b, ",\"default\":");
     if (f->has_dflt)
-        render_canned(b, &f->dflt);
+        ph_answer_render(b, &f->dflt);
     else
         ph_sbuf_str(b, "null");
     ph_sbuf_add(b, "}", 1);
@@ -433,7 +163,7 @@ static void render_defs_state(const ph_flagsd_t *f, ph_sbuf_t *b)
 {
     ph_sbuf_str(b, "{\"body\":");
     if (f->defs_body)
-        render_body(b, f->defs_body, f->defs_body_len, f->defs_body_json);
+        ph_body_render(b, f->defs_body, f->defs_body_len, f->defs_body_json);
     else
         ph_sbuf_str(b, BUILTIN_DEFS);
     const char *etag = current_etag(f);
@@ -450,7 +180,7 @@ static void render_defs_state(const ph_flagsd_t *f, ph_sbuf_t *b)
     ph_sbuf_str(b, ",\"delay_ms\":");
     ph_sbuf_fmt_u64(b, (unsigned long long)f->defs_delay_ms);
     ph_sbuf_str(b, ",\"responses\":");
-    render_script(b, &f->defs);
+    ph_answers_render(b, &f->defs);
     ph_sbuf_add(b, "}", 1);
 }
 
@@ -615,7 +345,7 @@ static void set_body(ph_http_response_t *res, const char *body, size_t len)
     }
 }
 
-/* Appends "Name: value\r\n" lines; HEADER_BYTES_MAX keeps them within extra_headers. */
+/* Appends "Name: value\r\n" lines; PH_ANSWER_HEADER_BYTES_MAX keeps them within extra_headers. */
 static void append_lines(ph_http_response_t *res, const char *lines)
 {
     size_t hl = strlen(res->extra_headers);
@@ -631,55 +361,8 @@ static void add_header(ph_http_response_t *res, const char *name, const char *va
                  value);
 }
 
-/* What an answer sends; body and ctype borrow. */
-typedef struct pick {
-    int status;
-    const char *body;
-    size_t len;
-    const char *ctype;
-} pick_t;
-
-static int is2xx(int status)
-{
-    return status >= 200 && status < 300;
-}
-
-/* The answer of scripted entry c laid over the fallback answer fb. No
- * status and no body: fb as is. A body without a status: fb's status. A
- * status without a body: nothing for 204 and 304; for another 2xx, fb's body
- * when fb is a 2xx, else ok_body; for any other status an injected-fault
- * body written into fault. A Content-Type header of c wins. */
-static pick_t pick(const canned_t *c, pick_t fb, const char *ok_body, char *fault, size_t faultlen)
-{
-    pick_t p = fb;
-    if (c->status)
-        p.status = c->status;
-    if (c->body) {
-        p.body = c->body;
-        p.len = c->body_len;
-        p.ctype = "application/json";
-    } else if (c->status) {
-        p.ctype = "application/json";
-        if (p.status == 204 || p.status == 304) {
-            p.body = "";
-        } else if (is2xx(p.status)) {
-            if (!is2xx(fb.status))
-                p.body = ok_body;
-            p.ctype = is2xx(fb.status) ? fb.ctype : "application/json";
-        } else {
-            snprintf(fault, faultlen, "{\"type\":\"injected_fault\",\"status\":%d}", p.status);
-            p.body = fault;
-        }
-        if (p.body != fb.body)
-            p.len = strlen(p.body);
-    }
-    if (c->content_type[0])
-        p.ctype = c->content_type;
-    return p;
-}
-
 /* Copies the pick and c's headers, delay and hang into res. */
-static void answer(ph_http_response_t *res, pick_t p, const canned_t *c)
+static void answer(ph_http_response_t *res, ph_pick_t p, const ph_answer_t *c)
 {
     res->status = p.status;
     set_body(res, p.body, p.len);
@@ -700,13 +383,13 @@ static void handle_flags(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_r
         set_error(res, 405, "validation_error", "method_not_allowed", "/flags takes POST only");
     } else {
         /* The built-in answer, the default laid over it, the next scripted answer over that. */
-        pick_t p = {200, BUILTIN_FLAGS, sizeof BUILTIN_FLAGS - 1, "application/json"};
-        const canned_t *c = f->has_dflt ? &f->dflt : NULL;
+        ph_pick_t p = {200, BUILTIN_FLAGS, sizeof BUILTIN_FLAGS - 1, "application/json"};
+        const ph_answer_t *c = f->has_dflt ? &f->dflt : NULL;
         if (c)
-            p = pick(c, p, BUILTIN_FLAGS, fault[0], sizeof fault[0]);
+            p = ph_answer_pick(c, p, BUILTIN_FLAGS, fault[0], sizeof fault[0]);
         if (f->flags.next < f->flags.n) {
             c = &f->flags.v[f->flags.next++];
-            p = pick(c, p, BUILTIN_FLAGS, fault[1], sizeof fault[1]);
+            p = ph_answer_pick(c, p, BUILTIN_FLAGS, fault[1], sizeof fault[1]);
         }
         answer(res, p, c);
     }
@@ -830,10 +513,10 @@ static void handle_defs(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_re
         const char *body = f->defs_body ? f->defs_body : BUILTIN_DEFS;
         size_t len = f->defs_body ? f->defs_body_len : sizeof BUILTIN_DEFS - 1;
         const char *etag = current_etag(f);
-        const canned_t *c = f->defs.next < f->defs.n ? &f->defs.v[f->defs.next++] : NULL;
+        const ph_answer_t *c = f->defs.next < f->defs.n ? &f->defs.v[f->defs.next++] : NULL;
         if (c && (c->status || c->body)) {
-            pick_t p = pick(c, (pick_t){200, body, len, "application/json"}, body, fault,
-                            sizeof fault);
+            ph_pick_t fb = {200, body, len, "application/json"};
+            ph_pick_t p = ph_answer_pick(c, fb, body, fault, sizeof fault);
             answer(res, p, c);
             if (p.body == body && etag[0]) /* the definitions themselves: with their tag */
                 add_header(res, "ETag", etag);
@@ -865,38 +548,38 @@ static void control_flags(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_
 {
     static const char *const keys[] = {"responses", "default", NULL};
     char err[256] = "";
-    script_t q = {0};
-    canned_t d = {0};
+    ph_answers_t q = {0};
+    ph_answer_t d = {0};
     int has_resp = 0, has_dflt = 0, dflt_null = 0;
     cJSON *root = cJSON_ParseWithLength(req->body, req->body_len);
     if (!cJSON_IsObject(root)) {
         snprintf(err, sizeof err,
                  "body must be a JSON object like {\"responses\": [{\"status\": 200, \"body\": "
                  "{...}}], \"default\": {...}}");
-    } else if (known_keys(root, keys, "\"responses\", \"default\"", err, sizeof err) == 0) {
+    } else if (ph_known_keys(root, keys, "\"responses\", \"default\"", err, sizeof err) == 0) {
         const cJSON *resp = cJSON_GetObjectItemCaseSensitive(root, "responses");
         const cJSON *dj = cJSON_GetObjectItemCaseSensitive(root, "default");
         has_resp = resp != NULL;
         has_dflt = dj != NULL;
         dflt_null = cJSON_IsNull(dj);
-        if (take_script(resp, &q, err, sizeof err) == 0 && has_dflt && !dflt_null)
-            (void)take_canned(dj, &d, err, sizeof err, "\"default\": ");
+        if (ph_answers_take(resp, &q, err, sizeof err) == 0 && has_dflt && !dflt_null)
+            (void)ph_answer_take(dj, &d, err, sizeof err, "\"default\": ");
     }
     cJSON_Delete(root);
     if (err[0]) {
-        script_clear(&q);
-        canned_free(&d);
+        ph_answers_clear(&q);
+        ph_answer_free(&d);
         set_error(res, 400, "validation_error", "invalid_flags_script", err);
         return;
     }
     ph_sbuf_t b = {0};
     pthread_mutex_lock(&f->lock);
     if (has_resp) {
-        script_clear(&f->flags);
+        ph_answers_clear(&f->flags);
         f->flags = q;
     }
     if (has_dflt) {
-        canned_free(&f->dflt);
+        ph_answer_free(&f->dflt);
         f->dflt = d;
         f->has_dflt = !dflt_null;
     }
@@ -923,7 +606,7 @@ static void control_defs(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_r
 {
     static const char *const keys[] = {"body", "etag", "secret_key", "responses", "delay_ms", NULL};
     char err[256] = "";
-    script_t q = {0};
+    ph_answers_t q = {0};
     char *body = NULL, *etag = NULL, *secret = NULL;
     size_t body_len = 0;
     int body_json = 0, delay = 0;
@@ -933,7 +616,7 @@ static void control_defs(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_r
         snprintf(err, sizeof err,
                  "body must be a JSON object like {\"body\": {\"flags\": [...]}, \"etag\": "
                  "\"W/\\\"abc\\\"\", \"secret_key\": \"phs_...\", \"responses\": [...]}");
-    } else if (known_keys(root, keys,
+    } else if (ph_known_keys(root, keys,
                           "\"body\", \"etag\", \"secret_key\", \"responses\", \"delay_ms\"", err,
                           sizeof err) == 0) {
         jb = cJSON_GetObjectItemCaseSensitive(root, "body");
@@ -950,9 +633,9 @@ static void control_defs(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_r
             snprintf(err, sizeof err,
                      "\"secret_key\" must be a string of at most 1024 printable bytes, or null "
                      "(or \"\") for no check");
-        else if (take_delay(jd, &delay, err, sizeof err, "") == 0 &&
-                 take_script(jr, &q, err, sizeof err) == 0 &&
-                 take_body(jb, &body, &body_len, &body_json, err, sizeof err, "") == 0) {
+        else if (ph_delay_take(jd, &delay, err, sizeof err, "") == 0 &&
+                 ph_answers_take(jr, &q, err, sizeof err) == 0 &&
+                 ph_body_take(jb, &body, &body_len, &body_json, err, sizeof err, "") == 0) {
             if (cJSON_IsString(je) && !(etag = strdup(je->valuestring)))
                 snprintf(err, sizeof err, "out of memory");
             if (cJSON_IsString(js) && js->valuestring[0] && !(secret = strdup(js->valuestring)))
@@ -963,7 +646,7 @@ static void control_defs(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_r
         has_d = jd != NULL;
     cJSON_Delete(root);
     if (err[0]) {
-        script_clear(&q);
+        ph_answers_clear(&q);
         free(body);
         free(etag);
         free(secret);
@@ -988,7 +671,7 @@ static void control_defs(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_r
         f->secret = secret;
     }
     if (has_r) {
-        script_clear(&f->defs);
+        ph_answers_clear(&f->defs);
         f->defs = q;
     }
     if (has_d)

@@ -116,6 +116,7 @@ class CaptureOptions(Structure):
         ("cookieless_mode", c_int),  # posthog_tristate_t
         ("disable_skew_correction", c_int),  # posthog_tristate_t
         ("product_tour_id", c_char_p),
+        ("flags", c_void_p),  # const posthog_flags_t *: a flags snapshot, or NULL
     ]
 
 

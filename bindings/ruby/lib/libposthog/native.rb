@@ -97,7 +97,8 @@ module LibPostHog
              :process_person_profile, :int, # posthog_tristate_t
              :cookieless_mode, :int,
              :disable_skew_correction, :int,
-             :product_tour_id, :pointer
+             :product_tour_id, :pointer,
+             :flags, :pointer # const posthog_flags_t *: a flags snapshot, or NULL
     end
 
     # posthog_stats_t
