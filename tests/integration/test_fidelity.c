@@ -355,6 +355,56 @@ START_TEST(test_before_send_keeps_numbers) {
 }
 END_TEST
 
+/* {"event":"deep","distinct_id":"u","properties":<levels nested objects>} */
+static char *deep_event(int levels) {
+    char *p = nested_object(levels);
+    size_t n = strlen(p) + 64;
+    char *e = malloc(n);
+    ck_assert_ptr_nonnull(e);
+    snprintf(e, n, "{\"event\":\"deep\",\"distinct_id\":\"u\",\"properties\":%s}", p);
+    free(p);
+    return e;
+}
+
+static posthog_before_send_result_t bs_depth(const char *event_json, posthog_replacement_t *rep,
+                                             void *ud) {
+    posthog_status_t *st = ud;
+    /* properties at 65 levels: what $groups at the limit gives, accepted;
+     * at 66 a property value nests 65 levels: refused */
+    int levels = strstr(event_json, "\"event\":\"too_deep\"") ? POSTHOG_MAX_JSON_DEPTH + 2
+                                                              : POSTHOG_MAX_JSON_DEPTH + 1;
+    char *e = deep_event(levels);
+    *st = posthog_replacement_set(rep, e);
+    free(e);
+    return POSTHOG_BEFORE_SEND_REPLACE;
+}
+
+/* The before_send path has the same nesting limit as capture. */
+START_TEST(test_before_send_depth_limit) {
+    ph_ingest_t *srv = it_server(NULL);
+    it_drops_t *d = it_drops_new();
+    posthog_status_t st = POSTHOG_OK;
+    posthog_options_t *o = it_options(srv);
+    it_set(o, "capture_mode", modes[_i]);
+    it_drops_attach(o, d);
+    posthog_options_set_before_send(o, bs_depth, &st);
+    posthog_client_t *c = it_client(o);
+    ck_assert_int_eq(posthog_capture(c, "u", "at_limit", NULL), POSTHOG_OK);
+    ck_assert_int_eq(st, POSTHOG_OK);
+    ck_assert_int_eq(posthog_capture(c, "u", "too_deep", NULL), POSTHOG_E_INVALID_JSON);
+    ck_assert_int_eq(st, POSTHOG_E_INVALID_JSON);
+    ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
+    ck_assert_int_eq(it_summary_num(srv, "events"), 1);
+    it_drop_t x = drop_of(d, POSTHOG_DROP_INVALID);
+    ck_assert_msg(strstr(x.message, "at most 64 levels"), "message: %s", x.message);
+    it_drop_clear(&x);
+    it_check_balance(c, 1, 1);
+    posthog_client_free(c);
+    it_drops_free(d);
+    it_stop(srv);
+}
+END_TEST
+
 typedef struct {
     int calls;
     posthog_status_t st;
@@ -445,6 +495,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_depth_at_limit_survives_spool, 0, 2);
     tcase_add_loop_test(tc, test_before_send_keeps_numbers, 0, 2);
     tcase_add_loop_test(tc, test_before_send_replacement_owned_by_library, 0, 2);
+    tcase_add_loop_test(tc, test_before_send_depth_limit, 0, 2);
     suite_add_tcase(s, tc);
     return it_run_suite(s);
 }
