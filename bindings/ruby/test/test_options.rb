@@ -86,6 +86,24 @@ class TestOptions < LibPostHogTest
     assert_equal '01900000-0000-7000-8000-000000000001', sent['uuid']
   end
 
+  # libposthog copies the replacement as written: a big Integer stays exact
+  # (it went through C doubles before); one the library refuses (no event
+  # name) is dropped as invalid with the reason logged.
+  def test_before_send_keeps_numbers_and_refuses_invalid
+    c = client(before_send: lambda { |ev|
+      ev[:event] == 'nameless' ? ev.merge(event: '') : ev.merge(properties: { 'big' => 9_007_199_254_740_993 })
+    })
+    assert c.capture(distinct_id: 'u', event: 'exact')
+    c.capture(distinct_id: 'u', event: 'nameless')
+    assert c.flush
+    sent = events
+    assert_equal %w[exact], sent.map { |e| e['event'] }
+    assert_equal 9_007_199_254_740_993, sent.first['properties']['big']
+    assert_kind_of Integer, sent.first['properties']['big']
+    assert_equal 1, c.stats[:dropped][:invalid]
+    assert_match(/before_send returned an event libposthog refuses/, log_text)
+  end
+
   def test_before_send_drops_and_errors
     errors = Queue.new
     c = client(on_error: proc { |s, m| errors << [s, m] },

@@ -995,7 +995,12 @@ def _before_send_trampoline(
             return _native.BEFORE_SEND_DROP
         if not isinstance(out, dict):
             raise TypeError("before_send must return a dict or None")
-        replacement[0] = _native.malloc_copy(dumps_clean(out))
+        # the library copies the text; a replacement it refuses (invalid JSON,
+        # a number beyond a double, too deep, no event name...) is dropped as
+        # invalid and reported with the reason
+        st = _native.load().posthog_replacement_set(replacement, dumps_clean(out))
+        if st != 0:
+            log.error("before_send returned an event libposthog refuses: %s", _native.strerror(st))
         return _native.BEFORE_SEND_REPLACE
     except Exception as e:
         log.exception("Error in before_send callback: %s", e)

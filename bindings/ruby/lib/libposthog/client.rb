@@ -558,8 +558,8 @@ module LibPostHog
       Native.posthog_options_set_log(o, log, nil)
 
       if state.before_send || state.test_mode
-        bs = FFI::Function.new(:int, %i[pointer pointer pointer]) do |json_ptr, out_pp, _ud|
-          run_before_send(state, json_ptr, out_pp)
+        bs = FFI::Function.new(:int, %i[pointer pointer pointer]) do |json_ptr, replacement, _ud|
+          run_before_send(state, json_ptr, replacement)
         end
         functions << bs
         Native.posthog_options_set_before_send(o, bs, nil)
@@ -568,7 +568,7 @@ module LibPostHog
     end
 
     # Runs on the capturing thread, inside posthog_capture_opts.
-    def run_before_send(state, json_ptr, out_pp)
+    def run_before_send(state, json_ptr, replacement)
       json = json_ptr.read_string.force_encoding(Encoding::UTF_8)
       event = JSON.parse(json).transform_keys(&:to_sym)
       result = event
@@ -598,13 +598,13 @@ module LibPostHog
       end
       return Native::BEFORE_SEND_KEEP unless replaced
 
-      out = Utils.to_json(result)
-      mem = Native::LibC.malloc(out.bytesize + 1)
-      return Native::BEFORE_SEND_KEEP if mem.null?
-
-      mem.put_bytes(0, out)
-      mem.put_uint8(out.bytesize, 0)
-      out_pp.write_pointer(mem)
+      # The library copies the text; one it refuses (invalid, a number beyond a
+      # double, too deep, no event name...) drops the event as invalid, reported.
+      st = Native.posthog_replacement_set(replacement, Utils.to_json(result))
+      unless st.zero?
+        state.logger.error('[libposthog] before_send returned an event libposthog refuses: ' \
+                           "#{Native.posthog_strerror(st)}")
+      end
       Native::BEFORE_SEND_REPLACE
     rescue Exception => e # rubocop:disable Lint/RescueException -- never unwind through C
       begin

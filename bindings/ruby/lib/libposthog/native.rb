@@ -143,6 +143,8 @@ module LibPostHog
     attach_function :posthog_options_set_log, %i[pointer log_fn pointer], :void
     attach_function :posthog_options_set_on_drop, %i[pointer drop_fn pointer], :void
     attach_function :posthog_options_set_before_send, %i[pointer before_send_fn pointer], :void
+    # before_send's replacement belongs to the library, which copies the text.
+    attach_function :posthog_replacement_set, %i[pointer string], :int
 
     attach_function :posthog_client_new, %i[pointer pointer size_t], :pointer
 
@@ -215,12 +217,5 @@ module LibPostHog
     end
 
     BROKEN_FORK_FFI = %w[1.16.0 1.16.1 1.16.2 1.16.3 1.17.0].freeze
-
-    # The library free()s a before_send replacement: it must come from malloc.
-    module LibC
-      extend FFI::Library
-      ffi_lib FFI::Library::LIBC
-      attach_function :malloc, [:size_t], :pointer
-    end
   end
 end
