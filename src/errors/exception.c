@@ -104,9 +104,6 @@ static posthog_status_t bad(posthog_client_t *c, posthog_status_t st, const char
     return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, "$exception", NULL);
 }
 
-/* Frames below the caller of the public function are left out: `depth`
- * counts this function and the public one. noinline and no tail calls so
- * that count holds. */
 static posthog_status_t build_and_capture(posthog_client_t *c, const char *distinct_id,
                                           const char *type, const char *message,
                                           const char *properties_json,
@@ -114,10 +111,16 @@ static posthog_status_t build_and_capture(posthog_client_t *c, const char *disti
                                           const uintptr_t *pcs, size_t n, const ph_modules_t *mods,
                                           bool live);
 
+/* The stack starts at the caller of the public function: `ret` is the
+ * public function's return address (__builtin_return_address(0)), so the
+ * frames before it (this library's, and any a sanitizer's interceptor
+ * adds) are left out whatever the inlining; `depth` (this function and the
+ * public one) is the fallback when ret is not among the frames. */
 __attribute__((noinline)) static posthog_status_t
 capture_exception(posthog_client_t *c, const char *distinct_id, const char *type,
                   const char *message, const char *properties_json,
-                  const posthog_exception_options_t *opts, char *uuid_out, size_t depth) {
+                  const posthog_exception_options_t *opts, char *uuid_out, size_t depth,
+                  uintptr_t ret) {
     if (!c) return POSTHOG_E_INVALID_ARG;
     static const posthog_exception_options_t none = {0};
     uintptr_t pcs[PH_MAX_FRAMES];
@@ -125,8 +128,13 @@ capture_exception(posthog_client_t *c, const char *distinct_id, const char *type
     ph_modules_t mods = {0};
     if (!opts) opts = &none;
     if (!opts->exception_list_json) {
-        n = posthog__native_stack(pcs, PH_MAX_FRAMES,
-                                  depth + (size_t)(opts->skip_frames > 0 ? opts->skip_frames : 0));
+        uintptr_t all[PH_MAX_FRAMES + 8];
+        size_t na = posthog__native_stack(all, PH_MAX_FRAMES + 8, 0), from = na;
+        for (size_t i = 0; i < na && from == na; i++)
+            if (all[i] == ret) from = i;
+        if (from == na) from = PH_MIN(depth, na);
+        from += (size_t)(opts->skip_frames > 0 ? opts->skip_frames : 0);
+        for (size_t i = from; i < na && n < PH_MAX_FRAMES; i++) pcs[n++] = all[i];
         posthog__native_modules(&mods);
     }
     posthog_status_t st = build_and_capture(c, distinct_id, type, message, properties_json, opts,
@@ -228,8 +236,8 @@ __attribute__((noinline)) posthog_status_t
 posthog_capture_exception_ex(posthog_client_t *c, const char *distinct_id, const char *type,
                              const char *message, const char *properties_json,
                              const posthog_exception_options_t *opts, char *uuid_out) {
-    posthog_status_t st =
-        capture_exception(c, distinct_id, type, message, properties_json, opts, uuid_out, 2);
+    posthog_status_t st = capture_exception(c, distinct_id, type, message, properties_json, opts,
+                                            uuid_out, 2, (uintptr_t)__builtin_return_address(0));
     __asm__ volatile("" ::: "memory");
     return st;
 }
@@ -237,8 +245,8 @@ posthog_capture_exception_ex(posthog_client_t *c, const char *distinct_id, const
 __attribute__((noinline)) posthog_status_t
 posthog_capture_exception(posthog_client_t *c, const char *distinct_id, const char *type,
                           const char *message, const char *properties_json) {
-    posthog_status_t st =
-        capture_exception(c, distinct_id, type, message, properties_json, NULL, NULL, 2);
+    posthog_status_t st = capture_exception(c, distinct_id, type, message, properties_json, NULL,
+                                            NULL, 2, (uintptr_t)__builtin_return_address(0));
     __asm__ volatile("" ::: "memory");
     return st;
 }

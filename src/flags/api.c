@@ -606,6 +606,12 @@ int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out) 
     return v != NULL;
 }
 
+int posthog_flags_peek(const posthog_flags_t *f, const char *key, posthog_flag_t *out) {
+    const ph_flag_eval_t *v = key ? lookup(f, key) : NULL;
+    if (out) fill(out, key, v);
+    return v != NULL;
+}
+
 int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_value) {
     posthog_flag_t r;
     return posthog_flags_get(f, key, &r) ? r.enabled : default_value;
