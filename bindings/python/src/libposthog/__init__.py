@@ -34,6 +34,19 @@ from .version import VERSION
 
 __version__ = VERSION
 
+# A package without a loadable C library is a broken install: say so at
+# import, loudly (a RuntimeWarning, shown by default, and an ERROR log), not
+# only by clients that quietly come up disabled.
+try:
+    _native.load()
+except OSError as _e:
+    import logging as _logging
+    import warnings as _warnings
+
+    _msg = "%s; every libposthog client will be disabled" % _e
+    _logging.getLogger("libposthog").error("%s", _msg)
+    _warnings.warn(_msg, RuntimeWarning, stacklevel=2)
+
 # ------------------------------------------------------------------ module settings
 # Read by setup() when the default client is created (first module-level call).
 
