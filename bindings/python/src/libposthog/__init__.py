@@ -29,6 +29,18 @@ from .client import (
     Posthog,
     PosthogError,
 )
+from .contexts import (
+    get_context_device_id,
+    get_context_distinct_id,
+    get_context_session_id,
+    get_tags,
+    identify_context,
+    new_context,
+    scoped,
+    set_context_device_id,
+    set_context_session,
+    tag,
+)
 from .flags import FeatureFlagEvaluations, FeatureFlagResult
 from .version import VERSION
 
@@ -274,6 +286,16 @@ __all__ = [
     "set_once",
     "group_identify",
     "alias",
+    "new_context",
+    "scoped",
+    "tag",
+    "get_tags",
+    "identify_context",
+    "set_context_session",
+    "set_context_device_id",
+    "get_context_session_id",
+    "get_context_distinct_id",
+    "get_context_device_id",
     "FeatureFlagEvaluations",
     "FeatureFlagResult",
     "get_feature_flag",

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from uuid import UUID
 
-from . import _native
+from . import _native, contexts
 from ._serialize import (
     clean,
     dumps,
@@ -615,11 +615,13 @@ class Posthog(FlagsMixin):
                      groups: Optional[Dict[str, Any]]) -> Tuple[Optional[str], Dict[str, Any]]:
         """The distinct_id to send (None: the C library generates one and makes
         the event personless, or uses default_distinct_id) and the properties
-        before library context ($groups as posthog-python sends it)."""
-        props = {**(properties or {}), **system_context()}
+        before library context ($groups as posthog-python sends it), with the
+        current context's tags and session applied (contexts.py)."""
+        props = contexts.apply({**(properties or {}), **system_context()})
         if groups:
             props["$groups"] = groups
-        return stringify_id(distinct_id) or None, props
+        # no distinct_id: the context's (a person event), else None
+        return stringify_id(distinct_id) or contexts.get_context_distinct_id() or None, props
 
     @no_throw
     def set(
@@ -652,8 +654,11 @@ class Posthog(FlagsMixin):
     def _set(self, name, distinct_id, properties, timestamp, uuid, disable_geoip):
         if self.disabled:
             return None
-        properties = properties or {}
+        properties = contexts.apply(properties or {})
         did, personless = identity(distinct_id)
+        ctx_did = contexts.get_context_distinct_id() if personless else None
+        if ctx_did:
+            did, personless = ctx_did, False  # posthog-python: the context's distinct_id
         if personless or not properties:
             return None  # posthog-python: a personless or empty set() does nothing
         if name == "$set":
@@ -685,7 +690,8 @@ class Posthog(FlagsMixin):
             )
             return None
         did = identity(distinct_id)[0]  # always personful, like posthog-python
-        props = {"$group_type": group_type, "$group_key": group_key, "$group_set": properties or {}}
+        props = {"$group_type": group_type, "$group_key": group_key, "$group_set": properties or {},
+                 **contexts.session_property()}
         return self._enqueue("$groupidentify", did, props, timestamp, uuid, disable_geoip)
 
     @no_throw
@@ -708,7 +714,7 @@ class Posthog(FlagsMixin):
         if personless:
             log.warning("alias() called without a distinct_id, dropping the $create_alias event")
             return None
-        props = {"distinct_id": prev, "alias": did}
+        props = {"distinct_id": prev, "alias": did, **contexts.session_property()}
         return self._enqueue("$create_alias", prev, props, timestamp, uuid, disable_geoip)
 
     # ------------------------------------------------------------ core
