@@ -94,6 +94,18 @@ class TestPostHogRubyParity < LibPostHogTest
     assert_equal true, ev[1]['properties']['$process_person_profile'] # the caller's wins
   end
 
+  # The same precedence as the C library and the Python binding: the
+  # event's own properties win over super_properties.
+  def test_super_properties_do_not_override_the_events_own
+    c = client(super_properties: { plan: 'free', app: 'web' })
+    assert c.capture(distinct_id: 'u', event: 'e', properties: { plan: 'pro' })
+    assert c.capture(distinct_id: 'u', event: 'f')
+    assert c.flush
+    e, f = events
+    assert_equal %w[pro web], e['properties'].values_at('plan', 'app')
+    assert_equal %w[free web], f['properties'].values_at('plan', 'app')
+  end
+
   # In a child process: the compat layer defines ::PostHog for good.
   def test_compat_defines_posthog_version
     code = <<~RB
