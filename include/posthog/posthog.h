@@ -163,7 +163,9 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        a new UUID and a personless event [none]
  *   disable_geoip        1: add "$geoip_disable":true to every event's
  *                        properties (no GeoIP enrichment) [0]
- *   super_properties     JSON object merged into every event's properties [{}]
+ *   super_properties     JSON object merged into every event's properties; a
+ *                        key the event's own properties have keeps the event's
+ *                        value (the Python and Ruby bindings' precedence too) [{}]
  *   sdk_name, sdk_version  who the events come from: capture v1 sends
  *                        PostHog-Sdk-Info: <name>/<version>, from which the
  *                        server sets $lib/$lib_version (a binding sets its own);

@@ -71,12 +71,12 @@ class TestOptions < LibPostHogTest
       ev[:properties].delete('secret')
       ev
     })
-    assert c.capture(distinct_id: 'u', event: 'e', properties: { secret: 's', keep: 1 }, uuid: '01900000-0000-7000-8000-000000000001')
+    assert c.capture(distinct_id: 'u', event: 'e', properties: { 'secret' => 's', keep: 1 }, uuid: '01900000-0000-7000-8000-000000000001')
     assert c.flush
     ev = seen.first
     assert_equal 'e', ev[:event]
     assert_equal 'u', ev[:distinct_id]
-    assert_equal '01900000-0000-7000-8000-000000000001', ev[:uuid]
+    assert_equal '01900000-0000-7000-8000-000000000001', ev['uuid'] # a String key, as posthog-ruby's
     assert_match TS_RE, ev[:timestamp]
     assert_equal 's', ev[:properties]['secret']
     sent = events.first
@@ -225,13 +225,6 @@ class TestOptions < LibPostHogTest
     assert c.capture(distinct_id: 'u', event: 'e')
     assert c.flush
     refute IngestServer.requests.first['gzip']
-  end
-
-  def test_missing_api_key_raises_like_posthog_ruby
-    old = ENV.delete('POSTHOG_API_KEY')
-    assert_raises(ArgumentError) { LibPostHog::Client.new(host: IngestServer.url) }
-  ensure
-    ENV['POSTHOG_API_KEY'] = old if old
   end
 
   def test_max_queue_size_drops_are_reported

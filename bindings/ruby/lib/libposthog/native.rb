@@ -24,6 +24,12 @@ module LibPostHog
       end
       bundled = File.join(BUNDLED_DIR, 'libposthog.so')
       list << bundled if File.exist?(bundled)
+      # a source gem's build (extension step) lands in the gem's extension
+      # dir, which is on the load path
+      $LOAD_PATH.each do |dir|
+        built = File.join(dir.to_s, 'libposthog', 'native', 'libposthog.so')
+        list << built if File.file?(built) && !list.include?(built)
+      end
       list << 'libposthog.so.0' << 'posthog'
       list
     end
@@ -40,7 +46,9 @@ module LibPostHog
       end
     end
     unless loaded
-      raise LoadError, "libposthog: cannot load the C library (set LIBPOSTHOG_PATH): #{errors.join('; ')}"
+      raise LoadError, "libposthog: cannot load the C library libposthog.so (tried: #{errors.join('; ')}); " \
+                     'reinstall the gem where a C compiler, CMake and the -dev packages are present, ' \
+                     'or set LIBPOSTHOG_PATH to a built libposthog.so'
     end
 
     class << self
