@@ -56,6 +56,11 @@ capture_compression = None  # type: Optional[CaptureCompression | str]
 personal_api_key = None  # type: Optional[str]
 secret_key = None  # type: Optional[str]
 poll_interval = 30  # type: int
+# error tracking (posthog-python's names)
+enable_exception_autocapture = False  # type: bool
+log_captured_exceptions = False  # type: bool
+project_root = None  # type: Optional[str]
+in_app_modules = None  # type: Optional[list]
 # libposthog extras
 flush_at = None  # type: Optional[int]
 flush_interval = None  # type: Optional[float]
@@ -104,6 +109,10 @@ def setup() -> Posthog:
                     storage_path=storage_path,
                     durability=durability,
                     options=options,
+                    enable_exception_autocapture=enable_exception_autocapture,
+                    log_captured_exceptions=log_captured_exceptions,
+                    project_root=project_root,
+                    in_app_modules=in_app_modules,
                 )
     c = default_client
     # Like posthog-python: these follow the module settings on every call.
@@ -121,6 +130,11 @@ def _proxy(method: str, *args: Any, **kwargs: Any) -> Any:
 def capture(event: str, **kwargs: Any) -> Optional[str]:
     """Module-level Posthog.capture on the default client."""
     return _proxy("capture", event, **kwargs)
+
+
+def capture_exception(exception: Any = None, **kwargs: Any) -> Optional[str]:
+    """Module-level Posthog.capture_exception on the default client."""
+    return _proxy("capture_exception", exception, **kwargs)
 
 
 def capture_ai(event: str, **kwargs: Any) -> Optional[str]:
@@ -210,6 +224,7 @@ __all__ = [
     "capture",
     "capture_ai",
     "capture_durable",
+    "capture_exception",
     "set",
     "set_once",
     "group_identify",

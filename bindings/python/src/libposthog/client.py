@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from uuid import UUID
 
-from . import _native
+from . import _native, exceptions
 from ._serialize import (
     clean,
     dumps,
@@ -48,9 +48,6 @@ _IGNORED_KEYWORDS = frozenset(
         "secret_key",
         "feature_flags_request_timeout_seconds",
         "feature_flags_request_max_retries",
-        "enable_exception_autocapture",
-        "log_captured_exceptions",
-        "project_root",
         "privacy_mode",
         "flag_fallback_cache_url",
         "enable_local_evaluation",
@@ -60,7 +57,6 @@ _IGNORED_KEYWORDS = frozenset(
         "code_variables_ignore_patterns",
         "code_variables_mask_url_credentials",
         "code_variables_detect_secrets",
-        "in_app_modules",
         "enable_exception_autocapture_rate_limiting",
         "exception_autocapture_bucket_size",
         "exception_autocapture_refill_rate",
@@ -324,6 +320,7 @@ class Posthog:
         self._before_send = before_send
         self._has_before_send_hook = before_send is not None
 
+        exceptions.configure(self, kwargs)  # error tracking's keywords
         ignored = [k for k in kwargs if k in _IGNORED_KEYWORDS or k.startswith("_")]
         unknown = [k for k in kwargs if k not in ignored]
         if ignored or personal_api_key or thread != 1 or poll_interval != 30:
@@ -422,6 +419,7 @@ class Posthog:
             log.error("%s; the client is disabled", e)
         if self._handle is None:
             self.disabled = True
+        exceptions.start(self)  # enable_exception_autocapture
 
     # ------------------------------------------------------------ setup
 
@@ -608,6 +606,32 @@ class Posthog:
                            product_tour_id),
         )
 
+    @no_throw
+    def capture_exception(self, exception: Any = None, **kwargs: Any) -> Optional[str]:
+        """Captures an exception for error tracking ($exception), as
+        posthog-python's capture_exception: ``exception`` is an exception,
+        an exc_info tuple, or None for the one being handled. Keywords:
+        distinct_id, properties, timestamp, uuid, groups, flags,
+        disable_geoip. Sends $exception_list (the exception and the chain of
+        its __cause__ / __context__, Python frames with source context and
+        in_app) and $exception_level; an exception already captured is
+        skipped. Returns the event's uuid, or None (nothing to capture,
+        dropped)."""
+        return exceptions.capture_exception(self, exception, **kwargs)
+
+    def _capture_exception_event(self, exc_list: Any, level: str, *, distinct_id: Any,
+                                 properties: Dict[str, Any], timestamp: Any, uuid: Any,
+                                 groups: Any, flags: Any, send_feature_flags: Any,
+                                 disable_geoip: Optional[bool]) -> Optional[str]:
+        did, props = self._event_props(distinct_id, properties, groups)
+        extra: Dict[str, Any] = {}
+        if flags is not None and hasattr(flags, "_get_event_properties"):
+            extra = flags._get_event_properties() or {}
+        if extra:
+            props = {**extra, **props}
+        return self._enqueue("$exception", did, props, timestamp, uuid, disable_geoip,
+                             exception=(exc_list, level))
+
     @staticmethod
     def _event_props(distinct_id: Optional[ID], properties: Optional[Dict[str, Any]],
                      groups: Optional[Dict[str, Any]]) -> Tuple[Optional[str], Dict[str, Any]]:
@@ -724,6 +748,7 @@ class Posthog:
         durable: bool = False,
         event_options: Tuple[Any, Any, Any, Any] = (None, None, None, None),
         ai: bool = False,
+        exception: Optional[Tuple[Any, str]] = None,
     ) -> Optional[str]:
         handle = self._handle
         if handle is None or not handle.ptr:
@@ -760,6 +785,15 @@ class Posthog:
             # recursion limit): refused and counted, not a 1000-frame traceback
             self._refuse_unserialisable(handle, name, did, props, set_, set_once)
             return None
+        if exception is not None:
+            # $exception: the list and the level go to posthog_capture_exception_ex
+            try:
+                list_b = dumps_clean(exception[0])
+            except RecursionError:
+                self._refuse_unserialisable(handle, name, did, exception[0], None, None)
+                return None
+            return self._call_capture(handle, name, did, props_b, exception_opts=(
+                list_b, exception[1], ts, uid))
         co = _native.CaptureOptions()  # zero: every field not set
         co.timestamp_ms = ts
         co.uuid = uid.encode() if uid else None
@@ -769,23 +803,39 @@ class Posthog:
         co.cookieless_mode = _native.tristate(cookieless)
         co.disable_skew_correction = _native.tristate(no_skew)
         co.product_tour_id = tour.encode("utf-8") if tour else None
-        out = _native.uuid_buffer()
+        lib = _native.load()
+        fn = (lib.posthog_capture_durable_opts if durable
+              else lib.posthog_capture_ai if ai else lib.posthog_capture_opts)
+        return self._call_capture(handle, name, did, props_b, fn=fn, co=co)
 
+    def _call_capture(self, handle: "_Handle", name: str, did: Optional[str], props_b: bytes,
+                      fn: Any = None, co: Any = None,
+                      exception_opts: Optional[Tuple[bytes, str, int, Optional[str]]] = None,
+                      ) -> Optional[str]:
+        out = _native.uuid_buffer()
         _tls.capture = _depth("capture") + 1
         _tls.drop = None
         _tls.raise_after = None
         try:
-            lib = _native.load()
-            fn = (lib.posthog_capture_durable_opts if durable
-                  else lib.posthog_capture_ai if ai else lib.posthog_capture_opts)
-            st = fn(
-                handle.ptr,
-                did.encode("utf-8") if did is not None else None,
-                name.encode("utf-8"),
-                props_b,
-                ctypes.byref(co),
-                out,
-            )
+            if exception_opts is not None:
+                list_b, level, ts, uid = exception_opts
+                eo = _native.ExceptionOptions()  # zero: every field not set
+                eo.exception_list_json = list_b
+                eo.level = level.encode("ascii")
+                eo.timestamp_ms = ts
+                eo.uuid = uid.encode() if uid else None
+                st = _native.load().posthog_capture_exception_ex(
+                    handle.ptr, did.encode("utf-8") if did is not None else None, None, None,
+                    props_b, ctypes.byref(eo), out)
+            else:
+                st = fn(
+                    handle.ptr,
+                    did.encode("utf-8") if did is not None else None,
+                    name.encode("utf-8"),
+                    props_b,
+                    ctypes.byref(co),
+                    out,
+                )
         finally:
             _tls.capture -= 1
         pending, _tls.raise_after = getattr(_tls, "raise_after", None), None
@@ -884,6 +934,8 @@ class Posthog:
         self._shutdown()
 
     def _shutdown(self) -> None:
+        if self.exception_capture is not None:  # posthog-python: hooks go back
+            self.exception_capture.close()
         handle = self._handle
         if handle is None or not handle.ptr:
             return
