@@ -33,6 +33,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -503,23 +504,19 @@ def capture_exception(client: "Posthog", exception: Any = None, *, distinct_id: 
     caller = dict(properties or {})
     overridden = RESERVED.intersection(caller)
     if overridden:
-        log.debug("capture_exception: the properties %s replace the SDK's own",
-                  ", ".join(sorted(overridden)))
-    # posthog-python lets the caller's properties replace these (deprecated);
-    # the C library takes the list and the level as arguments
-    exc_list = caller.pop("$exception_list", None)
-    if exc_list is None:
-        synthesize = isinstance(exception, BaseException)
-        exc_list = exception_list(info, _mechanism, client.in_app_modules, client.project_root,
-                                  synthesize)
+        try:
+            warnings.warn(
+                "Reserved exception properties passed through `capture_exception(properties=...)` "
+                "replace the SDK's own (deprecated in posthog-python): "
+                + ", ".join(sorted(overridden)), DeprecationWarning, stacklevel=4)
+        except DeprecationWarning:  # warnings turned into errors: still capture
+            pass
+    # the caller's $exception_list / $exception_level, if any, replace these
+    # in the C library (each key sent once, the caller's value)
+    synthesize = isinstance(exception, BaseException)
+    exc_list = exception_list(info, _mechanism, client.in_app_modules, client.project_root,
+                              synthesize)
     level = normalize_level(_level) or "error"
-    if "$exception_level" in caller:
-        given = caller.pop("$exception_level")
-        if normalize_level(given) is None:
-            log.warning("capture_exception: $exception_level %r is not a level (allowed: %s); "
-                        "sent as %r", given, ", ".join(LEVELS), level)
-        else:
-            level = normalize_level(given)
     props: Dict[str, Any] = {**otel_properties()}
     if _source:
         props["$exception_source"] = _source
