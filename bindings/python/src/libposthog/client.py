@@ -39,7 +39,8 @@ OnError = Callable[[Exception, List[Dict[str, Any]]], Any]
 BeforeSend = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
 
 # Keywords of posthog-python's Client that have no meaning here (feature flags,
-# exception autocapture, AI, tracing, metrics...). Accepted and ignored.
+# exception code variables and autocapture rate limiting, AI, tracing, metrics...).
+# Accepted and ignored. (Error tracking's own keywords: exceptions.KEYWORDS.)
 _IGNORED_KEYWORDS = frozenset(
     {
         "thread",
