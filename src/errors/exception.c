@@ -121,13 +121,24 @@ static posthog_status_t bad(posthog_client_t *c, posthog_status_t st, const char
     return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, "$exception", NULL);
 }
 
-/* Frames below the caller of the public function are left out: `depth`
- * counts this function and the public one. noinline and no tail calls so
- * that count holds. */
+/* Where the caller's frames start in a walk (innermost first): at `ret`,
+ * the public function's return address. Something that interposes
+ * backtrace() (ASan, profilers) adds frames of its own, so a fixed count is
+ * only the fallback: `depth`, this function and the public one. */
+static size_t callers_start(const uintptr_t *pcs, size_t n, uintptr_t ret, size_t depth) {
+    for (size_t i = 0; i < n && i < depth + 16; i++)
+        if (pcs[i] == ret) return i;
+    return depth;
+}
+
+/* Frames below the caller of the public function are left out (ret: its
+ * return address; depth: see callers_start). noinline and no tail calls so
+ * that the count holds. */
 __attribute__((noinline)) static posthog_status_t
 capture_exception(posthog_client_t *c, const char *distinct_id, const char *type,
                   const char *message, const char *properties_json,
-                  const posthog_exception_options_t *opts, char *uuid_out, size_t depth) {
+                  const posthog_exception_options_t *opts, char *uuid_out, uintptr_t ret,
+                  size_t depth) {
     if (!c) return POSTHOG_E_INVALID_ARG;
     static const posthog_exception_options_t none = {0};
     if (!opts) opts = &none;
@@ -156,9 +167,13 @@ capture_exception(posthog_client_t *c, const char *distinct_id, const char *type
             st = bad(c, POSTHOG_E_INVALID_ARG, "type (the exception's class or kind) is required");
             goto out;
         }
-        uintptr_t pcs[PH_MAX_FRAMES];
-        size_t n = posthog__native_stack(pcs, PH_MAX_FRAMES,
-                                         depth + (size_t)(opts->skip_frames > 0 ? opts->skip_frames : 0));
+        uintptr_t walk[PH_MAX_FRAMES + 32];
+        size_t got = posthog__native_stack(walk, sizeof walk / sizeof walk[0], 0);
+        size_t skip = callers_start(walk, got, ret, depth) +
+                      (size_t)(opts->skip_frames > 0 ? opts->skip_frames : 0);
+        skip = PH_MIN(skip, got);
+        const uintptr_t *pcs = walk + skip;
+        size_t n = PH_MIN(got - skip, (size_t)PH_MAX_FRAMES);
         if (posthog__native_modules(&mods) == 0 && mods.n) used = calloc(mods.n, sizeof *used);
         images = cJSON_CreateArray();
         list = cJSON_CreateArray();
@@ -215,7 +230,8 @@ posthog_capture_exception_ex(posthog_client_t *c, const char *distinct_id, const
                              const char *message, const char *properties_json,
                              const posthog_exception_options_t *opts, char *uuid_out) {
     posthog_status_t st =
-        capture_exception(c, distinct_id, type, message, properties_json, opts, uuid_out, 2);
+        capture_exception(c, distinct_id, type, message, properties_json, opts, uuid_out,
+                          (uintptr_t)__builtin_return_address(0), 2);
     __asm__ volatile("" ::: "memory");
     return st;
 }
@@ -224,7 +240,8 @@ __attribute__((noinline)) posthog_status_t
 posthog_capture_exception(posthog_client_t *c, const char *distinct_id, const char *type,
                           const char *message, const char *properties_json) {
     posthog_status_t st =
-        capture_exception(c, distinct_id, type, message, properties_json, NULL, NULL, 2);
+        capture_exception(c, distinct_id, type, message, properties_json, NULL, NULL,
+                          (uintptr_t)__builtin_return_address(0), 2);
     __asm__ volatile("" ::: "memory");
     return st;
 }
