@@ -168,13 +168,18 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        debug=1]; a malformed $POSTHOG_LOG_LEVEL is ignored
  *                        (and logged)
  *   storage_path         directory for the disk spool (created 0700); unset:
- *                        memory only [none]
+ *                        memory only. An existing directory must be a real
+ *                        one (no symlink) owned by this user and not writable
+ *                        by group or others, else it is refused (logged: the
+ *                        path and the problem) and the client keeps events in
+ *                        memory only; a relative path is resolved at creation
+ *                        (docs/spool-format.md) [none]
  *   max_storage_bytes    spool size limit; oldest files evicted [67108864]
  *   max_storage_age_s    spooled events older than this are discarded [604800]
  *   durability           "failures": spool what cannot be delivered (retries
  *                        exhausted, endpoint down, left at shutdown);
  *                        "always": also every batch before its first send,
- *                        removed on 2xx [failures]
+ *                        removed once the server confirms it [failures]
  *   crash_handler        1: on SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGABRT write the
  *                        queued events to the spool, then chain [0]
  *   feature_flags_request_timeout_ms  each /flags request [3000]
@@ -563,7 +568,9 @@ POSTHOG_API posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_m
  * Flushes within `timeout_ms` (< 0: shutdown_timeout_ms), then aborts a
  * request still in flight and stops the flusher. What is left at the
  * deadline is written to the spool when storage_path is set (delivered by
- * the next client on that directory), else counted as dropped (shutdown).
+ * the next client on that directory, which may start before this one is
+ * freed: shutdown gives up the client's spool files), else counted as
+ * dropped (shutdown).
  * Later captures return POSTHOG_E_SHUTDOWN. Idempotent: a second call
  * returns POSTHOG_OK at once. Returns POSTHOG_OK when every event was
  * delivered or spooled, POSTHOG_E_TIMEOUT when some were dropped.
@@ -689,6 +696,12 @@ POSTHOG_API posthog_status_t posthog_evaluate_flags(posthog_client_t *c, const c
  * enabled 0). Captures $feature_flag_called (see above), also for a flag
  * the snapshot does not have (response null, $feature_flag_error). */
 POSTHOG_API int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out);
+/* As posthog_flags_get, without capturing $feature_flag_called: for code
+ * that lists a snapshot rather than decides on a flag (get-all-flags
+ * helpers, $feature/<key> properties on a captured event, a binding's
+ * filtered views of a snapshot). Decide with posthog_flags_get or
+ * posthog_flags_is_enabled, so the exposure is recorded. */
+POSTHOG_API int posthog_flags_peek(const posthog_flags_t *f, const char *key, posthog_flag_t *out);
 /* enabled (1/0), or default_value when the snapshot does not have the flag. */
 POSTHOG_API int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_value);
 /* The flag's payload (JSON text owned by the snapshot) or NULL; no event. */
@@ -783,6 +796,19 @@ typedef struct posthog_exception_options {
  * POSTHOG_E_INVALID_ARG (logged, counted as invalid). */
 POSTHOG_API posthog_status_t posthog_capture_exception(posthog_client_t *c, const char *distinct_id,
                                                        const char *type, const char *message,
+                                                       const char *properties_json);
+/*
+ * Crash reports (crash_handler=1 with storage_path): a fatal signal records,
+ * async-signal-safely, the signal, the fault address, the crashing thread's
+ * stack and the loaded modules; the next client created on the same
+ * storage_path sends it once as a $exception ($exception_level fatal,
+ * mechanism {type: "signalhandler", handled: false}), then delivers the
+ * saved events. The event's distinct_id and extra properties are the ones
+ * set here beforehand (the current user, tags); copied, up to 4 KiB
+ * together; may be called again at any time from any thread. Without a
+ * distinct_id the crash is reported personless.
+ */
+POSTHOG_API posthog_status_t posthog_set_crash_context(posthog_client_t *c, const char *distinct_id,
                                                        const char *properties_json);
 POSTHOG_API posthog_status_t posthog_capture_exception_ex(posthog_client_t *c,
                                                           const char *distinct_id,

@@ -103,6 +103,7 @@ static void client_destroy(posthog_client_t *c) {
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->park_cv);
     posthog__flags_client_free(c);
+    posthog__crash_ctx_free(c);
     posthog_options_free(c->o);
     free(c);
 }
@@ -179,11 +180,11 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     }
     if (o->storage_path) {
         c->spool = calloc(1, sizeof *c->spool);
+        char why[256] = "out of memory";
         if (!c->spool || posthog__spool_open(c->spool, o->storage_path, o->max_storage_bytes,
-                                             (int64_t)o->max_storage_age_s * 1000)) {
+                                             (int64_t)o->max_storage_age_s * 1000, why,
+                                             sizeof why)) {
             /* never fatal: the client works from memory, and says so */
-            char why[256];
-            snprintf(why, sizeof why, "%s", c->spool ? strerror(errno) : "out of memory");
             free(c->spool);
             c->spool = NULL;
             posthog__log(c, POSTHOG_LOG_ERROR,
@@ -223,6 +224,8 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
             goto fail;
         }
     }
+    /* a crash of an earlier process on this storage_path: report it once */
+    if (o->storage_path && !o->disabled) posthog__crash_reports_send(c);
     return c;
 fail:
     client_destroy(c);
@@ -352,6 +355,9 @@ posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
     }
     bool lost = ph_counter_get(&c->dropped[POSTHOG_DROP_SHUTDOWN]) != before;
     posthog__flags_shutdown(c);
+    /* the flusher is gone: what this client left on disk is anybody's now,
+     * not locked up until posthog_client_free */
+    if (c->spool) posthog__spool_release_all(c->spool);
     pthread_mutex_lock(&c->mu);
     c->stopped = true;
     pthread_cond_broadcast(&c->cv);

@@ -7,10 +7,13 @@
  * With a spool (storage_path): a batch whose retries run out goes to disk
  * and the link is marked down; while it is down, sealed batches go
  * straight to disk and one probe (the oldest spooled batch, no retries)
- * is sent with growing intervals; the first 2xx brings the link back and
- * spooled files are replayed oldest first, alternating with live batches.
- * With durability=always every batch is written to disk when sealed and
- * removed on 2xx. At the shutdown deadline what is left goes to disk.
+ * is sent with growing intervals; the first answer of the server brings the
+ * link back and spooled files are replayed oldest first, alternating with
+ * live batches. With durability=always every batch is written to disk when
+ * sealed and removed once the server confirmed it (a 2xx with the
+ * protocol's confirmation body; a 3xx or a portal's 2xx page is retried);
+ * the parts of a split or partially retried batch get their own files
+ * first. At the shutdown deadline what is left goes to disk.
  *
  * Invariants:
  *  - Queue batches are resolved (sent, dropped or spooled) in queue order,
@@ -113,8 +116,9 @@ static void drop_batch(posthog_client_t *c, ph_batch_t *b, posthog_drop_reason_t
     finish(c, b);
 }
 
-/* Writes the batch's events as a spool file; NULL on failure (logged). */
-static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b) {
+/* Writes the batch's events as a spool file; NULL on failure (logged).
+ * `fresh`: its events were not on disk before (counted as spooled). */
+static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b, bool fresh) {
     char *raw;
     const char **ev;
     size_t *len;
@@ -131,16 +135,30 @@ static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b) {
                      strerror(err));
         return NULL;
     }
-    ph_counter_add(&c->spooled, b->count);
+    if (fresh) ph_counter_add(&c->spooled, b->count);
     posthog__spool_pending_add(c, (int64_t)b->count);
     return file;
+}
+
+/*
+ * `part` holds events of `from` (a half after a 413, the events a v1 answer
+ * asked to retry). When `from` has a disk copy, the part gets its own before
+ * that copy is removed (forget_file(from) afterwards), so durability=always
+ * and replayed files lose nothing to a kill -9 in between. Should the write
+ * fail, the part lives in memory only, as without a spool (logged).
+ */
+static void carry_file(posthog_client_t *c, const ph_batch_t *from, ph_batch_t *part) {
+    if (!from->file || part->file) return;
+    if (!(part->file = write_file(c, part, false)))
+        posthog__log(c, POSTHOG_LOG_WARN,
+                     "%u spooled events are kept in memory only until delivered", part->count);
 }
 
 /* Moves a batch to disk for later (its file if it has one). true when
  * done: the batch is freed and its queue position resolved. */
 static bool spool_batch(posthog_client_t *c, ph_batch_t *b) {
     if (!c->spool) return false;
-    if (!b->file && !(b->file = write_file(c, b))) return false;
+    if (!b->file && !(b->file = write_file(c, b, true))) return false;
     posthog__spool_park(c->spool, b->file);
     b->file = NULL;
     finish(c, b);
@@ -166,7 +184,7 @@ static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
     b->end_pos = ph_queue_tail(&c->q);
     for (int i = 0; i < 2; i++)
         if (ph_builder_count(&f->bld[i])) b->end_pos = PH_MIN(b->end_pos, f->first_pos[i]);
-    if (c->spool && c->o->durability_always) b->file = write_file(c, b);
+    if (c->spool && c->o->durability_always) b->file = write_file(c, b, true);
     ready_push_back(f, b);
 }
 
@@ -429,11 +447,12 @@ static void report_server_drops(posthog_client_t *c, ph_batch_t *b, const ph_res
 static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res) {
     ph_batch_t *b = res->batch;
     ph_results_t r;
-    int rc = ph_protocol(b->proto)->parse_results(b, res->body, res->body_len, &r);
+    const ph_protocol_t *p = ph_protocol(b->proto);
+    int rc = p->parse_results(b, res->status, res->body, res->body_len, &r);
     if (rc == -1) {
         snprintf(res->error, sizeof res->error,
-                 "HTTP %ld without a results map (a proxy or captive portal answered?)",
-                 res->status);
+                 "HTTP %ld without %s (a proxy or captive portal answered?)", res->status,
+                 p->confirmation);
         return false;
     }
     if (rc) { /* out of memory reading the answer: not knowing, resend */
@@ -457,7 +476,8 @@ static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *r
     }
     uint32_t count = b->count;
     posthog__v1_results_free(&r, count);
-    forget_file(c, b); /* the rest, if any, lives in memory (spooled anew if it fails) */
+    if (again) carry_file(c, b, again);
+    forget_file(c, b);
     if (!again) {
         finish(c, b);
         return true;
@@ -503,6 +523,11 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
         b = res->batch;
         oc = PH_OUTCOME_RETRY;
     }
+    if (res->status >= 300 && res->status < 400)
+        snprintf(res->error, sizeof res->error,
+                 "HTTP %ld: a redirect, not the capture service's answer (a proxy or captive "
+                 "portal?); check the host option",
+                 res->status);
     if (v1 && res->status == 404)
         snprintf(res->error, sizeof res->error,
                  "HTTP 404 from %s: the host may not serve capture v1; set capture_mode=v0 "
@@ -527,7 +552,8 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
         if (b->count > 1 && posthog__batch_split(&f->bld[b->ai], b, &a, &z) == 0) {
             posthog__log(c, POSTHOG_LOG_WARN, "HTTP %ld for %u events: splitting in halves",
                          res->status, b->count);
-            /* the halves live in memory; should they fail they are spooled anew */
+            carry_file(c, b, a);
+            carry_file(c, b, z);
             forget_file(c, b);
             ready_push_front(f, z);
             ready_push_front(f, a);

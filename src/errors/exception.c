@@ -43,7 +43,7 @@ static bool system_path(const char *p) {
 /* The frames of pcs (innermost first) in PostHog's order, and the images
  * they point into (each once) appended to images. */
 static cJSON *native_frames(const uintptr_t *pcs, size_t n, const ph_modules_t *mods,
-                            cJSON *images, bool *used) {
+                            cJSON *images, bool *used, bool live) {
     cJSON *frames = cJSON_CreateArray();
     if (!frames) return NULL;
     for (size_t k = n; k-- > 0;) { /* outermost first */
@@ -56,7 +56,7 @@ static cJSON *native_frames(const uintptr_t *pcs, size_t n, const ph_modules_t *
         memset(&di, 0, sizeof di);
         /* the return address of a caller's frame lies after its call: look
          * up the symbol of the call itself */
-        if (dladdr((void *)(k ? pc - 1 : pc), &di) && di.dli_sname) {
+        if (live && dladdr((void *)(k ? pc - 1 : pc), &di) && di.dli_sname) {
             cJSON_AddStringToObject(f, "function", di.dli_sname);
             add_hex(f, "symbol_addr", (uintptr_t)di.dli_saddr);
         }
@@ -121,27 +121,61 @@ static posthog_status_t bad(posthog_client_t *c, posthog_status_t st, const char
     return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, "$exception", NULL);
 }
 
-/* Where the caller's frames start in a walk (innermost first): at `ret`,
- * the public function's return address. Something that interposes
- * backtrace() (ASan, profilers) adds frames of its own, so a fixed count is
- * only the fallback: `depth`, this function and the public one. */
-static size_t callers_start(const uintptr_t *pcs, size_t n, uintptr_t ret, size_t depth) {
-    for (size_t i = 0; i < n && i < depth + 16; i++)
-        if (pcs[i] == ret) return i;
-    return depth;
-}
+static posthog_status_t build_and_capture(posthog_client_t *c, const char *distinct_id,
+                                          const char *type, const char *message,
+                                          const char *properties_json,
+                                          const posthog_exception_options_t *opts, char *uuid_out,
+                                          const uintptr_t *pcs, size_t n, const ph_modules_t *mods,
+                                          bool live);
 
-/* Frames below the caller of the public function are left out (ret: its
- * return address; depth: see callers_start). noinline and no tail calls so
- * that the count holds. */
+/* The stack starts at the caller of the public function: `ret` is the
+ * public function's return address (__builtin_return_address(0)), so the
+ * frames before it (this library's, and any a sanitizer's interceptor
+ * adds) are left out whatever the inlining; `depth` (this function and the
+ * public one) is the fallback when ret is not among the frames. */
 __attribute__((noinline)) static posthog_status_t
 capture_exception(posthog_client_t *c, const char *distinct_id, const char *type,
                   const char *message, const char *properties_json,
-                  const posthog_exception_options_t *opts, char *uuid_out, uintptr_t ret,
-                  size_t depth) {
+                  const posthog_exception_options_t *opts, char *uuid_out, size_t depth,
+                  uintptr_t ret) {
     if (!c) return POSTHOG_E_INVALID_ARG;
     static const posthog_exception_options_t none = {0};
+    uintptr_t pcs[PH_MAX_FRAMES];
+    size_t n = 0;
+    ph_modules_t mods = {0};
     if (!opts) opts = &none;
+    if (!opts->exception_list_json) {
+        uintptr_t all[PH_MAX_FRAMES + 8];
+        size_t na = posthog__native_stack(all, PH_MAX_FRAMES + 8, 0), from = na;
+        for (size_t i = 0; i < na && from == na; i++)
+            if (all[i] == ret) from = i;
+        if (from == na) from = PH_MIN(depth, na);
+        from += (size_t)(opts->skip_frames > 0 ? opts->skip_frames : 0);
+        for (size_t i = from; i < na && n < PH_MAX_FRAMES; i++) pcs[n++] = all[i];
+        posthog__native_modules(&mods);
+    }
+    posthog_status_t st = build_and_capture(c, distinct_id, type, message, properties_json, opts,
+                                            uuid_out, pcs, n, &mods, true);
+    posthog__native_modules_free(&mods);
+    return st;
+}
+
+posthog_status_t posthog__capture_native_exception(posthog_client_t *c, const char *distinct_id,
+                                                   const char *type, const char *message,
+                                                   const char *properties_json,
+                                                   const posthog_exception_options_t *opts,
+                                                   const uintptr_t *pcs, size_t n,
+                                                   const ph_modules_t *mods) {
+    return build_and_capture(c, distinct_id, type, message, properties_json, opts, NULL, pcs, n,
+                             mods, false);
+}
+
+static posthog_status_t build_and_capture(posthog_client_t *c, const char *distinct_id,
+                                          const char *type, const char *message,
+                                          const char *properties_json,
+                                          const posthog_exception_options_t *opts, char *uuid_out,
+                                          const uintptr_t *pcs, size_t n, const ph_modules_t *mods,
+                                          bool live) {
     const char *level = opts->level ? opts->level : "error";
     if (!valid_level(level))
         return bad(c, POSTHOG_E_INVALID_ARG,
@@ -149,7 +183,6 @@ capture_exception(posthog_client_t *c, const char *distinct_id, const char *type
     if ((unsigned)opts->handled > POSTHOG_FALSE)
         return bad(c, POSTHOG_E_INVALID_ARG, "handled must be POSTHOG_UNSET, _TRUE or _FALSE");
     cJSON *p = cJSON_CreateObject(), *list = NULL, *images = NULL;
-    ph_modules_t mods = {0};
     bool *used = NULL;
     posthog_status_t st = POSTHOG_E_NOMEM;
     char *more = NULL, *props = NULL;
@@ -167,14 +200,7 @@ capture_exception(posthog_client_t *c, const char *distinct_id, const char *type
             st = bad(c, POSTHOG_E_INVALID_ARG, "type (the exception's class or kind) is required");
             goto out;
         }
-        uintptr_t walk[PH_MAX_FRAMES + 32];
-        size_t got = posthog__native_stack(walk, sizeof walk / sizeof walk[0], 0);
-        size_t skip = callers_start(walk, got, ret, depth) +
-                      (size_t)(opts->skip_frames > 0 ? opts->skip_frames : 0);
-        skip = PH_MIN(skip, got);
-        const uintptr_t *pcs = walk + skip;
-        size_t n = PH_MIN(got - skip, (size_t)PH_MAX_FRAMES);
-        if (posthog__native_modules(&mods) == 0 && mods.n) used = calloc(mods.n, sizeof *used);
+        if (mods->n) used = calloc(mods->n, sizeof *used);
         images = cJSON_CreateArray();
         list = cJSON_CreateArray();
         cJSON *ex = cJSON_CreateObject();
@@ -190,7 +216,7 @@ capture_exception(posthog_client_t *c, const char *distinct_id, const char *type
         cJSON_AddBoolToObject(mech, "synthetic", false);
         cJSON *trace = cJSON_AddObjectToObject(ex, "stacktrace");
         cJSON_AddStringToObject(trace, "type", "raw");
-        cJSON *frames = native_frames(pcs, n, &mods, used ? images : NULL, used);
+        cJSON *frames = native_frames(pcs, n, mods, used ? images : NULL, used, live);
         if (frames) cJSON_AddItemToObject(trace, "frames", frames);
         cJSON_AddItemToArray(list, ex);
     }
@@ -218,7 +244,6 @@ out:
     cJSON_free(more);
     free(props);
     free(used);
-    posthog__native_modules_free(&mods);
     if (st == POSTHOG_E_NOMEM) posthog__log(c, POSTHOG_LOG_ERROR, "posthog_capture_exception: out of memory");
     return st;
 }
@@ -229,9 +254,8 @@ __attribute__((noinline)) posthog_status_t
 posthog_capture_exception_ex(posthog_client_t *c, const char *distinct_id, const char *type,
                              const char *message, const char *properties_json,
                              const posthog_exception_options_t *opts, char *uuid_out) {
-    posthog_status_t st =
-        capture_exception(c, distinct_id, type, message, properties_json, opts, uuid_out,
-                          (uintptr_t)__builtin_return_address(0), 2);
+    posthog_status_t st = capture_exception(c, distinct_id, type, message, properties_json, opts,
+                                            uuid_out, 2, (uintptr_t)__builtin_return_address(0));
     __asm__ volatile("" ::: "memory");
     return st;
 }
@@ -239,9 +263,8 @@ posthog_capture_exception_ex(posthog_client_t *c, const char *distinct_id, const
 __attribute__((noinline)) posthog_status_t
 posthog_capture_exception(posthog_client_t *c, const char *distinct_id, const char *type,
                           const char *message, const char *properties_json) {
-    posthog_status_t st =
-        capture_exception(c, distinct_id, type, message, properties_json, NULL, NULL,
-                          (uintptr_t)__builtin_return_address(0), 2);
+    posthog_status_t st = capture_exception(c, distinct_id, type, message, properties_json, NULL,
+                                            NULL, 2, (uintptr_t)__builtin_return_address(0));
     __asm__ volatile("" ::: "memory");
     return st;
 }

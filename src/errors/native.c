@@ -4,6 +4,7 @@
 #include "native.h"
 
 #include <elf.h>
+#include <fcntl.h>
 #include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,4 +160,57 @@ void posthog__debug_id(const uint8_t *build_id, size_t len, char out[37]) {
     char hexs[33];
     posthog__hex(s, 16, hexs);
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hexs, hexs + 8, hexs + 12, hexs + 16, hexs + 20);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static int read_at(int fd, void *buf, size_t n, off_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int posthog__file_build_id(const char *path, uint8_t *out, size_t cap, size_t *len) {
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = -1;
+    ElfW(Ehdr) eh;
+    if (read_at(fd, &eh, sizeof eh, 0) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+        eh.e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
+        eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum > 512)
+        goto out;
+    for (unsigned i = 0; i < eh.e_phnum && rc; i++) {
+        ElfW(Phdr) ph;
+        if (read_at(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + i * sizeof ph))) goto out;
+        if (ph.p_type != PT_NOTE || ph.p_filesz > 65536) continue;
+        char *notes = malloc(ph.p_filesz ? ph.p_filesz : 1);
+        if (!notes) goto out;
+        if (read_at(fd, notes, ph.p_filesz, (off_t)ph.p_offset)) {
+            free(notes);
+            continue;
+        }
+        const char *p = notes, *end = notes + ph.p_filesz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)(const void *)p;
+            size_t desc_off = sizeof *nh + ((nh->n_namesz + 3) & ~3u);
+            size_t next = desc_off + ((nh->n_descsz + 3) & ~3u);
+            if (p + next > end) break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && !memcmp(p + sizeof *nh, "GNU", 4)) {
+                *len = PH_MIN((size_t)nh->n_descsz, cap);
+                memcpy(out, p + desc_off, *len);
+                rc = 0;
+                break;
+            }
+            p += next;
+        }
+        free(notes);
+    }
+out:
+    close(fd);
+    return rc;
 }

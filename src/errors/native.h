@@ -46,4 +46,17 @@ void posthog__debug_id(const uint8_t *build_id, size_t len, char out[37]);
 /* Lower-case hex of the build id ("code_id"). out: 2 * len + 1 bytes. */
 void posthog__hex(const uint8_t *p, size_t len, char *out);
 
+struct posthog_client;
+struct posthog_exception_options;
+/* A $exception from addresses and modules of another process (a crash
+ * report): no symbol lookup in this one. */
+posthog_status_t posthog__capture_native_exception(struct posthog_client *c, const char *distinct_id,
+                                                   const char *type, const char *message,
+                                                   const char *properties_json,
+                                                   const struct posthog_exception_options *opts,
+                                                   const uintptr_t *pcs, size_t n,
+                                                   const ph_modules_t *mods);
+/* The GNU build id of an ELF file on disk; 0 ok. */
+int posthog__file_build_id(const char *path, uint8_t *out, size_t cap, size_t *len);
+
 #endif

@@ -2,7 +2,7 @@
  * crash: the opt-in crash handler (option crash_handler=1 with a spool).
  * On SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT it writes the events still
  * in each registered client's queue to a spool file, using only
- * async-signal-safe calls (open, write, fsync, rename, close,
+ * async-signal-safe calls (openat, unlinkat, write, fsync, rename, close,
  * clock_gettime, getpid) and pure functions (formatting, crc32) on memory
  * prepared at install time, then restores the previous disposition and
  * re-raises (or calls the previous handler). The next process that opens
@@ -94,7 +94,14 @@ static void save_queue(posthog_client_t *c, int slot) {
     k += put_str(fin + k, ".spool");
     fin[k] = '\0';
 
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* relative to the spool's directory descriptor, never through a
+     * symlink, and a new file: whatever sits at that name (a stale temp file
+     * of an earlier process with our pid, or a planted link) is removed,
+     * not written through */
+    const char *tmp_name = tmp + dl + 1;
+    unlinkat(c->spool->dfd, tmp_name, 0);
+    int fd = openat(c->spool->dfd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                    0600);
     if (fd < 0) return;
     unsigned char hdr[PH_SPOOL_HDR] = {'P', 'H', 'S', 'P', PH_SPOOL_VERSION, 0, 0, 0};
     for (int i = 0; i < 8; i++) hdr[12 + i] = (unsigned char)(ms >> (8 * i));
@@ -142,7 +149,10 @@ static void on_crash(int sig, siginfo_t *info, void *uctx) {
         in_handler = 1;
         for (int i = 0; i < MAX_CRASH_CLIENTS; i++) {
             posthog_client_t *c = atomic_load(&crash_clients[i]);
-            if (c) save_queue(c, i);
+            if (!c) continue;
+            /* what crashed (errors/crash_report.c), then the events */
+            posthog__crash_report_write(c, sig, info, uctx);
+            save_queue(c, i);
         }
     }
     if (idx >= NSIGS) return;
@@ -161,6 +171,7 @@ static void on_crash(int sig, siginfo_t *info, void *uctx) {
 /* ---------------------------------------------------------------- install */
 
 int posthog__crash_install(posthog_client_t *c) {
+    posthog__crash_report_prepare();
     c->crash_cap = (size_t)c->o->max_event_bytes + 512 + PH_SPOOL_REC_HDR;
     c->crash_buf = malloc(c->crash_cap);
     if (!c->crash_buf) return -1;

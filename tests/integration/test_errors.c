@@ -14,39 +14,9 @@
 
 #include "support_client.h"
 
-/* Runs a shell command; its first output line into out. 0 when it ran. */
-static int run_line(const char *cmd, char *out, size_t cap) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    out[0] = '\0';
-    if (!fgets(out, (int)cap, p)) out[0] = '\0';
-    char rest[256];
-    while (fgets(rest, sizeof rest, p)) {
-    }
-    int rc = pclose(p);
-    out[strcspn(out, "\n")] = '\0';
-    return rc == 0 ? 0 : -1;
-}
-
-/* The file's lowest PT_LOAD virtual address (page-aligned): its image_addr
- * minus this is the load bias. */
-static unsigned long long min_vaddr(const char *file) {
-    char cmd[1024], line[256];
-    snprintf(cmd, sizeof cmd,
-             "readelf -lW '%s' | awk '$1==\"LOAD\"{print $3}' | sort | head -1", file);
-    ck_assert_int_eq(run_line(cmd, line, sizeof line), 0);
-    return strtoull(line, NULL, 16) & ~0xfffULL;
-}
-
-/* The function addr2line names for a run-time address in a frame. */
+/* The function addr2line names for a frame. */
 static void resolve(const cJSON *frame, int caller, char *fn, size_t cap) {
-    const char *file = it_str(frame, "module");
-    unsigned long long pc = strtoull(it_str(frame, "instruction_addr"), NULL, 16);
-    unsigned long long base = strtoull(it_str(frame, "image_addr"), NULL, 16);
-    unsigned long long addr = pc - base + min_vaddr(file) - (caller ? 1 : 0);
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "addr2line -f -e '%s' 0x%llx", file, addr);
-    ck_assert_int_eq(run_line(cmd, fn, cap), 0);
+    ck_assert_int_eq(it_frame_function(frame, caller, fn, cap), 0);
 }
 
 static ph_ingest_t *g_srv;
@@ -120,7 +90,7 @@ START_TEST(test_native_stack_resolves_to_the_function)
         if (!cJSON_GetObjectItemCaseSensitive(img, "code_id")) continue; /* no build id */
         char cmd[1024], line[256];
         snprintf(cmd, sizeof cmd, "readelf -n '%s' | awk '/Build ID/{print $3}'", file);
-        ck_assert_int_eq(run_line(cmd, line, sizeof line), 0);
+        ck_assert_int_eq(it_run_line(cmd, line, sizeof line), 0);
         ck_assert_str_eq(it_str(img, "code_id"), line);
         /* debug_id: the first 16 bytes, the first three fields byte-swapped */
         const char *d = it_str(img, "debug_id");

@@ -1003,6 +1003,7 @@ START_TEST(classify_v1) {
         {415, PH_OUTCOME_REJECT},    {418, PH_OUTCOME_REJECT},    {408, PH_OUTCOME_RETRY},
         {429, PH_OUTCOME_RETRY},     {500, PH_OUTCOME_RETRY},     {502, PH_OUTCOME_RETRY},
         {503, PH_OUTCOME_RETRY},     {504, PH_OUTCOME_RETRY},     {0, PH_OUTCOME_RETRY},
+        {301, PH_OUTCOME_RETRY},     {302, PH_OUTCOME_RETRY},     {307, PH_OUTCOME_RETRY},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         ck_assert_msg(posthog__v1_classify(t[i].status) == t[i].want, "status %ld: %d, want %d",
