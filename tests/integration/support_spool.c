@@ -104,3 +104,14 @@ void it_assert_exactly_once(ph_ingest_t *srv, const char *who, long n)
     free(seen);
     ck_assert_int_eq(it_summary_num(srv, "duplicate_uuids"), 0);
 }
+
+void it_errlog_fn(posthog_log_level_t level, const char *msg, void *ud)
+{
+    it_errlog_t *l = ud;
+    if (level < POSTHOG_LOG_ERROR)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->errors++;
+    snprintf(l->last, sizeof l->last, "%s", msg);
+    pthread_mutex_unlock(&l->mu);
+}

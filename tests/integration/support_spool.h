@@ -7,6 +7,8 @@
 #ifndef PH_SUPPORT_SPOOL_H
 #define PH_SUPPORT_SPOOL_H
 
+#include <pthread.h>
+
 #include "support_client.h"
 
 /* 1 under ASan or TSan (timing-heavy cases scale down). */
@@ -29,5 +31,13 @@ int it_wait_stat_ge(posthog_client_t *c, const char *name, uint64_t v, int timeo
 long it_server_seqs(ph_ingest_t *srv, const char *who, int *seen, long max);
 /* Every event of `who` with seq 0..n-1 accepted exactly once (Check). */
 void it_assert_exactly_once(ph_ingest_t *srv, const char *who, long n);
+
+/* A log callback that keeps the errors: how many, and the last one. */
+typedef struct {
+    pthread_mutex_t mu;
+    int errors;
+    char last[512];
+} it_errlog_t;
+void it_errlog_fn(posthog_log_level_t level, const char *msg, void *ud);
 
 #endif

@@ -225,28 +225,14 @@ END_TEST
 
 /* ------------------------------------------------------------ unsafe directories */
 
-typedef struct {
-    pthread_mutex_t mu;
-    int errors;
-    char last[512];
-} logs_t;
-
-static void log_fn(posthog_log_level_t level, const char *msg, void *ud) {
-    logs_t *l = ud;
-    if (level < POSTHOG_LOG_ERROR) return;
-    pthread_mutex_lock(&l->mu);
-    l->errors++;
-    snprintf(l->last, sizeof l->last, "%s", msg);
-    pthread_mutex_unlock(&l->mu);
-}
 
 /* Creates a client on `path` and checks the spool was refused with a
  * message naming the path and containing `problem`. */
 static void assert_refused(const char *path, const char *problem) {
-    logs_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
+    it_errlog_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
     char *down = it_url_of_port(it_closed_port());
     posthog_options_t *o = opts(down, path, NULL);
-    posthog_options_set_log(o, log_fn, &logs);
+    posthog_options_set_log(o, it_errlog_fn, &logs);
     posthog_client_t *c = it_client(o);
     ck_assert_int_ge(logs.errors, 1);
     ck_assert_msg(strstr(logs.last, path) && strstr(logs.last, "storage_path"),

@@ -586,20 +586,6 @@ START_TEST(disk_full_during_outage) {
 }
 END_TEST
 
-typedef struct {
-    pthread_mutex_t mu;
-    int errors;
-    char last[512];
-} logs_t;
-
-static void log_fn(posthog_log_level_t level, const char *msg, void *ud) {
-    logs_t *l = ud;
-    if (level < POSTHOG_LOG_ERROR) return;
-    pthread_mutex_lock(&l->mu);
-    l->errors++;
-    snprintf(l->last, sizeof l->last, "%s", msg);
-    pthread_mutex_unlock(&l->mu);
-}
 
 START_TEST(storage_path_unusable_memory_only) {
     char *dir = tmp_dir();
@@ -612,9 +598,9 @@ START_TEST(storage_path_unusable_memory_only) {
     const char *paths[] = {under, file};
     for (int k = 0; k < 2; k++) {
         ph_ingest_t *srv = it_server(NULL);
-        logs_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
+        it_errlog_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
         posthog_options_t *o = opts(ph_ingest_url(srv), paths[k]);
-        posthog_options_set_log(o, log_fn, &logs);
+        posthog_options_set_log(o, it_errlog_fn, &logs);
         posthog_client_t *c = it_client(o);
         ck_assert_int_ge(logs.errors, 1);
         ck_assert_msg(strstr(logs.last, "storage_path") != NULL, "log: %s", logs.last);
