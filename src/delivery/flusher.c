@@ -199,16 +199,18 @@ static uint32_t open_count(const ph_flusher_t *f) {
     return ph_builder_count(&f->bld[0]) + ph_builder_count(&f->bld[1]);
 }
 
-/* Wall ms of the oldest event in an open batch (INT64_MAX: none). */
+/* Monotonic ms of the oldest event in an open batch (INT64_MAX: none). */
 static int64_t open_since(const ph_flusher_t *f) {
     int64_t t = INT64_MAX;
     for (int i = 0; i < 2; i++)
-        if (ph_builder_count(&f->bld[i])) t = PH_MIN(t, f->bld[i].opened_ms);
+        if (ph_builder_count(&f->bld[i])) t = PH_MIN(t, f->bld[i].opened_mono);
     return t;
 }
 
-/* Moves up to `max` records from the queue into batches. Returns how many. */
-static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t now_wall) {
+/* Moves up to `max` records from the queue into batches. Returns how many.
+ * now_wall/now_mono: the clocks read together (posthog__builder_add). */
+static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t now_wall,
+                    int64_t now_mono) {
     size_t n = 0;
     while (n < max && f->ready_bytes < f->pending_max) {
         size_t len;
@@ -220,11 +222,11 @@ static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t no
             seal(c, f);
         int ai = bl == &f->bld[1];
         if (!ph_builder_count(bl)) f->first_pos[ai] = ph_queue_tail(&c->q);
-        int rc = posthog__builder_add(bl, r, now_wall);
+        int rc = posthog__builder_add(bl, r, now_wall, now_mono);
         if (rc == 1) { /* the caller reused a uuid: a batch may hold it once */
             seal(c, f);
             f->first_pos[ai] = ph_queue_tail(&c->q);
-            rc = posthog__builder_add(bl, r, now_wall);
+            rc = posthog__builder_add(bl, r, now_wall, now_mono);
         }
         if (rc) {
             posthog__report_drop(c, POSTHOG_DROP_TOO_LARGE, 1, 0,
@@ -617,12 +619,12 @@ static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
      * (a capture between reserve and commit finishes in microseconds):
      * batched for the spool, or only counted without one. */
     f->pending_max = SIZE_MAX;
-    int64_t wall = posthog__now_ms();
+    int64_t wall = posthog__now_ms(), mono = posthog__mono_ms();
     uint32_t lost = 0;
     while (ph_queue_tail(&c->q) < upto) {
         size_t len;
         if (c->spool) {
-            if (!drain(c, f, DRAIN_CHUNK, wall)) sched_yield();
+            if (!drain(c, f, DRAIN_CHUNK, wall, mono)) sched_yield();
         } else if (posthog__queue_peek(&c->q, &len)) {
             posthog__queue_pop(&c->q);
             lost++;
@@ -668,7 +670,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         pthread_mutex_unlock(&c->mu);
         bool flushing = stop || target > done;
 
-        size_t drained = drain(c, f, DRAIN_CHUNK, wall);
+        size_t drained = drain(c, f, DRAIN_CHUNK, wall, now);
         posthog__queue_prefault(&c->q, PREFAULT_AHEAD);
         uint64_t head = ph_queue_head(&c->q), tail = ph_queue_tail(&c->q);
         /* more: records are waiting and there is room to take them now */
@@ -676,7 +678,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         bool queue_idle = !more && f->ready_bytes < f->pending_max;
         uint32_t n = open_count(f);
         if (n && queue_idle &&
-            (flushing || wall - open_since(f) >= (int64_t)o->flush_interval_ms ||
+            (flushing || now - open_since(f) >= (int64_t)o->flush_interval_ms ||
              (n >= o->flush_at && !f->http.busy && !f->ready)))
             seal(c, f);
 
@@ -696,7 +698,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         int64_t wait = o->flush_interval_ms;
         if (more) wait = 0;
         if (open_count(f))
-            wait = PH_MIN(wait, open_since(f) + (int64_t)o->flush_interval_ms - wall);
+            wait = PH_MIN(wait, open_since(f) + (int64_t)o->flush_interval_ms - now);
         if (f->ready && !f->http.busy && !f->link_down)
             wait = PH_MIN(wait, f->ready->not_before_ms - now);
         if (f->link_down && !f->http.busy) wait = PH_MIN(wait, f->probe_at - now);
