@@ -589,7 +589,11 @@ class FlagsMixin:
             o.person_properties_json = pp
         if disable_geoip is None:
             disable_geoip = self.disable_geoip
-        ints = (_native.tristate(disable_geoip), _native.tristate(send_feature_flag_events),
+        # _native.tristate, inline: None -> UNSET, truthy -> TRUE, falsy -> FALSE
+        ints = (_native.UNSET if disable_geoip is None
+                else _native.TRUE if disable_geoip else _native.FALSE,
+                _native.UNSET if send_feature_flag_events is None
+                else _native.TRUE if send_feature_flag_events else _native.FALSE,
                 1 if only_evaluate_locally else 0)
         if ints != st.ints:
             o.disable_geoip, o.send_feature_flag_events, o.only_evaluate_locally = ints
@@ -598,7 +602,7 @@ class FlagsMixin:
         if ptr != st.ptr:
             st.ptr_arg = c_void_p(ptr)
             st.ptr = ptr
-        fn = _fast_call()
+        fn = _fast_fn or _fast_call()
         did = distinct_id.encode("utf-8")
         st.busy = True
         try:
