@@ -818,7 +818,8 @@ long posthog__spool_parse(const unsigned char *data, size_t n, ph_spool_event_fn
         const char *p = (const char *)data + i + PH_SPOOL_REC_HDR;
         int type = 0;
         if ((uint32_t)crc32(0, (const Bytef *)p, len) != crc ||
-            posthog__json_validate(p, len, &type, NULL) != POSTHOG_OK || type != PH_JSON_OBJECT) {
+            posthog__json_validate_event(p, len, &type, NULL) != POSTHOG_OK ||
+            type != PH_JSON_OBJECT) {
             bad++;
         } else {
             if (fn && fn(p, len, ud)) break;
