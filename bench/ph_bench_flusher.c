@@ -219,7 +219,7 @@ static double time_builder(const recs_t *rs, int B, bool gzip, int level, batche
                 if (!bt || posthog__batch_set_tail(bt, now)) fail("seal");
                 bs.b[bs.count++] = bt;
             }
-            if (posthog__builder_add(&b, r, now)) fail("builder_add");
+            if (posthog__builder_add(&b, r, now, posthog__mono_ms())) fail("builder_add");
         }
         ph_batch_t *bt = posthog__builder_seal(&b);
         if (!bt || posthog__batch_set_tail(bt, now)) fail("seal");
