@@ -22,6 +22,13 @@
  *    are dropped (counted) instead of memory growing.
  *  - A batch with a file: the file's events are counted in spool_pending
  *    until the batch is delivered or dropped (then the file is removed).
+ *  - With the crash handler the queue retains drained records (queue.h):
+ *    the ring lets go of them only up to the position below which every
+ *    batch is resolved (finish) or safe in a spool file (release_durable),
+ *    so a crash can still save every event not yet confirmed. Drained
+ *    records held past a quarter of the ring make the flusher write the
+ *    oldest batches to the spool (relieve), so that an in-flight or
+ *    retrying batch does not starve the producers of ring space.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -43,6 +50,7 @@
 #define PROBE_MAX_MS 60000
 #define ADOPT_EVERY_MS 60000
 #define PREFAULT_AHEAD ((uint64_t)4 << 20)
+#define RELIEVE_RETRY_MS 1000
 
 struct ph_flusher {
     ph_builder_t bld[2];   /* [0] analytics, [1] $ai_* events (their own endpoint) */
@@ -60,6 +68,7 @@ struct ph_flusher {
     int64_t probe_wait;
     bool replay_turn;      /* alternate replays with live batches */
     int64_t next_adopt;    /* monotonic ms */
+    int64_t relieve_at;    /* monotonic ms: no ring relief before (it failed) */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -97,10 +106,12 @@ static void forget_file(posthog_client_t *c, ph_batch_t *b) {
     posthog__spool_pending_add(c, -(int64_t)b->count);
 }
 
-/* Frees a resolved batch and moves the resolved queue position. */
+/* Frees a resolved batch and moves the resolved queue position (batches
+ * resolve in queue order: everything before end_pos is resolved now). */
 static void finish(posthog_client_t *c, ph_batch_t *b) {
     uint64_t end = b->end_pos;
     posthog__batch_free(b);
+    if (end) posthog__queue_release(&c->q, end);
     posthog__outcome_resolved(c, end);
 }
 
@@ -147,6 +158,59 @@ static bool spool_batch(posthog_client_t *c, ph_batch_t *b) {
     return true;
 }
 
+/* The unresolved batches in queue order: the one in flight, then the
+ * ready list. */
+static ph_batch_t *first_unresolved(ph_flusher_t *f) {
+    return f->http.busy && f->http.batch ? f->http.batch : f->ready;
+}
+static ph_batch_t *next_unresolved(ph_flusher_t *f, ph_batch_t *b) {
+    return f->http.busy && b == f->http.batch ? f->ready : b->next;
+}
+
+/* With retention: the ring lets go of the records of the oldest batches
+ * that are on disk (a file each), up to the first one that is not. A
+ * replay batch holds no ring space. */
+static void release_durable(posthog_client_t *c, ph_flusher_t *f) {
+    if (!c->q.retain) return;
+    uint64_t pos = 0;
+    for (ph_batch_t *b = first_unresolved(f); b; b = next_unresolved(f, b)) {
+        if (b->replay) continue;
+        if (!b->file) break;
+        pos = PH_MAX(pos, b->end_pos);
+    }
+    if (pos) posthog__queue_release(&c->q, pos);
+}
+
+/* A batch made from `from` (a split half, a partial retry) replaces it:
+ * with retention, one whose records the ring let go of because `from` was
+ * on disk goes to disk too, or a crash would lose it. */
+static void keep_durable(posthog_client_t *c, const ph_batch_t *from, ph_batch_t *b) {
+    if (c->q.retain && from->file && b && !b->file) b->file = write_file(c, b);
+}
+
+static void seal(posthog_client_t *c, ph_flusher_t *f);
+
+/* With retention, drained records past a quarter of the ring: the open
+ * batches are sealed and the oldest unresolved batches written to the
+ * spool (as with durability=always; the file is removed on delivery), so
+ * the ring can let go of them. A write failure waits RELIEVE_RETRY_MS. */
+static void relieve(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
+    uint64_t held = ph_queue_tail(&c->q) - ph_queue_rel(&c->q);
+    if (!c->q.retain || !c->spool || held <= c->q.cap / 4 || now < f->relieve_at) return;
+    seal(c, f);
+    for (ph_batch_t *b = first_unresolved(f); b; b = next_unresolved(f, b)) {
+        if (b->replay || b->file) continue;
+        if (!(b->file = write_file(c, b))) break;
+    }
+    release_durable(c, f);
+    if (ph_queue_tail(&c->q) - ph_queue_rel(&c->q) > c->q.cap / 4) {
+        f->relieve_at = now + RELIEVE_RETRY_MS;
+        posthog__log(c, POSTHOG_LOG_WARN,
+                     "drained events hold %llu bytes of the queue and could not be spooled",
+                     (unsigned long long)(ph_queue_tail(&c->q) - ph_queue_rel(&c->q)));
+    }
+}
+
 static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
     uint32_t n = ph_builder_count(bl);
     if (!n) return;
@@ -168,6 +232,7 @@ static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
         if (ph_builder_count(&f->bld[i])) b->end_pos = PH_MIN(b->end_pos, f->first_pos[i]);
     if (c->spool && c->o->durability_always) b->file = write_file(c, b);
     ready_push_back(f, b);
+    release_durable(c, f);
 }
 
 /* Seals both open batches. The analytics one first: batches are resolved
@@ -450,6 +515,7 @@ static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *r
         for (uint32_t i = 0; keep && i < b->count; i++) keep[i] = r.outcome[i] == PH_EV_RETRY;
         again = keep ? posthog__batch_subset(&f->bld[b->ai], b, keep) : NULL;
         free(keep);
+        keep_durable(c, b, again);
         if (!again) {
             posthog__report_drop(c, POSTHOG_DROP_RETRIES_EXHAUSTED, r.retry, (int)res->status,
                                  "out of memory building a partial retry", NULL, NULL, NULL);
@@ -507,6 +573,8 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
             posthog__log(c, POSTHOG_LOG_WARN, "HTTP %ld for %u events: splitting in halves",
                          res->status, b->count);
             /* the halves live in memory; should they fail they are spooled anew */
+            keep_durable(c, b, a);
+            keep_durable(c, b, z);
             forget_file(c, b);
             ready_push_front(f, z);
             ready_push_front(f, a);
@@ -586,6 +654,7 @@ static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
         posthog__report_drop(c, POSTHOG_DROP_SHUTDOWN, lost, 0,
                              "still queued at the shutdown deadline", NULL, NULL, NULL);
     abandon_batches(c, f);
+    posthog__queue_release(&c->q, ph_queue_tail(&c->q));
     posthog__outcome_resolved(c, ph_queue_tail(&c->q));
 }
 
@@ -621,6 +690,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         bool flushing = stop || target > done;
 
         size_t drained = drain(c, f, DRAIN_CHUNK, wall);
+        relieve(c, f, now);
         posthog__queue_prefault(&c->q, PREFAULT_AHEAD);
         uint64_t head = ph_queue_head(&c->q), tail = ph_queue_tail(&c->q);
         /* more: records are waiting and there is room to take them now */
@@ -637,6 +707,8 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
 
         bool idle = !f->http.busy && !f->ready && !open_count(f);
         bool disk_idle = !c->spool || f->link_down || !posthog__spool_idle_events(c->spool);
+        /* idle: every drained record is resolved */
+        if (idle) posthog__queue_release(&c->q, tail);
         if (idle && head == tail) posthog__outcome_resolved(c, tail);
         if (stop && idle && disk_idle && tail >= head) break;
         if (stop && now >= deadline) {
@@ -683,6 +755,7 @@ static void flusher_free(ph_flusher_t *f);
 static void *flusher_thread(void *arg) {
     posthog_client_t *c = arg;
     ph_flusher_t *f = c->fl;
+    posthog__crash_thread_prepare(c);
     flusher_main(c, f);
     flusher_free(f);
     pthread_mutex_lock(&c->mu);
