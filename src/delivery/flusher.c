@@ -51,6 +51,8 @@
 #define ADOPT_EVERY_MS 60000
 #define PREFAULT_AHEAD ((uint64_t)4 << 20)
 #define RELIEVE_RETRY_MS 1000
+#define DEFER_FIRST_MS 1000
+#define DEFER_MAX_MS 60000
 
 struct ph_flusher {
     ph_builder_t bld[2];   /* [0] analytics, [1] $ai_* events (their own endpoint) */
@@ -69,6 +71,11 @@ struct ph_flusher {
     bool replay_turn;      /* alternate replays with live batches */
     int64_t next_adopt;    /* monotonic ms */
     int64_t relieve_at;    /* monotonic ms: no ring relief before (it failed) */
+    /* a spool file that failed to load, set aside so newer ones go on */
+    ph_spool_file_t *deferred;
+    int64_t deferred_until; /* monotonic ms: load it again then */
+    int64_t defer_wait;     /* ms, doubles on every failure of it */
+    int64_t replay_at;      /* monotonic ms: no replay before (a second file failed) */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -302,13 +309,64 @@ static int replay_add(const char *json, size_t len, void *ud) {
     return rc->failed;
 }
 
+/* Largest file replayed as one batch: a batch's events (max_batch_bytes,
+ * twice for the other protocol's shape) plus a record header each. A
+ * larger one (a durable group commit, another client's settings) is split
+ * into parts first. */
+static uint64_t replay_max_bytes(const posthog_options_t *o) {
+    return 2 * o->max_batch_bytes + (uint64_t)PH_SPOOL_REC_HDR * o->max_batch_size + PH_SPOOL_HDR;
+}
+
+/* A file that could not be loaded (read error, out of memory, cannot be
+ * split): set aside with a growing wait, so that it is not re-read in a
+ * loop and newer files are not stuck behind it. Only one is set aside;
+ * with one already, replays pause instead (false: stop loading). */
+static bool defer_file(posthog_client_t *c, ph_flusher_t *f, ph_spool_file_t *file, int64_t now) {
+    if (!f->deferred) {
+        f->defer_wait = f->defer_wait ? PH_MIN(f->defer_wait * 2, DEFER_MAX_MS) : DEFER_FIRST_MS;
+        f->deferred = file;
+        f->deferred_until = now + f->defer_wait;
+        posthog__log(c, POSTHOG_LOG_WARN, "spool file %s could not be loaded: retried in %lld ms",
+                     file->path, (long long)f->defer_wait);
+        return true;
+    }
+    posthog__spool_park(c->spool, file);
+    f->replay_at = now + DEFER_FIRST_MS;
+    return false;
+}
+
+/* The set-aside file goes back in line (oldest first). */
+static void undefer(posthog_client_t *c, ph_flusher_t *f) {
+    if (!f->deferred) return;
+    posthog__spool_park(c->spool, f->deferred);
+    f->deferred = NULL;
+}
+
 /* The oldest spooled file as a batch (NULL when none is left). */
 static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
+    int64_t now = posthog__mono_ms();
+    if (now < f->replay_at) return NULL;
     ph_spool_file_t *file;
     while ((file = posthog__spool_take(c->spool))) {
+        if (file->bytes > replay_max_bytes(c->o)) {
+            ph_spool_loss_t loss = {0};
+            long good = posthog__spool_split(c->spool, file, c->o->max_batch_bytes, &loss);
+            if (good < 0) {
+                posthog__report_spool_loss(c, &loss);
+                if (defer_file(c, f, file, now)) continue;
+                return NULL;
+            }
+            posthog__log(c, POSTHOG_LOG_INFO, "spool file of %llu bytes split into parts",
+                         (unsigned long long)file->bytes);
+            /* the parts hold the intact events; the rest is counted corrupt */
+            posthog__spool_pending_add(c, (int64_t)good - (int64_t)file->count);
+            posthog__report_spool_loss(c, &loss);
+            continue; /* its parts are parked: the oldest is taken next */
+        }
         ph_builder_t tmp;
         if (posthog__builder_init_like(&tmp, &f->bld[0])) {
-            posthog__spool_park(c->spool, file);
+            posthog__spool_park(c->spool, file); /* out of memory: a later turn */
+            f->replay_at = now + DEFER_FIRST_MS;
             return NULL;
         }
         tmp.max_raw = UINT64_MAX;
@@ -321,12 +379,14 @@ static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
         }
         ph_batch_t *b = (good > 0 && !rc.failed) ? posthog__builder_seal(&tmp) : NULL;
         posthog__builder_free(&tmp);
-        /* out of memory (reading or sealing) or unreadable now: later */
+        /* out of memory (reading or sealing) or unreadable now: later,
+         * newer files first */
         if (rc.failed || good < 0 || (good > 0 && !b)) {
             posthog__batch_free(b);
-            posthog__spool_park(c->spool, file);
+            if (defer_file(c, f, file, now)) continue;
             return NULL;
         }
+        if (!f->deferred) f->defer_wait = 0; /* nothing set aside: start over */
         /* events the file promised but did not hold intact are lost */
         if (file->count > (uint32_t)good)
             posthog__spool_pending_add(c, -(int64_t)(file->count - (uint32_t)good));
@@ -406,6 +466,7 @@ static void link_down(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
 }
 
 static void try_send(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
+    if (f->deferred && now >= f->deferred_until) undefer(c, f);
     if (f->http.busy) return;
     if (f->link_down) {
         /* don't hammer a dead link: ready batches go to disk */
@@ -724,7 +785,9 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         if (f->ready && !f->http.busy && !f->link_down)
             wait = PH_MIN(wait, f->ready->not_before_ms - now);
         if (f->link_down && !f->http.busy) wait = PH_MIN(wait, f->probe_at - now);
-        if (!f->link_down && !f->http.busy && !disk_idle) wait = 0; /* replay next */
+        if (!f->link_down && !f->http.busy && !disk_idle)
+            wait = PH_MIN(wait, f->replay_at - now); /* replay next */
+        if (f->deferred) wait = PH_MIN(wait, f->deferred_until - now);
         if (stop) wait = PH_MIN(wait, deadline - now);
         if (flushing && head != tail) wait = PH_MIN(wait, SPIN_WAIT_MS); /* late publisher */
         if (wait < 0) wait = 0;
@@ -757,6 +820,7 @@ static void *flusher_thread(void *arg) {
     ph_flusher_t *f = c->fl;
     posthog__crash_thread_prepare(c);
     flusher_main(c, f);
+    undefer(c, f); /* left on disk for a later process */
     flusher_free(f);
     pthread_mutex_lock(&c->mu);
     c->fl = NULL;

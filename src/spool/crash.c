@@ -50,8 +50,6 @@
 #define MAX_CRASH_CLIENTS 8
 #define ALT_STACK_BYTES ((size_t)64 << 10)
 #define ALT_GUARD_BYTES ((size_t)4 << 10)
-/* smallest part file the handler writes (before max_storage_bytes caps it) */
-#define MIN_PART_BYTES ((uint64_t)64 << 10)
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 #define NSIGS (int)(sizeof crash_signals / sizeof crash_signals[0])
 
@@ -312,8 +310,9 @@ int posthog__crash_install(posthog_client_t *c) {
     const posthog_options_t *o = c->o;
     c->crash_cap = (size_t)PH_MAX(o->max_event_bytes, o->max_ai_event_bytes) + 512 +
                    PH_SPOOL_REC_HDR;
-    c->crash_part_bytes =
-        PH_MAX(PH_MIN(o->max_batch_bytes, o->max_storage_bytes / 4), MIN_PART_BYTES);
+    /* a part replays as one batch; evicting one for space costs a quarter
+     * of the storage at most */
+    c->crash_part_bytes = PH_MIN(o->max_batch_bytes, o->max_storage_bytes / 4);
     c->crash_buf = malloc(c->crash_cap);
     if (!c->crash_buf) return -1;
     pthread_mutex_lock(&crash_mu);
