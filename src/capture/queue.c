@@ -141,6 +141,10 @@ void posthog__queue_release(ph_queue_t *q, uint64_t pos) {
 const void *posthog__queue_peek(ph_queue_t *q, size_t *len) {
     for (;;) {
         uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed); /* own variable */
+        /* retained records fill the whole ring: the bytes at tail are the
+         * oldest of them, not a new record (else they are zero or new) */
+        if (q->retain && t - atomic_load_explicit(&q->rel, memory_order_relaxed) >= q->cap)
+            return NULL;
         /* acquire: pairs with the release store in commit */
         uint64_t w = atomic_load_explicit(hdr_at(q, t), memory_order_acquire);
         if (w == 0) return NULL;
