@@ -88,48 +88,53 @@ static int write_full(int fd, const void *p, size_t n) {
     return 0;
 }
 
+/* What the part files of one crash share. */
+typedef struct {
+    const char *dir;
+    uint64_t ms, pid;
+    int slot;
+    uint32_t next_part; /* number of the next part opened */
+} crash_ctx_t;
+
 /* One part file being written. */
 typedef struct {
     int fd;
-    uint32_t count;    /* records in it */
-    uint64_t bytes;    /* its size so far */
-    uint64_t ms, pid;
-    int slot;
-    uint32_t part;
+    uint32_t count; /* records in it */
+    uint64_t bytes; /* its size so far */
     char tmp[4096], fin[4096];
 } part_t;
 
-/* Names part p->part of client slot p->slot: tmp and final. */
-static void part_names(part_t *p, const char *dir) {
-    size_t k = put_str(p->tmp, dir);
+/* Names part `no` of the crash: temp and final. */
+static void part_names(part_t *p, const crash_ctx_t *x, uint32_t no) {
+    size_t k = put_str(p->tmp, x->dir);
     k += put_str(p->tmp + k, "/.tmp-");
-    k = (size_t)(posthog__fmt_u64(p->tmp + k, p->pid, 0) - p->tmp);
+    k = (size_t)(posthog__fmt_u64(p->tmp + k, x->pid, 0) - p->tmp);
     k += put_str(p->tmp + k, "-crash");
-    k = (size_t)(posthog__fmt_u64(p->tmp + k, (uint64_t)p->slot, 0) - p->tmp);
+    k = (size_t)(posthog__fmt_u64(p->tmp + k, (uint64_t)x->slot, 0) - p->tmp);
     p->tmp[k++] = '-';
-    k = (size_t)(posthog__fmt_u64(p->tmp + k, p->part, 0) - p->tmp);
+    k = (size_t)(posthog__fmt_u64(p->tmp + k, no, 0) - p->tmp);
     p->tmp[k] = '\0';
-    /* fixed widths: parts sort (and are replayed) in queue order */
-    k = put_str(p->fin, dir);
+    /* fixed widths: parts sort (and are replayed) in the order written */
+    k = put_str(p->fin, x->dir);
     k += put_str(p->fin + k, "/ph-");
-    k = (size_t)(posthog__fmt_u64(p->fin + k, p->ms, 13) - p->fin);
+    k = (size_t)(posthog__fmt_u64(p->fin + k, x->ms, 13) - p->fin);
     p->fin[k++] = '-';
-    k = (size_t)(posthog__fmt_u64(p->fin + k, p->pid, 10) - p->fin);
+    k = (size_t)(posthog__fmt_u64(p->fin + k, x->pid, 10) - p->fin);
     k += put_str(p->fin + k, "-crash");
-    k = (size_t)(posthog__fmt_u64(p->fin + k, (uint64_t)p->slot, 0) - p->fin);
+    k = (size_t)(posthog__fmt_u64(p->fin + k, (uint64_t)x->slot, 0) - p->fin);
     p->fin[k++] = '-';
-    k = (size_t)(posthog__fmt_u64(p->fin + k, p->part, 6) - p->fin);
+    k = (size_t)(posthog__fmt_u64(p->fin + k, no, 6) - p->fin);
     k += put_str(p->fin + k, ".spool");
     p->fin[k] = '\0';
 }
 
-static int part_open(part_t *p, const char *dir) {
-    part_names(p, dir);
+static int part_open(part_t *p, crash_ctx_t *x) {
+    part_names(p, x, x->next_part++);
     unlink(p->tmp); /* a stale one of a dead process with our pid */
     p->fd = open(p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (p->fd < 0) return -1;
     unsigned char hdr[PH_SPOOL_HDR] = {'P', 'H', 'S', 'P', PH_SPOOL_VERSION, 0, 0, 0};
-    for (int i = 0; i < 8; i++) hdr[12 + i] = (unsigned char)(p->ms >> (8 * i));
+    for (int i = 0; i < 8; i++) hdr[12 + i] = (unsigned char)(x->ms >> (8 * i));
     p->count = 0;
     p->bytes = PH_SPOOL_HDR;
     if (write_full(p->fd, hdr, sizeof hdr) == 0) return 0;
@@ -152,7 +157,6 @@ static int part_close(part_t *p) {
     close(p->fd);
     if (rc) unlink(p->tmp);
     p->fd = -1;
-    p->part++;
     return rc;
 }
 
@@ -164,18 +168,18 @@ static void save_queue(posthog_client_t *c, int slot) {
     uint64_t t = ph_queue_keep(q);
     uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     if (h <= t) return;
-    const char *dir = c->spool->dir;
+    crash_ctx_t x = {.dir = c->spool->dir, .slot = slot, .next_part = 0};
     size_t dl = 0;
-    while (dir[dl]) dl++;
+    while (x.dir[dl]) dl++;
     if (dl > 3900) return;
-    part_t p;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    p.ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    p.pid = (uint64_t)getpid();
-    p.slot = slot;
-    p.part = 0;
-    p.fd = -1;
+    x.ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    x.pid = (uint64_t)getpid();
+    /* analytics and $ai_* events in parts of their own: a file replays to
+     * one endpoint */
+    part_t parts[2];
+    parts[0].fd = parts[1].fd = -1;
     uint64_t budget = c->spool->max_bytes, written = 0;
     int kept = 0;
     for (uint64_t pos = t; pos < h;) {
@@ -188,33 +192,35 @@ static void save_queue(posthog_client_t *c, int slot) {
         const ph_rec_t *r = (const ph_rec_t *)(q->buf + (pos - len) % q->cap + 8);
         size_t jl = ph_rec_json_len(r);
         if (jl + PH_SPOOL_REC_HDR > c->crash_cap || jl > len * 4 + 256) continue;
+        part_t *p = &parts[(r->flags & PH_REC_AI) ? 1 : 0];
         char *o = c->crash_buf + PH_SPOOL_REC_HDR;
         char *end = posthog__event_write(o, r);
         uint32_t n = (uint32_t)(end - o);
         uint64_t need = PH_SPOOL_REC_HDR + (uint64_t)n;
         /* a full part is closed; the next starts with this record */
-        if (p.fd >= 0 && p.count && p.bytes + need > c->crash_part_bytes && part_close(&p) == 0)
+        if (p->fd >= 0 && p->count && p->bytes + need > c->crash_part_bytes && part_close(p) == 0)
             kept++;
-        if (written + need + (p.fd < 0 ? PH_SPOOL_HDR : 0) > budget) break; /* max_storage_bytes */
-        if (p.fd < 0) {
-            if (part_open(&p, dir)) break;
+        if (written + need + (p->fd < 0 ? PH_SPOOL_HDR : 0) > budget) break; /* max_storage_bytes */
+        if (p->fd < 0) {
+            if (part_open(p, &x)) break;
             written += PH_SPOOL_HDR;
         }
         le32((unsigned char *)c->crash_buf, PH_SPOOL_REC_MAGIC);
         le32((unsigned char *)c->crash_buf + 4, n);
         le32((unsigned char *)c->crash_buf + 8, (uint32_t)crc32(0, (const Bytef *)o, n));
-        if (write_full(p.fd, c->crash_buf, (size_t)need)) {
-            if (ftruncate(p.fd, (off_t)p.bytes)) { /* the reader counts a torn tail */
+        if (write_full(p->fd, c->crash_buf, (size_t)need)) {
+            if (ftruncate(p->fd, (off_t)p->bytes)) { /* else the reader counts a torn tail */
             }
             break;
         }
-        p.count++;
-        p.bytes += need;
+        p->count++;
+        p->bytes += need;
         written += need;
     }
-    if (part_close(&p) == 0) kept++;
+    for (int i = 0; i < 2; i++)
+        if (part_close(&parts[i]) == 0) kept++;
     if (kept) {
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int dfd = open(x.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
             fsync(dfd);
             close(dfd);

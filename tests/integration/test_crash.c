@@ -322,6 +322,66 @@ START_TEST(crash_durability_always_no_duplicates) {
 }
 END_TEST
 
+/* Analytics and $ai_* events interleaved: each goes back to its endpoint
+ * (a spool file replays to one endpoint). */
+START_TEST(crash_keeps_ai_events_apart) {
+    enum { N = 400 };
+    char *dir = tmp_dir();
+    char *down = url_of_port(it_closed_port());
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(60);
+        posthog_options_t *o = opts(down, dir);
+        posthog_options_set(o, "crash_handler", "1");
+        posthog_options_set(o, "flush_at", "100000");
+        posthog_options_set(o, "flush_interval_ms", "60000");
+        posthog_client_t *c = posthog_client_new(o, NULL, 0);
+        if (!c) _exit(2);
+        for (long i = 0; i < N; i++) {
+            char props[128];
+            snprintf(props, sizeof props, "{\"seq\":%ld,\"who\":\"%s\"}", i,
+                     i % 2 ? "ai" : "plain");
+            posthog_status_t st =
+                i % 2 ? posthog_capture_ai(c, "user-1", "$ai_generation", props, NULL, NULL)
+                      : posthog_capture_json(c, "user-1", "crash_test", props);
+            if (st != POSTHOG_OK) _exit(3);
+        }
+        crash_now();
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    assert_crashed(st);
+    ph_ingest_t *srv = it_server(NULL);
+    posthog_client_t *c = deliver_spool(srv, dir);
+    cJSON *reqs = it_requests(srv);
+    const cJSON *r;
+    long plain = 0, ai = 0;
+    cJSON_ArrayForEach(r, reqs) {
+        const char *path = it_str(r, "path");
+        ck_assert_ptr_nonnull(path);
+        bool to_ai = strstr(path, "/ai/") != NULL;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, it_req_batch(r)) {
+            const char *name = it_str(e, "event");
+            ck_assert_ptr_nonnull(name);
+            ck_assert_msg(to_ai == !strncmp(name, "$ai_", 4), "%s sent to %s", name, path);
+            if (to_ai) ai++;
+            else plain++;
+        }
+    }
+    cJSON_Delete(reqs);
+    ck_assert_int_eq(plain, N / 2);
+    ck_assert_int_eq(ai, N / 2);
+    ck_assert_uint_eq(it_stats(c).dropped_total, 0);
+    posthog_client_free(c);
+    it_stop(srv);
+    rm_rf(dir);
+    free(dir);
+    free(down);
+}
+END_TEST
+
 /* ------------------------------------------------------------ stack overflow */
 
 static posthog_client_t *g_child_client;
@@ -630,6 +690,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, crash_saves_open_batch);
     tcase_add_test(tc, crash_saves_batches_in_flight);
     tcase_add_test(tc, crash_durability_always_no_duplicates);
+    tcase_add_test(tc, crash_keeps_ai_events_apart);
     tcase_add_test(tc, crash_stack_overflow_on_capturing_thread);
     tcase_add_test(tc, crash_files_bounded_by_max_batch_bytes);
     tcase_add_test(tc, crash_files_within_max_storage_bytes);
