@@ -350,6 +350,9 @@ static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
     while ((file = posthog__spool_take(c->spool))) {
         if (file->bytes > replay_max_bytes(c->o)) {
             ph_spool_loss_t loss = {0};
+            uint64_t bytes = file->bytes;
+            uint32_t promised = file->count;
+            /* on success the file is gone (deleted, freed) */
             long good = posthog__spool_split(c->spool, file, c->o->max_batch_bytes, &loss);
             if (good < 0) {
                 posthog__report_spool_loss(c, &loss);
@@ -357,9 +360,9 @@ static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
                 return NULL;
             }
             posthog__log(c, POSTHOG_LOG_INFO, "spool file of %llu bytes split into parts",
-                         (unsigned long long)file->bytes);
+                         (unsigned long long)bytes);
             /* the parts hold the intact events; the rest is counted corrupt */
-            posthog__spool_pending_add(c, (int64_t)good - (int64_t)file->count);
+            posthog__spool_pending_add(c, (int64_t)good - (int64_t)promised);
             posthog__report_spool_loss(c, &loss);
             continue; /* its parts are parked: the oldest is taken next */
         }

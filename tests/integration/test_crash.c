@@ -322,6 +322,69 @@ START_TEST(crash_durability_always_no_duplicates) {
 }
 END_TEST
 
+/* A request that hangs while events keep coming: the drained events held
+ * for the crash handler must not fill the queue (captures would be
+ * dropped where, without the crash handler, the batches waiting behind the
+ * request hold them): past a quarter of the queue they go to the spool. */
+START_TEST(held_events_do_not_fill_the_queue) {
+    enum { N = 2000, CHUNK = 100 };
+    char *dir = tmp_dir();
+    int port;
+    int lfd = blackhole(&port);
+    char *hole = url_of_port(port);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(60);
+        posthog_options_t *o = opts(hole, dir);
+        posthog_options_set(o, "crash_handler", "1");
+        posthog_options_set(o, "flush_at", "100");
+        posthog_options_set(o, "max_batch_size", "100");
+        posthog_options_set(o, "request_timeout_ms", "60000");
+        /* a flusher waiting on the network wakes for thousands of queued
+         * events, or at flush_interval: drain each chunk soon */
+        posthog_options_set(o, "flush_interval_ms", "100");
+        /* a queue of 1.5 MiB: N events of ~1.2 kB fill it if all are held;
+         * compressed, their batches fit the 256 KiB for batches waiting */
+        posthog_options_set(o, "max_queue_bytes", "2097152");
+        posthog_options_set(o, "max_event_bytes", "65536");
+        posthog_options_set(o, "max_ai_event_bytes", "65536");
+        posthog_client_t *c = posthog_client_new(o, NULL, 0);
+        if (!c) _exit(2);
+        for (long i = 0; i < N; i++) {
+            char props[1200];
+            snprintf(props, sizeof props,
+                     "{\"seq\":%ld,\"who\":\"held\",\"pad\":\"%01100d\"}", i, 0);
+            if (posthog_capture_json(c, "user-1", "crash_test", props) != POSTHOG_OK) _exit(3);
+            if (i % CHUNK == CHUNK - 1 && wait_drained(c)) _exit(4);
+        }
+        if (posthog_get_stat(c, "sent") != 0) _exit(6);
+        /* let the last spool writes finish (a crash in the middle of one may
+         * deliver that batch twice: not what this test is about) */
+        uint64_t sp = UINT64_MAX;
+        for (int i = 0; i < 100 && posthog_get_stat(c, "spooled") != sp; i++) {
+            sp = posthog_get_stat(c, "spooled");
+            usleep(100 * 1000);
+        }
+        crash_now();
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    close(lfd);
+    ck_assert_msg(!WIFEXITED(st) || WEXITSTATUS(st) != 3, "a capture was refused (queue full)");
+    assert_crashed(st);
+    ph_ingest_t *srv = it_server(NULL);
+    posthog_client_t *c = deliver_spool(srv, dir);
+    assert_exactly_once(srv, "held", N);
+    ck_assert_uint_eq(it_stats(c).dropped_total, 0);
+    posthog_client_free(c);
+    it_stop(srv);
+    rm_rf(dir);
+    free(dir);
+    free(hole);
+}
+END_TEST
+
 /* Analytics and $ai_* events interleaved: each goes back to its endpoint
  * (a spool file replays to one endpoint). */
 START_TEST(crash_keeps_ai_events_apart) {
@@ -691,6 +754,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, crash_saves_batches_in_flight);
     tcase_add_test(tc, crash_durability_always_no_duplicates);
     tcase_add_test(tc, crash_keeps_ai_events_apart);
+    tcase_add_test(tc, held_events_do_not_fill_the_queue);
     tcase_add_test(tc, crash_stack_overflow_on_capturing_thread);
     tcase_add_test(tc, crash_files_bounded_by_max_batch_bytes);
     tcase_add_test(tc, crash_files_within_max_storage_bytes);
