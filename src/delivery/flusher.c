@@ -25,10 +25,11 @@
  *  - With the crash handler the queue retains drained records (queue.h):
  *    the ring lets go of them only up to the position below which every
  *    batch is resolved (finish) or safe in a spool file (release_durable),
- *    so a crash can still save every event not yet confirmed. Drained
- *    records held past a quarter of the ring make the flusher write the
- *    oldest batches to the spool (relieve), so that an in-flight or
- *    retrying batch does not starve the producers of ring space.
+ *    so a crash can still save every event not yet confirmed. When the
+ *    ring is seven eighths full, the flusher writes the oldest batches to
+ *    the spool (relieve) until it is three quarters full, so that an
+ *    in-flight or retrying batch does not starve the producers of ring
+ *    space.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -197,24 +198,32 @@ static void keep_durable(posthog_client_t *c, const ph_batch_t *from, ph_batch_t
 
 static void seal(posthog_client_t *c, ph_flusher_t *f);
 
-/* With retention, drained records past a quarter of the ring: the open
- * batches are sealed and the oldest unresolved batches written to the
- * spool (as with durability=always; the file is removed on delivery), so
- * the ring can let go of them. A write failure waits RELIEVE_RETRY_MS. */
+/* With retention, when the ring is seven eighths full (queued plus held
+ * records): the oldest unresolved batches (then the open ones, sealed)
+ * are written to the spool, as with durability=always (the file is
+ * removed on delivery), until it is three quarters full, so the ring can
+ * let go of them and the producers keep their room. Only what is needed:
+ * every file costs a write and two fsyncs. A write failure waits
+ * RELIEVE_RETRY_MS. */
 static void relieve(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
-    uint64_t held = ph_queue_tail(&c->q) - ph_queue_rel(&c->q);
-    if (!c->q.retain || !c->spool || held <= c->q.cap / 4 || now < f->relieve_at) return;
-    seal(c, f);
-    for (ph_batch_t *b = first_unresolved(f); b; b = next_unresolved(f, b)) {
-        if (b->replay || b->file) continue;
-        if (!(b->file = write_file(c, b))) break;
-    }
-    release_durable(c, f);
-    if (ph_queue_tail(&c->q) - ph_queue_rel(&c->q) > c->q.cap / 4) {
-        f->relieve_at = now + RELIEVE_RETRY_MS;
-        posthog__log(c, POSTHOG_LOG_WARN,
-                     "drained events hold %llu bytes of the queue and could not be spooled",
-                     (unsigned long long)(ph_queue_tail(&c->q) - ph_queue_rel(&c->q)));
+    if (!c->q.retain || !c->spool || now < f->relieve_at) return;
+    ph_queue_t *q = &c->q;
+    if (ph_queue_head(q) - ph_queue_rel(q) <= q->cap / 8 * 7) return;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) seal(c, f); /* what is left is in the open batches */
+        for (ph_batch_t *b = first_unresolved(f); b; b = next_unresolved(f, b)) {
+            if (ph_queue_head(q) - ph_queue_rel(q) <= q->cap / 4 * 3) return;
+            if (b->replay || b->file) continue;
+            if (!(b->file = write_file(c, b))) {
+                f->relieve_at = now + RELIEVE_RETRY_MS;
+                posthog__log(c, POSTHOG_LOG_WARN,
+                             "drained events hold %llu bytes of the queue and could not be "
+                             "spooled",
+                             (unsigned long long)(ph_queue_tail(q) - ph_queue_rel(q)));
+                return;
+            }
+            release_durable(c, f);
+        }
     }
 }
 
