@@ -325,7 +325,7 @@ END_TEST
 /* A request that hangs while events keep coming: the drained events held
  * for the crash handler must not fill the queue (captures would be
  * dropped where, without the crash handler, the batches waiting behind the
- * request hold them): past a quarter of the queue they go to the spool. */
+ * request hold them): with the queue 7/8 full they go to the spool. */
 START_TEST(held_events_do_not_fill_the_queue) {
     enum { N = 2000, CHUNK = 100 };
     char *dir = tmp_dir();
