@@ -24,9 +24,10 @@ static void on_log(posthog_log_level_t level, const char *message, void *user_da
 }
 
 static int set_option(posthog_options_t *o, const char *key, const char *value) {
-    posthog_status_t st = posthog_options_set(o, key, value);
+    char why[256];
+    posthog_status_t st = posthog_options_set_ex(o, key, value, why, sizeof why);
     if (st != POSTHOG_OK) {
-        fprintf(stderr, "option %s=%s: %s\n", key, value, posthog_strerror(st));
+        fprintf(stderr, "%s\n", why); /* names the key, the value and what is allowed */
         return -1;
     }
     return 0;
@@ -80,10 +81,13 @@ int main(int argc, char **argv) {
         failed = 1;
     }
 
-    /* Blocks until everything captured so far is delivered or dropped. */
-    st = posthog_flush(client, 10000);
+    /* Blocks until everything captured so far is delivered or dropped, and
+     * says which: POSTHOG_E_UNDELIVERED when events were dropped meanwhile. */
+    posthog_flush_result_t fr;
+    st = posthog_flush_ex(client, 10000, &fr);
     if (st != POSTHOG_OK) {
-        fprintf(stderr, "flush: %s\n", posthog_strerror(st));
+        fprintf(stderr, "flush: %s (%" PRIu64 " delivered, %" PRIu64 " dropped)\n",
+                posthog_strerror(st), fr.delivered, fr.dropped);
         failed = 1;
     }
 

@@ -7,6 +7,9 @@
 #include <check.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1592,6 +1595,637 @@ START_TEST(v1_no_store)
 }
 END_TEST
 
+/* ------------------------------------------------------------ feature flags */
+
+static const char *FLAGS_V1_DEFAULT =
+    "{\"featureFlags\":{},\"featureFlagPayloads\":{},\"errorsWhileComputingFlags\":false}";
+static const char *DEFS_EMPTY = "{\"flags\":[],\"group_type_mapping\":{},\"cohorts\":{}}";
+
+static resp_t get(ph_ingest_t *s, const char *path, const char *const *hdrs)
+{
+    return req(s, "GET", path, NULL, 0, hdrs);
+}
+
+/* The answer's body equals the JSON text want (compared as JSON). */
+static void assert_body_json(const resp_t *r, const char *want)
+{
+    cJSON *got = cJSON_Parse(r->body ? r->body : ""), *w = cJSON_Parse(want);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_msg(got && cJSON_Compare(got, w, 1), "body %s, want %s", r->body ? r->body : "(none)",
+                  want);
+    cJSON_Delete(got);
+    cJSON_Delete(w);
+}
+
+static const char *str_of(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    ck_assert_msg(cJSON_IsString(v), "missing string %s", k);
+    return v->valuestring;
+}
+
+/* The ETag header's value in r ("" when absent). */
+static void etag_of(const resp_t *r, char *out, size_t n)
+{
+    const char *h = strstr(r->headers, "\nETag: ");
+    out[0] = '\0';
+    if (h)
+        snprintf(out, n, "%.*s", (int)strcspn(h + 7, "\r\n"), h + 7);
+}
+
+static void expect_status(ph_ingest_t *s, const char *method, const char *path,
+                          const char *const *hdrs, long status)
+{
+    resp_t r = req(s, method, path, "{}", 2, hdrs);
+    ck_assert_msg(r.status == status, "%s %s: %ld, want %ld (%s)", method, path, r.status, status,
+                  r.body ? r.body : "");
+    free(r.body);
+}
+
+static cJSON *wait_records(ph_ingest_t *s, cJSON *(*fn)(ph_ingest_t *), int n)
+{
+    for (int waited = 0; waited < 10000; waited += 10) {
+        cJSON *reqs = fn(s);
+        ck_assert_ptr_nonnull(reqs);
+        if (cJSON_GetArraySize(reqs) >= n)
+            return reqs;
+        cJSON_Delete(reqs);
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("fewer than %d flag records after 10 s", n);
+    return NULL;
+}
+
+START_TEST(flags_requests_recorded)
+{
+    ph_ingest_t *s = start(NULL);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    const char *body = "{\"token\":\"phc_k\",\"distinct_id\":\"u1\",\"groups\":{},"
+                       "\"person_properties\":{\"$device_id\":\"d\"},\"geoip_disable\":false,"
+                       "\"flag_keys_to_evaluate\":[\"beta\"]}";
+    const char *hdrs[] = {"Content-Type: application/json", "User-Agent: posthog-c/0.1.0",
+                          "X-Twice: a", "X-Twice: b", NULL};
+    resp_t r = req(s, "POST", "/flags/?v=2&config=true", body, strlen(body), hdrs);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, FLAGS_V1_DEFAULT); /* the compliance harness's default, v1 shape */
+    ck_assert_ptr_nonnull(strstr(r.headers, "Content-Type: application/json"));
+    free(r.body);
+    ck_assert_int_eq(post(s, "/flags", "not json{"), 200);
+    size_t gz_n;
+    char *gz = gzip_buf(body, strlen(body), &gz_n);
+    const char *gz_hdrs[] = {"Content-Encoding: gzip", NULL};
+    r = req(s, "POST", "/flags/", gz, gz_n, gz_hdrs);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    free(gz);
+    r = get(s, "/flags/?v=2", NULL);
+    ck_assert_int_eq(r.status, 405);
+    free(r.body);
+    clock_gettime(CLOCK_REALTIME, &t1);
+
+    cJSON *reqs = ph_ingest_flags_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 4);
+    cJSON *q = cJSON_GetArrayItem(reqs, 0), *sent = cJSON_Parse(body);
+    ck_assert_str_eq(str_of(q, "method"), "POST");
+    ck_assert_str_eq(str_of(q, "path"), "/flags/");
+    ck_assert_str_eq(str_of(q, "query"), "v=2&config=true");
+    cJSON *h = cJSON_GetObjectItem(q, "headers");
+    ck_assert_str_eq(str_of(h, "user-agent"), "posthog-c/0.1.0");
+    ck_assert_str_eq(str_of(h, "content-type"), "application/json");
+    ck_assert_str_eq(str_of(h, "x-twice"), "a, b");
+    ck_assert_ptr_null(cJSON_GetObjectItem(h, "authorization"));
+    ck_assert(cJSON_Compare(cJSON_GetObjectItem(q, "body"), sent, 1));
+    double ms = num(q, "time_ms");
+    ck_assert(ms >= (double)t0.tv_sec * 1000 + t0.tv_nsec / 1000000 - 1);
+    ck_assert(ms <= (double)t1.tv_sec * 1000 + t1.tv_nsec / 1000000 + 1);
+    ck_assert_int_eq((int)num(q, "status"), 200);
+    ck_assert_int_eq((int)num(q, "delay_ms"), 0);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(q, "hang")));
+    q = cJSON_GetArrayItem(reqs, 1);
+    ck_assert_str_eq(str_of(q, "path"), "/flags");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(q, "body")));
+    ck_assert_str_eq(str_of(q, "body_text"), "not json{");
+    ck_assert(num(q, "seq") > num(cJSON_GetArrayItem(reqs, 0), "seq"));
+    q = cJSON_GetArrayItem(reqs, 2); /* gzip'ed body: recorded decoded */
+    ck_assert(cJSON_Compare(cJSON_GetObjectItem(q, "body"), sent, 1));
+    q = cJSON_GetArrayItem(reqs, 3);
+    ck_assert_str_eq(str_of(q, "method"), "GET");
+    ck_assert_int_eq((int)num(q, "status"), 405);
+    cJSON_Delete(sent);
+    cJSON_Delete(reqs);
+
+    /* Kept apart from the ingest records and counters. */
+    reqs = ph_ingest_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 0);
+    cJSON_Delete(reqs);
+    ck_assert_int_eq((int)summary_num(s, "requests"), 0);
+    reqs = ph_ingest_definitions_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 0);
+    cJSON_Delete(reqs);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+}
+END_TEST
+
+#define BIG64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+START_TEST(flags_queue_then_default)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(
+        ph_ingest_set_flags(
+            s, "{\"responses\":[{\"status\":200,\"body\":{\"featureFlags\":{\"a\":true}}},"
+               "{\"status\":502},"
+               "{\"body\":\"<html>portal</html>\",\"headers\":{\"Content-Type\":\"text/html\","
+               "\"X-Test\":\"y\"}},"
+               "{\"status\":504,\"body\":{\"error\":\"timeout\"}}],"
+               "\"default\":{\"body\":{\"featureFlags\":{\"d\":\"v\"},\"featureFlagPayloads\":{},"
+               "\"errorsWhileComputingFlags\":false}}}"),
+        0);
+    resp_t r = req(s, "POST", "/flags/?v=2", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, "{\"featureFlags\":{\"a\":true}}");
+    free(r.body);
+    r = req(s, "POST", "/flags/?v=2", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 502);
+    assert_body_json(&r, "{\"type\":\"injected_fault\",\"status\":502}");
+    free(r.body);
+    r = req(s, "POST", "/flags/?v=2", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "<html>portal</html>");
+    ck_assert_ptr_nonnull(strstr(r.headers, "Content-Type: text/html"));
+    ck_assert_ptr_nonnull(strstr(r.headers, "X-Test: y"));
+    free(r.body);
+    r = req(s, "POST", "/flags/?v=2", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 504);
+    assert_body_json(&r, "{\"error\":\"timeout\"}");
+    free(r.body);
+    for (int i = 0; i < 2; i++) { /* then the default, for ever */
+        r = req(s, "POST", "/flags", "{}", 2, NULL);
+        ck_assert_int_eq(r.status, 200);
+        assert_body_json(&r, "{\"featureFlags\":{\"d\":\"v\"},\"featureFlagPayloads\":{},"
+                             "\"errorsWhileComputingFlags\":false}");
+        ck_assert_ptr_null(strstr(r.headers, "X-Test"));
+        free(r.body);
+    }
+    cJSON *reqs = ph_ingest_flags_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 6);
+    int want[] = {200, 502, 200, 504, 200, 200};
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, i), "status"), want[i]);
+    cJSON_Delete(reqs);
+
+    /* A key left out keeps its setting; an entry without status or body is the default. */
+    ck_assert_int_eq(ph_ingest_set_flags(s, "{\"responses\":[{\"headers\":{\"X-Only\":\"1\"}},"
+                                            "{\"status\":201}]}"), 0);
+    r = req(s, "POST", "/flags", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, "{\"featureFlags\":{\"d\":\"v\"},\"featureFlagPayloads\":{},"
+                         "\"errorsWhileComputingFlags\":false}");
+    ck_assert_ptr_nonnull(strstr(r.headers, "X-Only: 1"));
+    free(r.body);
+    r = req(s, "POST", "/flags", "{}", 2, NULL); /* a 2xx without body: the default's body */
+    ck_assert_int_eq(r.status, 201);
+    assert_body_json(&r, "{\"featureFlags\":{\"d\":\"v\"},\"featureFlagPayloads\":{},"
+                         "\"errorsWhileComputingFlags\":false}");
+    free(r.body);
+    ck_assert_int_eq(ph_ingest_set_flags(s, "{\"default\":null}"), 0);
+    r = req(s, "POST", "/flags", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, FLAGS_V1_DEFAULT);
+    free(r.body);
+    ck_assert_int_eq(ph_ingest_set_flags(s, "{\"default\":{\"status\":500}}"), 0);
+    r = req(s, "POST", "/flags", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 500);
+    assert_body_json(&r, "{\"type\":\"injected_fault\",\"status\":500}");
+    free(r.body);
+
+    /* Bad scripts are refused with the reason, and change nothing. */
+    const char *bad[] = {"not json",
+                         "[]",
+                         "{\"respnses\":[]}",
+                         "{\"responses\":{}}",
+                         "{\"responses\":[{\"status\":99}]}",
+                         "{\"responses\":[{\"status\":600}]}",
+                         "{\"responses\":[{\"status\":\"200\"}]}",
+                         "{\"responses\":[{\"statu\":200}]}",
+                         "{\"responses\":[{\"hang\":\"yes\"}]}",
+                         "{\"responses\":[{\"delay_ms\":-1}]}",
+                         "{\"responses\":[{\"delay_ms\":600001}]}",
+                         "{\"responses\":[{\"headers\":{\"X\":\"a\\r\\nY: b\"}}]}",
+                         "{\"responses\":[{\"headers\":{\"Bad Name\":\"a\"}}]}",
+                         "{\"responses\":[{\"headers\":{\"Content-Length\":\"5\"}}]}",
+                         "{\"responses\":[{\"headers\":{\"X\":1}}]}",
+                         "{\"responses\":[{\"headers\":{\"Content-Type\":\"" BIG64 "\"}}]}",
+                         "{\"responses\":[{\"headers\":{\"A\":\"" BIG64 BIG64 "\",\"B\":\"" BIG64
+                         BIG64 "\"}}]}",
+                         "{\"responses\":[1]}",
+                         "{\"default\":[]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(ph_ingest_set_flags(s, bad[i]) == -1, "accepted %s", bad[i]);
+    const char *typo = "{\"responses\":[{\"statu\":200}]}";
+    r = req(s, "POST", "/_control/flags", typo, strlen(typo), NULL);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "\\\"responses\\\"[0]: unknown key \\\"statu\\\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "allowed"));
+    free(r.body);
+    r = get(s, "/_control/flags", NULL);
+    assert_body_json(&r, "{\"responses\":[],\"default\":{\"status\":500,\"body\":null,"
+                         "\"headers\":{},\"delay_ms\":0,\"hang\":false}}");
+    free(r.body);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+}
+END_TEST
+
+typedef struct slow_call {
+    ph_ingest_t *s;
+    resp_t r;
+    atomic_int done;
+} slow_call_t;
+
+static void *slow_call_main(void *arg)
+{
+    slow_call_t *c = arg;
+    c->r = req(c->s, "POST", "/flags/?v=2", "{}", 2, NULL);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* A request written on a raw socket, left unanswered. */
+static int raw_flags_request(ph_ingest_t *s)
+{
+    static const char msg[] = "POST /flags/?v=2 HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                              "application/json\r\nContent-Length: 2\r\n\r\n{}";
+    int fd = raw_connect(s);
+    ck_assert_int_eq(send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL), (ssize_t)(sizeof msg - 1));
+    return fd;
+}
+
+START_TEST(flags_delay_and_hang_do_not_block)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(
+        ph_ingest_set_flags(s, "{\"responses\":[{\"hang\":true},"
+                               "{\"delay_ms\":3000,\"body\":{\"featureFlags\":{\"slow\":true}}},"
+                               "{\"body\":{\"featureFlags\":{\"fast\":true}}},"
+                               "{\"hang\":true}]}"),
+        0);
+    int hung = raw_flags_request(s);
+    cJSON *reqs = wait_records(s, ph_ingest_flags_requests, 1);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 0), "hang")));
+    ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, 0), "status"), 0);
+    cJSON_Delete(reqs);
+
+    slow_call_t slow;
+    memset(&slow, 0, sizeof slow);
+    slow.s = s;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, slow_call_main, &slow), 0);
+    cJSON_Delete(wait_records(s, ph_ingest_flags_requests, 2)); /* the slow one is in */
+
+    /* Meanwhile every other kind of request is served. */
+    resp_t r = req(s, "POST", "/flags/?v=2", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, "{\"featureFlags\":{\"fast\":true}}");
+    free(r.body);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    r = get(s, "/flags/definitions?token=phc_k", NULL);
+    ck_assert_int_eq(r.status, 200);
+    free(r.body);
+    ck_assert_msg(!atomic_load(&slow.done), "the delayed answer came before the others");
+    struct pollfd p = {hung, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, 0), 0); /* still open, nothing answered */
+
+    pthread_join(th, NULL);
+    ck_assert_int_eq(slow.r.status, 200);
+    assert_body_json(&slow.r, "{\"featureFlags\":{\"slow\":true}}");
+    ck_assert_msg(slow.r.secs >= 2.9, "delay %.3f", slow.r.secs);
+    free(slow.r.body);
+    ck_assert_int_eq(poll(&p, 1, 0), 0);
+    close(hung); /* the client gives up */
+
+    /* A client with a timeout gives up on a hang. */
+    char url[256];
+    snprintf(url, sizeof url, "%s/flags/", ph_ingest_url(s));
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{}");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 300L);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+    curl_easy_cleanup(c);
+
+    /* Script done: the default again. */
+    r = req(s, "POST", "/flags/?v=2", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, FLAGS_V1_DEFAULT);
+    free(r.body);
+    reqs = ph_ingest_flags_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 5);
+    ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, 1), "delay_ms"), 3000);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 3), "hang")));
+    cJSON_Delete(reqs);
+
+    /* A hang still open does not hold up the server's stop. */
+    ck_assert_int_eq(ph_ingest_set_flags(s, "{\"default\":{\"hang\":true}}"), 0);
+    hung = raw_flags_request(s);
+    cJSON_Delete(wait_records(s, ph_ingest_flags_requests, 6));
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+    close(hung);
+}
+END_TEST
+
+START_TEST(definitions_etag_304_and_paths)
+{
+    ph_ingest_t *s = start(NULL);
+    char etag[256], etag2[256], hdr[300];
+    resp_t r = get(s, "/flags/definitions?token=phc_k&send_cohorts", NULL);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, DEFS_EMPTY);
+    etag_of(&r, etag, sizeof etag);
+    ck_assert_msg(strncmp(etag, "W/\"", 3) == 0, "etag %s", etag); /* automatic, weak */
+    free(r.body);
+
+    const char *defs = "{\"flags\":[{\"id\":1,\"key\":\"beta\",\"active\":true,\"filters\":{"
+                       "\"groups\":[{\"properties\":[],\"rollout_percentage\":50}]}}],"
+                       "\"group_type_mapping\":{\"0\":\"company\"},\"cohorts\":{}}";
+    char ctl[1024];
+    snprintf(ctl, sizeof ctl, "{\"body\":%s,\"etag\":\"W/\\\"abc\\\"\"}", defs);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, ctl), 0);
+    const char *paths[] = {"/flags/definitions?token=phc_k&send_cohorts",
+                           "/flags/definitions/?token=phc_k",
+                           "/api/feature_flag/local_evaluation?token=phc_k&send_cohorts",
+                           "/api/feature_flag/local_evaluation/?token=phc_k&send_cohorts"};
+    for (int i = 0; i < 4; i++) {
+        r = get(s, paths[i], NULL);
+        ck_assert_int_eq(r.status, 200);
+        assert_body_json(&r, defs);
+        etag_of(&r, etag, sizeof etag);
+        ck_assert_str_eq(etag, "W/\"abc\"");
+        free(r.body);
+    }
+    /* If-None-Match: weak comparison; weak, strong and bare forms; lists; "*". */
+    const char *match[] = {"W/\"abc\"", "\"abc\"", "abc", "\"x\", W/\"abc\"", "*"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(hdr, sizeof hdr, "If-None-Match: %s", match[i]);
+        const char *h[] = {hdr, NULL};
+        r = get(s, "/flags/definitions?token=phc_k&send_cohorts", h);
+        ck_assert_msg(r.status == 304, "%s: %ld", match[i], r.status);
+        ck_assert_int_eq((int)r.body_len, 0);
+        etag_of(&r, etag, sizeof etag);
+        ck_assert_str_eq(etag, "W/\"abc\"");
+        free(r.body);
+    }
+    const char *old[] = {"If-None-Match: W/\"old\"", NULL};
+    r = get(s, "/flags/definitions?token=phc_k", old);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, defs);
+    free(r.body);
+
+    /* "etag": null: automatic again, and it follows the body. */
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"etag\":null}"), 0);
+    r = get(s, "/flags/definitions?token=phc_k", old);
+    etag_of(&r, etag, sizeof etag);
+    ck_assert(etag[0] && strcmp(etag, "W/\"abc\"") != 0);
+    free(r.body);
+    snprintf(hdr, sizeof hdr, "If-None-Match: %s", etag);
+    const char *cur[] = {hdr, NULL};
+    r = get(s, "/flags/definitions?token=phc_k", cur);
+    ck_assert_int_eq(r.status, 304);
+    free(r.body);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"body\":{\"flags\":[],\"cohorts\":{},"
+                                                  "\"group_type_mapping\":{}}}"), 0);
+    r = get(s, "/flags/definitions?token=phc_k", cur);
+    ck_assert_int_eq(r.status, 200);
+    etag_of(&r, etag2, sizeof etag2);
+    ck_assert(etag2[0] && strcmp(etag, etag2) != 0);
+    free(r.body);
+
+    /* "etag": "": no ETag, never a 304; a string body goes out as is. */
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"etag\":\"\",\"body\":\"{not json\"}"), 0);
+    const char *star[] = {"If-None-Match: *", NULL};
+    r = get(s, "/flags/definitions?token=phc_k", star);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{not json");
+    ck_assert_ptr_null(strstr(r.headers, "ETag"));
+    free(r.body);
+    expect_status(s, "POST", "/flags/definitions?token=phc_k", NULL, 405);
+
+    cJSON *reqs = ph_ingest_definitions_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 16);
+    cJSON *q = cJSON_GetArrayItem(reqs, 2);
+    ck_assert_str_eq(str_of(q, "method"), "GET");
+    ck_assert_str_eq(str_of(q, "path"), "/flags/definitions/");
+    ck_assert_str_eq(str_of(q, "query"), "token=phc_k");
+    q = cJSON_GetArrayItem(reqs, 5);
+    ck_assert_str_eq(str_of(cJSON_GetObjectItem(q, "headers"), "if-none-match"), "W/\"abc\"");
+    ck_assert_int_eq((int)num(q, "status"), 304);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(q, "body")));
+    ck_assert_str_eq(str_of(q, "body_text"), "");
+    ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, 15), "status"), 405);
+    cJSON_Delete(reqs);
+    reqs = ph_ingest_flags_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 0);
+    cJSON_Delete(reqs);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"etag\":\"W/\\\"a\\r\\nX: y\\\"\"}"), -1);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"etag\":5}"), -1);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"bdy\":{}}"), -1);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"secret_key\":[]}"), -1);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"delay_ms\":\"1\"}"), -1);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"responses\":[{\"status\":42}]}"), -1);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+}
+END_TEST
+
+START_TEST(definitions_token_400_and_secret_401)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"secret_key\":\"phs_secret\"}"), 0);
+    resp_t r = get(s, "/flags/definitions?send_cohorts", NULL); /* the query is checked first */
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"missing_token\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "token"));
+    free(r.body);
+    expect_status(s, "GET", "/flags/definitions?token=&send_cohorts", NULL, 400);
+    expect_status(s, "GET", "/flags/definitions?tokens=phc_k", NULL, 400);
+    r = get(s, "/flags/definitions?token=phc_k&send_cohorts", NULL);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert_ptr_nonnull(strstr(r.body, "missing header Authorization"));
+    ck_assert_ptr_null(strstr(r.body, "phs_secret")); /* never echoes the key */
+    free(r.body);
+    const char *wrong[] = {"Authorization: Bearer phs_other", NULL};
+    r = get(s, "/flags/definitions?token=phc_k", wrong);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert_ptr_nonnull(strstr(r.body, "does not carry the configured secret key"));
+    free(r.body);
+    const char *basic[] = {"Authorization: Basic phs_secret", NULL};
+    expect_status(s, "GET", "/flags/definitions?token=phc_k", basic, 401);
+    const char *prefix[] = {"Authorization: Bearer phs_secretX", NULL};
+    expect_status(s, "GET", "/flags/definitions?token=phc_k", prefix, 401);
+    const char *right[] = {"Authorization: Bearer phs_secret", NULL};
+    expect_status(s, "GET", "/flags/definitions?send_cohorts&token=phc_k", right, 200);
+    const char *lower[] = {"Authorization: bearer   phs_secret", NULL};
+    expect_status(s, "GET", "/api/feature_flag/local_evaluation/?token=phc_k", lower, 200);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"secret_key\":null}"), 0);
+    expect_status(s, "GET", "/flags/definitions?token=phc_k", NULL, 200);
+    expect_status(s, "GET", "/flags/definitions?token=phc_k", wrong, 200);
+    cJSON *reqs = ph_ingest_definitions_requests(s);
+    int want[] = {400, 400, 400, 401, 401, 401, 401, 200, 200, 200, 200};
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 11);
+    for (int i = 0; i < 11; i++)
+        ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, i), "status"), want[i]);
+    ck_assert_str_eq(str_of(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 7), "headers"),
+                            "authorization"),
+                     "Bearer phs_secret");
+    cJSON_Delete(reqs);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+}
+END_TEST
+
+START_TEST(definitions_scripted_statuses)
+{
+    ph_ingest_t *s = start(NULL);
+    const char *defs = "{\"flags\":[{\"key\":\"beta\"}],\"group_type_mapping\":{},\"cohorts\":{}}";
+    char ctl[1024];
+    snprintf(ctl, sizeof ctl,
+             "{\"body\":%s,\"etag\":\"W/\\\"e1\\\"\",\"secret_key\":\"phs_s\",\"responses\":["
+             "{\"status\":402,\"body\":{\"type\":\"quota_limited\"}},{\"status\":403},"
+             "{\"status\":500},{\"status\":200},{\"delay_ms\":300},"
+             "{\"headers\":{\"X-Extra\":\"1\"}}]}",
+             defs);
+    ck_assert_int_eq(ph_ingest_set_definitions(s, ctl), 0);
+    /* Scripted answers come before the endpoint's own checks. */
+    resp_t r = get(s, "/flags/definitions", NULL);
+    ck_assert_int_eq(r.status, 402);
+    assert_body_json(&r, "{\"type\":\"quota_limited\"}");
+    ck_assert_ptr_null(strstr(r.headers, "ETag"));
+    free(r.body);
+    r = get(s, "/flags/definitions", NULL);
+    ck_assert_int_eq(r.status, 403);
+    assert_body_json(&r, "{\"type\":\"injected_fault\",\"status\":403}");
+    free(r.body);
+    r = get(s, "/flags/definitions", NULL);
+    ck_assert_int_eq(r.status, 500);
+    free(r.body);
+    r = get(s, "/flags/definitions", NULL); /* a 2xx without body: the definitions */
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, defs);
+    char etag[64];
+    etag_of(&r, etag, sizeof etag);
+    ck_assert_str_eq(etag, "W/\"e1\"");
+    free(r.body);
+    /* Entries without status or body delay or decorate the normal answer. */
+    const char *auth[] = {"Authorization: Bearer phs_s", NULL};
+    r = get(s, "/flags/definitions?token=phc_k", auth);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(r.secs >= 0.29, "delay %.3f", r.secs);
+    free(r.body);
+    r = get(s, "/flags/definitions?token=phc_k", NULL);
+    ck_assert_int_eq(r.status, 401);
+    ck_assert_ptr_nonnull(strstr(r.headers, "X-Extra: 1"));
+    free(r.body);
+    r = get(s, "/_control/flags/definitions", NULL);
+    cJSON *st = cJSON_Parse(r.body);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "responses")), 0);
+    ck_assert_str_eq(str_of(st, "etag"), "W/\"e1\"");
+    ck_assert_str_eq(str_of(st, "secret_key"), "phs_s");
+    cJSON *want = cJSON_Parse(defs);
+    ck_assert(cJSON_Compare(cJSON_GetObjectItem(st, "body"), want, 1));
+    cJSON_Delete(want);
+    cJSON_Delete(st);
+    free(r.body);
+    /* "delay_ms" delays every answer not from the script. */
+    ck_assert_int_eq(ph_ingest_set_definitions(s, "{\"delay_ms\":300}"), 0);
+    r = get(s, "/flags/definitions?token=phc_k", auth);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(r.secs >= 0.29, "delay %.3f", r.secs);
+    free(r.body);
+    /* A hang until the client gives up; HEAD gets the head of the normal answer. */
+    ck_assert_int_eq(
+        ph_ingest_set_definitions(s, "{\"delay_ms\":0,\"responses\":[{\"hang\":true}]}"), 0);
+    char url[256];
+    snprintf(url, sizeof url, "%s/flags/definitions?token=phc_k", ph_ingest_url(s));
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 300L);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OPERATION_TIMEDOUT);
+    long code = 0;
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer phs_s");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    ck_assert_int_eq(code, 200);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    cJSON *reqs = ph_ingest_definitions_requests(s);
+    int codes[] = {402, 403, 500, 200, 200, 401, 200, 0, 200};
+    int delays[] = {0, 0, 0, 0, 300, 0, 300, 0, 0};
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 9);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetArrayItem(reqs, 7), "hang")));
+    ck_assert_str_eq(str_of(cJSON_GetArrayItem(reqs, 8), "method"), "HEAD");
+    for (int i = 0; i < 9; i++) {
+        ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, i), "status"), codes[i]);
+        ck_assert_int_eq((int)num(cJSON_GetArrayItem(reqs, i), "delay_ms"), delays[i]);
+    }
+    cJSON_Delete(reqs);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+}
+END_TEST
+
+START_TEST(flags_reset_clears_everything)
+{
+    ph_ingest_t *s = start(NULL);
+    ck_assert_int_eq(ph_ingest_set_flags(s, "{\"responses\":[{\"status\":502},{\"status\":502}],"
+                                            "\"default\":{\"status\":500}}"),
+                     0);
+    ck_assert_int_eq(ph_ingest_set_definitions(
+                         s, "{\"body\":{\"flags\":[{\"key\":\"x\"}]},\"etag\":\"W/\\\"abc\\\"\","
+                            "\"secret_key\":\"phs_s\",\"delay_ms\":100,"
+                            "\"responses\":[{\"status\":402},{\"status\":402}]}"),
+                     0);
+    expect_status(s, "POST", "/flags/", NULL, 502);
+    expect_status(s, "GET", "/flags/definitions?token=phc_k", NULL, 402);
+    ck_assert_int_eq(post(s, "/batch/", BATCH), 200);
+    ck_assert_int_eq(ph_ingest_reset(s), 0);
+
+    cJSON *reqs = ph_ingest_flags_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 0);
+    cJSON_Delete(reqs);
+    reqs = ph_ingest_definitions_requests(s);
+    ck_assert_int_eq(cJSON_GetArraySize(reqs), 0);
+    cJSON_Delete(reqs);
+    resp_t r = req(s, "POST", "/flags/?v=2", "{}", 2, NULL);
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, FLAGS_V1_DEFAULT);
+    free(r.body);
+    const char *inm[] = {"If-None-Match: W/\"abc\"", NULL};
+    r = get(s, "/flags/definitions?token=phc_k", inm); /* no secret, no tag, no delay */
+    ck_assert_int_eq(r.status, 200);
+    assert_body_json(&r, DEFS_EMPTY);
+    char etag[64];
+    etag_of(&r, etag, sizeof etag);
+    ck_assert_str_ne(etag, "W/\"abc\"");
+    free(r.body);
+    r = get(s, "/_control/flags", NULL);
+    assert_body_json(&r, "{\"responses\":[],\"default\":null}");
+    free(r.body);
+    r = get(s, "/_control/flags/definitions", NULL);
+    cJSON *st = cJSON_Parse(r.body);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(st, "secret_key")));
+    ck_assert_int_eq((int)num(st, "delay_ms"), 0);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "responses")), 0);
+    cJSON_Delete(st);
+    free(r.body);
+    ck_assert_int_eq((int)summary_num(s, "requests"), 0);
+    ck_assert_int_eq(ph_ingest_stop(s), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *su = suite_create("ingest_server");
@@ -1629,6 +2263,16 @@ static Suite *suite(void)
     tcase_add_test(v1, v0_unchanged_beside_v1);
     tcase_add_test(v1, v1_no_store);
     suite_add_tcase(su, v1);
+    TCase *fl = tcase_create("feature_flags");
+    tcase_set_timeout(fl, 120);
+    tcase_add_test(fl, flags_requests_recorded);
+    tcase_add_test(fl, flags_queue_then_default);
+    tcase_add_test(fl, flags_delay_and_hang_do_not_block);
+    tcase_add_test(fl, definitions_etag_304_and_paths);
+    tcase_add_test(fl, definitions_token_400_and_secret_401);
+    tcase_add_test(fl, definitions_scripted_statuses);
+    tcase_add_test(fl, flags_reset_clears_everything);
+    suite_add_tcase(su, fl);
     return su;
 }
 

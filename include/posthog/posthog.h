@@ -65,7 +65,8 @@ typedef enum posthog_status {
     POSTHOG_E_HTTP = 16,         /* transport or server error (callbacks) */
     POSTHOG_E_INTERNAL = 17,
     POSTHOG_E_STORAGE = 18,      /* the spool directory could not be used */
-    POSTHOG_E_NO_STORAGE = 19    /* durable capture needs storage_path */
+    POSTHOG_E_NO_STORAGE = 19,   /* durable capture needs storage_path */
+    POSTHOG_E_UNDELIVERED = 20   /* posthog_flush_ex: done, but events were dropped meanwhile */
 } posthog_status_t;
 
 /* A static, human-readable message for a status code. Never NULL. */
@@ -92,12 +93,20 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  * Sets one option from its string form. `key` and `value` are borrowed
  * (the value is copied). Returns POSTHOG_E_UNKNOWN_OPTION for an unknown
  * key and POSTHOG_E_BAD_OPTION_VALUE for a value that does not parse or is
- * out of range; the option set is unchanged on error.
+ * out of range; the option set is unchanged on error. posthog_options_set_ex
+ * (below) says why in words.
  *
  * Keys (defaults in brackets):
- *   api_key              project API key (phc_...) [$POSTHOG_API_KEY]
- *   host                 base URL [$POSTHOG_HOST or https://us.i.posthog.com];
- *                        app./us.posthog.com map to us.i, eu.posthog.com to eu.i
+ *   api_key              project API key (phc_...) [$POSTHOG_API_KEY]; UTF-8
+ *                        without control characters. A malformed
+ *                        $POSTHOG_API_KEY fails posthog_client_new.
+ *   host                 base URL: https://host[:port][/path] or http://...;
+ *                        a bare host name ("eu.i.posthog.com") means https://
+ *                        [$POSTHOG_HOST or https://us.i.posthog.com];
+ *                        app./us.posthog.com map to us.i, eu.posthog.com to
+ *                        eu.i. A malformed $POSTHOG_HOST fails
+ *                        posthog_client_new: the client never falls back to
+ *                        another host.
  *   flush_at             events per batch that trigger a send [100]
  *   max_batch_size       events per request at most; while a request is in
  *                        flight batches grow past flush_at up to this [1000]
@@ -147,9 +156,17 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        server sets $lib/$lib_version (a binding sets its own);
  *                        tokens of printable ASCII without '/' [posthog-c and
  *                        this version, or $lib/$lib_version of super_properties]
- *   ca_bundle            path of a CA bundle for TLS [system]
- *   tls_verify           0: do not verify the server's certificate [1]
- *   debug                1: log at debug level [0]
+ *   ca_bundle            path of a CA bundle (PEM) for TLS; posthog_client_new
+ *                        fails when it is not a readable file [system]
+ *   tls_verify           0: do not verify the server's certificate (logged as a
+ *                        warning at client creation) [1]
+ *   debug                1: log at debug level (unless log_level says
+ *                        otherwise) [0]
+ *   log_level            the least severe level logged: "debug", "info",
+ *                        "warn", "error" or "none" (nothing) [$POSTHOG_LOG_LEVEL,
+ *                        else warn; info with a log callback; debug with
+ *                        debug=1]; a malformed $POSTHOG_LOG_LEVEL is ignored
+ *                        (and logged)
  *   storage_path         directory for the disk spool (created 0700); unset:
  *                        memory only [none]
  *   max_storage_bytes    spool size limit; oldest files evicted [67108864]
@@ -170,9 +187,33 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        posthog_client_free restores the previous signal
  *                        dispositions only if the handler is still the
  *                        library's. README "Crash handler". [0]
+ *   feature_flags_request_timeout_ms  each /flags request [3000]
+ *   feature_flags_request_max_retries retries of a /flags request after a
+ *                        transport error, 502 or 504 (300 ms, doubling) [1]
+ *   send_feature_flag_events  1: reading a flag captures $feature_flag_called
+ *                        (once per distinct_id, flag, value and groups) [1]
+ *   feature_flag_called_cache_size  distinct ids the $feature_flag_called
+ *                        dedupe remembers; the oldest is forgotten first; 0:
+ *                        no dedupe [50000]
+ *   secret_key           project secret key (phs_...) for local evaluation of
+ *                        feature flags: the client then loads the flag
+ *                        definitions in the background and evaluates locally;
+ *                        personal_api_key (phx_...) is the older name [none]
+ *   poll_interval_ms     how often the definitions are polled (+-10%) [30000]
  */
 POSTHOG_API posthog_status_t posthog_options_set(posthog_options_t *o, const char *key,
                                                  const char *value);
+
+/*
+ * posthog_options_set, and on failure a NUL-terminated message in `errbuf`
+ * (at most `errlen` bytes; NULL/0: none) naming the key, the value and what
+ * is allowed, e.g. `option flush_at="0" is invalid: expected a whole number
+ * from 1 to 100000`. Secret values (api_key) are shown masked; the value of
+ * an unknown key is never shown. On success errbuf holds "".
+ */
+POSTHOG_API posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key,
+                                                    const char *value, char *errbuf,
+                                                    size_t errlen);
 
 /* Frees an option set. NULL is a no-op. */
 POSTHOG_API void posthog_options_free(posthog_options_t *o);
@@ -188,8 +229,10 @@ typedef enum posthog_log_level {
 /*
  * Log callback. `message` is borrowed. Called from whichever thread logs:
  * the flusher thread for delivery, the caller's thread for API errors. No
- * internal lock is held while it runs. Without a callback nothing is
- * printed anywhere.
+ * internal lock is held while it runs. Without a callback (or after
+ * setting fn NULL) messages go to stderr, one line each ("libposthog:
+ * warning: ..."): warnings and errors unless the log_level option says
+ * otherwise; log_level=none silences them.
  */
 typedef void (*posthog_log_fn)(posthog_log_level_t level, const char *message,
                                void *user_data);
@@ -428,6 +471,11 @@ typedef struct posthog_capture_options {
     posthog_tristate_t cookieless_mode;
     posthog_tristate_t disable_skew_correction;
     const char *product_tour_id;
+    /* a feature flag snapshot (posthog_evaluate_flags): adds $feature/<key>
+     * for each of its flags and $active_feature_flags (the enabled keys,
+     * sorted), as posthog-python's capture(flags=...); the properties given
+     * win over these. Reads no flag ($feature_flag_called is not sent). */
+    const struct posthog_flags *flags;
 } posthog_capture_options_t;
 
 /*
@@ -491,9 +539,35 @@ POSTHOG_API posthog_status_t posthog_group_identify(posthog_client_t *c, const c
  * `timeout_ms` passes (POSTHOG_E_TIMEOUT; < 0 waits for ever). So while the
  * endpoint is down, a flush with a spool returns POSTHOG_E_TIMEOUT: the
  * events are safe on disk, not delivered. Sends partial batches at once.
+ * POSTHOG_OK also when events were dropped meanwhile (rejected by the
+ * server, retries exhausted): posthog_flush_ex tells those apart.
  * Thread-safe; blocks the caller.
  */
 POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
+
+/* What happened while posthog_flush_ex waited (counter differences, so
+ * events of other threads that flushed or captured meanwhile count too). */
+typedef struct posthog_flush_result {
+    uint64_t delivered;     /* events the server acknowledged */
+    uint64_t dropped;       /* events dropped on the delivery side: rejected,
+                               retries exhausted, too large (413), server
+                               dropped, spool full or expired... (drops at
+                               capture, which the capture call returned, are
+                               not counted) */
+    uint64_t spooled;       /* events written to the disk spool */
+    uint64_t spool_pending; /* events of this process still on disk at return */
+} posthog_flush_result_t;
+
+/*
+ * posthog_flush, telling whether everything it waited for was delivered:
+ * POSTHOG_OK when nothing was dropped while it waited, POSTHOG_E_UNDELIVERED
+ * when the flush finished but events were dropped instead of delivered (see
+ * the drop callback for which and why), POSTHOG_E_TIMEOUT as posthog_flush
+ * (events still queued or spooled). `out` (borrowed, may be NULL) receives
+ * the counts, also on timeout.
+ */
+POSTHOG_API posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms,
+                                              posthog_flush_result_t *out);
 
 /*
  * Flushes within `timeout_ms` (< 0: shutdown_timeout_ms), then aborts a
@@ -507,6 +581,20 @@ POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
 POSTHOG_API posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms);
 
 /* Shuts down (shutdown_timeout_ms) if not yet, and frees. NULL is a no-op. */
+
+/*
+ * Counts one event that the caller refused before handing it to the
+ * library (a binding that cannot serialise a value, e.g. a self-referencing
+ * dict), as a drop at capture under `reason` (POSTHOG_DROP_INVALID,
+ * _TOO_LARGE or _BEFORE_SEND), and reports it through the drop callback on
+ * the calling thread with `message` (borrowed; NULL: the status text).
+ * `event` and `distinct_id` are borrowed and may be NULL. Returns the
+ * status a capture would have returned for that reason, or
+ * POSTHOG_E_INVALID_ARG for another reason (nothing counted).
+ */
+POSTHOG_API posthog_status_t posthog_drop_event(posthog_client_t *c, posthog_drop_reason_t reason,
+                                                const char *event, const char *distinct_id,
+                                                const char *message);
 POSTHOG_API void posthog_client_free(posthog_client_t *c);
 
 /* ------------------------------------------------------------------ */
@@ -548,6 +636,125 @@ POSTHOG_API posthog_status_t posthog_get_stats(const posthog_client_t *c, postho
  * spool's "evicted" (storage_full + expired) and "corrupt_skipped";
  * UINT64_MAX for an unknown name. Convenient for bindings. */
 POSTHOG_API uint64_t posthog_get_stat(const posthog_client_t *c, const char *name);
+
+/* ---------------------------------------------------------------- feature flags
+ *
+ * Remote evaluation: POST {host}/flags/?v=2 with the project key in the body
+ * (no Authorization header). Every call below runs on the calling thread and
+ * may block on the network: at most (1 + feature_flags_request_max_retries)
+ * requests of feature_flags_request_timeout_ms each, plus the retry pauses
+ * (300 ms, doubling). No flag request is ever made by client creation or by
+ * capture. A call never fails loudly: a flag that could not be evaluated is
+ * "unknown", the reason is logged (WARN) and carried by the snapshot's
+ * error string and the $feature_flag_called event ($feature_flag_error:
+ * timeout, connection_error, api_error_<status>, quota_limited,
+ * errors_while_computing_flags, flag_missing, evaluation_failed,
+ * unknown_error, joined with ',').
+ *
+ * Reading a flag (posthog_flags_get, posthog_flags_is_enabled,
+ * posthog_get_feature_flag, posthog_is_feature_enabled) captures
+ * $feature_flag_called once per (distinct_id, flag, value, groups) unless
+ * send_feature_flag_events is off; payload reads and key enumeration are
+ * silent. Without a distinct_id, or with a disabled client, the result is
+ * empty: no request and no event.
+ */
+typedef struct posthog_flags posthog_flags_t; /* (declared above as struct posthog_flags) */
+
+/* Per-call options; every member may be 0/NULL. */
+typedef struct posthog_flags_options {
+    const char *person_properties_json;    /* {"plan": "pro"} */
+    const char *groups_json;               /* {"company": "acme"}: also the event's $groups */
+    const char *group_properties_json;     /* {"company": {"size": 50}} */
+    const char *const *flag_keys;          /* NULL-terminated keys to evaluate; NULL: all */
+    const char *device_id;
+    posthog_tristate_t disable_geoip;      /* UNSET: the client's disable_geoip */
+    posthog_tristate_t send_feature_flag_events; /* UNSET: the client's option */
+    int only_evaluate_locally;             /* 1: never a network request */
+    int force_remote;                      /* 1: always ask the server */
+} posthog_flags_options_t;
+
+/* One flag as read from a snapshot; the strings live as long as it. */
+typedef struct posthog_flag {
+    const char *key;
+    int enabled;              /* 1 when on (a variant counts as on) */
+    const char *variant;      /* multivariate flags: the variant key; else NULL */
+    const char *payload_json; /* the flag's payload as JSON text, NULL when none */
+    const char *reason;       /* e.g. "Matched condition set 1"; NULL when unknown */
+    int locally_evaluated;
+    int64_t id, version;      /* -1 when unknown */
+} posthog_flag_t;
+
+/*
+ * Evaluates the flags (all, or opts->flag_keys) for one distinct_id into an
+ * immutable snapshot (*out; free with posthog_flags_free), with at most one
+ * /flags request. Returns POSTHOG_OK even when the server could not be
+ * reached (the snapshot is then empty and posthog_flags_error says why);
+ * POSTHOG_E_INVALID_ARG / _INVALID_JSON for bad arguments (logged, naming
+ * the argument), POSTHOG_E_NOMEM. This is also "get all flags".
+ */
+POSTHOG_API posthog_status_t posthog_evaluate_flags(posthog_client_t *c, const char *distinct_id,
+                                                    const posthog_flags_options_t *opts,
+                                                    posthog_flags_t **out);
+/* 1 and *out filled when the snapshot has the flag, else 0 (*out: key only,
+ * enabled 0). Captures $feature_flag_called (see above), also for a flag
+ * the snapshot does not have (response null, $feature_flag_error). */
+POSTHOG_API int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out);
+/* enabled (1/0), or default_value when the snapshot does not have the flag. */
+POSTHOG_API int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_value);
+/* The flag's payload (JSON text owned by the snapshot) or NULL; no event. */
+POSTHOG_API const char *posthog_flags_payload(const posthog_flags_t *f, const char *key);
+/* Flags in the snapshot, and the i-th key (sorted); no event. */
+POSTHOG_API size_t posthog_flags_count(const posthog_flags_t *f);
+POSTHOG_API const char *posthog_flags_key(const posthog_flags_t *f, size_t i);
+/* What went wrong for the whole snapshot, as $feature_flag_error spells it,
+ * into buf ("" when nothing); returns buf. */
+POSTHOG_API const char *posthog_flags_error(const posthog_flags_t *f, char *buf, size_t cap);
+POSTHOG_API void posthog_flags_free(posthog_flags_t *f);
+
+typedef enum posthog_flag_state {
+    POSTHOG_FLAG_UNKNOWN = -1, /* not evaluated: unknown flag, or the server could not say */
+    POSTHOG_FLAG_DISABLED = 0,
+    POSTHOG_FLAG_ENABLED = 1
+} posthog_flag_state_t;
+
+/*
+ * One flag for one distinct_id (a /flags request for that key). A
+ * multivariate flag's variant is written to `variant` (NUL-terminated,
+ * truncated to variant_size; "" for a boolean flag; may be NULL).
+ */
+POSTHOG_API posthog_flag_state_t posthog_get_feature_flag(posthog_client_t *c, const char *key,
+                                                          const char *distinct_id,
+                                                          const posthog_flags_options_t *opts,
+                                                          char *variant, size_t variant_size);
+/*
+ * Local evaluation (with the secret_key option). Definitions load in a
+ * thread of the client's own, at creation and every poll_interval_ms, and
+ * with storage_path are kept on disk so that a restarted process evaluates
+ * at once. Evaluation takes no lock. A flag that cannot be decided locally
+ * (a static cohort, an unknown operator, a property not passed, ...) is
+ * asked of the server in the same call unless only_evaluate_locally; each
+ * such fallback is counted: posthog_get_stat(c, "flags_fallback_<cause>")
+ * ("flags_fallback_total", "flags_local", "flags_remote", "flags_requests",
+ * "flags_definitions_loads", "_not_modified", "_failures", "_fetches").
+ *
+ * posthog_wait_for_flag_definitions waits (up to timeout_ms, < 0 for ever)
+ * until definitions are loaded: POSTHOG_OK, or POSTHOG_E_TIMEOUT when not
+ * (yet) loaded. posthog_reload_feature_flags polls now and waits for that
+ * poll (up to timeout_ms). Both return POSTHOG_E_INVALID_ARG without a
+ * secret_key. Only these two block, and only the caller that calls them.
+ */
+POSTHOG_API posthog_status_t posthog_wait_for_flag_definitions(posthog_client_t *c, int timeout_ms);
+POSTHOG_API posthog_status_t posthog_reload_feature_flags(posthog_client_t *c, int timeout_ms);
+
+/* 1 enabled, 0 disabled, -1 unknown. */
+POSTHOG_API int posthog_is_feature_enabled(posthog_client_t *c, const char *key,
+                                           const char *distinct_id,
+                                           const posthog_flags_options_t *opts);
+/* The flag's payload as JSON text (free with posthog_free), NULL when none.
+ * Captures no event unless opts->send_feature_flag_events is POSTHOG_TRUE. */
+POSTHOG_API char *posthog_get_feature_flag_payload(posthog_client_t *c, const char *key,
+                                                   const char *distinct_id,
+                                                   const posthog_flags_options_t *opts);
 
 #ifdef __cplusplus
 }

@@ -240,6 +240,11 @@ static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
                                    const posthog_capture_options_t *eo, char *uuid_out,
                                    bool durable, bool ai);
 
+static posthog_status_t capture_args(posthog_client_t *c, const char *distinct_id,
+                                    const char *event, const char *properties_json,
+                                    const posthog_capture_options_t *eo, char *uuid_out,
+                                    bool durable, bool ai);
+
 static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
     /* relaxed: early exit only; the seq_cst re-check after reserving decides */
     if (PH_UNLIKELY(atomic_load_explicit(&c->state, memory_order_relaxed) != PH_RUNNING))
@@ -520,9 +525,6 @@ static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
     if (!c) return POSTHOG_E_INVALID_ARG;
     static const posthog_capture_options_t none;
     if (!eo) eo = &none;
-    int64_t timestamp_ms = eo->timestamp_ms;
-    const char *uuid = eo->uuid, *groups_json = eo->groups_json, *set_json = eo->set_json,
-               *set_once_json = eo->set_once_json;
     if ((unsigned)eo->process_person_profile > POSTHOG_FALSE ||
         (unsigned)eo->cookieless_mode > POSTHOG_FALSE ||
         (unsigned)eo->disable_skew_correction > POSTHOG_FALSE)
@@ -530,6 +532,26 @@ static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
     if (durable && !c->spool)
         return posthog__drop_at_capture(c, POSTHOG_DROP_STORAGE_FULL, POSTHOG_E_NO_STORAGE, event,
                                distinct_id);
+    /* a flags snapshot adds $feature/<key> and $active_feature_flags */
+    char *with_flags = NULL;
+    if (eo->flags) {
+        if (!(with_flags = posthog__flags_event_props(eo->flags, properties_json)))
+            return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_INVALID_JSON, event,
+                                            distinct_id);
+        properties_json = with_flags;
+    }
+    posthog_status_t st = capture_args(c, distinct_id, event, properties_json, eo, uuid_out, durable, ai);
+    free(with_flags);
+    return st;
+}
+
+static posthog_status_t capture_args(posthog_client_t *c, const char *distinct_id,
+                                    const char *event, const char *properties_json,
+                                    const posthog_capture_options_t *eo, char *uuid_out,
+                                    bool durable, bool ai) {
+    int64_t timestamp_ms = eo->timestamp_ms;
+    const char *uuid = eo->uuid, *groups_json = eo->groups_json, *set_json = eo->set_json,
+               *set_once_json = eo->set_once_json;
     ph_json_keys_t keys, scratch;
     uint8_t ubin[16];
     cap_t k = {.event = event, .did = distinct_id, .pkeys = &keys, .ts_ms = timestamp_ms,

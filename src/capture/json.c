@@ -39,6 +39,17 @@ int posthog__buf_reserve(ph_buf_t *b, size_t extra) {
     return 0;
 }
 
+int posthog__buf_reserve_exact(ph_buf_t *b, size_t extra) {
+    if (extra > b->max || b->len > b->max - extra) return -1;
+    size_t need = b->len + extra + 1; /* room for a NUL */
+    if (need <= b->cap) return 0;
+    char *p = realloc(b->data, need);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = need;
+    return 0;
+}
+
 int posthog__buf_append(ph_buf_t *b, const void *p, size_t n) {
     if (posthog__buf_reserve(b, n)) return -1;
     if (n) memcpy(b->data + b->len, p, n);

@@ -102,6 +102,7 @@ static void client_destroy(posthog_client_t *c) {
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->park_cv);
+    posthog__flags_client_free(c);
     posthog_options_free(c->o);
     free(c);
 }
@@ -112,13 +113,17 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
         set_err(errbuf, errlen, "out of memory");
         return NULL;
     }
-    posthog__options_apply_env(o);
+    char oerr[512], env_warn[256];
+    if (posthog__options_apply_env(o, oerr, sizeof oerr, env_warn, sizeof env_warn)) {
+        set_err(errbuf, errlen, oerr);
+        posthog_options_free(o);
+        return NULL;
+    }
     if (!o->api_key && !o->disabled) {
         set_err(errbuf, errlen, posthog_strerror(POSTHOG_E_NO_API_KEY));
         posthog_options_free(o);
         return NULL;
     }
-    char oerr[256];
     if (posthog__options_resolve(o, oerr, sizeof oerr)) {
         set_err(errbuf, errlen, oerr);
         posthog_options_free(o);
@@ -198,8 +203,16 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
                 posthog__log(c, POSTHOG_LOG_WARN, "could not install the crash handler");
         }
     }
+    if (env_warn[0]) posthog__log(c, POSTHOG_LOG_WARN, "%s", env_warn);
+    if (!o->tls_verify && !o->disabled)
+        posthog__log(c, POSTHOG_LOG_WARN,
+                     "tls_verify=0: the server's certificate is not verified, so the API key "
+                     "and events can be intercepted; use it for local testing only");
     /* Registered before the thread starts, so a fork from now on resets it. */
     posthog__registry_add(c);
+    /* local evaluation asked for (secret_key): load the definitions now, in
+     * the background */
+    if (!o->disabled && o->secret_key) posthog__flags_client_start(c);
     if (!o->disabled) {
         pthread_mutex_lock(&c->mu);
         int rc = posthog__flusher_start(c);
@@ -263,24 +276,42 @@ static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bo
     return c->done_pos >= target && posthog__spool_settled(c);
 }
 
-posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
+posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms,
+                                  posthog_flush_result_t *out) {
+    if (out) memset(out, 0, sizeof *out);
     if (!c) return POSTHOG_E_INVALID_ARG;
     if (c->o->disabled) return POSTHOG_OK;
     posthog__maybe_start_thread(c);
     uint64_t target = ph_queue_head(&c->q);
     int64_t deadline = posthog__mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    /* what happened while it waited: counter differences */
+    uint64_t sent0 = ph_counter_get(&c->sent), dropped0 = ph_counter_get(&c->delivery_dropped),
+             spooled0 = ph_counter_get(&c->spooled);
+    bool ok = true;
     pthread_mutex_lock(&c->mu);
-    if (c->done_pos >= target && posthog__spool_settled(c)) {
+    if (c->done_pos < target || !posthog__spool_settled(c)) {
+        if (target > c->flush_target) c->flush_target = target;
         pthread_mutex_unlock(&c->mu);
-        return POSTHOG_OK;
+        posthog__wake(c);
+        pthread_mutex_lock(&c->mu);
+        ok = wait_done(c, target, deadline, timeout_ms < 0);
     }
-    if (target > c->flush_target) c->flush_target = target;
     pthread_mutex_unlock(&c->mu);
-    posthog__wake(c);
-    pthread_mutex_lock(&c->mu);
-    bool ok = wait_done(c, target, deadline, timeout_ms < 0);
-    pthread_mutex_unlock(&c->mu);
-    return ok ? POSTHOG_OK : POSTHOG_E_TIMEOUT;
+    uint64_t dropped = ph_counter_get(&c->delivery_dropped) - dropped0;
+    if (out) {
+        out->delivered = ph_counter_get(&c->sent) - sent0;
+        out->dropped = dropped;
+        out->spooled = ph_counter_get(&c->spooled) - spooled0;
+        int64_t pend = atomic_load_explicit(&c->spool_pending, memory_order_relaxed);
+        out->spool_pending = pend > 0 ? (uint64_t)pend : 0;
+    }
+    if (!ok) return POSTHOG_E_TIMEOUT;
+    return dropped ? POSTHOG_E_UNDELIVERED : POSTHOG_OK;
+}
+
+posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
+    posthog_status_t st = posthog_flush_ex(c, timeout_ms, NULL);
+    return st == POSTHOG_E_UNDELIVERED ? POSTHOG_OK : st;
 }
 
 posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
@@ -320,6 +351,7 @@ posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
         if (n) posthog__report_drop(c, POSTHOG_DROP_SHUTDOWN, n, 0, "no flusher", NULL, NULL, NULL);
     }
     bool lost = ph_counter_get(&c->dropped[POSTHOG_DROP_SHUTDOWN]) != before;
+    posthog__flags_shutdown(c);
     pthread_mutex_lock(&c->mu);
     c->stopped = true;
     pthread_cond_broadcast(&c->cv);
@@ -393,5 +425,6 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
     if (!strcmp(name, "evicted"))
         return s.dropped[POSTHOG_DROP_STORAGE_FULL] + s.dropped[POSTHOG_DROP_EXPIRED];
     if (!strcmp(name, "corrupt_skipped")) return s.dropped[POSTHOG_DROP_CORRUPT];
+    if (!strncmp(name, "flags_", 6)) return posthog__flags_stat(c, name);
     return UINT64_MAX;
 }

@@ -101,6 +101,15 @@ struct posthog_client {
     ph_counter_t spooled, replayed;
     PH_ALIGNED_CL _Atomic int64_t spool_pending; /* events in files we own */
     ph_counter_t dropped[POSTHOG_DROP_REASON_COUNT];
+    ph_counter_t delivery_dropped; /* of those, the delivery side's (posthog_flush) */
+    /* stderr logging without a callback: at most PH_STDERR_PER_S lines a
+     * second, the rest counted and reported in the next second's first line */
+    _Atomic int64_t log_window_s;
+    _Atomic uint32_t log_in_window;
+    _Atomic uint64_t log_suppressed;
+
+    /* feature flags (flags/api.c): created at the first flags call */
+    _Atomic(struct ph_flags_client *) flags;
 
     struct posthog_client *next; /* registry */
 };
@@ -153,6 +162,17 @@ static inline void posthog__crash_thread_prepare(posthog_client_t *c) {
 
 /* Wakes the flusher (eventfd write). */
 void posthog__wake(posthog_client_t *c);
+/* flags/api.c: the client's flags state at free, shutdown and in a forked child */
+void posthog__flags_client_free(posthog_client_t *c);
+void posthog__flags_shutdown(posthog_client_t *c);
+void posthog__flags_fork_child(posthog_client_t *c);
+void posthog__flags_client_start(posthog_client_t *c);
+/* The properties text with the snapshot's $feature/<key> and
+ * $active_feature_flags appended (the given ones win); malloc'd, NULL when
+ * properties_json is not an object or out of memory. */
+char *posthog__flags_event_props(const struct posthog_flags *f, const char *properties_json);
+/* "flags_..." counters for posthog_get_stat; UINT64_MAX for an unknown name */
+uint64_t posthog__flags_stat(const posthog_client_t *c, const char *name);
 /* Counts a drop and reports it through the callback. Any thread, no lock held. */
 void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
                           int http_status, const char *msg, const char *events_json,

@@ -49,6 +49,8 @@ void posthog__buf_init(ph_buf_t *b, size_t max);
 void posthog__buf_free(ph_buf_t *b);
 /* 0 on success, -1 when the result would exceed b->max or malloc failed. */
 int posthog__buf_reserve(ph_buf_t *b, size_t extra);
+/* As posthog__buf_reserve, growing to exactly what is needed (no doubling). */
+int posthog__buf_reserve_exact(ph_buf_t *b, size_t extra);
 int posthog__buf_append(ph_buf_t *b, const void *p, size_t n);
 static inline int ph_buf_putc(ph_buf_t *b, char ch) { return posthog__buf_append(b, &ch, 1); }
 

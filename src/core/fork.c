@@ -105,6 +105,7 @@ static void fork_child(void) {
         c->dcommitting = false;
         c->dseq_next = c->dseq_done = 0;
         posthog__spool_fork_child(c->spool);
+        posthog__flags_fork_child(c);
         pthread_mutex_unlock(&c->mu);
     }
     pthread_mutex_unlock(&registry_mu);

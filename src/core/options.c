@@ -6,10 +6,12 @@
 #include "options.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
-
-#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "json.h"
@@ -43,6 +45,11 @@ posthog_options_t *posthog_options_new(void) {
     o->retry_backoff_ms = 100;
     o->max_retry_wait_ms = 30000;
     o->shutdown_timeout_ms = 5000;
+    o->feature_flags_request_timeout_ms = 3000;
+    o->feature_flags_request_max_retries = 1;
+    o->send_feature_flag_events = true;
+    o->feature_flag_called_cache_size = 50000;
+    o->poll_interval_ms = 30000;
     return o;
 }
 
@@ -55,6 +62,7 @@ void posthog_options_free(posthog_options_t *o) {
     free(o->sdk_version);
     free(o->super_properties);
     free(o->ca_bundle);
+    free(o->secret_key);
     free(o->storage_path);
     free(o);
 }
@@ -112,15 +120,141 @@ char *posthog__normalize_host(const char *host) {
     return r;
 }
 
-static int valid_host(const char *v) {
-    if (!v) return 0;
-    const char *rest = NULL;
+/* A host name (or [IPv6] literal) and an optional :port, up to the first '/'. */
+static bool valid_authority(const char *a, size_t n, bool bare) {
+    if (!n) return false;
+    size_t hn = n;
+    const char *colon = NULL;
+    if (a[0] == '[') {
+        const char *close = memchr(a, ']', n);
+        if (!close || close == a + 1) return false;
+        hn = (size_t)(close - a) + 1;
+        if (hn < n && a[hn] != ':') return false;
+        if (hn < n) colon = a + hn;
+    } else {
+        colon = memchr(a, ':', n);
+        if (colon) hn = (size_t)(colon - a);
+        if (!hn) return false;
+        bool dot = false;
+        for (size_t i = 0; i < hn; i++) {
+            char ch = a[i];
+            if (ch == '.') dot = true;
+            else if (ch != '-' && ch != '_' && !(ch >= '0' && ch <= '9') &&
+                     !(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z'))
+                return false;
+        }
+        /* without a scheme, "https//x" or "javascript:x" must not pass for a
+         * host: a bare name has a dot (or is localhost) */
+        if (bare && !dot && !(hn == 9 && !strncasecmp(a, "localhost", 9))) return false;
+    }
+    if (colon) {
+        size_t pn = n - (size_t)(colon + 1 - a);
+        if (!pn || pn > 5) return false;
+        for (size_t i = 0; i < pn; i++)
+            if (colon[1 + i] < '0' || colon[1 + i] > '9') return false;
+    }
+    return true;
+}
+
+/*
+ * A host option or POSTHOG_HOST: "https://host[:port][/path]", "http://...",
+ * or a bare "host[:port][/path]" taken as https://. Returns a malloc()ed
+ * normalised URL, or NULL with *why set (NULL and *why NULL: out of memory).
+ */
+static char *parse_host(const char *v, const char **why) {
+    static const char expect[] =
+        "expected a URL such as https://eu.i.posthog.com or https://ph.example.com:8443/base "
+        "(scheme https:// or http://; a bare host name means https://)";
+    *why = expect;
+    if (!v || !*v) return NULL;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '"' || *p == '<' || *p == '>' || *p == '\\' ||
+            (unsigned char)*p == 0x7f)
+            return NULL;
+    const char *rest;
+    bool bare = false;
     if (!strncasecmp(v, "http://", 7)) rest = v + 7;
     else if (!strncasecmp(v, "https://", 8)) rest = v + 8;
-    if (!rest || !*rest || *rest == '/') return 0;
-    for (const char *p = v; *p; p++)
-        if ((unsigned char)*p <= ' ' || *p == '"' || *p == '<' || *p == '>') return 0;
-    return 1;
+    else if (strstr(v, "://")) {
+        *why = "unsupported scheme: expected https:// or http:// (or a bare host name, "
+               "taken as https://)";
+        return NULL;
+    } else {
+        rest = v;
+        bare = true;
+    }
+    const char *slash = strchr(rest, '/');
+    size_t an = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (!bare && !an) return NULL;
+    if (bare && !valid_authority(rest, an, true)) return NULL;
+    *why = NULL;
+    if (!bare) return posthog__normalize_host(v);
+    size_t n = strlen(v);
+    char *url = malloc(n + 9);
+    if (!url) return NULL;
+    memcpy(url, "https://", 8);
+    memcpy(url + 8, v, n + 1);
+    char *r = posthog__normalize_host(url);
+    free(url);
+    return r;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+/* The value as it may be shown in a message: printable, bounded. */
+static void show_value(char *out, size_t n, const char *v) {
+    size_t o = 0, len = strlen(v);
+    for (size_t i = 0; i < len && o + 8 < n; i++) {
+        unsigned char ch = (unsigned char)v[i];
+        if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\')
+            o += (size_t)snprintf(out + o, n - o, "\\x%02x", ch);
+        else out[o++] = (char)ch;
+        if (i + 1 < len && o + 8 >= n) {
+            memcpy(out + o, "...", 4);
+            return;
+        }
+    }
+    out[o] = '\0';
+}
+
+void posthog__mask_secret(char *out, size_t n, const char *v) {
+    size_t len = strlen(v);
+    char head[8] = "";
+    /* a long key keeps its 4-character prefix (phc_ project key, phx_
+     * personal key): enough to tell which kind was given, nothing more */
+    if (len >= 12) {
+        memcpy(head, v, 4);
+        for (int i = 0; i < 4; i++)
+            if ((unsigned char)head[i] < 0x20 || (unsigned char)head[i] >= 0x7f) head[i] = '?';
+    }
+    snprintf(out, n, "%s****(%zu characters, masked)", head, len);
+}
+
+static bool is_secret(const char *key) {
+    return !strcmp(key, "api_key") || !strcmp(key, "POSTHOG_API_KEY") ||
+           !strcmp(key, "secret_key") || !strcmp(key, "personal_api_key");
+}
+
+/* Writes `option key="value" is invalid: <what>` (the value masked for
+ * secrets); a POSTHOG_* key names an environment variable. */
+static void bad_value(char *err, size_t errlen, const char *key, const char *value,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void bad_value(char *err, size_t errlen, const char *key, const char *value,
+                      const char *fmt, ...) {
+    if (!err || !errlen) return;
+    char shown[96], what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    const char *kind = !strncmp(key, "POSTHOG_", 8) ? "environment variable" : "option";
+    if (!value) {
+        snprintf(err, errlen, "%s %s: no value given (NULL): %s", kind, key, what);
+        return;
+    }
+    if (is_secret(key)) posthog__mask_secret(shown, sizeof shown, value);
+    else show_value(shown, sizeof shown, value);
+    snprintf(err, errlen, "%s %s=\"%s\" is invalid: %s", kind, key, shown, what);
 }
 
 /* A table keeps every numeric option's key, range and field in one place. */
@@ -153,6 +287,10 @@ static const num_opt_t num_opts[] = {
     NUM("gzip_level", 1, 9, gzip_level),
     NUM("zstd_level", 1, 19, zstd_level),
     NUM("brotli_level", 0, 11, brotli_level),
+    NUM("feature_flags_request_timeout_ms", 1, 600000, feature_flags_request_timeout_ms),
+    NUM("feature_flags_request_max_retries", 0, 10, feature_flags_request_max_retries),
+    NUM("feature_flag_called_cache_size", 0, 10000000, feature_flag_called_cache_size),
+    NUM("poll_interval_ms", 1000, 86400000, poll_interval_ms),
 };
 
 typedef struct {
@@ -167,90 +305,240 @@ static const bool_opt_t bool_opts[] = {
     BOOL("debug", debug),
     BOOL("tls_verify", tls_verify),
     BOOL("crash_handler", crash_handler),
+    BOOL("send_feature_flag_events", send_feature_flag_events),
 };
 
-posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, const char *value) {
-    if (!o || !key) return POSTHOG_E_INVALID_ARG;
+static const char bool_choices[] = "expected 1 or 0 (also true/false, yes/no, on/off)";
+
+static const char *const log_level_names[] = {"debug", "info", "warn", "error", "none"};
+
+/* "zstd, gzip, deflate, br or none": the codecs this build has. */
+static void codec_choices(char *out, size_t n) {
+    static const ph_codec_kind_t order[] = {PH_CODEC_ZSTD, PH_CODEC_GZIP, PH_CODEC_DEFLATE,
+                                            PH_CODEC_BROTLI, PH_CODEC_NONE};
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if (!posthog__codec_available(order[i])) continue;
+        const char *sep = !o ? "" : order[i] == PH_CODEC_NONE ? " or " : ", ";
+        o += (size_t)snprintf(out + o, o < n ? n - o : 0, "%s%s", sep,
+                              posthog__codec_name(order[i]));
+    }
+}
+
+/* The first control character of a header value, or -1. */
+static long control_at(const char *v) {
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) return (long)(p - v);
+    return -1;
+}
+
+int posthog__check_api_key(const char *key, const char *value, char *err, size_t errlen) {
+    if (!value || !*value) {
+        bad_value(err, errlen, key, value, "expected your project API key (phc_...), not empty");
+        return -1;
+    }
+    if (!posthog__utf8_valid(value, strlen(value))) {
+        bad_value(err, errlen, key, value, "not valid UTF-8; expected your project API key (phc_...)");
+        return -1;
+    }
+    /* it travels in a header (v1: Authorization): no control characters */
+    long at = control_at(value);
+    if (at >= 0) {
+        bad_value(err, errlen, key, value,
+                  "control character 0x%02x at offset %ld (a stray newline or tab?); expected "
+                  "your project API key (phc_...)",
+                  (unsigned char)value[at], at);
+        return -1;
+    }
+    return 0;
+}
+
+posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key, const char *value,
+                                        char *err, size_t errlen) {
+    if (err && errlen) err[0] = '\0';
+    if (!o || !key) {
+        if (err && errlen)
+            snprintf(err, errlen, "posthog_options_set: %s is NULL", !o ? "the option set" : "key");
+        return POSTHOG_E_INVALID_ARG;
+    }
     for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++) {
         const num_opt_t *d = &num_opts[i];
         if (strcmp(key, d->key)) continue;
         uint64_t x;
-        if (parse_u64(value, d->lo, d->hi, &x)) return POSTHOG_E_BAD_OPTION_VALUE;
+        if (parse_u64(value, d->lo, d->hi, &x)) {
+            bad_value(err, errlen, key, value, "expected a whole number from %llu to %llu",
+                      (unsigned long long)d->lo, (unsigned long long)d->hi);
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         if (d->width == 4) *(uint32_t *)((char *)o + d->off) = (uint32_t)x;
         else *(uint64_t *)((char *)o + d->off) = x;
         return POSTHOG_OK;
     }
     for (size_t i = 0; i < sizeof bool_opts / sizeof bool_opts[0]; i++) {
         if (strcmp(key, bool_opts[i].key)) continue;
-        return parse_bool(value, (bool *)((char *)o + bool_opts[i].off)) ? POSTHOG_E_BAD_OPTION_VALUE
-                                                                        : POSTHOG_OK;
+        if (parse_bool(value, (bool *)((char *)o + bool_opts[i].off)) == 0) return POSTHOG_OK;
+        bad_value(err, errlen, key, value, bool_choices);
+        return POSTHOG_E_BAD_OPTION_VALUE;
     }
     int r;
     if (!strcmp(key, "gzip")) {
         bool g;
-        if (parse_bool(value, &g)) return POSTHOG_E_BAD_OPTION_VALUE;
+        if (parse_bool(value, &g)) {
+            bad_value(err, errlen, key, value, bool_choices);
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         o->compression = g ? PH_CODEC_GZIP : PH_CODEC_NONE;
         o->compression_set = true;
         return POSTHOG_OK;
     }
     if (!strcmp(key, "compression")) {
         ph_codec_kind_t k;
-        if (posthog__codec_parse(value, &k) || !posthog__codec_available(k))
+        char choices[80];
+        codec_choices(choices, sizeof choices);
+        if (posthog__codec_parse(value, &k)) {
+            bad_value(err, errlen, key, value, "expected %s", choices);
             return POSTHOG_E_BAD_OPTION_VALUE;
+        }
+        if (!posthog__codec_available(k)) {
+            bad_value(err, errlen, key, value,
+                      "this build of libposthog has no %s support; expected %s", value, choices);
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         o->compression = k;
         o->compression_set = true;
         return POSTHOG_OK;
     }
     if (!strcmp(key, "capture_mode")) {
-        if (!value || (strcmp(value, "v1") && strcmp(value, "v0")))
+        if (!value || (strcmp(value, "v1") && strcmp(value, "v0"))) {
+            bad_value(err, errlen, key, value,
+                      "expected v1 (PostHog's current capture API) or v0 (the legacy /batch/ "
+                      "endpoint)");
             return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         o->capture_v0 = !strcmp(value, "v0");
         o->capture_mode_set = true;
         return POSTHOG_OK;
     }
+    if (!strcmp(key, "log_level")) {
+        int lvl = posthog__parse_log_level(value);
+        if (lvl < 0) {
+            bad_value(err, errlen, key, value, "expected debug, info, warn, error or none");
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
+        o->log_level = lvl;
+        o->log_level_set = true;
+        return POSTHOG_OK;
+    }
     if (!strcmp(key, "api_key")) {
-        if (value && !posthog__utf8_valid(value, strlen(value))) return POSTHOG_E_BAD_OPTION_VALUE;
-        /* it travels in a header (v1: Authorization): no control characters */
-        for (const char *p = value; p && *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) return POSTHOG_E_BAD_OPTION_VALUE;
+        if (posthog__check_api_key(key, value, err, errlen)) return POSTHOG_E_BAD_OPTION_VALUE;
         r = set_str(&o->api_key, value, false);
         if (!r) o->api_key_set = true;
     } else if (!strcmp(key, "host")) {
-        if (!valid_host(value)) return POSTHOG_E_BAD_OPTION_VALUE;
-        char *h = posthog__normalize_host(value);
-        if (!h) return POSTHOG_E_NOMEM;
+        const char *why;
+        char *h = parse_host(value, &why);
+        if (!h) {
+            if (!why) {
+                if (err && errlen) snprintf(err, errlen, "option host: out of memory");
+                return POSTHOG_E_NOMEM;
+            }
+            bad_value(err, errlen, key, value, "%s", why);
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         free(o->host);
         o->host = h;
         o->host_set = true;
         return POSTHOG_OK;
     } else if (!strcmp(key, "default_distinct_id")) {
-        if (value && !posthog__utf8_valid(value, strlen(value))) return POSTHOG_E_BAD_OPTION_VALUE;
+        if (!value || !*value || !posthog__utf8_valid(value, strlen(value))) {
+            bad_value(err, errlen, key, value, "expected a non-empty UTF-8 string");
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         r = set_str(&o->default_distinct_id, value, false);
     } else if (!strcmp(key, "sdk_name") || !strcmp(key, "sdk_version")) {
         /* a header token: printable ASCII, no blanks, no '/' */
-        if (!value || !*value || strlen(value) > 64) return POSTHOG_E_BAD_OPTION_VALUE;
-        for (const char *p = value; *p; p++)
-            if (*p <= ' ' || *p > '~' || *p == '/') return POSTHOG_E_BAD_OPTION_VALUE;
+        bool ok = value && *value && strlen(value) <= 64;
+        for (const char *p = value; ok && *p; p++)
+            if (*p <= ' ' || *p > '~' || *p == '/') ok = false;
+        if (!ok) {
+            bad_value(err, errlen, key, value,
+                      "expected 1 to 64 printable ASCII characters without blanks or '/'");
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         r = set_str(key[4] == 'n' ? &o->sdk_name : &o->sdk_version, value, false);
     } else if (!strcmp(key, "storage_path")) {
+        if (!value || !*value) {
+            bad_value(err, errlen, key, value, "expected a directory path");
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         r = set_str(&o->storage_path, value, false);
     } else if (!strcmp(key, "durability")) {
-        if (!value || (strcmp(value, "failures") && strcmp(value, "always")))
+        if (!value || (strcmp(value, "failures") && strcmp(value, "always"))) {
+            bad_value(err, errlen, key, value, "expected failures or always");
             return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         o->durability_always = !strcmp(value, "always");
         return POSTHOG_OK;
+    } else if (!strcmp(key, "secret_key") || !strcmp(key, "personal_api_key")) {
+        /* local evaluation's key: phs_... (personal_api_key: phx_..., the older
+         * name); it travels in a header, so printable ASCII only */
+        for (const char *p = value; p && *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == 0x7f || (unsigned char)*p >= 0x80) {
+                bad_value(err, errlen, key, value,
+                          "expected a project secret key (phs_...) or personal API key (phx_...): "
+                          "printable ASCII without blanks");
+                return POSTHOG_E_BAD_OPTION_VALUE;
+            }
+        if (value && !strncmp(value, "phc_", 4)) {
+            bad_value(err, errlen, key, value,
+                      "this is a project API key (phc_...): local evaluation needs the project's "
+                      "secret key (phs_...) or a personal API key (phx_...)");
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
+        r = set_str(&o->secret_key, value && *value ? value : NULL, false);
     } else if (!strcmp(key, "ca_bundle")) {
+        if (!value || !*value) {
+            bad_value(err, errlen, key, value, "expected the path of a PEM file of CA certificates");
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         r = set_str(&o->ca_bundle, value, false);
     } else if (!strcmp(key, "super_properties")) {
         int type = 0;
         if (!value || posthog__json_validate(value, strlen(value), &type, NULL) != POSTHOG_OK ||
-            type != PH_JSON_OBJECT)
+            type != PH_JSON_OBJECT) {
+            bad_value(err, errlen, key, value, "expected a JSON object such as {\"plan\":\"pro\"}");
             return POSTHOG_E_BAD_OPTION_VALUE;
+        }
         r = set_str(&o->super_properties, value, false);
     } else {
+        if (err && errlen) {
+            char shown[64];
+            show_value(shown, sizeof shown, key);
+            /* the value is never shown: it may be a secret under a mistyped key */
+            snprintf(err, errlen,
+                     "unknown option \"%s\" (the keys are listed at posthog_options_set in "
+                     "posthog.h)",
+                     shown);
+        }
         return POSTHOG_E_UNKNOWN_OPTION;
     }
-    return r == 0 ? POSTHOG_OK : r == -2 ? POSTHOG_E_NOMEM : POSTHOG_E_BAD_OPTION_VALUE;
+    if (r == -2) {
+        if (err && errlen) snprintf(err, errlen, "option %s: out of memory", key);
+        return POSTHOG_E_NOMEM;
+    }
+    return r == 0 ? POSTHOG_OK : POSTHOG_E_BAD_OPTION_VALUE;
+}
+
+posthog_status_t posthog_options_set(posthog_options_t *o, const char *key, const char *value) {
+    return posthog_options_set_ex(o, key, value, NULL, 0);
+}
+
+int posthog__parse_log_level(const char *v) {
+    if (!v) return -1;
+    for (int i = 0; i < (int)(sizeof log_level_names / sizeof log_level_names[0]); i++)
+        if (!strcasecmp(v, log_level_names[i])) return i;
+    if (!strcasecmp(v, "warning")) return POSTHOG_LOG_WARN;
+    return -1;
 }
 
 void posthog_options_set_log(posthog_options_t *o, posthog_log_fn fn, void *user_data) {
@@ -272,6 +560,23 @@ void posthog_options_set_before_send(posthog_options_t *o, posthog_before_send_f
     o->before_send_ud = user_data;
 }
 
+/* A mistyped ca_bundle would otherwise show only as every request failing. */
+static int check_ca_bundle(const char *path, char *err, size_t errlen) {
+    struct stat st;
+    const char *why = NULL;
+    if (stat(path, &st)) why = strerror(errno);
+    else if (S_ISDIR(st.st_mode)) why = "it is a directory";
+    else if (access(path, R_OK)) why = strerror(errno);
+    if (!why) return 0;
+    char shown[96];
+    show_value(shown, sizeof shown, path);
+    snprintf(err, errlen,
+             "option ca_bundle=\"%s\" is unusable: %s; expected the path of a readable PEM file "
+             "of CA certificates (unset: the system's)",
+             shown, why);
+    return -1;
+}
+
 int posthog__options_resolve(posthog_options_t *o, char *err, size_t errlen) {
     if (!o->max_ai_event_bytes) /* the official SDKs' AI lane: 8 MiB per event */
         o->max_ai_event_bytes = (uint32_t)PH_MIN((uint64_t)8 << 20,
@@ -287,27 +592,61 @@ int posthog__options_resolve(posthog_options_t *o, char *err, size_t errlen) {
                  posthog__codec_name((ph_codec_kind_t)o->compression));
         return -1;
     }
+    if (o->ca_bundle && check_ca_bundle(o->ca_bundle, err, errlen)) return -1;
     return 0;
 }
 
-void posthog__options_apply_env(posthog_options_t *o) {
+int posthog__options_apply_env(posthog_options_t *o, char *err, size_t errlen, char *warn,
+                               size_t warnlen) {
+    if (warn && warnlen) warn[0] = '\0';
     const char *m = getenv("POSTHOG_CAPTURE_MODE");
-    if (!o->capture_mode_set && m && (!strcmp(m, "v0") || !strcmp(m, "v1")))
-        o->capture_v0 = !strcmp(m, "v0");
+    if (!o->capture_mode_set && m && *m) {
+        if (!strcmp(m, "v0") || !strcmp(m, "v1")) o->capture_v0 = !strcmp(m, "v0");
+        else
+            bad_value(warn, warnlen, "POSTHOG_CAPTURE_MODE", m,
+                      "expected v1 or v0; ignored, capture_mode is %s", o->capture_v0 ? "v0" : "v1");
+    }
+    const char *l = getenv("POSTHOG_LOG_LEVEL");
+    if (!o->log_level_set && l && *l) {
+        int lvl = posthog__parse_log_level(l);
+        if (lvl >= 0) {
+            o->log_level = lvl;
+            o->log_level_set = true;
+        } else if (warn && warnlen) {
+            size_t used = strlen(warn);
+            if (used && used + 3 < warnlen) {
+                memcpy(warn + used, "; ", 3);
+                used += 2;
+            }
+            bad_value(warn + used, warnlen - used, "POSTHOG_LOG_LEVEL", l,
+                      "expected debug, info, warn, error or none; ignored");
+        }
+    }
+    /* The key and the host decide who sends and where to: a malformed one
+     * stops the client rather than sending elsewhere or in vain. */
     const char *k = getenv("POSTHOG_API_KEY");
     if (!o->api_key_set && k && *k) {
+        if (posthog__check_api_key("POSTHOG_API_KEY", k, err, errlen)) return -1;
         char *c = strdup(k);
-        if (c) {
-            free(o->api_key);
-            o->api_key = c;
-        }
+        if (!c) goto nomem;
+        free(o->api_key);
+        o->api_key = c;
     }
     const char *h = getenv("POSTHOG_HOST");
-    if (!o->host_set && h && valid_host(h)) {
-        char *c = posthog__normalize_host(h);
-        if (c) {
-            free(o->host);
-            o->host = c;
+    if (!o->host_set && h && *h) {
+        const char *why;
+        char *c = parse_host(h, &why);
+        if (!c) {
+            if (!why) goto nomem;
+            bad_value(err, errlen, "POSTHOG_HOST", h, "%s; set it right or unset it (the default "
+                      "is https://us.i.posthog.com)", why);
+            return -1;
         }
+        free(o->host);
+        o->host = c;
     }
+    return 0;
+nomem:
+    if (err && errlen) snprintf(err, errlen, "out of memory");
+    return -1;
 }

@@ -45,7 +45,15 @@ struct posthog_options {
     uint32_t max_storage_age_s;
     bool durability_always;
     bool crash_handler;
+    uint32_t feature_flags_request_timeout_ms;
+    uint32_t feature_flags_request_max_retries;
+    bool send_feature_flag_events;
+    uint32_t feature_flag_called_cache_size;
+    char *secret_key;            /* local evaluation (phs_ or phx_), NULL: none */
+    uint32_t poll_interval_ms;   /* flag definitions */
     bool api_key_set, host_set;
+    int log_level;      /* posthog_log_level_t, or 4: none */
+    bool log_level_set; /* unset: warn (info with a callback; debug with debug=1) */
 
     posthog_log_fn log_fn;
     void *log_ud;
@@ -55,11 +63,27 @@ struct posthog_options {
     void *before_send_ud;
 };
 
-/* Fills unset api_key/host/capture_mode from the environment. */
-void posthog__options_apply_env(posthog_options_t *o);
+/* log_level "none": above every level */
+#define PH_LOG_NONE 4
+
+/* Fills unset api_key/host/capture_mode/log_level from the environment
+ * (POSTHOG_API_KEY, POSTHOG_HOST, POSTHOG_CAPTURE_MODE, POSTHOG_LOG_LEVEL).
+ * A malformed key or host is an error (0 ok; -1 with a message in `err`):
+ * the client must not send with another key or to another host. A malformed
+ * capture mode or log level is ignored with a message in `warn` ("" if none). */
+int posthog__options_apply_env(posthog_options_t *o, char *err, size_t errlen, char *warn,
+                               size_t warnlen);
 /* Picks the defaults that depend on other options (compression per
- * capture_mode) and checks combinations. 0 ok; -1 with a message. */
+ * capture_mode) and checks combinations and files (ca_bundle). 0 ok; -1
+ * with a message. */
 int posthog__options_resolve(posthog_options_t *o, char *err, size_t errlen);
+/* 0 when `value` may be an API key; else -1 with a message naming `key`
+ * (an option or environment variable name) and the value masked. */
+int posthog__check_api_key(const char *key, const char *value, char *err, size_t errlen);
+/* "debug", "info", "warn"/"warning", "error", "none" (any case) -> level; -1. */
+int posthog__parse_log_level(const char *v);
+/* A secret as it may appear in a message: "phc_****(43 characters, masked)". */
+void posthog__mask_secret(char *out, size_t n, const char *v);
 /* Maps PostHog app hosts onto their ingestion hosts; returns a malloc()ed URL. */
 char *posthog__normalize_host(const char *host);
 

@@ -5,6 +5,7 @@
  * Any thread; no lock is held while user callbacks run.
  */
 #include "client.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,6 +41,8 @@ const char *posthog_strerror(posthog_status_t s) {
     case POSTHOG_E_HTTP: return "HTTP delivery failed";
     case POSTHOG_E_STORAGE: return "the spool directory could not be written";
     case POSTHOG_E_NO_STORAGE: return "durable capture needs the storage_path option";
+    case POSTHOG_E_UNDELIVERED:
+        return "flushed, but events were dropped instead of delivered (see the drop callback)";
     case POSTHOG_E_INTERNAL: return "internal error";
     }
     return "unknown status";
@@ -58,14 +61,57 @@ static const posthog_status_t drop_status[POSTHOG_DROP_REASON_COUNT] = {
     POSTHOG_E_HTTP,       POSTHOG_E_DROPPED,       POSTHOG_E_SHUTDOWN,  POSTHOG_E_STORAGE,
     POSTHOG_E_STORAGE,    POSTHOG_E_STORAGE,       POSTHOG_E_HTTP};
 
+/* The least severe level logged: log_level when set; else debug with
+ * debug=1, info for a callback (as before log_level), warn for stderr. */
+static int min_level(const posthog_options_t *o) {
+    if (o->log_level_set) return o->log_level;
+    if (o->debug) return POSTHOG_LOG_DEBUG;
+    return o->log_fn ? POSTHOG_LOG_INFO : POSTHOG_LOG_WARN;
+}
+
+/* Lines a second a client writes to stderr at most: a failure repeated for
+ * every event must not flood the application's stderr nor slow it down. */
+#define PH_STDERR_PER_S 10
+
+/* Whether this line may go to stderr now (approximate under races: a bound,
+ * not an exact quota). */
+static bool stderr_allow(posthog_client_t *c) {
+    int64_t now = posthog__mono_ms() / 1000;
+    int64_t w = atomic_load(&c->log_window_s);
+    if (now != w && atomic_compare_exchange_strong(&c->log_window_s, &w, now)) {
+        atomic_store(&c->log_in_window, 0);
+        uint64_t n = atomic_exchange(&c->log_suppressed, 0);
+        if (n) {
+            char line[128];
+            snprintf(line, sizeof line, "libposthog: warning: %llu more messages suppressed\n",
+                     (unsigned long long)n);
+            fputs(line, stderr);
+        }
+    }
+    if (atomic_fetch_add(&c->log_in_window, 1) < PH_STDERR_PER_S) return true;
+    atomic_fetch_add(&c->log_suppressed, 1);
+    return false;
+}
+
 void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt, ...) {
-    if (!c->o->log_fn || (lvl == POSTHOG_LOG_DEBUG && !c->o->debug)) return;
+    if ((int)lvl < min_level(c->o)) return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    c->o->log_fn(lvl, msg, c->o->log_ud);
+    if (c->o->log_fn) {
+        c->o->log_fn(lvl, msg, c->o->log_ud);
+        return;
+    }
+    /* no callback: an application that hears nothing when every event fails
+     * is worse off than one that must silence a logger (log_level=none).
+     * One fputs per line: stdio's lock keeps lines of threads apart. */
+    if (!stderr_allow(c)) return;
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    char line[1100];
+    snprintf(line, sizeof line, "libposthog: %s: %s\n", names[lvl & 3], msg);
+    fputs(line, stderr);
 }
 
 void posthog__report_drop_st(posthog_client_t *c, posthog_drop_reason_t r, posthog_status_t st,
@@ -81,6 +127,9 @@ void posthog__report_drop_st(posthog_client_t *c, posthog_drop_reason_t r, posth
 void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
                           int http_status, const char *msg, const char *events_json,
                           const char *event, const char *distinct_id) {
+    /* every delivery-side drop comes through here (capture-time ones through
+     * posthog__drop_at_capture): what posthog_flush compares */
+    ph_counter_add(&c->delivery_dropped, count);
     posthog__report_drop_st(c, r, drop_status[r], count, http_status, msg, events_json, event,
                             distinct_id);
 }
@@ -90,6 +139,18 @@ posthog_status_t posthog__drop_at_capture(posthog_client_t *c, posthog_drop_reas
                                         posthog_status_t st, const char *event,
                                         const char *did) {
     posthog__report_drop_st(c, r, st, 1, 0, posthog_strerror(st), NULL, event, did);
+    return st;
+}
+
+posthog_status_t posthog_drop_event(posthog_client_t *c, posthog_drop_reason_t reason,
+                                    const char *event, const char *distinct_id,
+                                    const char *message) {
+    if (!c || (reason != POSTHOG_DROP_INVALID && reason != POSTHOG_DROP_TOO_LARGE &&
+               reason != POSTHOG_DROP_BEFORE_SEND))
+        return POSTHOG_E_INVALID_ARG;
+    posthog_status_t st = drop_status[reason];
+    posthog__report_drop_st(c, reason, st, 1, 0, message ? message : posthog_strerror(st), NULL,
+                            event, distinct_id);
     return st;
 }
 

@@ -56,6 +56,7 @@ int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw
     c->kind = kind;
     c->level = level;
     c->raw = raw && kind == PH_CODEC_GZIP;
+    posthog__buf_init(&c->once, SIZE_MAX / 2);
     if (kind == PH_CODEC_GZIP || kind == PH_CODEC_DEFLATE) {
         if (deflateInit2(&c->z, level, Z_DEFLATED, zlib_bits(kind, c->raw), 8,
                          Z_DEFAULT_STRATEGY) != Z_OK)
@@ -126,6 +127,7 @@ static int brotli_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, 
 #endif
 
 void posthog__codec_free(ph_codec_t *c) {
+    posthog__buf_free(&c->once);
     if (!c->ready) return;
     if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) deflateEnd(&c->z);
 #ifdef POSTHOG_HAVE_ZSTD
@@ -170,13 +172,17 @@ static int zlib_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, in
 #ifdef POSTHOG_HAVE_ZSTD
 static int zstd_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
     if (mode == PH_CODEC_END && c->fresh) {
-        /* the whole body at once: one pass (ZSTD_compress2) into room for
-         * the bound; the caller trims the buffer to what was written */
+        /* the whole body at once: one pass (ZSTD_compress2) into the
+         * codec's reused room for the bound, then exactly r bytes to out */
         size_t bound = ZSTD_compressBound(n);
-        if (posthog__buf_reserve(out, bound)) return -1;
-        size_t r = ZSTD_compress2(c->zs, out->data + out->len, bound, in, n);
+        c->once.len = 0;
+        if (posthog__buf_reserve(&c->once, bound)) return -1;
+        size_t r = ZSTD_compress2(c->zs, c->once.data, bound, in, n);
         if (ZSTD_isError(r)) return -1;
+        if (posthog__buf_reserve_exact(out, r)) return -1;
+        memcpy(out->data + out->len, c->once.data, r);
         out->len += r;
+        out->data[out->len] = '\0';
         return 0;
     }
     ZSTD_EndDirective op = mode == PH_CODEC_END    ? ZSTD_e_end

@@ -39,6 +39,9 @@ typedef struct {
     z_stream z;
     void *zs; /* ZSTD_CCtx */
     bool fresh;       /* nothing written to the current stream yet */
+    ph_buf_t once;    /* zstd one-shot output, reused by every batch: the body then gets
+                       * exactly the compressed size (no bound-sized buffer per batch, which
+                       * glibc would mmap, shrink and unmap each time) */
     void *br; /* BrotliEncoderState */
 } ph_codec_t;
 

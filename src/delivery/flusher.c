@@ -610,9 +610,29 @@ static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *r
     return false;
 }
 
+/* ": <the server's answer>" for a refusal's message (printable, bounded: a
+ * message travels to logs and drop callbacks), or "" without a body. */
+static void body_excerpt(char *out, size_t n, const ph_http_result_t *res) {
+    size_t o = 0, len = res->body ? res->body_len : 0;
+    out[0] = '\0';
+    if (!len || n < 8) return;
+    out[o++] = ':';
+    out[o++] = ' ';
+    size_t i = 0;
+    for (; i < len && o + 4 < n; i++) {
+        unsigned char ch = (unsigned char)res->body[i];
+        out[o++] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    if (i < len) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
 static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res) {
     ph_batch_t *b = res->batch;
-    char msg[512];
+    char msg[512], answer[320];
     int64_t now = posthog__mono_ms();
     const ph_protocol_t *p = ph_protocol(b->proto);
     bool v1 = b->proto == PH_PROTO_V1;
@@ -635,7 +655,8 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
         return;
     case PH_OUTCOME_REJECT:
         if (b->probe) f->link_down = false; /* the server answered: the link is up */
-        snprintf(msg, sizeof msg, "server rejected the batch: HTTP %ld", res->status);
+        body_excerpt(answer, sizeof answer, res);
+        snprintf(msg, sizeof msg, "server rejected the batch: HTTP %ld%s", res->status, answer);
         posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
         drop_batch(c, b, POSTHOG_DROP_REJECTED, (int)res->status, msg);
         return;
@@ -659,7 +680,8 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
             posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
             drop_batch(c, b, POSTHOG_DROP_TOO_LARGE, 413, msg);
         } else {
-            snprintf(msg, sizeof msg, "server rejected the event: HTTP %ld", res->status);
+            body_excerpt(answer, sizeof answer, res);
+            snprintf(msg, sizeof msg, "server rejected the event: HTTP %ld%s", res->status, answer);
             posthog__log(c, POSTHOG_LOG_ERROR, "%s (%u events dropped)", msg, b->count);
             drop_batch(c, b, POSTHOG_DROP_REJECTED, (int)res->status, msg);
         }

@@ -16,6 +16,10 @@
  *                    answers the event's uuid
  *   POST /capture_ai posthog_capture_ai: the same, through the AI endpoint
  *                    (posthog_capture_ai); a caller uuid is kept
+ *   POST /get_feature_flag  posthog_get_feature_flag (remote /flags); {key,
+ *                    distinct_id, person_properties, groups, group_properties,
+ *                    disable_geoip, force_remote} -> {success, value}; then a
+ *                    flush so its $feature_flag_called stays in this test
  *   POST /flush      posthog_flush; answers how many events were delivered
  *   GET  /state      counters from posthog_get_stats and the last drop report
  *   POST /reset      shuts the client down and forgets it
@@ -706,6 +710,66 @@ static void handle_state(ph_http_response_t *res)
     reply_json(res, 200, o);
 }
 
+/* POST /get_feature_flag: one remote evaluation (the library's remote path
+ * is what force_remote asks for), then a flush so that its
+ * $feature_flag_called does not leak into the next test. */
+static void handle_get_feature_flag(const cJSON *body, ph_http_response_t *res)
+{
+    const cJSON *key = member(body, "key");
+    const cJSON *distinct_id = member(body, "distinct_id");
+    const cJSON *pp = member(body, "person_properties");
+    const cJSON *groups = member(body, "groups");
+    const cJSON *gp = member(body, "group_properties");
+    const cJSON *geo = member(body, "disable_geoip");
+    const cJSON *remote = member(body, "force_remote");
+
+    if (!g.client) {
+        reply_error(res, 400, "not initialised: POST /init first");
+        return;
+    }
+    if (!cJSON_IsString(key) || !cJSON_IsString(distinct_id)) {
+        reply_error(res, 400, "key and distinct_id are required strings");
+        return;
+    }
+    if ((pp && !cJSON_IsObject(pp)) || (groups && !cJSON_IsObject(groups)) ||
+        (gp && !cJSON_IsObject(gp)) || (geo && !cJSON_IsBool(geo))) {
+        reply_error(res, 400, "person_properties, groups and group_properties must be objects, "
+                              "disable_geoip a boolean");
+        return;
+    }
+    posthog_flags_options_t fo;
+    memset(&fo, 0, sizeof fo);
+    char *pp_json = pp ? cJSON_PrintUnformatted(pp) : NULL;
+    char *groups_json = groups ? cJSON_PrintUnformatted(groups) : NULL;
+    char *gp_json = gp ? cJSON_PrintUnformatted(gp) : NULL;
+    fo.person_properties_json = pp_json;
+    fo.groups_json = groups_json;
+    fo.group_properties_json = gp_json;
+    if (geo)
+        fo.disable_geoip = cJSON_IsTrue(geo) ? POSTHOG_TRUE : POSTHOG_FALSE;
+    fo.force_remote = cJSON_IsTrue(remote);
+    char variant[512];
+    posthog_flag_state_t st = posthog_get_feature_flag(g.client, key->valuestring,
+                                                       distinct_id->valuestring, &fo, variant,
+                                                       sizeof variant);
+    cJSON_free(pp_json);
+    cJSON_free(groups_json);
+    cJSON_free(gp_json);
+    posthog_flush(g.client, g.flush_timeout_ms);
+
+    cJSON *o = cJSON_CreateObject();
+    if (o) {
+        cJSON_AddBoolToObject(o, "success", 1);
+        if (st == POSTHOG_FLAG_UNKNOWN)
+            cJSON_AddNullToObject(o, "value");
+        else if (st == POSTHOG_FLAG_ENABLED && variant[0])
+            cJSON_AddStringToObject(o, "value", variant);
+        else
+            cJSON_AddBoolToObject(o, "value", st == POSTHOG_FLAG_ENABLED);
+    }
+    reply_json(res, 200, o);
+}
+
 static void handle_reset(ph_http_response_t *res)
 {
     drop_client_locked();
@@ -732,12 +796,9 @@ static void handle(const ph_http_request_t *req, ph_http_response_t *res, void *
         handle_health(res);
         return;
     }
-    if (strcmp(path, "/get_feature_flag") == 0) {
-        reply_error(res, 501, "not supported by libposthog (no feature flags)");
-        return;
-    }
     if (!(strcmp(path, "/state") == 0 && get) &&
         !(post && (strcmp(path, "/init") == 0 || strcmp(path, "/capture") == 0 ||
+                   strcmp(path, "/get_feature_flag") == 0 ||
                    strcmp(path, "/capture_ai") == 0 || strcmp(path, "/flush") == 0 ||
                    strcmp(path, "/reset") == 0))) {
         reply_error(res, 404, "no such endpoint");
@@ -760,6 +821,8 @@ static void handle(const ph_http_request_t *req, ph_http_response_t *res, void *
         handle_capture(body, res, 0);
     else if (strcmp(path, "/capture_ai") == 0)
         handle_capture(body, res, 1);
+    else if (strcmp(path, "/get_feature_flag") == 0)
+        handle_get_feature_flag(body, res);
     else if (strcmp(path, "/flush") == 0)
         handle_flush(res);
     else if (strcmp(path, "/reset") == 0)

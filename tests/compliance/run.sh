@@ -4,7 +4,8 @@
 # encoding), with sdk-type "server". Everything listens on 127.0.0.1 only.
 #
 #   run         adapter env (mode, encoding)  harness suites   tests
-#   v1-gzip     v1 gzip                       capture_v1       all
+#   v1-gzip     v1 gzip                       capture_v1,      all
+#                                               feature_flags
 #   v1-deflate  v1 deflate                    capture_v1       compression.*
 #   v1-zstd     v1 zstd                       capture_v1       compression.*
 #   v1-br       v1 br                         capture_v1       compression.*
@@ -112,7 +113,7 @@ declare -A run_mode=([v1-gzip]=v1 [v1-deflate]=v1 [v1-zstd]=v1 [v1-br]=v1 [v1-no
                      [v0-gzip]=v0)
 declare -A run_encoding=([v1-gzip]=gzip [v1-deflate]=deflate [v1-zstd]=zstd [v1-br]=br
                          [v1-none]=none [v0-gzip]=gzip)
-declare -A run_suites=([v1-gzip]=capture_v1 [v1-deflate]=capture_v1 [v1-zstd]=capture_v1
+declare -A run_suites=([v1-gzip]="capture_v1 feature_flags" [v1-deflate]=capture_v1 [v1-zstd]=capture_v1
                        [v1-br]=capture_v1 [v1-none]=capture_v1 [v0-gzip]="capture capture_ai")
 declare -A run_filter=([v1-gzip]= [v1-deflate]=compression. [v1-zstd]=compression.
                        [v1-br]=compression. [v1-none]=compression. [v0-gzip]=)

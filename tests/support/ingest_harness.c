@@ -285,3 +285,23 @@ int ph_ingest_stop(ph_ingest_t *s)
     free(s);
     return rc;
 }
+
+int ph_ingest_set_flags(ph_ingest_t *s, const char *json)
+{
+    return s && control(s, "POST", "/_control/flags", json, NULL) == 200 ? 0 : -1;
+}
+
+cJSON *ph_ingest_flags_requests(ph_ingest_t *s)
+{
+    return get_json(s, "/_control/flags/requests", "requests");
+}
+
+int ph_ingest_set_definitions(ph_ingest_t *s, const char *json)
+{
+    return s && control(s, "POST", "/_control/flags/definitions", json, NULL) == 200 ? 0 : -1;
+}
+
+cJSON *ph_ingest_definitions_requests(ph_ingest_t *s)
+{
+    return get_json(s, "/_control/flags/definitions/requests", "requests");
+}

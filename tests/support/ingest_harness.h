@@ -70,12 +70,58 @@ int ph_ingest_wait_requests(ph_ingest_t *s, int n, int timeout_ms);
 int ph_ingest_wait_events(ph_ingest_t *s, int n, int timeout_ms);
 
 /* POST /_control/reset: clears records, counters, fault script and limits
- * set through the control API. 0 on success, -1 on error. */
+ * set through the control API, and everything of the feature-flag endpoints
+ * (records, scripts, default, definitions, ETag, secret key). 0 on success,
+ * -1 on error. */
 int ph_ingest_reset(ph_ingest_t *s);
 
 /* Sends SIGTERM and waits (up to 5 s, then SIGKILL) for the process; frees s.
  * Returns the server's exit status (0 for a clean stop), -1 if it had to be
  * killed or failed. NULL is a no-op returning 0. */
 int ph_ingest_stop(ph_ingest_t *s);
+
+/* ---- feature flags (tools/ingest-server/README.md, "Feature flags") ----
+ *
+ *   ph_ingest_set_flags(srv, "{\"responses\":[{\"status\":502},"
+ *                            "{\"body\":{\"featureFlags\":{\"beta\":true}}}]}");
+ *   ... the client calls POST <url>/flags/?v=2 (502, then the flags) ...
+ *   cJSON *reqs = ph_ingest_flags_requests(srv);  // 2 records, "body" parsed
+ *
+ * Requests to the flag endpoints are recorded apart from ingest requests
+ * (they are not in ph_ingest_requests() or the summary). */
+
+/* POST /_control/flags with the given JSON text (borrowed):
+ * {"responses": [answer, ...], "default": answer}, each answer
+ * {"status": 200..599, "body": <JSON, or a string sent as is>, "headers":
+ * {"X-Name": "value"}, "delay_ms": 0..600000, "hang": true|false}. Answers
+ * are consumed one per POST /flags request, then the default answers
+ * (without one: 200 {"featureFlags":{},"featureFlagPayloads":{},
+ * "errorsWhileComputingFlags":false}). A key left out keeps its setting.
+ * 0 on success, -1 on error (invalid JSON text is refused with a 400 that
+ * names the problem). */
+int ph_ingest_set_flags(ph_ingest_t *s, const char *json);
+
+/* The "requests" array of GET /_control/flags/requests: every request to
+ * /flags or /flags/ in arrival order, each {"seq", "time_ms" (arrival, ms
+ * since the epoch), "method", "path", "query", "headers" {lower-case name:
+ * value}, "body" (parsed JSON, or null and "body_text" with the raw text),
+ * "status" (0 for a hang), "delay_ms", "hang"}. Caller frees. NULL on error. */
+cJSON *ph_ingest_flags_requests(ph_ingest_t *s);
+
+/* POST /_control/flags/definitions with the given JSON text (borrowed):
+ * {"body": <definitions JSON or string>, "etag": "W/\"abc\"" ("" none, null
+ * automatic), "secret_key": "phs_..." (null: no check), "responses": [answer,
+ * ...], "delay_ms": N}. GET /flags/definitions (also with a trailing slash,
+ * and /api/feature_flag/local_evaluation[/]) then answers the scripted
+ * answers first, then 400 without a "token" query parameter, 401 when the
+ * secret key is set and "Authorization: Bearer <key>" does not carry it, 304
+ * when If-None-Match holds the current ETag, else 200 with the body and the
+ * ETag. Without a body: {"flags":[],"group_type_mapping":{},"cohorts":{}}.
+ * A key left out keeps its setting. 0 on success, -1 on error. */
+int ph_ingest_set_definitions(ph_ingest_t *s, const char *json);
+
+/* The "requests" array of GET /_control/flags/definitions/requests, records
+ * as ph_ingest_flags_requests(). Caller frees. NULL on error. */
+cJSON *ph_ingest_definitions_requests(ph_ingest_t *s);
 
 #endif

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "client.h"
 
 #include "codec.h"
 #include "options.h"
@@ -47,9 +50,14 @@ static const opt_case_t cases[] = {
     {"max_ai_event_bytes", {"256", "8388608"}, {"", "255", "33554433"}},
     {"sdk_name", {"posthog-python", "my_sdk.v2"}, {"", "a/b", "a b", "x\r\ny", "\xC3\xA9"}},
     {"sdk_version", {"1.2.3", "0.1.0-rc1"}, {"", "1/2", "1 2"}},
-    {"host", {"https://us.i.posthog.com", "http://localhost:8000", "HTTPS://x.example/"},
-     {"", "us.i.posthog.com", "ftp://x", "https://", "https:///x", "http:// x", "javascript:x",
-      "https//x"}},
+    {"host", {"https://us.i.posthog.com", "http://localhost:8000", "HTTPS://x.example/",
+              "us.i.posthog.com", "localhost:8000", "[::1]:8000/base"},
+     {"", "ftp://x", "https://", "https:///x", "http:// x", "javascript:x", "https//x",
+      "eu.posthog.com:http", "[::1", "-"}},
+    {"log_level", {"debug", "info", "warn", "error", "none", "WARNING"},
+     {"", "verbose", "3", "warn "}},
+    {"durability", {"failures", "always"}, {"", "sometimes"}},
+    {"storage_path", {"/tmp/x"}, {""}},
     {"default_distinct_id", {"anon", "caf\xC3\xA9"}, {"", "\xFF"}},
     {"super_properties", {"{}", "{\"a\":1}", " {\"$lib_x\":[1]} "},
      {"", "[]", "1", "\"s\"", "null", "{", "{\"a\":}", "{} {}"}},
@@ -59,7 +67,7 @@ static const opt_case_t cases[] = {
 START_TEST(every_key_good_and_bad) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const opt_case_t *c = &cases[i];
-        for (int g = 0; g < 4 && c->good[g]; g++) {
+        for (int g = 0; g < 6 && c->good[g]; g++) {
             posthog_options_t *o = posthog_options_new();
             ck_assert_msg(posthog_options_set(o, c->key, c->good[g]) == POSTHOG_OK,
                           "%s=%s rejected", c->key, c->good[g]);
@@ -175,11 +183,20 @@ START_TEST(host_normalisation) {
         {"http://localhost:8000/", "http://localhost:8000"},
         {"https://ph.example.com/base/", "https://ph.example.com/base"},
         {"https://app.posthog.com.evil.example", "https://app.posthog.com.evil.example"},
+        /* a bare host name is https://, never refused for the default host */
+        {"us.posthog.com", "https://us.i.posthog.com"},
+        {"eu.posthog.com", "https://eu.i.posthog.com"},
+        {"eu.i.posthog.com/", "https://eu.i.posthog.com"},
+        {"ph.example.com:8443/base/", "https://ph.example.com:8443/base"},
+        {"localhost:8000", "https://localhost:8000"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        char *h = posthog__normalize_host(t[i].in);
-        ck_assert_msg(h && strcmp(h, t[i].out) == 0, "%s -> %s, want %s", t[i].in, h, t[i].out);
-        free(h);
+        if (strstr(t[i].in, "://")) {
+            char *h = posthog__normalize_host(t[i].in);
+            ck_assert_msg(h && strcmp(h, t[i].out) == 0, "%s -> %s, want %s", t[i].in, h,
+                          t[i].out);
+            free(h);
+        }
         posthog_options_t *o = posthog_options_new();
         ck_assert_int_eq(posthog_options_set(o, "host", t[i].in), POSTHOG_OK);
         ck_assert_str_eq(o->host, t[i].out);
@@ -189,11 +206,17 @@ START_TEST(host_normalisation) {
 }
 END_TEST
 
+static int apply_env(posthog_options_t *o, char *err, size_t errlen) {
+    char warn[256];
+    return posthog__options_apply_env(o, err, errlen, warn, sizeof warn);
+}
+
 START_TEST(env_applies_only_when_unset) {
+    char err[512];
     setenv("POSTHOG_API_KEY", "phc_env", 1);
     setenv("POSTHOG_HOST", "https://eu.posthog.com/", 1);
     posthog_options_t *o = posthog_options_new();
-    posthog__options_apply_env(o);
+    ck_assert_int_eq(apply_env(o, err, sizeof err), 0);
     ck_assert_str_eq(o->api_key, "phc_env");
     ck_assert_str_eq(o->host, "https://eu.i.posthog.com");
     posthog_options_free(o);
@@ -201,26 +224,159 @@ START_TEST(env_applies_only_when_unset) {
     o = posthog_options_new();
     ck_assert_int_eq(posthog_options_set(o, "api_key", "phc_opt"), POSTHOG_OK);
     ck_assert_int_eq(posthog_options_set(o, "host", "http://127.0.0.1:1"), POSTHOG_OK);
-    posthog__options_apply_env(o);
+    ck_assert_int_eq(apply_env(o, err, sizeof err), 0);
     ck_assert_str_eq(o->api_key, "phc_opt");
     ck_assert_str_eq(o->host, "http://127.0.0.1:1");
     posthog_options_free(o);
 
-    /* an invalid env host is ignored; an empty env key is ignored */
-    setenv("POSTHOG_HOST", "not a url", 1);
+    /* a bare env host is https:// like the option */
+    setenv("POSTHOG_HOST", "eu.posthog.com", 1);
+    o = posthog_options_new();
+    ck_assert_int_eq(apply_env(o, err, sizeof err), 0);
+    ck_assert_str_eq(o->host, "https://eu.i.posthog.com");
+    posthog_options_free(o);
+
+    /* empty variables are unset */
+    setenv("POSTHOG_HOST", "", 1);
     setenv("POSTHOG_API_KEY", "", 1);
     o = posthog_options_new();
-    posthog__options_apply_env(o);
+    ck_assert_int_eq(apply_env(o, err, sizeof err), 0);
     ck_assert_ptr_null(o->api_key);
     ck_assert_str_eq(o->host, "https://us.i.posthog.com");
     posthog_options_free(o);
     unsetenv("POSTHOG_API_KEY");
     unsetenv("POSTHOG_HOST");
     o = posthog_options_new();
-    posthog__options_apply_env(o);
+    ck_assert_int_eq(apply_env(o, err, sizeof err), 0);
     ck_assert_ptr_null(o->api_key);
     ck_assert_str_eq(o->host, "https://us.i.posthog.com");
     posthog_options_free(o);
+}
+END_TEST
+
+/* Issue 9: a malformed POSTHOG_HOST sent an EU customer's events to the
+ * default US host, and a malformed POSTHOG_API_KEY was used unchecked. */
+START_TEST(env_malformed_key_or_host_fails_client) {
+    char err[512];
+    posthog_options_t *o;
+    static const char *const bad_hosts[] = {"not a url", "ftp://eu.posthog.com", "https://",
+                                            "eu posthog com"};
+    for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
+        setenv("POSTHOG_HOST", bad_hosts[i], 1);
+        o = posthog_options_new();
+        ck_assert_int_eq(posthog_options_set(o, "api_key", "phc_test"), POSTHOG_OK);
+        err[0] = '\0';
+        posthog_client_t *c = posthog_client_new(o, err, sizeof err);
+        ck_assert_msg(c == NULL, "POSTHOG_HOST=%s accepted (host %s)", bad_hosts[i],
+                      c ? c->o->host : "");
+        ck_assert_msg(strstr(err, "POSTHOG_HOST") && strstr(err, "https://"), "message: %s", err);
+    }
+    unsetenv("POSTHOG_HOST");
+
+    static const char *const bad_keys[] = {"phc_secretvalue1234\n", "phc_secret\tvalue5678",
+                                           "phc_secretvalue\xC3"};
+    for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
+        setenv("POSTHOG_API_KEY", bad_keys[i], 1);
+        o = posthog_options_new();
+        err[0] = '\0';
+        ck_assert_msg(posthog_client_new(o, err, sizeof err) == NULL, "key %zu accepted", i);
+        ck_assert_msg(strstr(err, "POSTHOG_API_KEY") != NULL, "message: %s", err);
+        ck_assert_msg(strstr(err, "secret") == NULL, "key not masked: %s", err);
+    }
+    unsetenv("POSTHOG_API_KEY");
+}
+END_TEST
+
+/* Option errors name the key, the value (masked when secret) and what is
+ * allowed; an unknown key's value is never shown. */
+START_TEST(option_error_messages) {
+    static const struct {
+        const char *key, *value;
+        posthog_status_t st;
+        const char *want[3]; /* substrings of the message */
+    } t[] = {
+        {"flush_at", "0", POSTHOG_E_BAD_OPTION_VALUE, {"flush_at", "\"0\"", "1 to 100000"}},
+        {"max_queue_bytes", "32M", POSTHOG_E_BAD_OPTION_VALUE,
+         {"max_queue_bytes", "\"32M\"", "65536 to 17179869184"}},
+        {"disabled", "maybe", POSTHOG_E_BAD_OPTION_VALUE, {"disabled", "\"maybe\"", "true/false"}},
+        {"compression", "lz4", POSTHOG_E_BAD_OPTION_VALUE, {"compression", "\"lz4\"", "gzip"}},
+        {"capture_mode", "v2", POSTHOG_E_BAD_OPTION_VALUE, {"capture_mode", "\"v2\"", "v0"}},
+        {"log_level", "verbose", POSTHOG_E_BAD_OPTION_VALUE, {"log_level", "\"verbose\"", "none"}},
+        {"host", "ftp://eu.posthog.com", POSTHOG_E_BAD_OPTION_VALUE,
+         {"host", "ftp://eu.posthog.com", "https://"}},
+        {"durability", "sometimes", POSTHOG_E_BAD_OPTION_VALUE, {"durability", "always", NULL}},
+        {"super_properties", "[1]", POSTHOG_E_BAD_OPTION_VALUE, {"super_properties", "JSON object",
+                                                                NULL}},
+        {"flush_at", NULL, POSTHOG_E_BAD_OPTION_VALUE, {"flush_at", "NULL", NULL}},
+        {"api_key", "phc_secretsecret\r\n", POSTHOG_E_BAD_OPTION_VALUE,
+         {"api_key", "phc_****", "control character"}},
+        {"api_key", "", POSTHOG_E_BAD_OPTION_VALUE, {"api_key", "empty", NULL}},
+        {"flush_atx", "1", POSTHOG_E_UNKNOWN_OPTION, {"unknown option", "flush_atx", NULL}},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        posthog_options_t *o = posthog_options_new();
+        char err[512];
+        memset(err, 'x', sizeof err);
+        ck_assert_int_eq(posthog_options_set_ex(o, t[i].key, t[i].value, err, sizeof err), t[i].st);
+        for (int w = 0; w < 3 && t[i].want[w]; w++)
+            ck_assert_msg(strstr(err, t[i].want[w]) != NULL, "%s=%s: '%s' lacks '%s'", t[i].key,
+                          t[i].value, err, t[i].want[w]);
+        ck_assert_msg(strstr(err, "secretsecret") == NULL, "secret shown: %s", err);
+        /* success clears the buffer */
+        ck_assert_int_eq(posthog_options_set_ex(o, "flush_at", "5", err, sizeof err), POSTHOG_OK);
+        ck_assert_str_eq(err, "");
+        posthog_options_free(o);
+    }
+    /* a secret under a mistyped key is not echoed */
+    posthog_options_t *o = posthog_options_new();
+    char err[256];
+    ck_assert_int_eq(posthog_options_set_ex(o, "apikey", "phc_topsecret", err, sizeof err),
+                     POSTHOG_E_UNKNOWN_OPTION);
+    ck_assert_msg(strstr(err, "apikey") && !strstr(err, "topsecret"), "%s", err);
+    /* a tiny buffer is truncated and terminated; NULL/0 is fine */
+    char small[6];
+    ck_assert_int_eq(posthog_options_set_ex(o, "flush_at", "0", small, sizeof small),
+                     POSTHOG_E_BAD_OPTION_VALUE);
+    ck_assert_uint_eq(strlen(small), sizeof small - 1);
+    ck_assert_int_eq(posthog_options_set_ex(o, "flush_at", "0", NULL, 0),
+                     POSTHOG_E_BAD_OPTION_VALUE);
+    ck_assert_int_eq(posthog_options_set_ex(NULL, "flush_at", "1", err, sizeof err),
+                     POSTHOG_E_INVALID_ARG);
+    ck_assert_uint_gt(strlen(err), 0);
+    posthog_options_free(o);
+}
+END_TEST
+
+/* A mistyped ca_bundle is found at client creation, not when every request fails. */
+START_TEST(ca_bundle_checked_at_creation) {
+    unsetenv("POSTHOG_API_KEY");
+    unsetenv("POSTHOG_HOST");
+    char err[512];
+    const char *bad[] = {"/nonexistent/ca-bundle.pem", "/tmp"};
+    for (size_t i = 0; i < 2; i++) {
+        posthog_options_t *o = posthog_options_new();
+        posthog_options_set(o, "api_key", "phc_test");
+        ck_assert_int_eq(posthog_options_set(o, "ca_bundle", bad[i]), POSTHOG_OK);
+        err[0] = '\0';
+        posthog_client_t *c = posthog_client_new(o, err, sizeof err);
+        if (c) posthog_client_free(c);
+        ck_assert_msg(c == NULL, "ca_bundle=%s accepted", bad[i]);
+        ck_assert_msg(strstr(err, "ca_bundle") && strstr(err, bad[i]) && strstr(err, "PEM"),
+                      "message: %s", err);
+    }
+    /* a readable file passes (its content is curl's to judge) */
+    char path[] = "/tmp/ph_ca_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    posthog_options_t *o = posthog_options_new();
+    posthog_options_set(o, "api_key", "phc_test");
+    posthog_options_set(o, "disabled", "1");
+    posthog_options_set(o, "ca_bundle", path);
+    posthog_client_t *c = posthog_client_new(o, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    posthog_client_free(c);
+    unlink(path);
 }
 END_TEST
 
@@ -276,9 +432,130 @@ START_TEST(client_new_errors) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ logging */
+
+typedef struct {
+    char text[4096];
+    int n;
+} log_rec_t;
+
+static void rec_log(posthog_log_level_t level, const char *msg, void *ud) {
+    log_rec_t *r = ud;
+    size_t len = strlen(r->text);
+    snprintf(r->text + len, sizeof r->text - len, "%d:%s\n", (int)level, msg);
+    r->n++;
+}
+
+/* Runs fn with stderr redirected to a file; returns what was written (static). */
+static const char *with_stderr(void (*fn)(void *), void *arg) {
+    static char out[8192];
+    char path[] = "/tmp/ph_stderr_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, out, sizeof out - 1, 0);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    return out;
+}
+
+/* A client that sends nowhere (nothing is captured), made and freed. */
+static void tls_off_client(void *arg) {
+    const char *const *kv = arg; /* extra key/value pairs, NULL-terminated */
+    posthog_options_t *o = posthog_options_new();
+    posthog_options_set(o, "api_key", "phc_test");
+    posthog_options_set(o, "host", "http://127.0.0.1:1");
+    posthog_options_set(o, "tls_verify", "0");
+    for (int i = 0; kv && kv[i]; i += 2) ck_assert_int_eq(posthog_options_set(o, kv[i], kv[i + 1]), 0);
+    char err[256];
+    posthog_client_t *c = posthog_client_new(o, err, sizeof err);
+    ck_assert_msg(c != NULL, "%s", err);
+    posthog_client_free(c);
+}
+
+/* Issue 9: with no log callback nothing was ever printed, and tls_verify=0
+ * was not mentioned at all. */
+START_TEST(warnings_go_to_stderr_by_default) {
+    unsetenv("POSTHOG_LOG_LEVEL");
+    const char *out = with_stderr(tls_off_client, NULL);
+    ck_assert_msg(strstr(out, "libposthog: warning: tls_verify=0") != NULL, "stderr: '%s'", out);
+
+    /* log_level silences it: the option, and the environment */
+    const char *const none[] = {"log_level", "none", NULL};
+    out = with_stderr(tls_off_client, (void *)none);
+    ck_assert_msg(out[0] == '\0', "stderr: '%s'", out);
+    const char *const err_only[] = {"log_level", "error", NULL};
+    out = with_stderr(tls_off_client, (void *)err_only);
+    ck_assert_msg(out[0] == '\0', "stderr: '%s'", out);
+    setenv("POSTHOG_LOG_LEVEL", "none", 1);
+    out = with_stderr(tls_off_client, NULL);
+    ck_assert_msg(out[0] == '\0', "stderr: '%s'", out);
+    /* the option wins over the environment */
+    const char *const warn[] = {"log_level", "warn", NULL};
+    out = with_stderr(tls_off_client, (void *)warn);
+    ck_assert_msg(strstr(out, "tls_verify=0") != NULL, "stderr: '%s'", out);
+    /* a malformed POSTHOG_LOG_LEVEL is reported, not fatal */
+    setenv("POSTHOG_LOG_LEVEL", "loud", 1);
+    out = with_stderr(tls_off_client, NULL);
+    ck_assert_msg(strstr(out, "POSTHOG_LOG_LEVEL=\"loud\"") != NULL, "stderr: '%s'", out);
+    unsetenv("POSTHOG_LOG_LEVEL");
+}
+END_TEST
+
+static void with_callback(void *arg) {
+    posthog_options_t *o = posthog_options_new();
+    posthog_options_set(o, "api_key", "phc_test");
+    posthog_options_set(o, "host", "http://127.0.0.1:1");
+    posthog_options_set(o, "tls_verify", "0");
+    posthog_options_set_log(o, rec_log, arg);
+    posthog_client_t *c = posthog_client_new(o, NULL, 0);
+    ck_assert_ptr_nonnull(c);
+    posthog_client_free(c);
+}
+
+/* A callback replaces stderr and hears the tls_verify warning. */
+START_TEST(log_callback_replaces_stderr) {
+    unsetenv("POSTHOG_LOG_LEVEL");
+    log_rec_t rec = {{0}, 0};
+    const char *out = with_stderr(with_callback, &rec);
+    ck_assert_msg(out[0] == '\0', "stderr: '%s'", out);
+    ck_assert_msg(strstr(rec.text, "2:tls_verify=0") != NULL, "logged: '%s'", rec.text);
+}
+END_TEST
+
+/* An error repeated for every event reaches stderr a bounded number of times. */
+static void many_refusals(void *arg) {
+    posthog_options_t *o = posthog_options_new();
+    posthog_options_set(o, "api_key", "phc_test");
+    posthog_options_set(o, "disabled", "1");
+    posthog_client_t *c = posthog_client_new(o, NULL, 0);
+    ck_assert_ptr_nonnull(c);
+    for (int i = 0; i < 500; i++) posthog__log(c, POSTHOG_LOG_ERROR, "refusal %d", i);
+    posthog_client_free(c);
+    (void)arg;
+}
+
+START_TEST(stderr_is_rate_limited) {
+    unsetenv("POSTHOG_LOG_LEVEL");
+    const char *out = with_stderr(many_refusals, NULL);
+    int lines = 0;
+    for (const char *p = out; *p; p++) lines += *p == '\n';
+    ck_assert_int_ge(lines, 1);
+    /* at most two one-second windows' worth, plus a "suppressed" line */
+    ck_assert_msg(lines <= 21, "%d lines", lines);
+}
+END_TEST
+
 START_TEST(strerror_and_drop_names) {
-    const char *seen[POSTHOG_E_NO_STORAGE + 1];
-    for (int s = POSTHOG_OK; s <= POSTHOG_E_NO_STORAGE; s++) {
+    const char *seen[POSTHOG_E_UNDELIVERED + 1];
+    for (int s = POSTHOG_OK; s <= POSTHOG_E_UNDELIVERED; s++) {
         const char *m = posthog_strerror((posthog_status_t)s);
         ck_assert_ptr_nonnull(m);
         ck_assert_uint_gt(strlen(m), 1);
@@ -344,6 +621,12 @@ static Suite *options_suite(void) {
     tcase_add_test(t, unknown_key_and_null_args);
     tcase_add_test(t, host_normalisation);
     tcase_add_test(t, env_applies_only_when_unset);
+    tcase_add_test(t, env_malformed_key_or_host_fails_client);
+    tcase_add_test(t, option_error_messages);
+    tcase_add_test(t, ca_bundle_checked_at_creation);
+    tcase_add_test(t, warnings_go_to_stderr_by_default);
+    tcase_add_test(t, log_callback_replaces_stderr);
+    tcase_add_test(t, stderr_is_rate_limited);
     tcase_add_test(t, client_new_errors);
     tcase_add_test(t, strerror_and_drop_names);
     suite_add_tcase(s, t);

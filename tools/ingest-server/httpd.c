@@ -173,8 +173,10 @@ static const char *reason(int status)
     case 201: return "Created";
     case 202: return "Accepted";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 402: return "Payment Required";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -389,6 +391,15 @@ static void delay(ph_httpd_t *s, int ms)
     }
 }
 
+/* Discards input until the peer closes the connection (or it fails) or the
+ * server stops: a request that is never answered ends when its client gives up. */
+static void wait_peer_close(conn_t *c)
+{
+    char sink[4096];
+    while (conn_recv(c, sink, sizeof sink) > 0)
+        ;
+}
+
 /* Serves one request. Returns 1 to keep the connection, 0 to close it. */
 static int serve_one(conn_t *c)
 {
@@ -538,6 +549,11 @@ static int serve_one(conn_t *c)
     if (res.reset) {
         struct linger lg = {1, 0}; /* close() then sends RST */
         (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        free(res.body);
+        return 0;
+    }
+    if (res.hang) {
+        wait_peer_close(c);
         free(res.body);
         return 0;
     }

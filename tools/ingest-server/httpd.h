@@ -33,6 +33,9 @@ typedef struct ph_http_response {
     char extra_headers[512];     /* "Name: value\r\n" lines, may be empty */
     int delay_ms;                /* wait before answering */
     int reset;                   /* 1: close the connection without answering */
+    int hang;                    /* 1: answer nothing, keep the connection open until the
+                                    client closes it or the server stops (input is
+                                    discarded), then close it */
 } ph_http_response_t;
 
 /* Called on a connection thread; may run concurrently with itself. */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "flags.h"
 #include "gunzip.h"
 #include "sbuf.h"
 #include "scan.h"
@@ -96,6 +97,7 @@ struct ph_ingestd {
     counters_t c;
     ph_uuidset_t uuids;
     unsigned long long seq;
+    ph_flagsd_t *flags; /* the feature-flag endpoints (flags.c) */
 };
 
 /* ------------------------------------------------------------ lifecycle */
@@ -202,6 +204,10 @@ ph_ingestd_t *ph_ingestd_new(const ph_ingestd_config_t *cfg)
     d->cfg.api_keys = (const char *const *)d->keys;
     pthread_mutex_init(&d->lock, NULL);
     clear_records(d);
+    if (!(d->flags = ph_flagsd_new())) {
+        ph_ingestd_free(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -210,6 +216,7 @@ void ph_ingestd_free(ph_ingestd_t *d)
     if (!d)
         return;
     clear_records(d);
+    ph_flagsd_free(d->flags);
     for (size_t i = 0; i < d->cfg.n_api_keys; i++)
         free(d->keys[i]);
     free(d->keys);
@@ -1290,6 +1297,7 @@ static void handle_control(ph_ingestd_t *d, const ph_http_request_t *req, ph_htt
         pthread_mutex_lock(&d->lock);
         clear_records(d);
         pthread_mutex_unlock(&d->lock);
+        ph_flagsd_reset(d->flags);
         ph_http_set_body(res, "{\"status\":\"ok\"}");
         return;
     }
@@ -1309,6 +1317,8 @@ static void handle_control(ph_ingestd_t *d, const ph_http_request_t *req, ph_htt
 void ph_ingestd_handle(const ph_http_request_t *req, ph_http_response_t *res, void *user_data)
 {
     ph_ingestd_t *d = user_data;
+    if (ph_flagsd_handle(d->flags, req, res))
+        return;
     int kind = ingest_kind(req->path);
     if (kind) {
         if (strcmp(req->method, "POST") != 0) {

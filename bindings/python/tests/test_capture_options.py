@@ -47,8 +47,8 @@ def _only_request(server):
 def test_capture_options_struct_matches_the_header():
     co = _native.CaptureOptions
     if ctypes.sizeof(ctypes.c_void_p) == 8:  # LP64: offsetof() of posthog.h
-        assert ctypes.sizeof(co) == 64
-        assert [getattr(co, f).offset for f, _ in co._fields_] == [0, 8, 16, 24, 32, 40, 44, 48, 56]
+        assert ctypes.sizeof(co) == 72
+        assert [getattr(co, f).offset for f, _ in co._fields_] == [0, 8, 16, 24, 32, 40, 44, 48, 56, 64]
     assert (_native.UNSET, _native.TRUE, _native.FALSE) == (0, 1, 2)
     assert [_native.tristate(v) for v in (None, True, False, 1, 0)] == [0, 1, 2, 1, 2]
 

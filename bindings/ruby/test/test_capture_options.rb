@@ -27,8 +27,8 @@ class TestCaptureOptions < LibPostHogTest
   def test_capture_options_struct_layout
     skip('layout checked for LP64 only') unless FFI::Pointer.size == 8
     s = LibPostHog::Native::CaptureOptions
-    assert_equal 64, s.size
-    assert_equal [0, 8, 16, 24, 32, 40, 44, 48, 56], s.members.map { |m| s.offset_of(m) }
+    assert_equal 72, s.size
+    assert_equal [0, 8, 16, 24, 32, 40, 44, 48, 56, 64], s.members.map { |m| s.offset_of(m) }
     assert_equal [0, 1, 2, 1], [nil, true, false, 'x'].map { |v| LibPostHog::Native.tristate(v) }
   end
 

@@ -30,7 +30,7 @@ from ctypes import (
     c_void_p,
 )
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 # ------------------------------------------------------------------ constants
 
@@ -54,6 +54,7 @@ E_HTTP = 16
 E_INTERNAL = 17
 E_STORAGE = 18
 E_NO_STORAGE = 19
+E_UNDELIVERED = 20  # posthog_flush_ex: finished, but events were dropped meanwhile
 
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 
@@ -64,18 +65,10 @@ DROP_REJECTED = 3
 DROP_RETRIES_EXHAUSTED = 4
 DROP_BEFORE_SEND = 5
 DROP_SHUTDOWN = 6
-DROP_REASON_NAMES = (
-    "queue_full",
-    "invalid",
-    "too_large",
-    "rejected",
-    "retries_exhausted",
-    "before_send",
-    "shutdown",
-    "storage_full",
-    "expired",
-    "corrupt",
-)
+DROP_REASON_SLOTS = 16  # POSTHOG_DROP_REASON_SLOTS: reasons the ABI leaves room for
+# The names of the drop reasons come from the loaded library
+# (posthog_drop_reason_name), so a reason added in C needs no binding change:
+# see drop_reason_name() / drop_reason_names().
 
 BEFORE_SEND_KEEP, BEFORE_SEND_REPLACE, BEFORE_SEND_DROP = 0, 1, 2
 
@@ -100,6 +93,17 @@ class DropInfo(Structure):
     ]
 
 
+class FlushResult(Structure):
+    """posthog_flush_result_t"""
+
+    _fields_ = [
+        ("delivered", c_uint64),
+        ("dropped", c_uint64),
+        ("spooled", c_uint64),
+        ("spool_pending", c_uint64),
+    ]
+
+
 class CaptureOptions(Structure):
     """posthog_capture_options_t (zero = every field "not set")."""
 
@@ -113,6 +117,7 @@ class CaptureOptions(Structure):
         ("cookieless_mode", c_int),  # posthog_tristate_t
         ("disable_skew_correction", c_int),  # posthog_tristate_t
         ("product_tour_id", c_char_p),
+        ("flags", c_void_p),  # const posthog_flags_t *: a flags snapshot, or NULL
     ]
 
 
@@ -174,6 +179,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     fn("posthog_drop_reason_name", c_char_p, c_int)
     fn("posthog_options_new", c_void_p)
     fn("posthog_options_set", c_int, c_void_p, c_char_p, c_char_p)
+    fn("posthog_options_set_ex", c_int, c_void_p, c_char_p, c_char_p, c_char_p, c_size_t)
     fn("posthog_options_free", None, c_void_p)
     fn("posthog_options_set_log", None, c_void_p, LOG_FN, c_void_p)
     fn("posthog_options_set_on_drop", None, c_void_p, DROP_FN, c_void_p)
@@ -192,6 +198,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         )
     fn("posthog_capture_json", c_int, c_void_p, c_char_p, c_char_p, c_char_p)
     fn("posthog_flush", c_int, c_void_p, c_int)
+    fn("posthog_flush_ex", c_int, c_void_p, c_int, POINTER(FlushResult))
+    fn("posthog_drop_event", c_int, c_void_p, c_int, c_char_p, c_char_p, c_char_p)
     fn("posthog_shutdown", c_int, c_void_p, c_int)
     fn("posthog_client_free", None, c_void_p)
     fn("posthog_get_stat", c_uint64, c_void_p, c_char_p)
@@ -256,6 +264,40 @@ def version() -> str:
     return load().posthog_version().decode()
 
 
+_reason_names: Optional[List[str]] = None
+
+
+def drop_reason_names() -> List[str]:
+    """Every drop reason the loaded library has, by number ("queue_full",
+    "invalid", ..., "server_dropped"), from posthog_drop_reason_name."""
+    global _reason_names
+    if _reason_names is None:
+        lib = load()
+        names = []
+        for i in range(DROP_REASON_SLOTS):
+            n = lib.posthog_drop_reason_name(i).decode("ascii", "replace")
+            if n == "unknown":
+                break
+            names.append(n)
+        _reason_names = names
+    return _reason_names
+
+
+def drop_reason_name(reason: int) -> str:
+    """The library's name of a drop reason; "unknown_<n>" for a number it
+    does not name (never just the number)."""
+    names = drop_reason_names()
+    return names[reason] if 0 <= reason < len(names) else "unknown_%d" % reason
+
+
+def set_option(o: int, key: str, value: str) -> Tuple[int, str]:
+    """posthog_options_set_ex: (status, the library's message naming the key,
+    the value (secrets masked) and what is allowed; "" when OK)."""
+    err = ctypes.create_string_buffer(512)
+    st = int(load().posthog_options_set_ex(o, key.encode(), value.encode(), err, len(err)))
+    return st, err.value.decode("utf-8", "replace")
+
+
 def option_status(key: str, value: str) -> int:
     """What posthog_options_set answers for key=value on a scratch option set
     (OK, E_UNKNOWN_OPTION, E_BAD_OPTION_VALUE): whether the loaded library
@@ -280,6 +322,10 @@ __all__ = [
     "candidate_paths",
     "DropInfo",
     "CaptureOptions",
+    "FlushResult",
+    "drop_reason_name",
+    "drop_reason_names",
+    "set_option",
     "tristate",
     "option_status",
     "LOG_FN",

@@ -80,6 +80,11 @@ _IGNORED_KEYWORDS = frozenset(
 # POSTHOG_E_UNKNOWN_OPTION and we only warn.
 _FUTURE_OPTIONS = frozenset()  # every option the C library knows is passed through
 
+# Options whose refusal leaves no client instead of one without them: without
+# the given host the events would go to the default (US) host, without the
+# given key the library would take $POSTHOG_API_KEY's.
+_FATAL_OPTIONS = frozenset({"host", "api_key"})
+
 
 class CaptureMode(str, Enum):
     """posthog-python's ``posthog.CaptureMode``: the capture wire protocol.
@@ -146,6 +151,8 @@ class APIError(Exception):
     ``message``), plus ``reason`` (the libposthog drop reason: "rejected",
     "retries_exhausted", "too_large", "shutdown") and ``count``.
     ``status`` is the HTTP status when the server decided, else the reason.
+    ``message`` carries the server's answer when it gave one (e.g. ``server
+    rejected the batch: HTTP 401: {"type":"authentication_error",...}``).
     """
 
     def __init__(self, status: Union[int, str], message: str, reason: str = "", count: int = 0):
@@ -435,21 +442,15 @@ class Posthog:
         try:
             for key, value in opts.items():
                 sval = value if isinstance(value, str) else str(value)
-                st = lib.posthog_options_set(o, key.encode(), sval.encode())
+                st, why = _native.set_option(o, key, sval)
                 if st == _native.OK:
                     continue
+                why = why or _native.strerror(st)
                 if key in soft:
                     # from the environment, or implied by gzip= (which
                     # already covers v0 when `compression` is unknown)
                     level = logging.DEBUG if soft[key].startswith("gzip=") else logging.WARNING
-                    log.log(
-                        level,
-                        "libposthog: option %s=%r (from %s): %s; not used",
-                        key,
-                        value,
-                        soft[key],
-                        _native.strerror(st),
-                    )
+                    log.log(level, "libposthog: %s (from %s); not used", why, soft[key])
                     continue
                 if st == _native.E_UNKNOWN_OPTION and key in _FUTURE_OPTIONS:
                     log.warning(
@@ -459,9 +460,14 @@ class Posthog:
                         _native.version(),
                     )
                     continue
-                msg = "libposthog: option %s=%r: %s" % (key, value, _native.strerror(st))
+                msg = "libposthog: " + why
                 if self.debug:
                     raise PosthogError(st, msg)
+                if key in _FATAL_OPTIONS:
+                    # never send elsewhere, nor with another key, than asked
+                    log.error("%s; the client is disabled", msg)
+                    lib.posthog_options_free(o)
+                    return None
                 log.error("%s; ignored", msg)
         except BaseException:
             lib.posthog_options_free(o)
@@ -745,12 +751,20 @@ class Posthog:
         if tour is not None and "\x00" in tour:
             self._refused(_native.E_INVALID_ARG, name, "NUL character in product_tour_id")
             return None
-        props_b = dumps(clean(props))
+        try:
+            props_b = dumps(clean(props))
+            set_b = dumps_clean(set_) if set_ is not None else None
+            set_once_b = dumps_clean(set_once) if set_once is not None else None
+        except RecursionError:
+            # a dict or list that contains itself (or nests past Python's
+            # recursion limit): refused and counted, not a 1000-frame traceback
+            self._refuse_unserialisable(handle, name, did, props, set_, set_once)
+            return None
         co = _native.CaptureOptions()  # zero: every field not set
         co.timestamp_ms = ts
         co.uuid = uid.encode() if uid else None
-        co.set_json = dumps_clean(set_) if set_ is not None else None
-        co.set_once_json = dumps_clean(set_once) if set_once is not None else None
+        co.set_json = set_b
+        co.set_once_json = set_once_b
         co.process_person_profile = _native.tristate(ppp)
         co.cookieless_mode = _native.tristate(cookieless)
         co.disable_skew_correction = _native.tristate(no_skew)
@@ -759,6 +773,7 @@ class Posthog:
 
         _tls.capture = _depth("capture") + 1
         _tls.drop = None
+        _tls.raise_after = None
         try:
             lib = _native.load()
             fn = (lib.posthog_capture_durable_opts if durable
@@ -773,12 +788,44 @@ class Posthog:
             )
         finally:
             _tls.capture -= 1
+        pending, _tls.raise_after = getattr(_tls, "raise_after", None), None
+        if pending is not None:
+            # before_send raised KeyboardInterrupt, SystemExit...: the event was
+            # dropped (counted as before_send); the exception goes on to the
+            # caller, as posthog-python lets it
+            raise pending
         if st != _native.OK:
             self._refused(st, name, getattr(_tls, "drop", None))
             return None
         if self.sync_mode and self.send:
             self._flush_ms(-1)
         return out.value.decode("ascii")
+
+    def _refuse_unserialisable(self, handle: "_Handle", name: str, did: Optional[str],
+                               props: Any, set_: Any, set_once: Any) -> None:
+        where = "properties"
+        for label, value in (("properties", props), ("set", set_), ("set_once", set_once)):
+            path = _cycle_path(value, label)
+            if path:
+                where = path
+                break
+        if where in ("properties", "set", "set_once"):
+            why = "nest deeper than Python's recursion limit"
+        else:
+            why = "contain a reference cycle (%s refers back to a value that contains it)" % where
+        text = "libposthog refused event %r: its values %s; pass plain, acyclic data" % (
+            name, why)
+        _tls.capture = _depth("capture") + 1
+        try:
+            _native.load().posthog_drop_event(
+                handle.ptr, _native.DROP_INVALID, name.encode("utf-8", "replace"),
+                did.encode("utf-8", "replace") if did is not None else None,
+                text.encode("utf-8", "replace"))
+        finally:
+            _tls.capture -= 1
+        if self.debug:
+            raise PosthogError(_native.E_INVALID_JSON, text)
+        log.error("%s", text)
 
     def _refused(self, st: int, name: str, detail: Optional[str]) -> None:
         msg = _native.strerror(st)
@@ -805,17 +852,25 @@ class Posthog:
         if _in_callback():
             log.warning("libposthog: flush() from inside a callback is ignored (it would deadlock)")
             return _native.OK
-        st = _native.load().posthog_flush(handle.ptr, timeout_ms)
+        res = _native.FlushResult()
+        st = _native.load().posthog_flush_ex(handle.ptr, timeout_ms, ctypes.byref(res))
         if st == _native.E_TIMEOUT:
             log.warning("flush timed out with events still queued")
+        elif st == _native.E_UNDELIVERED:
+            log.warning("flush finished, but %d event(s) were dropped instead of delivered "
+                        "(see on_error)", res.dropped)
         return st
 
     @no_throw
-    def flush(self, timeout_seconds: Optional[float] = 10) -> None:
+    def flush(self, timeout_seconds: Optional[float] = 10) -> Optional[bool]:
         """Sends what is queued and waits for it to be delivered or dropped
-        (at most timeout_seconds; None waits without a limit)."""
+        (at most timeout_seconds; None waits without a limit). Returns True
+        when everything it waited for was delivered, False when events were
+        dropped meanwhile (on_error has them) or the timeout passed (the
+        rest is still queued or spooled). posthog-python returns None: code
+        that ignores the result is unaffected."""
         ms = -1 if timeout_seconds is None else max(0, int(timeout_seconds * 1000))
-        self._flush_ms(ms)
+        return self._flush_ms(ms) == _native.OK
 
     @no_throw
     def join(self) -> None:
@@ -847,7 +902,7 @@ class Posthog:
         names = ["captured", "sent", "requests", "retries", "bytes_raw", "bytes_sent",
                  "queue_depth", "queue_bytes", "spooled", "replayed", "spool_bytes",
                  "spool_pending", "dropped_total"]
-        names += ["dropped_" + r for r in _native.DROP_REASON_NAMES]
+        names += ["dropped_" + r for r in _native.drop_reason_names()]
         if handle is None or not handle.ptr:
             return {n: 0 for n in names}
         lib = _native.load()
@@ -885,16 +940,14 @@ def _drop_trampoline(wself: "weakref.ref[Posthog]", info_p: Any, _ud: Any) -> No
         if _depth("capture") > 0:
             # A capture-time drop on this thread: posthog_capture_opts returns its
             # status; keep the detail for the log line.
-            _tls.drop = _native.DROP_REASON_NAMES[info.reason] if 0 <= info.reason < 7 else None
+            _tls.drop = _native.drop_reason_name(info.reason)
             return
         self = wself()
         if self is None or self.on_error is None:
             return
         _tls.callback = _depth("callback") + 1
         try:
-            reason = (
-                _native.DROP_REASON_NAMES[info.reason] if 0 <= info.reason < 7 else str(info.reason)
-            )
+            reason = _native.drop_reason_name(info.reason)
             message = (info.message or b"").decode("utf-8", "replace")
             batch: List[Dict[str, Any]] = []
             if info.events_json:
@@ -932,8 +985,44 @@ def _before_send_trampoline(
     except Exception as e:
         log.exception("Error in before_send callback: %s", e)
         return _native.BEFORE_SEND_DROP
+    except BaseException as e:  # noqa: B036 - must not unwind through C
+        # KeyboardInterrupt, SystemExit...: never send the unfiltered event.
+        # Dropped (counted as before_send) and raised again once the capture
+        # call is back in Python (_enqueue), as posthog-python propagates it.
+        _tls.raise_after = e
+        return _native.BEFORE_SEND_DROP
     finally:
         _tls.callback -= 1
+
+
+def _cycle_path(value: Any, label: str) -> Optional[str]:
+    """The path of the first dict/list/tuple/set inside `value` that contains
+    itself (e.g. "properties['a']['b']"), or None. Iterative: it runs after a
+    RecursionError, so it must not recurse itself."""
+    if not isinstance(value, (dict, list, tuple, set, frozenset)):
+        return None
+    stack = [(value, label, iter(_children(value)))]
+    on_path = {id(value)}
+    while stack:
+        _, path, it = stack[-1]
+        for key, child in it:
+            if not isinstance(child, (dict, list, tuple, set, frozenset)):
+                continue
+            child_path = "%s[%r]" % (path, key)
+            if id(child) in on_path:
+                return child_path
+            on_path.add(id(child))
+            stack.append((child, child_path, iter(_children(child))))
+            break
+        else:
+            on_path.discard(id(stack.pop()[0]))
+    return None
+
+
+def _children(value: Any):
+    if isinstance(value, dict):
+        return value.items()
+    return enumerate(value)
 
 
 def _after_fork_in_child() -> None:

@@ -11,8 +11,10 @@ require 'libposthog/reporter'
 
 module LibPostHog
   # What on_drop receives: one report of events the library did not deliver.
-  #   reason       Symbol: :queue_full, :invalid, :too_large, :rejected,
-  #                :retries_exhausted, :before_send, :shutdown
+  #   reason       Symbol, the library's name of the reason: :queue_full,
+  #                :invalid, :too_large, :rejected, :retries_exhausted,
+  #                :before_send, :shutdown, :storage_full, :expired, :corrupt,
+  #                :server_dropped (Native::DROP_REASONS)
   #   status       the C status code (Integer), status_message its text
   #   count        how many events the report covers
   #   http_status  the server's HTTP status when the server decided, else nil
@@ -108,7 +110,16 @@ module LibPostHog
 
       set_option(o, 'super_properties',
                  Utils.to_json({ '$lib' => lib_name, '$lib_version' => VERSION }.merge(Utils.jsonable(super_props))))
+      @refused = nil
       opts.each { |k, v| apply_option(o, k, v) }
+      if @refused
+        # never send elsewhere, nor with another key, than asked
+        Native.posthog_options_free(o)
+        @logger.error("[libposthog] #{@refused}; the client is disabled")
+        @state.ptr = nil
+        LibPostHog.register(self)
+        return
+      end
       install_callbacks(o)
 
       errbuf = FFI::MemoryPointer.new(:char, 512)
@@ -200,8 +211,28 @@ module LibPostHog
       end
     end
 
+    # Like flush, and says what became of the events it waited for:
+    # { status: :ok | :undelivered | :timeout, delivered:, dropped:, spooled:,
+    #   spool_pending: } (posthog_flush_ex). :undelivered: the flush finished
+    # but events were dropped instead of delivered (on_error has them).
+    def flush_report(timeout: @flush_timeout)
+      return { status: :closed, delivered: 0, dropped: 0, spooled: 0, spool_pending: 0 } unless live?
+
+      ms = timeout.nil? ? -1 : (timeout * 1000).ceil
+      r = Native::FlushResult.new
+      st = Native.posthog_flush_ex(@state.ptr, ms, r.pointer)
+      @state.reporter.wait_idle(timeout)
+      status = { Native::OK => :ok, Native::E_UNDELIVERED => :undelivered, Native::E_TIMEOUT => :timeout }
+      { status: status.fetch(st, :error), delivered: r[:delivered], dropped: r[:dropped],
+        spooled: r[:spooled], spool_pending: r[:spool_pending] }
+    rescue StandardError => e
+      @logger.error("[libposthog] flush: #{e.class}: #{e.message}")
+      { status: :error, delivered: 0, dropped: 0, spooled: 0, spool_pending: 0 }
+    end
+
     # Waits until every event captured so far is delivered or dropped (and
     # their on_error reports delivered). Blocks the calling thread only.
+    # True also when events were dropped meanwhile: flush_report tells.
     # @param timeout [Numeric, nil] seconds; nil: the flush_timeout option, else for ever
     # @return [Boolean] false on timeout
     def flush(timeout: @flush_timeout)
@@ -348,6 +379,13 @@ module LibPostHog
       did = a[:distinct_id]
       did = did.nil? ? nil : Utils.string(did)
       props = geoip_override(props, a[:disable_geoip])
+      begin
+        props_json = Utils.to_json(props)
+        set_json = set.nil? ? nil : Utils.to_json(hash_arg(set, 'set'), 'set')
+        set_once_json = set_once.nil? ? nil : Utils.to_json(hash_arg(set_once, 'set_once'), 'set_once')
+      rescue Utils::UnserializableError, SystemStackError => e
+        return refuse_unserializable(event, did, e)
+      end
       keep = [] # the C strings live until the call returns
       cstr = lambda do |v|
         next FFI::Pointer::NULL if v.nil?
@@ -360,8 +398,8 @@ module LibPostHog
       co[:timestamp_ms] = Utils.timestamp_ms(a[:timestamp])
       co[:uuid] = cstr.call(uuid_arg(a))
       co[:groups_json] = cstr.call(json_or_nil(groups))
-      co[:set_json] = cstr.call(set.nil? ? nil : Utils.to_json(hash_arg(set, 'set')))
-      co[:set_once_json] = cstr.call(set_once.nil? ? nil : Utils.to_json(hash_arg(set_once, 'set_once')))
+      co[:set_json] = cstr.call(set_json)
+      co[:set_once_json] = cstr.call(set_once_json)
       co[:process_person_profile] = Native.tristate(a[:process_person_profile])
       co[:cookieless_mode] = Native.tristate(a[:cookieless_mode])
       co[:disable_skew_correction] = Native.tristate(a[:disable_skew_correction])
@@ -369,12 +407,23 @@ module LibPostHog
       co[:product_tour_id] = cstr.call(tour.nil? || tour.to_s.empty? ? nil : Utils.string(tour))
       fn = durable ? :posthog_capture_durable_opts : :posthog_capture_opts
       st = Native.public_send(fn, @state.ptr, did, event.nil? ? nil : Utils.string(event),
-                              Utils.to_json(props), co.pointer, nil)
+                              props_json, co.pointer, nil)
       ok = st == Native::OK
       flush if ok && @sync_mode
       ok || (@state.test_mode && st == Native::E_DROPPED && Thread.current[:libposthog_recorded])
     ensure
       Thread.current[:libposthog_recorded] = nil
+    end
+
+    # A value that cannot become JSON (a Hash that contains itself...): the
+    # event is refused, counted as invalid and logged; nothing is raised.
+    def refuse_unserializable(event, did, err)
+      why = err.is_a?(SystemStackError) ? 'nest too deeply' : "are not serializable: #{err.message}"
+      name = event.nil? ? '' : Utils.string(event)
+      text = "event #{name.inspect} refused: its values #{why}; pass plain, acyclic data"
+      Native.posthog_drop_event(@state.ptr, Native::DROP_INVALID, name, did, text)
+      @logger.error("[libposthog] #{text}")
+      false
     end
 
     # A per-call disable_geoip that differs from the client's (the C option
@@ -411,14 +460,23 @@ module LibPostHog
       opts[:compression] = on ? 'gzip' : 'none' if Native.option_status('compression', on ? 'gzip' : 'none') == Native::OK
     end
 
+    # Options whose refusal leaves no client instead of one without them:
+    # without the given host events would go to the default (US) host,
+    # without the given key the library would take ENV['POSTHOG_API_KEY'].
+    FATAL_OPTIONS = %w[host api_key].freeze
+
     def set_option(o, key, value)
-      st = Native.posthog_options_set(o, key.to_s, value)
+      st, why = Native.set_option(o, key, value)
       return true if st == Native::OK
 
+      why = Native.posthog_strerror(st) if why.empty?
       if st == Native::E_UNKNOWN_OPTION
         @logger.warn("[libposthog] option #{key} is not supported by this libposthog build; ignored")
+      elsif FATAL_OPTIONS.include?(key.to_s)
+        @refused ||= why
       else
-        @logger.warn("[libposthog] option #{key}=#{value.inspect}: #{Native.posthog_strerror(st)}; ignored")
+        # the library's message names the key, the value (secrets masked) and what is allowed
+        @logger.warn("[libposthog] #{why}; ignored")
       end
       false
     end
@@ -453,7 +511,7 @@ module LibPostHog
       drop = FFI::Function.new(:void, %i[pointer pointer]) do |info_ptr, _ud|
         begin
           i = Native::DropInfo.new(info_ptr)
-          reason = Native::DROP_REASONS[i[:reason]] || :unknown
+          reason = Native.drop_reason(i[:reason])
           if reason == :before_send && Thread.current[:libposthog_recorded]
             nil # test_mode recorded it; not a drop for the application
           else

@@ -48,10 +48,14 @@ module LibPostHog
     end
 
     OK = 0
+    E_TIMEOUT = 8
     E_UNKNOWN_OPTION = 10
     E_BAD_OPTION_VALUE = 11
     E_DISABLED = 13
     E_DROPPED = 14
+    E_UNDELIVERED = 20 # posthog_flush_ex: finished, but events were dropped meanwhile
+
+    DROP_INVALID = 1
 
     # posthog_tristate_t
     UNSET = 0
@@ -69,8 +73,6 @@ module LibPostHog
     BEFORE_SEND_REPLACE = 1
     BEFORE_SEND_DROP = 2
 
-    DROP_REASONS = %i[queue_full invalid too_large rejected retries_exhausted before_send shutdown
-                      storage_full expired corrupt].freeze
     DROP_REASON_SLOTS = 16 # POSTHOG_DROP_REASON_SLOTS
 
     # posthog_drop_info_t
@@ -95,7 +97,8 @@ module LibPostHog
              :process_person_profile, :int, # posthog_tristate_t
              :cookieless_mode, :int,
              :disable_skew_correction, :int,
-             :product_tour_id, :pointer
+             :product_tour_id, :pointer,
+             :flags, :pointer # const posthog_flags_t *: a flags snapshot, or NULL
     end
 
     # posthog_stats_t
@@ -116,6 +119,14 @@ module LibPostHog
              :dropped_total, :uint64
     end
 
+    # posthog_flush_result_t
+    class FlushResult < FFI::Struct
+      layout :delivered, :uint64,
+             :dropped, :uint64,
+             :spooled, :uint64,
+             :spool_pending, :uint64
+    end
+
     callback :log_fn, %i[int string pointer], :void
     callback :drop_fn, %i[pointer pointer], :void
     callback :before_send_fn, %i[pointer pointer pointer], :int
@@ -126,6 +137,7 @@ module LibPostHog
 
     attach_function :posthog_options_new, [], :pointer
     attach_function :posthog_options_set, %i[pointer string string], :int
+    attach_function :posthog_options_set_ex, %i[pointer string string pointer size_t], :int
     attach_function :posthog_options_free, [:pointer], :void
     attach_function :posthog_options_set_log, %i[pointer log_fn pointer], :void
     attach_function :posthog_options_set_on_drop, %i[pointer drop_fn pointer], :void
@@ -144,11 +156,32 @@ module LibPostHog
     # These wait for the flusher thread, whose callbacks need the GVL:
     # they must release it (blocking: true) or they would deadlock.
     attach_function :posthog_flush, %i[pointer int], :int, blocking: true
+    attach_function :posthog_flush_ex, %i[pointer int pointer], :int, blocking: true
+    attach_function :posthog_drop_event, %i[pointer int string string string], :int
     attach_function :posthog_shutdown, %i[pointer int], :int, blocking: true
     attach_function :posthog_client_free, [:pointer], :void, blocking: true
 
     attach_function :posthog_get_stats, %i[pointer pointer], :int
     attach_function :posthog_get_stat, %i[pointer string], :uint64
+
+    # Every drop reason the library has, by number (:queue_full, :invalid,
+    # ..., :server_dropped), from posthog_drop_reason_name: a reason added in
+    # C needs no change here.
+    DROP_REASONS = (0...DROP_REASON_SLOTS).map { |i| posthog_drop_reason_name(i) }
+                                           .take_while { |n| n != 'unknown' }.map(&:to_sym).freeze
+
+    # The name of a drop reason; :unknown_<n> for a number the library does not name.
+    def self.drop_reason(i)
+      DROP_REASONS[i] || :"unknown_#{i}"
+    end
+
+    # posthog_options_set_ex: [status, the library's message naming the key,
+    # the value (secrets masked) and what is allowed ('' when OK)].
+    def self.set_option(o, key, value)
+      err = FFI::MemoryPointer.new(:char, 512)
+      st = posthog_options_set_ex(o, key.to_s, value.to_s, err, 512)
+      [st, err.read_string.force_encoding(Encoding::UTF_8)]
+    end
 
     # What posthog_options_set answers for key=value on a scratch option set
     # (OK, E_UNKNOWN_OPTION, E_BAD_OPTION_VALUE): whether the loaded library

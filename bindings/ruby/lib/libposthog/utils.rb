@@ -58,14 +58,21 @@ module LibPostHog
       s.valid_encoding? ? s : s.scrub
     end
 
+    # A value that cannot become JSON: a Hash/Array that contains itself, or
+    # nesting deeper than MAX_DEPTH. The event is refused (and counted).
+    class UnserializableError < ArgumentError; end
+
+    # Deeper than any real event, far below what would exhaust the stack.
+    MAX_DEPTH = 512
+
     # A JSON-ready deep copy: string keys, Time/DateTime/Date as ISO-8601
-    # strings, non-finite floats as nil, strings as valid UTF-8.
-    def jsonable(v)
+    # strings, non-finite floats as nil, strings as valid UTF-8. Raises
+    # UnserializableError for a reference cycle (naming where) or nesting
+    # deeper than MAX_DEPTH, instead of a SystemStackError.
+    # `walk` (internal): the containers being copied, outermost first.
+    def jsonable(v, walk = nil)
       case v
-      when Hash
-        v.each_with_object({}) { |(k, x), h| h[string(k)] = jsonable(x) }
-      when Array, Set
-        v.map { |x| jsonable(x) }
+      when Hash, Array, Set then container(v, walk || Walk.new('properties'))
       when String then string(v)
       when Symbol then string(v.to_s)
       when Integer, true, false, nil then v
@@ -75,12 +82,65 @@ module LibPostHog
       when Time then time_in_iso8601(v)
       when Date then v.strftime('%F')
       else
-        v.respond_to?(:to_hash) ? jsonable(v.to_hash) : string(v.to_s)
+        v.respond_to?(:to_hash) ? jsonable(v.to_hash, walk) : string(v.to_s)
       end
     end
 
-    def to_json(v)
-      JSON.generate(jsonable(v))
+    # The path being copied: the containers on it (to spot a cycle) and the
+    # keys that lead there (only turned into text for the error message).
+    class Walk
+      def initialize(what)
+        @what = what
+        @ids = {}
+        @keys = []
+      end
+
+      def enter(v)
+        raise UnserializableError, "#{where} refers back to a value that contains it (a reference cycle)" if @ids.key?(v.object_id)
+        raise UnserializableError, "#{where} nests deeper than #{MAX_DEPTH} levels" if @ids.size >= MAX_DEPTH
+
+        @ids[v.object_id] = true
+      end
+
+      def leave(v)
+        @ids.delete(v.object_id)
+      end
+
+      def key(k)
+        @keys.push(k)
+        yield
+      ensure
+        @keys.pop
+      end
+
+      def where
+        @what + @keys.map { |k| "[#{k.inspect}]" }.join
+      end
+    end
+
+    def container(v, walk)
+      walk.enter(v)
+      begin
+        if v.is_a?(Hash)
+          v.each_with_object({}) do |(k, x), h|
+            h[string(k)] = plain?(x) ? jsonable(x) : walk.key(k) { jsonable(x, walk) }
+          end
+        else
+          v.each_with_index.map { |x, i| plain?(x) ? jsonable(x) : walk.key(i) { jsonable(x, walk) } }
+        end
+      ensure
+        walk.leave(v)
+      end
+    end
+
+    # Scalars: no container inside, no path to keep.
+    def plain?(x)
+      x.is_a?(String) || x.is_a?(Symbol) || x.is_a?(Numeric) || x.nil? || x == true || x == false
+    end
+
+    # `what` names the value in an UnserializableError ("properties", "set"...).
+    def to_json(v, what = 'properties')
+      JSON.generate(jsonable(v, Walk.new(what)))
     end
 
     def valid_uuid?(u)
