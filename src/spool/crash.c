@@ -3,7 +3,8 @@
  * On SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT it writes every event of
  * each registered client that the server has not confirmed to spool
  * files, using only async-signal-safe calls (open, write, pwrite, fsync,
- * rename, unlink, close, clock_gettime, getpid, sigaction, raise) and
+ * ftruncate, rename, unlink, close, clock_gettime, getpid, sigaction,
+ * signal, raise) and
  * pure functions (formatting, crc32) on memory prepared at install time,
  * then restores the previous disposition and re-raises (or calls the
  * previous handler). The next process that opens the spool delivers them.
@@ -16,10 +17,11 @@
  * the handler does, zeroes none of those bytes meanwhile.
  *
  * Files: ph-<ms>-<pid>-crash<slot>-<part>.spool, each at most
- * max_batch_bytes of events (so the next process replays each as one
- * normal batch, and evicting one for space costs one part only); all
- * parts together at most max_storage_bytes (events past that are not
- * written).
+ * max_batch_bytes (and a quarter of max_storage_bytes) of events, so the
+ * next process replays each as one normal batch and evicting one for space
+ * costs one part only; $ai_* events in parts of their own (a file replays
+ * to one endpoint); all parts together at most max_storage_bytes (events
+ * past that are not written).
  *
  * Alternate signal stacks: a crash by stack overflow can only run a
  * handler on an alternate stack. One (ALT_STACK_BYTES, with a guard page)
@@ -30,8 +32,9 @@
  * the thread exits. A thread that never captured (and never created the
  * client) gets none: its stack overflow saves nothing.
  *
- * Limits: an event in a batch that is on disk while an older batch is not
- * (its spool write failed) is also written by the handler: delivered
+ * Limits (at least once): an event of a batch whose spool write completes
+ * while the handler runs, or that is on disk while an older batch is not
+ * (its spool write failed), is also written by the handler: delivered
  * twice after such a crash (same uuid).
  */
 #include <fcntl.h>
