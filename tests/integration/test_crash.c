@@ -597,6 +597,50 @@ START_TEST(crash_files_within_max_storage_bytes) {
 }
 END_TEST
 
+/* The next process writes to a spool the crash filled up to its limit:
+ * making room evicts the oldest parts, not everything the handler saved. */
+START_TEST(crash_parts_evicted_one_at_a_time) {
+    enum { N = 2000, M = 200 };
+    char *dir = tmp_dir();
+    int port;
+    int lfd = blackhole(&port);
+    char *hole = url_of_port(port);
+    crash_with_limits(dir, hole, N, "16384", "67108864");
+    close(lfd);
+    dir_stat_t ds = spool_stat(dir);
+    ck_assert_int_ge(ds.n, 1);
+    /* a process with room for little more than what the crash left, the
+     * server down: its M events go to the spool and evict the oldest */
+    char *down = url_of_port(it_closed_port());
+    posthog_options_t *o = opts(down, dir);
+    char limit[32];
+    snprintf(limit, sizeof limit, "%llu", (unsigned long long)(ds.total + 8192));
+    it_set(o, "max_storage_bytes", limit);
+    posthog_client_t *c = it_client(o);
+    for (long i = 0; i < M; i++) ck_assert_int_eq(cap_seq(c, "new", i), POSTHOG_OK);
+    posthog_shutdown(c, 3000);
+    uint64_t evicted = it_stats(c).dropped[POSTHOG_DROP_STORAGE_FULL];
+    posthog_client_free(c);
+    ck_assert_uint_gt(evicted, 0);
+    ck_assert_msg(evicted < N / 4, "%llu of the %d saved events evicted",
+                  (unsigned long long)evicted, N);
+    ph_ingest_t *srv = it_server(NULL);
+    c = deliver_spool(srv, dir);
+    int *seen = calloc(N, sizeof *seen);
+    long got = server_seqs(srv, "size", seen, N);
+    for (long i = 0; i < N; i++) ck_assert_int_le(seen[i], 1);
+    free(seen);
+    ck_assert_int_eq(got + (long)evicted, N);
+    assert_exactly_once(srv, "new", M);
+    posthog_client_free(c);
+    it_stop(srv);
+    rm_rf(dir);
+    free(dir);
+    free(hole);
+    free(down);
+}
+END_TEST
+
 /* ------------------------------------------------------------ signal dispositions */
 
 static void app_handler(int sig) { (void)sig; }
@@ -758,6 +802,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, crash_stack_overflow_on_capturing_thread);
     tcase_add_test(tc, crash_files_bounded_by_max_batch_bytes);
     tcase_add_test(tc, crash_files_within_max_storage_bytes);
+    tcase_add_test(tc, crash_parts_evicted_one_at_a_time);
     tcase_add_test(tc, free_keeps_a_handler_installed_later);
     tcase_add_test(tc, oversize_spool_file_replayed_in_parts);
     tcase_add_test(tc, unreadable_spool_file_set_aside);
