@@ -699,6 +699,12 @@ POSTHOG_API posthog_status_t posthog_evaluate_flags(posthog_client_t *c, const c
  * enabled 0). Captures $feature_flag_called (see above), also for a flag
  * the snapshot does not have (response null, $feature_flag_error). */
 POSTHOG_API int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out);
+/* As posthog_flags_get, without capturing $feature_flag_called: for code
+ * that lists a snapshot rather than decides on a flag (get-all-flags
+ * helpers, $feature/<key> properties on a captured event, a binding's
+ * filtered views of a snapshot). Decide with posthog_flags_get or
+ * posthog_flags_is_enabled, so the exposure is recorded. */
+POSTHOG_API int posthog_flags_peek(const posthog_flags_t *f, const char *key, posthog_flag_t *out);
 /* enabled (1/0), or default_value when the snapshot does not have the flag. */
 POSTHOG_API int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_value);
 /* The flag's payload (JSON text owned by the snapshot) or NULL; no event. */
@@ -755,6 +761,62 @@ POSTHOG_API int posthog_is_feature_enabled(posthog_client_t *c, const char *key,
 POSTHOG_API char *posthog_get_feature_flag_payload(posthog_client_t *c, const char *key,
                                                    const char *distinct_id,
                                                    const posthog_flags_options_t *opts);
+
+/* ---------------------------------------------------------------- error tracking
+ *
+ * $exception events for PostHog's error tracking. posthog_capture_exception
+ * records the calling thread's native stack: frames (outermost call first,
+ * the caller of posthog_capture_exception last) with platform "native",
+ * instruction_addr, and function/module/image_addr where the loader knows
+ * them; and $debug_images: each loaded ELF image a frame points into, with
+ * its GNU build id as debug_id/code_id, code_file, image_addr and
+ * image_size. PostHog symbolicates the addresses from the debug files
+ * uploaded for those build ids (README, "Error tracking"). The event is
+ * captured like any other (validation, before_send, queue, spool), on the
+ * caller's thread, without network I/O.
+ */
+typedef struct posthog_exception_options {
+    /* the caller's own $exception_list (a JSON array, outermost exception
+     * first, each {"type", "value", "mechanism", "stacktrace": {"type":
+     * "raw", "frames": [...]}}), used as given instead of the native stack:
+     * what the bindings send; type and message are then ignored */
+    const char *exception_list_json;
+    const char *level;          /* fatal|error|warning|info|debug|log [error] */
+    const char *fingerprint;    /* $exception_fingerprint, NULL: PostHog groups by stack */
+    posthog_tristate_t handled; /* mechanism.handled [TRUE] */
+    const char *mechanism_type; /* mechanism.type ["generic"] */
+    int skip_frames;            /* more innermost frames to leave out (helpers) */
+    int64_t timestamp_ms;       /* 0: now */
+    const char *uuid;           /* NULL: a new UUIDv7 */
+    const char *groups_json;
+} posthog_exception_options_t;
+
+/* type: the error's class or kind ("ValueError", "SIGSEGV", "io_error");
+ * message: its text (may be NULL); properties_json: more properties (may be
+ * NULL). Status as posthog_capture_opts; a missing type or a bad option is
+ * POSTHOG_E_INVALID_ARG (logged, counted as invalid). */
+POSTHOG_API posthog_status_t posthog_capture_exception(posthog_client_t *c, const char *distinct_id,
+                                                       const char *type, const char *message,
+                                                       const char *properties_json);
+/*
+ * Crash reports (crash_handler=1 with storage_path): a fatal signal records,
+ * async-signal-safely, the signal, the fault address, the crashing thread's
+ * stack and the loaded modules; the next client created on the same
+ * storage_path sends it once as a $exception ($exception_level fatal,
+ * mechanism {type: "signalhandler", handled: false}), then delivers the
+ * saved events. The event's distinct_id and extra properties are the ones
+ * set here beforehand (the current user, tags); copied, up to 4 KiB
+ * together; may be called again at any time from any thread. Without a
+ * distinct_id the crash is reported personless.
+ */
+POSTHOG_API posthog_status_t posthog_set_crash_context(posthog_client_t *c, const char *distinct_id,
+                                                       const char *properties_json);
+POSTHOG_API posthog_status_t posthog_capture_exception_ex(posthog_client_t *c,
+                                                          const char *distinct_id,
+                                                          const char *type, const char *message,
+                                                          const char *properties_json,
+                                                          const posthog_exception_options_t *opts,
+                                                          char *uuid_out);
 
 #ifdef __cplusplus
 }

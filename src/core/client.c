@@ -103,6 +103,7 @@ static void client_destroy(posthog_client_t *c) {
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->park_cv);
     posthog__flags_client_free(c);
+    posthog__crash_ctx_free(c);
     posthog_options_free(c->o);
     free(c);
 }
@@ -223,6 +224,8 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
             goto fail;
         }
     }
+    /* a crash of an earlier process on this storage_path: report it once */
+    if (o->storage_path && !o->disabled) posthog__crash_reports_send(c);
     return c;
 fail:
     client_destroy(c);

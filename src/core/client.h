@@ -19,6 +19,7 @@
 #define POSTHOG_CLIENT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 #include "common.h"
@@ -108,6 +109,8 @@ struct posthog_client {
     _Atomic uint32_t log_in_window;
     _Atomic uint64_t log_suppressed;
 
+    /* errors/crash_report.c: the application's crash context */
+    _Atomic(void *) crash_ctx;
     /* feature flags (flags/api.c): created at the first flags call */
     _Atomic(struct ph_flags_client *) flags;
 
@@ -167,6 +170,12 @@ void posthog__flags_client_free(posthog_client_t *c);
 void posthog__flags_shutdown(posthog_client_t *c);
 void posthog__flags_fork_child(posthog_client_t *c);
 void posthog__flags_client_start(posthog_client_t *c);
+/* errors/crash_report.c: the crash report of a fatal signal, written from
+ * the crash handler; sent by the next client on the storage_path */
+void posthog__crash_report_prepare(void);
+void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *info, const void *uctx);
+void posthog__crash_reports_send(posthog_client_t *c);
+void posthog__crash_ctx_free(posthog_client_t *c);
 /* The properties text with the snapshot's $feature/<key> and
  * $active_feature_flags appended (the given ones win); malloc'd, NULL when
  * properties_json is not an object or out of memory. */

@@ -7,6 +7,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -269,4 +270,34 @@ int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms) {
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - off_min * 60;
     *out_ms = secs * 1000 + ms;
     return 0;
+}
+
+/* ---------------------------------------------------------------- JSON text */
+
+static bool json_blank(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
+
+char *posthog__json_append_members(const char *obj, const char *more) {
+    const char *p = obj ? obj : "{}";
+    size_t pl = strlen(p), ml = strlen(more);
+    while (pl && json_blank(p[pl - 1])) pl--;
+    const char *q = p;
+    while (json_blank(*q)) q++;
+    if (!pl || p[pl - 1] != '}' || *q != '{' || ml < 2 || more[0] != '{' || more[ml - 1] != '}')
+        return NULL;
+    bool empty = true, more_empty = true;
+    for (const char *s = q + 1; s < p + pl - 1 && empty; s++) empty = json_blank(*s);
+    for (const char *s = more + 1; s < more + ml - 1 && more_empty; s++) more_empty = json_blank(*s);
+    char *out = malloc(pl + ml + 2);
+    if (!out) return NULL;
+    memcpy(out, p, pl - 1); /* without its closing brace */
+    size_t w = pl - 1;
+    if (more_empty) {
+        out[w++] = '}';
+    } else {
+        if (!empty) out[w++] = ',';
+        memcpy(out + w, more + 1, ml - 1); /* the members and the closing brace */
+        w += ml - 1;
+    }
+    out[w] = '\0';
+    return out;
 }

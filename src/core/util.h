@@ -41,4 +41,10 @@ void posthog__iso8601_ms(char out[PH_ISO8601_LEN], int64_t unix_ms);
 /* Parses "YYYY-MM-DDTHH:MM:SS[.fff...](Z|+hh:mm|-hh:mm)" into epoch ms. 0 ok, -1 bad. */
 int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms);
 
+/* The object text `obj` (NULL: {}) with the members of the object text
+ * `more` appended after its own (capture keeps the first of a duplicated
+ * key, so obj's win). malloc'd; NULL when either is not an object's text
+ * or out of memory. Neither is otherwise validated. */
+char *posthog__json_append_members(const char *obj, const char *more);
+
 #endif

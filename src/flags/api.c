@@ -19,6 +19,7 @@
 #include "loader.h"
 #include "remote.h"
 #include "request.h"
+#include "util.h"
 
 #define CAUSES (PH_INCONCLUSIVE_MALFORMED + 1)
 
@@ -604,6 +605,12 @@ int posthog_flags_get(posthog_flags_t *f, const char *key, posthog_flag_t *out) 
     return v != NULL;
 }
 
+int posthog_flags_peek(const posthog_flags_t *f, const char *key, posthog_flag_t *out) {
+    const ph_flag_eval_t *v = key ? lookup(f, key) : NULL;
+    if (out) fill(out, key, v);
+    return v != NULL;
+}
+
 int posthog_flags_is_enabled(posthog_flags_t *f, const char *key, int default_value) {
     posthog_flag_t r;
     return posthog_flags_get(f, key, &r) ? r.enabled : default_value;
@@ -649,29 +656,7 @@ char *posthog__flags_event_props(const posthog_flags_t *f, const char *props) {
     cJSON_AddItemToObject(m, "$active_feature_flags", active);
     active = NULL;
     if (!(members = cJSON_PrintUnformatted(m))) goto done;
-    /* members is "{...}": splice its inside after the caller's members, so
-     * that theirs come first (and win) */
-    const char *p = props ? props : "{}";
-    size_t pl = strlen(p);
-    while (pl && (p[pl - 1] == ' ' || p[pl - 1] == '\n' || p[pl - 1] == '\t' || p[pl - 1] == '\r')) pl--;
-    if (!pl || p[pl - 1] != '}') goto done;
-    const char *q = p;
-    while (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r') q++;
-    if (*q != '{') goto done;
-    bool empty = true;
-    for (const char *s = q + 1; s < p + pl - 1; s++)
-        if (*s != ' ' && *s != '\n' && *s != '\t' && *s != '\r') empty = false;
-    size_t ml = strlen(members);
-    if (ml <= 2) { /* nothing to add */
-        out = strdup(p);
-        goto done;
-    }
-    if (!(out = malloc(pl + ml + 2))) goto done;
-    memcpy(out, p, pl - 1);
-    size_t w = pl - 1;
-    if (!empty) out[w++] = ',';
-    memcpy(out + w, members + 1, ml - 1); /* inside and the closing brace */
-    out[w + ml - 1] = '\0';
+    out = posthog__json_append_members(props, members);
 done:
     cJSON_Delete(m);
     cJSON_Delete(active);

@@ -367,9 +367,19 @@ static void free_condition(ph_condition_t *k) {
     free(k->variant);
 }
 
+/* A payload as JSON text, as remote answers give it: a string that holds
+ * JSON is that JSON (payloads are stored as JSON-encoded strings); any other
+ * string (plain text) is itself the payload, so it is printed as a JSON
+ * string; other values are printed. */
 static char *payload_text(cc_t *c, const cJSON *v) {
     if (!v || cJSON_IsNull(v)) return NULL;
-    if (cJSON_IsString(v)) return xstrdup(c, v->valuestring); /* already JSON text */
+    if (cJSON_IsString(v)) {
+        cJSON *inner = cJSON_ParseWithOpts(v->valuestring, NULL, 1); /* nothing after it */
+        if (inner) {
+            cJSON_Delete(inner);
+            return xstrdup(c, v->valuestring);
+        }
+    }
     char *p = cJSON_PrintUnformatted(v);
     if (!p) c->oom = true;
     return p;

@@ -181,7 +181,7 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 static char *payload_text(const cJSON *v) {
     if (!v || cJSON_IsNull(v)) return NULL;
     if (cJSON_IsString(v)) {
-        cJSON *inner = cJSON_Parse(v->valuestring);
+        cJSON *inner = cJSON_ParseWithOpts(v->valuestring, NULL, 1); /* nothing after it */
         if (inner) {
             cJSON_Delete(inner);
             return strdup(v->valuestring);

@@ -51,7 +51,7 @@
 #include "util.h"
 
 #define MAX_CRASH_CLIENTS 8
-#define ALT_STACK_BYTES ((size_t)64 << 10)
+#define ALT_STACK_BYTES ((size_t)128 << 10) /* the crash report and the spool writer */
 #define ALT_GUARD_BYTES ((size_t)4 << 10)
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 #define NSIGS (int)(sizeof crash_signals / sizeof crash_signals[0])
@@ -244,7 +244,10 @@ static void on_crash(int sig, siginfo_t *info, void *uctx) {
         in_handler = 1;
         for (int i = 0; i < MAX_CRASH_CLIENTS; i++) {
             posthog_client_t *c = atomic_load(&crash_clients[i]);
-            if (c) save_queue(c, i);
+            if (!c) continue;
+            /* what crashed (errors/crash_report.c), then the events */
+            posthog__crash_report_write(c, sig, info, uctx);
+            save_queue(c, i);
         }
     } else if (in_handler++ > 1) {
         /* entered again through a chain that leads back here: end it */
@@ -316,6 +319,7 @@ void posthog__crash_thread_slow(void) {
 /* ---------------------------------------------------------------- install */
 
 int posthog__crash_install(posthog_client_t *c) {
+    posthog__crash_report_prepare();
     const posthog_options_t *o = c->o;
     c->crash_cap = (size_t)PH_MAX(o->max_event_bytes, o->max_ai_event_bytes) + 512 +
                    PH_SPOOL_REC_HDR;

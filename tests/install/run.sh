@@ -163,6 +163,11 @@ if "$cmake_bin" -S "$src/tests/install/consumer" -B "$consumer_build" "${gen[@]}
    "$cmake_bin" --build "$consumer_build" >"$work/consumer-build.log" 2>&1; then
   found=$(sed -n 's/^-- posthog_DIR=//p' "$work/consumer-configure.log")
   if [[ $found == "$prefix"/* ]]; then ok "find_package used $found"; else fail "find_package found '$found', not the prefix"; fi
+  if grep -q '^-- CURL_LIBRARIES=consumer-own-curl$' "$work/consumer-configure.log"; then
+    ok "find_package(posthog) left the consumer's CURL_LIBRARIES alone"
+  else
+    fail "find_package(posthog) changed the consumer's CURL_LIBRARIES: $(grep '^-- CURL_LIBRARIES=' "$work/consumer-configure.log")"
+  fi
   uses_installed_so basic_cmake_shared "$consumer_build/basic_cmake_shared"
   run_basic basic_cmake_shared "$consumer_build/basic_cmake_shared"
   no_shared_posthog basic_cmake_static "$consumer_build/basic_cmake_static"
@@ -170,6 +175,49 @@ if "$cmake_bin" -S "$src/tests/install/consumer" -B "$consumer_build" "${gen[@]}
 else
   cat "$work/consumer-configure.log" "$work/consumer-build.log" 2>/dev/null | tail -n 40
   fail "find_package consumer project did not configure/build"
+fi
+
+# ------------------------------------------------------------------ 5 QUIET, missing module
+step "find_package(posthog QUIET) with a dependency's .pc missing"
+quiet_src="$work/quiet-consumer"
+mkdir -p "$quiet_src"
+cat >"$quiet_src/CMakeLists.txt" <<'CMK'
+cmake_minimum_required(VERSION 3.16)
+project(posthog_quiet LANGUAGES C)
+find_package(posthog QUIET CONFIG)
+message(STATUS "posthog_FOUND=${posthog_FOUND}")
+CMK
+# pkg-config finds no module at all: libcurl's .pc is "missing"
+if PKG_CONFIG_LIBDIR=/nonexistent PKG_CONFIG_PATH= "$cmake_bin" -S "$quiet_src" -B "$work/quiet-build" \
+     -DCMAKE_C_COMPILER="$cc" -DCMAKE_PREFIX_PATH="$prefix" \
+     -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON >"$work/quiet.log" 2>&1; then
+  if grep -q '^-- posthog_FOUND=0$' "$work/quiet.log"; then
+    ok "configure went on with posthog_FOUND=0"
+  else
+    fail "find_package(posthog QUIET) without libcurl.pc: $(grep posthog_FOUND "$work/quiet.log")"
+  fi
+else
+  tail -n 20 "$work/quiet.log"; fail "find_package(posthog QUIET) aborted the consumer's configure"
+fi
+
+# ------------------------------------------------------------------ 6 subproject
+step "add_subdirectory(libposthog): no tests, tools or benchmarks"
+sub_src="$work/sub-consumer"
+mkdir -p "$sub_src"
+cat >"$sub_src/CMakeLists.txt" <<CMK
+cmake_minimum_required(VERSION 3.16)
+project(posthog_sub LANGUAGES C)
+add_subdirectory("$src" libposthog)
+message(STATUS "tests=\${POSTHOG_BUILD_TESTS} tools=\${POSTHOG_BUILD_TOOLS} bench=\${POSTHOG_BUILD_BENCH} examples=\${POSTHOG_BUILD_EXAMPLES}")
+if(TARGET unit_test_queue OR TARGET posthog-ingest-server)
+  message(FATAL_ERROR "test or tool targets were defined")
+endif()
+CMK
+if "$cmake_bin" -S "$sub_src" -B "$work/sub-build" -DCMAKE_C_COMPILER="$cc" >"$work/sub.log" 2>&1 &&
+   grep -q '^-- tests=OFF tools=OFF bench=OFF examples=OFF$' "$work/sub.log"; then
+  ok "as a subproject nothing but the library is configured"
+else
+  tail -n 20 "$work/sub.log"; fail "add_subdirectory configured tests/tools/bench or failed"
 fi
 
 echo

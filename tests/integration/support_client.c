@@ -501,3 +501,38 @@ int it_run_suite(Suite *s) {
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+/* ---------------------------------------------------------------- native frames */
+
+int it_run_line(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    out[0] = '\0';
+    if (!fgets(out, (int)cap, p))
+        out[0] = '\0';
+    char rest[256];
+    while (fgets(rest, sizeof rest, p)) {
+    }
+    int rc = pclose(p);
+    out[strcspn(out, "\n")] = '\0';
+    return rc == 0 ? 0 : -1;
+}
+
+int it_frame_function(const cJSON *frame, int caller, char *fn, size_t cap)
+{
+    const char *file = it_str(frame, "module"), *img = it_str(frame, "image_addr");
+    const char *ip = it_str(frame, "instruction_addr");
+    if (!file || !img || !ip)
+        return -1;
+    /* the file's lowest PT_LOAD address: image_addr minus it is the load bias */
+    char cmd[1200], line[256];
+    snprintf(cmd, sizeof cmd, "readelf -lW '%s' | awk '$1==\"LOAD\"{print $3}' | sort | head -1", file);
+    if (it_run_line(cmd, line, sizeof line))
+        return -1;
+    unsigned long long vmin = strtoull(line, NULL, 16) & ~0xfffULL;
+    unsigned long long addr = strtoull(ip, NULL, 16) - strtoull(img, NULL, 16) + vmin - (caller ? 1 : 0);
+    snprintf(cmd, sizeof cmd, "addr2line -f -e '%s' 0x%llx", file, addr);
+    return it_run_line(cmd, fn, cap);
+}

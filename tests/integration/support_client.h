@@ -25,6 +25,32 @@
 
 #define IT_API_KEY "phc_test"
 
+/* 1 under ThreadSanitizer, which cannot follow a child that starts threads
+ * after a multi-threaded fork ("dup thread with used id", exit 66): tests
+ * whose forked child starts a thread skip that part under it. */
+#if defined(__SANITIZE_THREAD__)
+#define IT_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IT_UNDER_TSAN 1
+#endif
+#endif
+#ifndef IT_UNDER_TSAN
+#define IT_UNDER_TSAN 0
+#endif
+/* 1 under AddressSanitizer, whose SEGV handler (chained after the crash
+ * handler) reports and exits with status 1 instead of dying of the signal. */
+#if defined(__SANITIZE_ADDRESS__)
+#define IT_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define IT_UNDER_ASAN 1
+#endif
+#endif
+#ifndef IT_UNDER_ASAN
+#define IT_UNDER_ASAN 0
+#endif
+
 /* ------------------------------------------------------------ server */
 
 /* Starts a server (extra_args as ph_ingest_start, may be NULL); fails the test on error. */
@@ -67,6 +93,14 @@ void it_check_balance(const posthog_client_t *c, uint64_t n_ok, uint64_t n_faile
 
 /* Runs a suite (takes ownership); EXIT_SUCCESS when every test passed. */
 int it_run_suite(Suite *s);
+
+/* Runs a shell command; its first output line into out. 0 when it exited 0. */
+int it_run_line(const char *cmd, char *out, size_t cap);
+/* The function addr2line names for a native $exception frame ({module,
+ * image_addr, instruction_addr}), resolved against the module's file as
+ * PostHog symbolicates; caller: the address is a return address (looked up
+ * one byte back). 0 ok, -1 when the frame lacks those or the tools fail. */
+int it_frame_function(const cJSON *frame, int caller, char *fn, size_t cap);
 
 /* ------------------------------------------------------------ drops */
 

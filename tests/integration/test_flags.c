@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support_client.h"
@@ -423,6 +424,43 @@ START_TEST(test_local_bad_key_and_disk_copy)
 }
 END_TEST
 
+START_TEST(test_local_definitions_survive_fork)
+{
+    if (IT_UNDER_TSAN) return; /* the child starts its loader thread: see support_client.h */
+    ph_ingest_t *srv = it_server(NULL);
+    ph_ingest_set_definitions(srv, "{\"body\":" DEFS ",\"secret_key\":\"phs_test\"}");
+    posthog_client_t *c = flags_client(srv, "phs_test", NULL);
+    ck_assert_int_eq(posthog_wait_for_flag_definitions(c, 10000), POSTHOG_OK);
+    cJSON *before = ph_ingest_definitions_requests(srv);
+    int n_before = cJSON_GetArraySize(before);
+    cJSON_Delete(before);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        /* the parent's definitions, at once and without a request */
+        posthog_flags_options_t lo = {.only_evaluate_locally = 1,
+                                      .send_feature_flag_events = POSTHOG_FALSE};
+        if (posthog_is_feature_enabled(c, "everyone", "child", &lo) != 1) _exit(2);
+        /* and a loader of its own: a reload is a request of the child's */
+        if (posthog_reload_feature_flags(c, 10000) != POSTHOG_OK) _exit(3);
+        if (posthog_get_stat(c, "flags_definitions_fetches") < 1) _exit(4);
+        posthog_client_free(c);
+        _exit(0);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    cJSON *after = ph_ingest_definitions_requests(srv);
+    ck_assert_int_gt(cJSON_GetArraySize(after), n_before);
+    cJSON_Delete(after);
+    /* the parent still evaluates */
+    posthog_flags_options_t lo = {.only_evaluate_locally = 1};
+    ck_assert_int_eq(posthog_is_feature_enabled(c, "everyone", "parent", &lo), 1);
+    posthog_client_free(c);
+    it_stop(srv);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("flags");
     TCase *t = tcase_create("remote");
@@ -439,6 +477,7 @@ static Suite *suite(void) {
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_local_evaluation_and_fallback);
     tcase_add_test(t, test_local_bad_key_and_disk_copy);
+    tcase_add_test(t, test_local_definitions_survive_fork);
     suite_add_tcase(s, t);
     return s;
 }

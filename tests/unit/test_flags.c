@@ -697,6 +697,32 @@ START_TEST(flag_variants_and_payloads) {
 }
 END_TEST
 
+/* A payload string that is not JSON (plain text) is itself the payload:
+ * posthog_flag_t.payload_json is JSON text, as for remote answers. */
+START_TEST(flag_payload_plain_text_is_json_text) {
+    const char *defs = DEFS(
+        "{\"key\":\"t\",\"active\":true,\"filters\":{\"groups\":[{\"rollout_percentage\":100}],"
+        "\"payloads\":{\"true\":\"hello \\\"world\\\"\"}}},"
+        "{\"key\":\"j\",\"active\":true,\"filters\":{\"groups\":[{\"rollout_percentage\":100}],"
+        "\"payloads\":{\"true\":\" {\\\"a\\\": 1} \"}}},"
+        "{\"key\":\"n\",\"active\":true,\"filters\":{\"groups\":[{\"rollout_percentage\":100}],"
+        "\"payloads\":{\"true\":\"3 apples\"}}}");
+    ph_flag_result_t r = eval1(defs, "t", (ctxs_t){0});
+    CK_VALUE(r, PH_FLAG_TRUE);
+    ck_assert_str_eq(r.payload, "\"hello \\\"world\\\"\"");
+    cJSON *v = cJSON_Parse(r.payload);
+    ck_assert(cJSON_IsString(v));
+    ck_assert_str_eq(v->valuestring, "hello \"world\"");
+    cJSON_Delete(v);
+    /* a string holding JSON is that JSON, as given */
+    r = eval1(defs, "j", (ctxs_t){0});
+    ck_assert_str_eq(r.payload, " {\"a\": 1} ");
+    /* JSON followed by more text is text */
+    r = eval1(defs, "n", (ctxs_t){0});
+    ck_assert_str_eq(r.payload, "\"3 apples\"");
+}
+END_TEST
+
 /* The variant table is cumulative in stored order: value_min <= h < value_max. */
 START_TEST(flag_variant_table) {
     ph_flags_defs_t *d = compile_ok(DEFS(
@@ -1352,6 +1378,7 @@ static Suite *flags_suite(void) {
     tcase_add_test(t, flag_basics);
     tcase_add_test(t, flag_fractional_rollout);
     tcase_add_test(t, flag_variants_and_payloads);
+    tcase_add_test(t, flag_payload_plain_text_is_json_text);
     tcase_add_test(t, flag_variant_table);
     tcase_add_test(t, flag_condition_order_and_early_exit);
     tcase_add_test(t, flag_inconclusive_then_match);

@@ -75,6 +75,26 @@ START_TEST(v2_shape) {
 }
 END_TEST
 
+/* Payloads are JSON text: a string payload holding JSON is that JSON; plain
+ * text, also text that starts like JSON, is a JSON string. */
+START_TEST(payload_text_is_json) {
+    ph_flags_answer_t a;
+    ck_assert_int_eq(
+        parse("{\"flags\":{"
+              "\"j\":{\"key\":\"j\",\"enabled\":true,\"metadata\":{\"payload\":\"[1, 2]\"}},"
+              "\"t\":{\"key\":\"t\",\"enabled\":true,\"metadata\":{\"payload\":\"plain\"}},"
+              "\"n\":{\"key\":\"n\",\"enabled\":true,\"metadata\":{\"payload\":\"3 apples\"}},"
+              "\"o\":{\"key\":\"o\",\"enabled\":true,\"metadata\":{\"payload\":{\"x\":true}}}}}",
+              &a),
+        0);
+    ck_assert_str_eq(find(&a, "j")->payload, "[1, 2]");
+    ck_assert_str_eq(find(&a, "t")->payload, "\"plain\"");
+    ck_assert_str_eq(find(&a, "n")->payload, "\"3 apples\"");
+    ck_assert_str_eq(find(&a, "o")->payload, "{\"x\":true}");
+    posthog__flags_answer_free(&a);
+}
+END_TEST
+
 START_TEST(v1_shape) {
     ph_flags_answer_t a;
     ck_assert_int_eq(parse("{\"featureFlags\":{\"a\":true,\"b\":\"variant-a\",\"c\":false,"
@@ -232,6 +252,7 @@ static Suite *suite(void) {
     TCase *t = tcase_create("answer");
     tcase_add_test(t, v2_shape);
     tcase_add_test(t, v1_shape);
+    tcase_add_test(t, payload_text_is_json);
     tcase_add_test(t, quota_limited_clears);
     tcase_add_test(t, not_an_answer);
     tcase_add_test(t, error_strings);

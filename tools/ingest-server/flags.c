@@ -221,7 +221,9 @@ static void render_log(const rlog_t *l, ph_sbuf_t *b)
 
 /* ------------------------------------------------------------ records */
 
-static char *headers_to_json(const ph_http_request_t *req)
+/* Request headers as a JSON object {lower-case name: value} (repeated
+ * headers joined with ", "); shared with ingest.c's records. */
+char *ph_ingest_headers_json(const ph_http_request_t *req)
 {
     ph_sbuf_t b = {0};
     ph_sbuf_add(&b, "{", 1);
@@ -267,7 +269,7 @@ static int record_prepare(const ph_http_request_t *req, frecord_t *r)
     r->method = strdup(req->method);
     r->path = strdup(req->path);
     r->query = strdup(req->query);
-    r->headers_json = headers_to_json(req);
+    r->headers_json = ph_ingest_headers_json(req);
     const char *ce = ph_http_header(req, "Content-Encoding");
     if (ce && strcasestr(ce, "gzip") &&
         ph_gunzip(req->body, req->body_len, DECODED_MAX, &r->body, &r->body_len) != PH_GUNZIP_OK)

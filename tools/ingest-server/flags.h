@@ -30,4 +30,9 @@ void ph_flagsd_reset(ph_flagsd_t *f);
  * Called on a connection thread; thread-safe. req and res borrow. */
 int ph_flagsd_handle(ph_flagsd_t *f, const ph_http_request_t *req, ph_http_response_t *res);
 
+/* A request's headers as a JSON object {lower-case name: value}, repeated
+ * ones joined with ", " (malloc'd; NULL when out of memory): the records of
+ * every endpoint use it. */
+char *ph_ingest_headers_json(const ph_http_request_t *req);
+
 #endif

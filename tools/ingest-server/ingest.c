@@ -256,43 +256,6 @@ static int ingest_kind(const char *path)
     return 0;
 }
 
-static char *headers_to_json(const ph_http_request_t *req)
-{
-    ph_sbuf_t b = {0};
-    ph_sbuf_add(&b, "{", 1);
-    int first = 1;
-    for (size_t i = 0; i < req->header_count; i++) {
-        const char *name = req->headers[i].name;
-        size_t j;
-        for (j = 0; j < i && strcasecmp(req->headers[j].name, name) != 0; j++)
-            ;
-        if (j < i)
-            continue; /* merged into the first occurrence */
-        char lower[256];
-        size_t n = strlen(name);
-        if (n >= sizeof lower)
-            n = sizeof lower - 1;
-        for (size_t k = 0; k < n; k++)
-            lower[k] = (char)tolower((unsigned char)name[k]);
-        if (!first)
-            ph_sbuf_add(&b, ",", 1);
-        first = 0;
-        ph_sbuf_json_str(&b, lower, n);
-        ph_sbuf_add(&b, ":", 1);
-        ph_sbuf_t v = {0};
-        for (size_t k = i; k < req->header_count; k++) {
-            if (strcasecmp(req->headers[k].name, name) != 0)
-                continue;
-            if (v.len)
-                ph_sbuf_add(&v, ", ", 2);
-            ph_sbuf_str(&v, req->headers[k].value);
-        }
-        ph_sbuf_json_str(&b, v.p ? v.p : "", v.len);
-        free(v.p);
-    }
-    ph_sbuf_add(&b, "}", 1);
-    return ph_sbuf_take(&b, NULL);
-}
 
 #define HDR_ERRORS_MAX 8
 
@@ -712,7 +675,7 @@ static void record(ph_ingestd_t *d, const ph_http_request_t *req, unsigned long 
     r->method = strdup(req->method);
     r->path = strdup(req->path);
     r->query = strdup(req->query);
-    r->headers_json = headers_to_json(req);
+    r->headers_json = ph_ingest_headers_json(req);
     r->error = o->error[0] ? strdup(o->error) : NULL;
     r->wire_bytes = req->body_len;
     r->body_bytes = o->decoded ? o->decoded_len : 0;

@@ -29,6 +29,7 @@ from .client import (
     Posthog,
     PosthogError,
 )
+from .flags import FeatureFlagEvaluations, FeatureFlagResult
 from .version import VERSION
 
 __version__ = VERSION
@@ -52,10 +53,12 @@ historical_migration = False  # type: bool
 # None: $POSTHOG_CAPTURE_MODE / $POSTHOG_CAPTURE_COMPRESSION, else libposthog's default
 capture_mode = None  # type: Optional[CaptureMode | str]
 capture_compression = None  # type: Optional[CaptureCompression | str]
-# posthog-python settings without effect here (accepted for compatibility)
+# feature flags: local evaluation with a secret key (personal_api_key is the
+# older name), definitions polled every poll_interval seconds
 personal_api_key = None  # type: Optional[str]
 secret_key = None  # type: Optional[str]
 poll_interval = 30  # type: int
+feature_flags_request_timeout_seconds = None  # type: Optional[float]
 # libposthog extras
 flush_at = None  # type: Optional[int]
 flush_interval = None  # type: Optional[float]
@@ -104,6 +107,10 @@ def setup() -> Posthog:
                     storage_path=storage_path,
                     durability=durability,
                     options=options,
+                    poll_interval=poll_interval,
+                    personal_api_key=personal_api_key,
+                    secret_key=secret_key,
+                    feature_flags_request_timeout_seconds=feature_flags_request_timeout_seconds,
                 )
     c = default_client
     # Like posthog-python: these follow the module settings on every call.
@@ -156,6 +163,46 @@ def alias(previous_id: Any, distinct_id: Any, timestamp: Any = None, uuid: Any =
     """Module-level Posthog.alias on the default client."""
     return _proxy("alias", previous_id, distinct_id, timestamp=timestamp, uuid=uuid,
                   disable_geoip=disable_geoip)
+
+
+def get_feature_flag(key: str, distinct_id: Any, **kwargs: Any) -> Any:
+    """Module-level Posthog.get_feature_flag on the default client."""
+    return _proxy("get_feature_flag", key, distinct_id, **kwargs)
+
+
+def feature_enabled(key: str, distinct_id: Any, **kwargs: Any) -> Optional[bool]:
+    """Module-level Posthog.feature_enabled on the default client."""
+    return _proxy("feature_enabled", key, distinct_id, **kwargs)
+
+
+def get_feature_flag_payload(key: str, distinct_id: Any, **kwargs: Any) -> Any:
+    """Module-level Posthog.get_feature_flag_payload on the default client."""
+    return _proxy("get_feature_flag_payload", key, distinct_id, **kwargs)
+
+
+def get_feature_flag_result(key: str, distinct_id: Any, **kwargs: Any) -> Optional[FeatureFlagResult]:
+    """Module-level Posthog.get_feature_flag_result on the default client."""
+    return _proxy("get_feature_flag_result", key, distinct_id, **kwargs)
+
+
+def get_all_flags(distinct_id: Any, **kwargs: Any) -> Optional[Dict[str, Any]]:
+    """Module-level Posthog.get_all_flags on the default client."""
+    return _proxy("get_all_flags", distinct_id, **kwargs)
+
+
+def get_all_flags_and_payloads(distinct_id: Any, **kwargs: Any) -> Dict[str, Any]:
+    """Module-level Posthog.get_all_flags_and_payloads on the default client."""
+    return _proxy("get_all_flags_and_payloads", distinct_id, **kwargs)
+
+
+def evaluate_flags(distinct_id: Any = None, **kwargs: Any) -> FeatureFlagEvaluations:
+    """Module-level Posthog.evaluate_flags on the default client."""
+    return _proxy("evaluate_flags", distinct_id, **kwargs)
+
+
+def load_feature_flags() -> None:
+    """Module-level Posthog.load_feature_flags on the default client."""
+    return _proxy("load_feature_flags")
 
 
 def flush(timeout_seconds: Optional[float] = 10) -> None:
@@ -214,6 +261,16 @@ __all__ = [
     "set_once",
     "group_identify",
     "alias",
+    "FeatureFlagEvaluations",
+    "FeatureFlagResult",
+    "get_feature_flag",
+    "feature_enabled",
+    "get_feature_flag_payload",
+    "get_feature_flag_result",
+    "get_all_flags",
+    "get_all_flags_and_payloads",
+    "evaluate_flags",
+    "load_feature_flags",
     "flush",
     "join",
     "shutdown",

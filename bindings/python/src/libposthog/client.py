@@ -27,6 +27,7 @@ from ._serialize import (
     system_context,
     timestamp_ms,
 )
+from .flags import FlagsMixin, client_flag_options
 from .version import VERSION
 
 log = logging.getLogger("libposthog")
@@ -38,16 +39,14 @@ Timestamp = Union[datetime, date, str]
 OnError = Callable[[Exception, List[Dict[str, Any]]], Any]
 BeforeSend = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
 
-# Keywords of posthog-python's Client that have no meaning here (feature flags,
-# exception autocapture, AI, tracing, metrics...). Accepted and ignored.
+# Keywords of posthog-python's Client that have no meaning here (exception
+# autocapture, AI, tracing, metrics, flag caches...). Accepted and ignored.
+# The feature-flag keywords libposthog has (personal_api_key/secret_key,
+# poll_interval, feature_flags_request_*, send_feature_flag_events) are
+# passed on by flags.client_flag_options.
 _IGNORED_KEYWORDS = frozenset(
     {
         "thread",
-        "poll_interval",
-        "personal_api_key",
-        "secret_key",
-        "feature_flags_request_timeout_seconds",
-        "feature_flags_request_max_retries",
         "enable_exception_autocapture",
         "log_captured_exceptions",
         "project_root",
@@ -265,7 +264,7 @@ def _bool(v: Any) -> str:
     return "1" if v else "0"
 
 
-class Posthog:
+class Posthog(FlagsMixin):
     """A PostHog client backed by libposthog.
 
     The constructor takes posthog-python 7.x's keywords (same positional
@@ -324,12 +323,13 @@ class Posthog:
         self._before_send = before_send
         self._has_before_send_hook = before_send is not None
 
+        flag_opts = client_flag_options(personal_api_key, poll_interval, kwargs)
         ignored = [k for k in kwargs if k in _IGNORED_KEYWORDS or k.startswith("_")]
         unknown = [k for k in kwargs if k not in ignored]
-        if ignored or personal_api_key or thread != 1 or poll_interval != 30:
+        if ignored or thread != 1:
             log.debug(
                 "libposthog: ignoring posthog-python options without effect here: %s",
-                ", ".join(sorted(ignored)) or "personal_api_key/thread/poll_interval",
+                ", ".join(sorted(ignored)) or "thread",
             )
         if unknown:
             raise TypeError(
@@ -400,6 +400,7 @@ class Posthog:
             # No key: posthog-python disables the client for good. send=False:
             # calls succeed (uuids returned), nothing is sent.
             opts["disabled"] = "1"
+        opts.update(flag_opts)
         for k, v in (options or {}).items():
             opts[str(k)] = _bool(v) if isinstance(v, bool) else v
             soft.pop(str(k), None)
@@ -557,8 +558,9 @@ class Posthog:
         extra: Dict[str, Any] = {}
         if flags is not None and hasattr(flags, "_get_event_properties"):
             extra = flags._get_event_properties() or {}
-        elif send_feature_flags:
-            log.debug("libposthog: send_feature_flags is not supported (no feature flags); ignored")
+        elif send_feature_flags and did is not None:
+            extra = self._send_feature_flags_properties(did, groups, send_feature_flags,
+                                                        disable_geoip)
         if extra:
             props = {**extra, **props}
         return self._enqueue(

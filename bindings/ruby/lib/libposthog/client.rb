@@ -8,6 +8,7 @@ require 'libposthog/version'
 require 'libposthog/utils'
 require 'libposthog/native'
 require 'libposthog/reporter'
+require 'libposthog/flags'
 
 module LibPostHog
   # What on_drop receives: one report of events the library did not deliver.
@@ -39,10 +40,14 @@ module LibPostHog
   # Capture methods never raise into the application (errors are logged
   # through the logger and reported to on_error) and never block.
   class Client
-    # posthog-ruby options that have no meaning here (feature flags are not
-    # implemented by libposthog).
-    IGNORED_OPTIONS = %i[personal_api_key feature_flags_polling_interval
-                         feature_flag_request_timeout_seconds].freeze
+    # Feature flags (get_feature_flag, evaluate_flags, ...): lib/libposthog/flags.rb.
+    include Flags
+
+    # posthog-ruby's feature-flag options and the libposthog options they set
+    # (seconds become milliseconds).
+    FLAG_OPTIONS = { personal_api_key: ['secret_key', 1], secret_key: ['secret_key', 1],
+                     feature_flags_polling_interval: ['poll_interval_ms', 1000],
+                     feature_flag_request_timeout_seconds: ['feature_flags_request_timeout_ms', 1000] }.freeze
 
     # Native state shared with the C callbacks and the finalizer; it never
     # references the Client, so the Client can be garbage collected.
@@ -137,8 +142,10 @@ module LibPostHog
     # Captures an event.
     #
     # @param attrs [Hash] distinct_id:, event:, properties: {}, groups: {},
-    #   timestamp: (Time/DateTime), uuid: (or message_id:), send_feature_flags:
-    #   (ignored), set: / set_once: (person properties sent as top-level $set /
+    #   timestamp: (Time/DateTime), uuid: (or message_id:), flags: (a
+    #   FeatureFlagEvaluations: its $feature/<key> and $active_feature_flags),
+    #   send_feature_flags: (true or posthog-ruby's options Hash: the same from
+    #   flags evaluated now), set: / set_once: (person properties sent as top-level $set /
     #   $set_once); per event: disable_geoip: (overrides the client's),
     #   process_person_profile:, cookieless_mode:, disable_skew_correction:
     #   (true/false; nil: not set) and product_tour_id: (String), sent as
@@ -291,27 +298,10 @@ module LibPostHog
       @state.test_queue.clear
     end
 
-    # Feature flags are not implemented by libposthog: these log a warning
-    # once and return nil (or an empty Hash).
-    %i[is_feature_enabled get_feature_flag get_feature_flag_payload get_remote_config_payload].each do |m|
-      define_method(m) do |*_args, **_kw|
-        warn_once(:feature_flags, "feature flags are not supported by libposthog (#{m} returns nil)")
-        nil
-      end
-    end
-
-    def get_all_flags(*_args, **_kw)
-      warn_once(:feature_flags, 'feature flags are not supported by libposthog (get_all_flags returns {})')
-      {}
-    end
-
-    def get_all_flags_and_payloads(*_args, **_kw)
-      warn_once(:feature_flags, 'feature flags are not supported by libposthog')
-      { featureFlags: {}, featureFlagPayloads: {} }
-    end
-
-    def reload_feature_flags
-      warn_once(:feature_flags, 'feature flags are not supported by libposthog')
+    # Remote config payloads (decrypted) are not implemented by libposthog:
+    # logs a warning once and returns nil.
+    def get_remote_config_payload(*_args, **_kw)
+      warn_once(:remote_config, 'get_remote_config_payload is not supported by libposthog (returns nil)')
       nil
     end
 
@@ -369,10 +359,22 @@ module LibPostHog
     end
 
     def capture_attrs(a, durable)
-      warn_once(:send_feature_flags, 'send_feature_flags is not supported by libposthog; ignored') if a[:send_feature_flags]
       props = hash_arg(a[:properties], 'properties')
       groups = a[:groups] && hash_arg(a[:groups], 'groups').transform_values { |v| v.nil? ? nil : v.to_s }
+      props = flag_properties(a, groups).merge(props)
       enqueue(a, a[:event], props, groups: groups, set: a[:set], set_once: a[:set_once], durable: durable)
+    end
+
+    # capture(flags: snapshot) or send_feature_flags: the $feature/<key> and
+    # $active_feature_flags properties (the event's own properties win).
+    def flag_properties(a, groups)
+      if a[:flags].respond_to?(:_get_event_properties)
+        a[:flags]._get_event_properties
+      elsif a[:send_feature_flags] && !blank?(a[:distinct_id])
+        send_feature_flags_properties(Utils.string(a[:distinct_id]), groups, a[:send_feature_flags])
+      else
+        {}
+      end
     end
 
     def enqueue(a, event, props, groups: nil, set: nil, set_once: nil, durable: false)
@@ -492,8 +494,12 @@ module LibPostHog
 
     def apply_option(o, key, value)
       case key
-      when *IGNORED_OPTIONS
-        @logger.warn("[libposthog] option #{key}: feature flags are not supported; ignored")
+      when *FLAG_OPTIONS.keys
+        name, scale = FLAG_OPTIONS[key]
+        unless value.nil?
+          v = scale == 1 ? option_string(value) : (value.to_f * scale).round.to_s
+          set_option(o, name, v)
+        end
       when :batch_size
         set_option(o, 'flush_at', option_string(value))
         set_option(o, 'max_batch_size', option_string(value))
