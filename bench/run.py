@@ -41,6 +41,8 @@ import time
 import urllib.error
 import urllib.request
 
+import flags_report
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 
@@ -797,7 +799,11 @@ def main():
     ap.add_argument("--membound-n", type=int, default=2000000)
     ap.add_argument("--timeout", type=int, default=300, help="seconds per client process")
     ap.add_argument("--rev", help="what was built (default: git describe of the work tree)")
-    ap.add_argument("--only", help="comma-separated client keys (%s)" % ",".join(CLIENT_KEYS))
+    ap.add_argument("--only", help="comma-separated client keys (%s), and/or \"flags\" for the "
+                    "feature-flag section (flags alone: only that section, written to "
+                    "results/flags.md)" % ",".join(CLIENT_KEYS))
+    ap.add_argument("--flags-iters", type=int, default=200000,
+                    help="timed C calls per flag workload (the Python and Node clients run fewer)")
     ap.add_argument("--force-v1", action="store_true",
                     help="run the capture v1 rows even when the ingest server answers 404 "
                     "on %s" % V1_PATH)
@@ -813,6 +819,9 @@ def main():
         if not os.access(f, os.X_OK):
             log("missing %s: build first (tools/bench.sh does)" % f)
             return 2
+    keep = set(x.strip() for x in a.only.split(",") if x.strip()) if a.only else None
+    if keep == {"flags"}:
+        return flags_only(a)
     a.tmp = tempfile.mkdtemp(prefix="ph-bench-")
     t_start = time.monotonic()
     info = machine_info()
@@ -820,8 +829,7 @@ def main():
                                   capture_output=True, text=True).stdout.strip() or "?"
     try:
         if a.only:
-            keep = set(x.strip() for x in a.only.split(",") if x.strip())
-            unknown = keep - set(CLIENT_KEYS)
+            unknown = keep - set(CLIENT_KEYS) - {"flags"}
             if unknown:
                 log("--only: unknown client key(s) %s; known: %s" % (
                     ",".join(sorted(unknown)), ",".join(CLIENT_KEYS)))
@@ -928,8 +936,13 @@ def main():
         log("fork: %s" % ("ok" if rc == 0 else "failed: " + e[-500:]))
         durability += "\n" + forkcost
 
+        flags_md, flags_raw = "", None
+        if keep is None or "flags" in keep:
+            flags_md, flags_raw = flags_report.run_flags(a, Server, run_proc, last_json, log)
         report = render(a, info, clients, agg, lat, brk, mem, rev,
                         time.monotonic() - t_start, (v1_ok, v1_why))
+        if flags_md:
+            report += "\n" + flags_md
         marker = "## Issue targets"
         report = (report.replace(marker, durability + "\n" + marker, 1) if marker in report
                   else report + "\n" + durability)
@@ -946,8 +959,32 @@ def main():
                                        "why": c.why} for c in clients},
                    "results": {"%s/%s" % k: v for k, v in runs.items()},
                    "latency": {"%d%s" % (k[0], "-warm" if k[1] else ""): v
-                               for k, v in lat_runs.items()}, "breakdown": brk, "membound": mem}, f, indent=1)
+                               for k, v in lat_runs.items()}, "breakdown": brk, "membound": mem,
+                   "flags": flags_raw}, f, indent=1)
     log("wrote %s and %s" % (a.out, raw))
+    return 0
+
+
+def flags_only(a):
+    """BENCH_ONLY=flags: the feature-flag section alone (results/flags.md + .json)."""
+    a.tmp = tempfile.mkdtemp(prefix="ph-bench-")
+    try:
+        info = machine_info()
+        md, raw = flags_report.run_flags(a, Server, run_proc, last_json, log)
+    finally:
+        shutil.rmtree(a.tmp, ignore_errors=True)
+    rev = a.rev or subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                                  capture_output=True, text=True).stdout.strip() or "?"
+    report = "# libposthog feature-flag benchmark\n\n%s, %s cores, %s; libposthog %s\n\n%s" % (
+        info.get("cpu", "?"), info.get("nproc", "?"), datetime.date.today().isoformat(), rev, md)
+    print(report)
+    out = os.path.join(os.path.dirname(os.path.abspath(a.out)), "flags.md")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(report)
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump({"machine": info, "runs": a.runs, "flags": raw}, f, indent=1)
+    log("wrote %s" % out)
     return 0
 
 

@@ -55,6 +55,11 @@ int main(int argc, char **argv) {
     /* ordinary events: queued in memory, spooled only if they cannot be sent */
     for (int i = 0; i < 10; i++) posthog_capture_json(c, "user-42", "page_view", "{\"page\":\"/\"}");
 
+    /* every event delivered, or at least safe on disk: returns at once
+     * while the endpoint is down, the events spooled (what the bindings'
+     * sync_mode waits for) */
+    posthog_status_t rs = posthog_flush_resolved(c, 30000);
+    printf("flush (delivered or on disk): %s\n", posthog_strerror(rs));
     posthog_status_t fs = posthog_flush(c, 3000); /* times out while the endpoint is down */
     posthog_stats_t s;
     posthog_get_stats(c, &s);

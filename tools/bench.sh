@@ -17,12 +17,20 @@
 #    to the existing rows; a client that refuses an option is reported
 #    "n/a (option unsupported)", and the v1 rows are n/a while the ingest
 #    server answers 404 on /i/v1/analytics/events;
-# 4. prints the report and writes bench/results/latest.md (+ latest.json).
+# 4. feature flags (issue 10): local evaluation of the same definitions
+#    (bench/flags_defs.py) by libposthog from C (engine and public API,
+#    ph-bench-flags), its Python binding, posthog-python and posthog-node, p50
+#    and p99 per call, with ratios and the issue's targets, plus the capture
+#    cost with local evaluation on and off (bench/flags_report.py);
+#    BENCH_ONLY=flags runs this section alone (bench/results/flags.md);
+# 5. prints the report and writes bench/results/latest.md (+ latest.json).
 #
 # Environment: BENCH_BUILD_DIR [build-bench], BENCH_DEPS_DIR [$BENCH_BUILD_DIR/deps],
 # POSTHOG_NODE_VERSION [5.70.0], POSTHOG_PYTHON_VERSION [7.91.1] (pinned so
 # runs compare), BENCH_ONLY (comma list of c-typed, c-json, c-v1-zstd, c-v1-gzip,
-# c-v1-none, c-v0-gzip, py-binding, node, node-v1, python, python-v1),
+# c-v1-none, c-v0-gzip, py-binding, node, node-v1, python, python-v1, flags;
+# "flags" alone runs only the feature-flag section), BENCH_FLAGS_ITERS (timed C
+# calls per flag workload [200000]),
 # BENCH_FORCE_V1=1 (run the v1 rows without probing the ingest server for v1),
 # PYTHON [python3], BENCH_REV (a commit to build instead of the work tree's
 # src/; the bench/ harness still comes from the work tree). Needs tools/setup.sh's packages, node + npm, python3 + venv.
@@ -78,6 +86,7 @@ cmake -S "$srcdir" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
 log "building $build"
 cmake --build "$build" --parallel "$(nproc)" \
   --target posthog posthog_static posthog-ingest-server ph-bench ph-bench-flusher ph-bench-durability ph-bench-fork \
+    ph-bench-flags \
   >"$build/build.log" 2>&1 ||
   { tail -50 "$build/build.log" >&2; log "build failed (uncommitted src/ edits? try BENCH_REV=HEAD)"; exit 1; }
 
@@ -135,6 +144,7 @@ fi
 args=(--n "$N" --runs "$RUNS" --build "$build" --python "$vpy" --node-modules "$node_modules"
       --out "$repo/bench/results/latest.md")
 [ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
+[ -n "${BENCH_FLAGS_ITERS:-}" ] && args+=(--flags-iters "$BENCH_FLAGS_ITERS")
 [ "${BENCH_FORCE_V1:-0}" = 1 ] && args+=(--force-v1)
 [ -n "${BENCH_REV:-}" ] && args+=(--rev "${rev:0:12} (BENCH_REV=$BENCH_REV)")
 exec "$python" "$repo/bench/run.py" "${args[@]}"

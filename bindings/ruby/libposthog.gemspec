@@ -58,6 +58,8 @@ Gem::Specification.new do |spec|
   end
   spec.require_paths = ['lib']
   spec.platform = Gem::Platform.local if has_native
-  spec.add_dependency 'ffi', '>= 1.15'
+  # ffi 1.16.0 to 1.17.0 cannot call back into Ruby from a forked child's
+  # flusher thread (lib/libposthog/native.rb, BROKEN_FORK_FFI)
+  spec.add_dependency 'ffi', '>= 1.15', '!= 1.16.0', '!= 1.16.1', '!= 1.16.2', '!= 1.16.3', '!= 1.17.0'
   spec.metadata['bundled_libposthog'] = has_native ? 'true' : 'false'
 end

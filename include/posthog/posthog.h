@@ -66,7 +66,8 @@ typedef enum posthog_status {
     POSTHOG_E_INTERNAL = 17,
     POSTHOG_E_STORAGE = 18,      /* the spool directory could not be used */
     POSTHOG_E_NO_STORAGE = 19,   /* durable capture needs storage_path */
-    POSTHOG_E_UNDELIVERED = 20   /* posthog_flush_ex: done, but events were dropped meanwhile */
+    POSTHOG_E_UNDELIVERED = 20,  /* posthog_flush_ex: done, but events were dropped meanwhile */
+    POSTHOG_E_IN_CALLBACK = 21   /* flush/shutdown called inside a callback of that client */
 } posthog_status_t;
 
 /* A static, human-readable message for a status code. Never NULL. */
@@ -168,13 +169,18 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        debug=1]; a malformed $POSTHOG_LOG_LEVEL is ignored
  *                        (and logged)
  *   storage_path         directory for the disk spool (created 0700); unset:
- *                        memory only [none]
+ *                        memory only. An existing directory must be a real
+ *                        one (no symlink) owned by this user and not writable
+ *                        by group or others, else it is refused (logged: the
+ *                        path and the problem) and the client keeps events in
+ *                        memory only; a relative path is resolved at creation
+ *                        (docs/spool-format.md) [none]
  *   max_storage_bytes    spool size limit; oldest files evicted [67108864]
  *   max_storage_age_s    spooled events older than this are discarded [604800]
  *   durability           "failures": spool what cannot be delivered (retries
  *                        exhausted, endpoint down, left at shutdown);
  *                        "always": also every batch before its first send,
- *                        removed on 2xx [failures]
+ *                        removed once the server confirms it [failures]
  *   crash_handler        1: on SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGABRT write every
  *                        event not yet confirmed by the server (queued, or in
  *                        a batch not yet delivered) to the spool, in files of
@@ -233,6 +239,14 @@ typedef enum posthog_log_level {
  * setting fn NULL) messages go to stderr, one line each ("libposthog:
  * warning: ..."): warnings and errors unless the log_level option says
  * otherwise; log_level=none silences them.
+ *
+ * Inside any callback of a client (log, drop, before_send), that client's
+ * posthog_flush, posthog_flush_ex, posthog_flush_resolved and
+ * posthog_shutdown return POSTHOG_E_IN_CALLBACK at once and
+ * posthog_client_free does nothing but log an error: on the flusher thread
+ * they would wait for the thread itself, and the code the callback returns
+ * to still uses the client. Call them from outside the callback (e.g. hand
+ * the work to another thread). Capturing from a callback is allowed.
  */
 typedef void (*posthog_log_fn)(posthog_log_level_t level, const char *message,
                                void *user_data);
@@ -541,7 +555,8 @@ POSTHOG_API posthog_status_t posthog_group_identify(posthog_client_t *c, const c
  * events are safe on disk, not delivered. Sends partial batches at once.
  * POSTHOG_OK also when events were dropped meanwhile (rejected by the
  * server, retries exhausted): posthog_flush_ex tells those apart.
- * Thread-safe; blocks the caller.
+ * Thread-safe; blocks the caller (never longer than `timeout_ms`, whatever
+ * the network does). POSTHOG_E_IN_CALLBACK inside a callback of `c`.
  */
 POSTHOG_API posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms);
 
@@ -570,17 +585,34 @@ POSTHOG_API posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_m
                                               posthog_flush_result_t *out);
 
 /*
+ * posthog_flush without waiting for the spool to drain: POSTHOG_OK as soon
+ * as every event captured before the call is delivered, dropped, or
+ * written to the spool. While the endpoint is down that is once the events
+ * are on disk (posthog_flush waits for as long as it stays down). The
+ * bindings' sync_mode uses it. POSTHOG_E_TIMEOUT past `timeout_ms` (< 0:
+ * no limit), POSTHOG_E_IN_CALLBACK inside a callback of `c`.
+ */
+POSTHOG_API posthog_status_t posthog_flush_resolved(posthog_client_t *c, int timeout_ms);
+
+/*
  * Flushes within `timeout_ms` (< 0: shutdown_timeout_ms), then aborts a
  * request still in flight and stops the flusher. What is left at the
  * deadline is written to the spool when storage_path is set (delivered by
- * the next client on that directory), else counted as dropped (shutdown).
+ * the next client on that directory, which may start before this one is
+ * freed: shutdown gives up the client's spool files), else counted as
+ * dropped (shutdown).
  * Later captures return POSTHOG_E_SHUTDOWN. Idempotent: a second call
  * returns POSTHOG_OK at once. Returns POSTHOG_OK when every event was
  * delivered or spooled, POSTHOG_E_TIMEOUT when some were dropped.
+ * The deadline holds whatever the network does (a server that never
+ * accepts or never answers, a name resolution that hangs: libcurl's
+ * resolver thread is left to finish on its own, which needs libcurl >=
+ * 7.87), up to the time a user callback or a spool write takes.
+ * POSTHOG_E_IN_CALLBACK inside a callback of `c` (nothing is done).
+ * A fork() while another thread is inside posthog_shutdown leaves the
+ * child's copy shut down: its shutdown and free return at once.
  */
 POSTHOG_API posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms);
-
-/* Shuts down (shutdown_timeout_ms) if not yet, and frees. NULL is a no-op. */
 
 /*
  * Counts one event that the caller refused before handing it to the
@@ -595,6 +627,10 @@ POSTHOG_API posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_m
 POSTHOG_API posthog_status_t posthog_drop_event(posthog_client_t *c, posthog_drop_reason_t reason,
                                                 const char *event, const char *distinct_id,
                                                 const char *message);
+
+/* Shuts down (shutdown_timeout_ms) if not yet, and frees. NULL is a no-op.
+ * Inside a callback of `c` it is refused (logged as an error, the client
+ * stays alive): free it from outside its callbacks. */
 POSTHOG_API void posthog_client_free(posthog_client_t *c);
 
 /* ------------------------------------------------------------------ */

@@ -444,7 +444,10 @@ static posthog_status_t apply_before_send(posthog_client_t *c, ph_rec_t **img,
         return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, event, did);
     }
     char *rep = NULL;
+    ph_cb_frame_t fr;
+    ph_cb_enter(&fr, c);
     posthog_before_send_result_t r = c->o->before_send_fn(b.data, &rep, c->o->before_send_ud);
+    ph_cb_leave(&fr);
     posthog__buf_free(&b);
     if (r == POSTHOG_BEFORE_SEND_DROP) {
         free(rep);

@@ -180,11 +180,11 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     }
     if (o->storage_path) {
         c->spool = calloc(1, sizeof *c->spool);
+        char why[256] = "out of memory";
         if (!c->spool || posthog__spool_open(c->spool, o->storage_path, o->max_storage_bytes,
-                                             (int64_t)o->max_storage_age_s * 1000)) {
+                                             (int64_t)o->max_storage_age_s * 1000, why,
+                                             sizeof why)) {
             /* never fatal: the client works from memory, and says so */
-            char why[256];
-            snprintf(why, sizeof why, "%s", c->spool ? strerror(errno) : "out of memory");
             free(c->spool);
             c->spool = NULL;
             posthog__log(c, POSTHOG_LOG_ERROR,
@@ -246,6 +246,14 @@ void posthog__start_thread_slow(posthog_client_t *c) {
 
 /* ---------------------------------------------------------------- flush, shutdown */
 
+_Thread_local ph_cb_frame_t *posthog__cb_top;
+
+bool posthog__in_callback(const posthog_client_t *c) {
+    for (const ph_cb_frame_t *f = posthog__cb_top; f; f = f->prev)
+        if (f->c == c) return true;
+    return false;
+}
+
 struct timespec posthog__abs_deadline(int64_t mono_deadline_ms) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -261,11 +269,14 @@ struct timespec posthog__abs_deadline(int64_t mono_deadline_ms) {
     return ts;
 }
 
-/* Waits (c->mu held) until done_pos >= target and nothing of ours waits on
- * disk, the flusher exits, or the deadline. */
-static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bool forever) {
+/* Waits (c->mu held) until done_pos >= target and (with `settle`) nothing
+ * of ours waits on disk, the flusher exits, or the deadline. */
+static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bool forever,
+                      bool settle) {
     c->waiters++;
-    while ((c->done_pos < target || !posthog__spool_settled(c)) && c->thread_running) {
+    if (!settle) c->waiters_resolved++;
+    while ((c->done_pos < target || (settle && !posthog__spool_settled(c))) &&
+           c->thread_running) {
         if (target < c->wake_at) c->wake_at = target;
         if (forever) {
             pthread_cond_wait(&c->cv, &c->mu);
@@ -276,13 +287,18 @@ static bool wait_done(posthog_client_t *c, uint64_t target, int64_t deadline, bo
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
     c->waiters--;
-    return c->done_pos >= target && posthog__spool_settled(c);
+    if (!settle) c->waiters_resolved--;
+    return c->done_pos >= target && (!settle || posthog__spool_settled(c));
 }
 
-posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms,
-                                  posthog_flush_result_t *out) {
+/* The flushes: until every event captured before the call is resolved
+ * (delivered, dropped or spooled) and, with `settle`, nothing of ours waits
+ * on disk. */
+static posthog_status_t flush_wait(posthog_client_t *c, int timeout_ms, bool settle,
+                                   posthog_flush_result_t *out) {
     if (out) memset(out, 0, sizeof *out);
     if (!c) return POSTHOG_E_INVALID_ARG;
+    if (posthog__in_callback(c)) return POSTHOG_E_IN_CALLBACK;
     if (c->o->disabled) return POSTHOG_OK;
     posthog__maybe_start_thread(c);
     uint64_t target = ph_queue_head(&c->q);
@@ -292,12 +308,12 @@ posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms,
              spooled0 = ph_counter_get(&c->spooled);
     bool ok = true;
     pthread_mutex_lock(&c->mu);
-    if (c->done_pos < target || !posthog__spool_settled(c)) {
+    if (c->done_pos < target || (settle && !posthog__spool_settled(c))) {
         if (target > c->flush_target) c->flush_target = target;
         pthread_mutex_unlock(&c->mu);
         posthog__wake(c);
         pthread_mutex_lock(&c->mu);
-        ok = wait_done(c, target, deadline, timeout_ms < 0);
+        ok = wait_done(c, target, deadline, timeout_ms < 0, settle);
     }
     pthread_mutex_unlock(&c->mu);
     uint64_t dropped = ph_counter_get(&c->delivery_dropped) - dropped0;
@@ -312,13 +328,24 @@ posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms,
     return dropped ? POSTHOG_E_UNDELIVERED : POSTHOG_OK;
 }
 
+posthog_status_t posthog_flush_ex(posthog_client_t *c, int timeout_ms,
+                                  posthog_flush_result_t *out) {
+    return flush_wait(c, timeout_ms, true, out);
+}
+
 posthog_status_t posthog_flush(posthog_client_t *c, int timeout_ms) {
-    posthog_status_t st = posthog_flush_ex(c, timeout_ms, NULL);
+    posthog_status_t st = flush_wait(c, timeout_ms, true, NULL);
+    return st == POSTHOG_E_UNDELIVERED ? POSTHOG_OK : st;
+}
+
+posthog_status_t posthog_flush_resolved(posthog_client_t *c, int timeout_ms) {
+    posthog_status_t st = flush_wait(c, timeout_ms, false, NULL);
     return st == POSTHOG_E_UNDELIVERED ? POSTHOG_OK : st;
 }
 
 posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
     if (!c) return POSTHOG_E_INVALID_ARG;
+    if (posthog__in_callback(c)) return POSTHOG_E_IN_CALLBACK;
     if (timeout_ms < 0) timeout_ms = (int)c->o->shutdown_timeout_ms;
     pthread_mutex_lock(&c->mu);
     if (c->stopping) {
@@ -355,6 +382,9 @@ posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
     }
     bool lost = ph_counter_get(&c->dropped[POSTHOG_DROP_SHUTDOWN]) != before;
     posthog__flags_shutdown(c);
+    /* the flusher is gone: what this client left on disk is anybody's now,
+     * not locked up until posthog_client_free */
+    if (c->spool) posthog__spool_release_all(c->spool);
     pthread_mutex_lock(&c->mu);
     c->stopped = true;
     pthread_cond_broadcast(&c->cv);
@@ -364,6 +394,14 @@ posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms) {
 
 void posthog_client_free(posthog_client_t *c) {
     if (!c) return;
+    if (posthog__in_callback(c)) {
+        /* the caller returns into code that uses c: freeing it would be a
+         * use after free, and on the flusher thread a join of itself */
+        posthog__log(c, POSTHOG_LOG_ERROR,
+                     "posthog_client_free called inside a callback of the same client: "
+                     "refused, the client stays alive (free it from outside its callbacks)");
+        return;
+    }
     posthog_shutdown(c, -1);
     posthog__registry_remove(c);
     client_destroy(c);

@@ -73,6 +73,8 @@ struct posthog_client {
     uint64_t flush_target;    /* [mu] flushes waiting for this position */
     uint64_t wake_at;         /* [mu] lowest target a flush waiter waits for */
     uint32_t waiters;         /* [mu] threads in wait_done */
+    uint32_t waiters_resolved; /* [mu] ... of them not waiting for the spool to drain
+                                  (posthog_flush_resolved) */
     bool stop;                /* [mu] shutdown requested */
     int64_t stop_deadline;    /* [mu] monotonic ms */
     bool stopping, stopped;   /* [mu] shutdown in progress / done */
@@ -207,6 +209,28 @@ void posthog__registry_remove(posthog_client_t *c);
 void posthog__init_conds(posthog_client_t *c);
 /* A CLOCK_MONOTONIC deadline in ms as a timespec for timed waits (client.c). */
 struct timespec posthog__abs_deadline(int64_t mono_deadline_ms);
+
+/*
+ * User callbacks (log, drop, before_send) run inside a callback frame: a
+ * per-thread stack of the clients whose callbacks are running. flush,
+ * shutdown and free refuse to run for a client whose callback is on the
+ * calling thread's stack: on the flusher thread they would wait for the
+ * thread itself (or free the client under it), on a capturing thread they
+ * would block or free a capture in progress.
+ */
+typedef struct ph_cb_frame {
+    const posthog_client_t *c;
+    struct ph_cb_frame *prev;
+} ph_cb_frame_t;
+extern _Thread_local ph_cb_frame_t *posthog__cb_top;
+static inline void ph_cb_enter(ph_cb_frame_t *f, const posthog_client_t *c) {
+    f->c = c;
+    f->prev = posthog__cb_top;
+    posthog__cb_top = f;
+}
+static inline void ph_cb_leave(ph_cb_frame_t *f) { posthog__cb_top = f->prev; }
+/* A callback of c runs on this thread (maybe under callbacks of others). */
+bool posthog__in_callback(const posthog_client_t *c);
 
 /* Logs through the user's callback (nothing without one). */
 void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt, ...)

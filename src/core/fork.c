@@ -79,6 +79,7 @@ static void fork_child(void) {
         c->flush_target = 0;
         c->wake_at = UINT64_MAX;
         c->waiters = 0;
+        c->waiters_resolved = 0;
         c->fork_park = false;
         c->fl_parked = false;
         /* their waiters (flush callers, the parked flusher) are the parent's */
@@ -89,6 +90,11 @@ static void fork_child(void) {
             c->wake_fd = fd;
         }
         atomic_store(&c->sleeping, 0);
+        /* A shutdown in progress on another thread of the parent has no
+         * thread here to finish it: the child has nothing of the parent's
+         * to deliver, so it is done (else a shutdown or free in the child
+         * would wait for ever for `stopped`). */
+        if (c->stopping) c->stopped = true;
         bool alive = !c->stop && !c->stopped;
         atomic_store(&c->need_thread, alive && !c->o->disabled ? 1 : 0);
         ph_counter_t *cs[] = {&c->captured, &c->sent, &c->requests,

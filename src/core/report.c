@@ -44,6 +44,9 @@ const char *posthog_strerror(posthog_status_t s) {
     case POSTHOG_E_UNDELIVERED:
         return "flushed, but events were dropped instead of delivered (see the drop callback)";
     case POSTHOG_E_INTERNAL: return "internal error";
+    case POSTHOG_E_IN_CALLBACK:
+        return "not allowed inside a log, drop or before_send callback of the same client "
+               "(flush, shutdown and free must be called from outside its callbacks)";
     }
     return "unknown status";
 }
@@ -101,7 +104,10 @@ void posthog__log(posthog_client_t *c, posthog_log_level_t lvl, const char *fmt,
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (c->o->log_fn) {
+        ph_cb_frame_t fr;
+        ph_cb_enter(&fr, c);
         c->o->log_fn(lvl, msg, c->o->log_ud);
+        ph_cb_leave(&fr);
         return;
     }
     /* no callback: an application that hears nothing when every event fails
@@ -121,7 +127,10 @@ void posthog__report_drop_st(posthog_client_t *c, posthog_drop_reason_t r, posth
     if (!c->o->drop_fn) return;
     posthog_drop_info_t info = {(int32_t)r, (int32_t)st, count,       http_status,
                                 msg,        events_json, event,       distinct_id};
+    ph_cb_frame_t fr;
+    ph_cb_enter(&fr, c);
     c->o->drop_fn(&info, c->o->drop_ud);
+    ph_cb_leave(&fr);
 }
 
 void posthog__report_drop(posthog_client_t *c, posthog_drop_reason_t r, uint32_t count,
@@ -186,7 +195,8 @@ void posthog__wake(posthog_client_t *c) {
 }
 
 void posthog__wake_waiters_locked(posthog_client_t *c) {
-    if (c->waiters && c->done_pos >= c->wake_at && posthog__spool_settled(c)) {
+    if (c->waiters && c->done_pos >= c->wake_at &&
+        (c->waiters_resolved || posthog__spool_settled(c))) {
         c->wake_at = UINT64_MAX; /* the woken re-register what they still need */
         pthread_cond_broadcast(&c->cv);
     }

@@ -13,10 +13,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Added to the wall clock: tests step it (posthog__test_step_wall_clock). */
+static _Atomic int64_t wall_offset_ms;
+
 int64_t posthog__now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* relaxed: a test hook; zero outside tests */
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
+           atomic_load_explicit(&wall_offset_ms, memory_order_relaxed);
+}
+
+void posthog__test_step_wall_clock(int64_t delta_ms) {
+    atomic_fetch_add_explicit(&wall_offset_ms, delta_ms, memory_order_relaxed);
 }
 
 int64_t posthog__mono_ns(void) {

@@ -1,6 +1,10 @@
 /*
  * util: time, randomness and UUIDs.
- *  - posthog__now_ms: wall clock (CLOCK_REALTIME through the vDSO, no syscall).
+ *  - posthog__now_ms: wall clock (CLOCK_REALTIME through the vDSO, no syscall),
+ *    for event timestamps, sent_at, HTTP dates and spool file ages only.
+ *    Every interval inside the process (batch age, retry waits, probes,
+ *    deadlines, timed waits) is measured on posthog__mono_ms: the wall clock
+ *    may step (NTP, an administrator, a VM resume) by hours either way.
  *  - Randomness comes from a per-thread xoshiro256** generator seeded from
  *    getrandom() once per thread and again in a forked child (the fork
  *    generation is bumped by the atfork child handler), so parent and child
@@ -16,6 +20,9 @@
 #define PH_ISO8601_LEN 24 /* 2026-11-23T09:59:58.001Z */
 
 int64_t posthog__now_ms(void);
+/* Tests only: steps posthog__now_ms by delta_ms (as if the system clock
+ * were set), so a test can check nothing measures intervals on it. */
+void posthog__test_step_wall_clock(int64_t delta_ms);
 /* Monotonic clock in milliseconds / nanoseconds. */
 int64_t posthog__mono_ms(void);
 int64_t posthog__mono_ns(void);

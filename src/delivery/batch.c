@@ -133,7 +133,7 @@ static int builder_add_text(ph_builder_t *b, const char *text, size_t n, const p
     return 0;
 }
 
-int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_ms) {
+int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_wall, int64_t now_mono) {
     bool fresh = !b->cur || b->cur->count == 0;
     if (b->ops->admit) {
         int s = b->ops->admit(b, r);
@@ -141,9 +141,13 @@ int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_ms) {
     }
     if (builder_add_text(b, NULL, 0, r)) return -1;
     /* the batch's age counts from the oldest capture (a caller's explicit
-     * timestamp says nothing about when it was captured) */
-    if (fresh)
-        b->opened_ms = (r->flags & PH_REC_TS_EXPLICIT) || r->ts_ms > now_ms ? now_ms : r->ts_ms;
+     * timestamp says nothing about when it was captured); from here on it
+     * is measured on the monotonic clock */
+    if (fresh) {
+        int64_t age = (r->flags & PH_REC_TS_EXPLICIT) || r->ts_ms > now_wall ? 0
+                                                                              : now_wall - r->ts_ms;
+        b->opened_mono = now_mono - age;
+    }
     return 0;
 }
 

@@ -67,7 +67,7 @@ typedef struct {
     ph_buf_t scratch;    /* slow-path event text (PH_REC_LIFT) */
     ph_batch_t *cur;     /* batch being filled, NULL when none */
     uint64_t max_raw;    /* max uncompressed bytes per batch */
-    int64_t opened_ms;   /* wall ms of the oldest event in cur */
+    int64_t opened_mono; /* monotonic ms of the oldest event's capture in cur */
     const char *prefix;  /* v0: {"api_key":"...","historical_migration":x,"batch":[ */
     size_t prefix_n;
     /* v1: uuids of the open batch, so a uuid repeated by the caller starts
@@ -94,8 +94,11 @@ int posthog__builder_add_text(ph_builder_t *b, const char *json, size_t n);
 int posthog__batch_texts(const ph_batch_t *bt, char **raw, const char ***ev, size_t **len);
 
 /* Adds an event. -1 on allocation failure (nothing added). In v1 a uuid
- * already in the open batch returns 1 and adds nothing: seal, then add. */
-int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_ms);
+ * already in the open batch returns 1 and adds nothing: seal, then add.
+ * now_wall and now_mono are the two clocks read together: the event's age
+ * (now_wall - its capture time, at least 0) moves to the monotonic clock
+ * here, so a later step of the wall clock cannot change the batch's age. */
+int posthog__builder_add(ph_builder_t *b, const ph_rec_t *r, int64_t now_wall, int64_t now_mono);
 /* Seals and returns the open batch (NULL when empty). */
 ph_batch_t *posthog__builder_seal(ph_builder_t *b);
 static inline uint32_t ph_builder_count(const ph_builder_t *b) { return b->cur ? b->cur->count : 0; }

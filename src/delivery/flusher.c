@@ -7,10 +7,13 @@
  * With a spool (storage_path): a batch whose retries run out goes to disk
  * and the link is marked down; while it is down, sealed batches go
  * straight to disk and one probe (the oldest spooled batch, no retries)
- * is sent with growing intervals; the first 2xx brings the link back and
- * spooled files are replayed oldest first, alternating with live batches.
- * With durability=always every batch is written to disk when sealed and
- * removed on 2xx. At the shutdown deadline what is left goes to disk.
+ * is sent with growing intervals; the first answer of the server brings the
+ * link back and spooled files are replayed oldest first, alternating with
+ * live batches. With durability=always every batch is written to disk when
+ * sealed and removed once the server confirmed it (a 2xx with the
+ * protocol's confirmation body; a 3xx or a portal's 2xx page is retried);
+ * the parts of a split or partially retried batch get their own files
+ * first. At the shutdown deadline what is left goes to disk.
  *
  * Invariants:
  *  - Queue batches are resolved (sent, dropped or spooled) in queue order,
@@ -132,8 +135,9 @@ static void drop_batch(posthog_client_t *c, ph_batch_t *b, posthog_drop_reason_t
     finish(c, b);
 }
 
-/* Writes the batch's events as a spool file; NULL on failure (logged). */
-static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b) {
+/* Writes the batch's events as a spool file; NULL on failure (logged).
+ * `fresh`: its events were not on disk before (counted as spooled). */
+static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b, bool fresh) {
     char *raw;
     const char **ev;
     size_t *len;
@@ -150,16 +154,30 @@ static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b) {
                      strerror(err));
         return NULL;
     }
-    ph_counter_add(&c->spooled, b->count);
+    if (fresh) ph_counter_add(&c->spooled, b->count);
     posthog__spool_pending_add(c, (int64_t)b->count);
     return file;
+}
+
+/*
+ * `part` holds events of `from` (a half after a 413, the events a v1 answer
+ * asked to retry). When `from` has a disk copy, the part gets its own before
+ * that copy is removed (forget_file(from) afterwards), so durability=always
+ * and replayed files lose nothing to a kill -9 in between. Should the write
+ * fail, the part lives in memory only, as without a spool (logged).
+ */
+static void carry_file(posthog_client_t *c, const ph_batch_t *from, ph_batch_t *part) {
+    if (!from->file || part->file) return;
+    if (!(part->file = write_file(c, part, false)))
+        posthog__log(c, POSTHOG_LOG_WARN,
+                     "%u spooled events are kept in memory only until delivered", part->count);
 }
 
 /* Moves a batch to disk for later (its file if it has one). true when
  * done: the batch is freed and its queue position resolved. */
 static bool spool_batch(posthog_client_t *c, ph_batch_t *b) {
     if (!c->spool) return false;
-    if (!b->file && !(b->file = write_file(c, b))) return false;
+    if (!b->file && !(b->file = write_file(c, b, true))) return false;
     posthog__spool_park(c->spool, b->file);
     b->file = NULL;
     finish(c, b);
@@ -189,13 +207,6 @@ static void release_durable(posthog_client_t *c, ph_flusher_t *f) {
     if (pos) posthog__queue_release(&c->q, pos);
 }
 
-/* A batch made from `from` (a split half, a partial retry) replaces it:
- * with retention, one whose records the ring let go of because `from` was
- * on disk goes to disk too, or a crash would lose it. */
-static void keep_durable(posthog_client_t *c, const ph_batch_t *from, ph_batch_t *b) {
-    if (c->q.retain && from->file && b && !b->file) b->file = write_file(c, b);
-}
-
 static void seal(posthog_client_t *c, ph_flusher_t *f);
 
 /* With retention, when the ring is seven eighths full (queued plus held
@@ -214,7 +225,7 @@ static void relieve(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
         for (ph_batch_t *b = first_unresolved(f); b; b = next_unresolved(f, b)) {
             if (ph_queue_head(q) - ph_queue_rel(q) <= q->cap / 4 * 3) return;
             if (b->replay || b->file) continue;
-            if (!(b->file = write_file(c, b))) {
+            if (!(b->file = write_file(c, b, true))) {
                 f->relieve_at = now + RELIEVE_RETRY_MS;
                 posthog__log(c, POSTHOG_LOG_WARN,
                              "drained events hold %llu bytes of the queue and could not be "
@@ -246,7 +257,7 @@ static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
     b->end_pos = ph_queue_tail(&c->q);
     for (int i = 0; i < 2; i++)
         if (ph_builder_count(&f->bld[i])) b->end_pos = PH_MIN(b->end_pos, f->first_pos[i]);
-    if (c->spool && c->o->durability_always) b->file = write_file(c, b);
+    if (c->spool && c->o->durability_always) b->file = write_file(c, b, true);
     ready_push_back(f, b);
     release_durable(c, f);
 }
@@ -262,16 +273,18 @@ static uint32_t open_count(const ph_flusher_t *f) {
     return ph_builder_count(&f->bld[0]) + ph_builder_count(&f->bld[1]);
 }
 
-/* Wall ms of the oldest event in an open batch (INT64_MAX: none). */
+/* Monotonic ms of the oldest event in an open batch (INT64_MAX: none). */
 static int64_t open_since(const ph_flusher_t *f) {
     int64_t t = INT64_MAX;
     for (int i = 0; i < 2; i++)
-        if (ph_builder_count(&f->bld[i])) t = PH_MIN(t, f->bld[i].opened_ms);
+        if (ph_builder_count(&f->bld[i])) t = PH_MIN(t, f->bld[i].opened_mono);
     return t;
 }
 
-/* Moves up to `max` records from the queue into batches. Returns how many. */
-static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t now_wall) {
+/* Moves up to `max` records from the queue into batches. Returns how many.
+ * now_wall/now_mono: the clocks read together (posthog__builder_add). */
+static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t now_wall,
+                    int64_t now_mono) {
     size_t n = 0;
     while (n < max && f->ready_bytes < f->pending_max) {
         size_t len;
@@ -283,11 +296,11 @@ static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t no
             seal(c, f);
         int ai = bl == &f->bld[1];
         if (!ph_builder_count(bl)) f->first_pos[ai] = ph_queue_tail(&c->q);
-        int rc = posthog__builder_add(bl, r, now_wall);
+        int rc = posthog__builder_add(bl, r, now_wall, now_mono);
         if (rc == 1) { /* the caller reused a uuid: a batch may hold it once */
             seal(c, f);
             f->first_pos[ai] = ph_queue_tail(&c->q);
-            rc = posthog__builder_add(bl, r, now_wall);
+            rc = posthog__builder_add(bl, r, now_wall, now_mono);
         }
         if (rc) {
             posthog__report_drop(c, POSTHOG_DROP_TOO_LARGE, 1, 0,
@@ -567,11 +580,12 @@ static void report_server_drops(posthog_client_t *c, ph_batch_t *b, const ph_res
 static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *res) {
     ph_batch_t *b = res->batch;
     ph_results_t r;
-    int rc = ph_protocol(b->proto)->parse_results(b, res->body, res->body_len, &r);
+    const ph_protocol_t *p = ph_protocol(b->proto);
+    int rc = p->parse_results(b, res->status, res->body, res->body_len, &r);
     if (rc == -1) {
         snprintf(res->error, sizeof res->error,
-                 "HTTP %ld without a results map (a proxy or captive portal answered?)",
-                 res->status);
+                 "HTTP %ld without %s (a proxy or captive portal answered?)", res->status,
+                 p->confirmation);
         return false;
     }
     if (rc) { /* out of memory reading the answer: not knowing, resend */
@@ -588,7 +602,6 @@ static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *r
         for (uint32_t i = 0; keep && i < b->count; i++) keep[i] = r.outcome[i] == PH_EV_RETRY;
         again = keep ? posthog__batch_subset(&f->bld[b->ai], b, keep) : NULL;
         free(keep);
-        keep_durable(c, b, again);
         if (!again) {
             posthog__report_drop(c, POSTHOG_DROP_RETRIES_EXHAUSTED, r.retry, (int)res->status,
                                  "out of memory building a partial retry", NULL, NULL, NULL);
@@ -596,7 +609,8 @@ static bool on_results(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *r
     }
     uint32_t count = b->count;
     posthog__v1_results_free(&r, count);
-    forget_file(c, b); /* the rest, if any, lives in memory (spooled anew if it fails) */
+    if (again) carry_file(c, b, again);
+    forget_file(c, b);
     if (!again) {
         finish(c, b);
         return true;
@@ -642,6 +656,11 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
         b = res->batch;
         oc = PH_OUTCOME_RETRY;
     }
+    if (res->status >= 300 && res->status < 400)
+        snprintf(res->error, sizeof res->error,
+                 "HTTP %ld: a redirect, not the capture service's answer (a proxy or captive "
+                 "portal?); check the host option",
+                 res->status);
     if (v1 && res->status == 404)
         snprintf(res->error, sizeof res->error,
                  "HTTP 404 from %s: the host may not serve capture v1; set capture_mode=v0 "
@@ -666,9 +685,8 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
         if (b->count > 1 && posthog__batch_split(&f->bld[b->ai], b, &a, &z) == 0) {
             posthog__log(c, POSTHOG_LOG_WARN, "HTTP %ld for %u events: splitting in halves",
                          res->status, b->count);
-            /* the halves live in memory; should they fail they are spooled anew */
-            keep_durable(c, b, a);
-            keep_durable(c, b, z);
+            carry_file(c, b, a);
+            carry_file(c, b, z);
             forget_file(c, b);
             ready_push_front(f, z);
             ready_push_front(f, a);
@@ -732,12 +750,12 @@ static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
      * (a capture between reserve and commit finishes in microseconds):
      * batched for the spool, or only counted without one. */
     f->pending_max = SIZE_MAX;
-    int64_t wall = posthog__now_ms();
+    int64_t wall = posthog__now_ms(), mono = posthog__mono_ms();
     uint32_t lost = 0;
     while (ph_queue_tail(&c->q) < upto) {
         size_t len;
         if (c->spool) {
-            if (!drain(c, f, DRAIN_CHUNK, wall)) sched_yield();
+            if (!drain(c, f, DRAIN_CHUNK, wall, mono)) sched_yield();
         } else if (posthog__queue_peek(&c->q, &len)) {
             posthog__queue_pop(&c->q);
             lost++;
@@ -784,7 +802,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         pthread_mutex_unlock(&c->mu);
         bool flushing = stop || target > done;
 
-        size_t drained = drain(c, f, DRAIN_CHUNK, wall);
+        size_t drained = drain(c, f, DRAIN_CHUNK, wall, now);
         relieve(c, f, now);
         posthog__queue_prefault(&c->q, PREFAULT_AHEAD);
         uint64_t head = ph_queue_head(&c->q), tail = ph_queue_tail(&c->q);
@@ -793,7 +811,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         bool queue_idle = !more && f->ready_bytes < f->pending_max;
         uint32_t n = open_count(f);
         if (n && queue_idle &&
-            (flushing || wall - open_since(f) >= (int64_t)o->flush_interval_ms ||
+            (flushing || now - open_since(f) >= (int64_t)o->flush_interval_ms ||
              (n >= o->flush_at && !f->http.busy && !f->ready)))
             seal(c, f);
 
@@ -815,7 +833,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         int64_t wait = o->flush_interval_ms;
         if (more) wait = 0;
         if (open_count(f))
-            wait = PH_MIN(wait, open_since(f) + (int64_t)o->flush_interval_ms - wall);
+            wait = PH_MIN(wait, open_since(f) + (int64_t)o->flush_interval_ms - now);
         if (f->ready && !f->http.busy && !f->link_down)
             wait = PH_MIN(wait, f->ready->not_before_ms - now);
         if (f->link_down && !f->http.busy) wait = PH_MIN(wait, f->probe_at - now);

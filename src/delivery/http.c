@@ -48,6 +48,14 @@ int posthog__http_init(ph_http_t *h, const posthog_options_t *o) {
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "posthog-c/" POSTHOG_VERSION_STRING);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Abandoning a request (the shutdown deadline) must not wait for a
+     * name resolution in progress: without this, libcurl joins its
+     * resolver thread, which blocks for as long as getaddrinfo() does (a
+     * hung DNS server: many seconds past any deadline). With it the
+     * resolver thread is detached and cleans up after itself. */
+#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0 */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->request_timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

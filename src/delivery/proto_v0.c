@@ -5,7 +5,8 @@
  * everything up to the last event is compressed once (raw deflate, sync
  * flushed at seal); each attempt appends `],"sent_at":"<now>"}` as a final
  * stored deflate block plus the gzip trailer, so sent_at is fresh on every
- * attempt at the cost of ~80 bytes. The status alone decides (retry.h).
+ * attempt at the cost of ~80 bytes. The status decides (retry.h), and a
+ * 2xx counts only with the capture service's confirmation body.
  */
 #include <stdlib.h>
 
@@ -89,6 +90,29 @@ static int v0_attempt_headers(const ph_batch_t *bt, const ph_proto_ctx_t *ctx, p
     return 0;
 }
 
+bool posthog__v0_confirmed(long status, const char *body, size_t n) {
+    if (status == 204) return n == 0;
+    int type = 0;
+    ph_json_keys_t keys;
+    if (!body || !n || posthog__json_validate(body, n, &type, &keys) != POSTHOG_OK ||
+        type != PH_JSON_OBJECT)
+        return false;
+    ph_json_iter_t it;
+    ph_json_member_t m;
+    ph_json_iter_init(&it, body + keys.inner_off, keys.inner_len);
+    while (posthog__json_next_member(&it, &m))
+        if (m.klen == 6 && !memcmp(m.key, "status", 6)) return m.vlen == 1 && m.val[0] == '1';
+    return false;
+}
+
+static int v0_parse_results(const ph_batch_t *bt, long status, const char *body, size_t n,
+                            ph_results_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!posthog__v0_confirmed(status, body, n)) return -1;
+    out->delivered = bt->count;
+    return 0;
+}
+
 const ph_protocol_t posthog__proto_v0 = {
     .id = PH_PROTO_V0,
     .name = "v0",
@@ -105,5 +129,6 @@ const ph_protocol_t posthog__proto_v0 = {
     .attempt_body = v0_attempt_body,
     .attempt_headers = v0_attempt_headers,
     .classify = posthog__classify,
-    .parse_results = NULL,
+    .parse_results = v0_parse_results,
+    .confirmation = "the capture service's confirmation {\"status\": 1}",
 };

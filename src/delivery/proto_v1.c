@@ -304,6 +304,12 @@ done:
     return rc;
 }
 
+static int v1_parse_results(const ph_batch_t *bt, long status, const char *body, size_t n,
+                            ph_results_t *out) {
+    (void)status; /* a 204 has no results map either: nothing is known */
+    return posthog__v1_parse_results(bt, body, n, out);
+}
+
 const ph_protocol_t posthog__proto_v1 = {
     .id = PH_PROTO_V1,
     .name = "v1",
@@ -320,5 +326,6 @@ const ph_protocol_t posthog__proto_v1 = {
     .attempt_body = v1_attempt_body,
     .attempt_headers = v1_attempt_headers,
     .classify = posthog__v1_classify,
-    .parse_results = posthog__v1_parse_results,
+    .parse_results = v1_parse_results,
+    .confirmation = "a results map",
 };

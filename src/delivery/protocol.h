@@ -82,12 +82,20 @@ struct ph_protocol {
     int (*attempt_headers)(const ph_batch_t *bt, const ph_proto_ctx_t *ctx, ph_headers_t *h);
     /* What a status means (0: no response). */
     ph_outcome_t (*classify)(long status);
-    /* A 2xx body's per-event results, or NULL when the status alone decides.
-     * 0 ok, -1 not a results map (nothing delivered), -2 out of memory. */
-    int (*parse_results)(const ph_batch_t *bt, const char *body, size_t n, ph_results_t *out);
+    /* A 2xx answer's per-event results: only a body that is the capture
+     * service's own answer confirms anything (a captive portal or proxy also
+     * answers 2xx). 0 ok, -1 not such an answer (nothing delivered: the
+     * batch is retried, its disk copy kept), -2 out of memory. */
+    int (*parse_results)(const ph_batch_t *bt, long status, const char *body, size_t n,
+                         ph_results_t *out);
+    const char *confirmation; /* what parse_results wants, for messages */
 };
 
 extern const ph_protocol_t posthog__proto_v0, posthog__proto_v1;
+
+/* Whether a v0 2xx confirms the batch (capture-api.md): a 204 without a
+ * body, or a JSON object whose "status" is 1 ({"status": 1}). */
+bool posthog__v0_confirmed(long status, const char *body, size_t n);
 
 static inline const ph_protocol_t *ph_protocol(ph_proto_t p) {
     return p == PH_PROTO_V1 ? &posthog__proto_v1 : &posthog__proto_v0;

@@ -158,6 +158,10 @@ int posthog__req_perform(ph_req_pool_t *p, const ph_req_t *r, ph_resp_t *out) {
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "posthog-c/" POSTHOG_VERSION_STRING);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* a timed-out request must not wait for a hung name resolution (http.c) */
+#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0 */
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
+#endif
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)PH_MIN((long)p->connect_timeout_ms, timeout));

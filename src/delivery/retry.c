@@ -14,6 +14,9 @@
 ph_outcome_t posthog__classify(long status) {
     if (status == 0) return PH_OUTCOME_RETRY;
     if (status >= 200 && status < 300) return PH_OUTCOME_OK;
+    /* a redirect is not the capture service's answer (a proxy or captive
+     * portal between us; libcurl follows none): nothing was refused */
+    if (status >= 300 && status < 400) return PH_OUTCOME_RETRY;
     if (status == 413) return PH_OUTCOME_TOO_LARGE;
     if (status == 408 || status == 429 || (status >= 500 && status <= 599 && status != 501 &&
                                            status != 505))

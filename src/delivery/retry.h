@@ -8,8 +8,8 @@
 #include <stdint.h>
 
 typedef enum {
-    PH_OUTCOME_OK = 0,     /* 2xx */
-    PH_OUTCOME_RETRY,      /* 408, 429, 5xx, network errors */
+    PH_OUTCOME_OK = 0,     /* 2xx (delivered only with the protocol's confirmation body) */
+    PH_OUTCOME_RETRY,      /* 3xx, 408, 429, 5xx, network errors */
     PH_OUTCOME_REJECT,     /* 400, 401, 403 and other permanent statuses */
     PH_OUTCOME_TOO_LARGE   /* 413: split the batch */
 } ph_outcome_t;

@@ -35,6 +35,7 @@
 #include "client.h"
 #include "json.h"
 #include "native.h"
+#include "spool.h"
 #include "util.h"
 
 #if defined(__GLIBC__)
@@ -201,15 +202,14 @@ static size_t path_u64(char *o, size_t at, size_t cap, uint64_t v) {
 
 void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *info,
                                  const void *uctx) {
-    const char *dir = c->o->storage_path;
-    if (!dir) return;
+    if (!c->spool || c->spool->dfd < 0) return;
+    int dfd = c->spool->dfd; /* the checked spool directory, names relative to it */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
     uint64_t pid = (uint64_t)getpid();
-    char tmp[4200], fin[4200];
-    size_t at = path_put(tmp, 0, sizeof tmp, dir);
-    at = path_put(tmp, at, sizeof tmp, "/crash-");
+    char tmp[128], fin[128];
+    size_t at = path_put(tmp, 0, sizeof tmp, "crash-");
     at = path_u64(tmp, at, sizeof tmp, ms);
     at = path_put(tmp, at, sizeof tmp, "-");
     at = path_u64(tmp, at, sizeof tmp, pid);
@@ -217,7 +217,7 @@ void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *
     memcpy(fin, tmp, at + 1);
     path_put(tmp, at, sizeof tmp, ".tmp");
     if (at + 5 >= sizeof tmp) return;
-    sw_t w = {.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
+    sw_t w = {.fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
     if (w.fd < 0) return;
 
     /* the crashing thread: its frames from the faulting instruction out */
@@ -279,7 +279,7 @@ void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *
     sw_flush(&w);
     int bad = w.err || fsync(w.fd);
     close(w.fd);
-    if (bad || rename(tmp, fin)) unlink(tmp);
+    if (bad || renameat(dfd, tmp, dfd, fin)) unlinkat(dfd, tmp, 0);
 }
 
 /* ---------------------------------------------------------------- the next start */
@@ -359,8 +359,8 @@ static int maps_modules(const char *maps, ph_modules_t *out) {
 }
 
 /* Reads one report and captures its $exception; 0 when it may be deleted. */
-static int send_report(posthog_client_t *c, const char *path) {
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+static int send_report(posthog_client_t *c, int dfd, const char *path) {
+    int fd = openat(dfd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return -1;
     struct stat sb;
     char *buf = NULL;
@@ -429,17 +429,19 @@ out:
 }
 
 void posthog__crash_reports_send(posthog_client_t *c) {
-    const char *dir = c->o->storage_path;
-    if (!dir) return;
-    DIR *d = opendir(dir);
-    if (!d) return;
+    if (!c->spool || c->spool->dfd < 0) return;
+    int dfd = c->spool->dfd;
+    int lfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* fdopendir takes it */
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (!d) {
+        if (lfd >= 0) close(lfd);
+        return;
+    }
     struct dirent *de;
-    char path[4200];
     while ((de = readdir(d))) {
         size_t l = strlen(de->d_name);
         if (l < 9 || strncmp(de->d_name, "crash-", 6) || strcmp(de->d_name + l - 8, ".phcrash")) continue;
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (send_report(c, path) == 0) unlink(path);
+        if (send_report(c, dfd, de->d_name) == 0) unlinkat(dfd, de->d_name, 0);
     }
     closedir(d);
 }

@@ -159,6 +159,7 @@ void posthog__flags_fork_child(posthog_client_t *c) {
     ph_flags_client_t *s = atomic_load(&c->flags);
     if (!s) return;
     posthog__req_pool_atfork_child(s->pool);
+    posthog__flags_store_fork_child(s->store); /* hazard slots of the parent's threads */
     posthog__loader_fork_child(s->loader);
     /* the parent's exposures were reported by the parent; the tracker's
      * locks may have been held by a thread the child does not have */

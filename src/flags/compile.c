@@ -8,7 +8,6 @@
  * (inconclusive) instead of failing the whole body. Runs on the caller's
  * thread; touches no shared state.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,7 +327,8 @@ static void compile_group(cc_t *c, const cJSON *g, ph_pgroup_t *out) {
     if (!(out->kids = xcalloc(c, n, sizeof *out->kids))) return;
     for (const cJSON *e = vals->child; e; e = e->next) {
         ph_pgroup_t *k = &out->kids[out->nkids++];
-        if (cJSON_IsObject(e) && cJSON_GetObjectItemCaseSensitive(e, "values")) {
+        /* a nested group; {} is the canonical empty group there too (true) */
+        if (cJSON_IsObject(e) && (cJSON_GetObjectItemCaseSensitive(e, "values") || !e->child)) {
             compile_group(c, e, k);
         } else {
             k->is_leaf = true;
@@ -461,8 +461,10 @@ static void compile_flag(cc_t *c, const cJSON *j, ph_flag_t *f) {
     }
     const cJSON *sg = cJSON_GetObjectItemCaseSensitive(filters, "super_groups");
     if (cJSON_IsArray(sg) && cJSON_IsObject(sg->child) &&
-        (f->super_cond = xcalloc(c, 1, sizeof *f->super_cond)))
+        (f->super_cond = xcalloc(c, 1, sizeof *f->super_cond))) {
         compile_condition(c, sg->child, f->super_cond);
+        f->super_cond->agg = -1; /* early access is about persons, also on group flags */
+    }
     const cJSON *ho = cJSON_GetObjectItemCaseSensitive(filters, "holdout");
     const cJSON *hp = cJSON_GetObjectItemCaseSensitive(ho, "exclusion_percentage");
     if (cJSON_IsNumber(hp)) {
@@ -472,8 +474,13 @@ static void compile_flag(cc_t *c, const cJSON *j, ph_flag_t *f) {
         f->has_holdout = true;
         f->holdout_pct = hp->valuedouble;
         size_t n = strlen(t ? t : "") + 9;
-        if ((f->holdout_variant = malloc(n))) snprintf(f->holdout_variant, n, "holdout-%s", t ? t : "");
-        else c->oom = true;
+        if ((f->holdout_variant = malloc(n))) {
+            snprintf(f->holdout_variant, n, "holdout-%s", t ? t : "");
+            f->holdout_payload =
+                payload_text(c, cJSON_GetObjectItemCaseSensitive(payloads, f->holdout_variant));
+        } else {
+            c->oom = true;
+        }
     }
 }
 
@@ -492,6 +499,7 @@ static void free_flag(ph_flag_t *f) {
     if (f->super_cond) free_condition(f->super_cond);
     free(f->super_cond);
     free(f->holdout_variant);
+    free(f->holdout_payload);
     free(f->closure);
 }
 
@@ -571,7 +579,7 @@ static void visit(const ph_flags_defs_t *d, int32_t f, dfs_t *s);
 static void deps_of_filter(const ph_flags_defs_t *d, const ph_filter_t *p, dfs_t *s, int depth) {
     if (p->type == PH_PT_FLAG) {
         if (p->dep_cycle) s->cycle = true;
-        if (p->dep_flag < 0 || d->flags[p->dep_flag].deleted) s->missing = true;
+        if (p->dep_flag < 0) s->missing = true;
         else visit(d, p->dep_flag, s);
     } else if (p->type == PH_PT_COHORT && p->cohort >= 0 && depth < PH_FLAGS_MAX_DEPTH) {
         deps_of_group(d, &d->cohorts[p->cohort].root, s, depth + 1);
@@ -591,8 +599,12 @@ static void visit(const ph_flags_defs_t *d, int32_t f, dfs_t *s) {
     }
     s->mark[f] = 1;
     const ph_flag_t *fl = &d->flags[f];
-    for (size_t i = 0; i < fl->nconds; i++) deps_of_condition(d, &fl->conds[i], s);
-    if (fl->super_cond) deps_of_condition(d, fl->super_cond, s);
+    /* an inactive or deleted flag is false without reading anything: the
+     * server does not follow its dependencies either */
+    if (fl->active && !fl->deleted) {
+        for (size_t i = 0; i < fl->nconds; i++) deps_of_condition(d, &fl->conds[i], s);
+        if (fl->super_cond) deps_of_condition(d, fl->super_cond, s);
+    }
     s->mark[f] = 2;
     s->out[s->n++] = f;
 }

@@ -19,12 +19,12 @@
  *
  * Threads and locks
  *   A ph_flags_defs_t is immutable once compiled and may be read by any
- *   number of threads. ph_flags_store_t has no lock on the read side
- *   (acquire/release are a few atomic operations); publishers serialise on
- *   one mutex among themselves (never held by readers, never around user
- *   code or I/O). Evaluation allocates nothing unless a flag uses a regex
- *   (glibc's regexec allocates) or has a dependency closure deeper than
- *   PH_FLAGS_STACK_MEMO flags.
+ *   number of threads. ph_flags_store_t has no lock at all: acquire,
+ *   release and publish are a few atomic operations each, so a fork() can
+ *   leave nothing locked (the child should still call
+ *   posthog__flags_store_fork_child). Evaluation allocates nothing unless
+ *   a flag uses a regex (glibc's regexec allocates) or has a dependency
+ *   closure deeper than PH_FLAGS_STACK_MEMO flags.
  *
  * Semantics
  *   The server (PostHog's Rust flags service) is the reference; where the
@@ -158,9 +158,10 @@ bool posthog__flags_minimal_events(const ph_flags_defs_t *d);
 /* ------------------------------------------------------------ matcher */
 
 /*
- * Evaluate one flag by key. Borrows d, key and ctx; fills *out (whose
- * strings borrow from d). An unknown key gives PH_FLAG_INCONCLUSIVE with
- * cause PH_INCONCLUSIVE_UNKNOWN_FLAG. Thread-safe; takes no lock.
+ * Evaluate one flag by key. Borrows d, key and ctx (NULL: an empty
+ * context); fills *out (whose strings borrow from d). An unknown key (or a
+ * NULL d) gives PH_FLAG_INCONCLUSIVE with cause PH_INCONCLUSIVE_UNKNOWN_FLAG.
+ * Thread-safe; takes no lock.
  */
 void posthog__flags_evaluate(const ph_flags_defs_t *d, const char *key, const ph_flags_ctx_t *ctx,
                              ph_flag_result_t *out);
@@ -184,7 +185,8 @@ const char *posthog__flags_cause_name(ph_flag_cause_t c);          /* "static_co
 
 /*
  * The published version. Readers: acquire, evaluate, release; lock-free.
- * Writers: publish a new version; the previous one is freed as soon as no
+ * Writers: publish a new version (lock-free too; concurrent publishers are
+ * fine, the last exchange wins); the previous one is freed as soon as no
  * reader holds it (by the last releasing reader or by a later publish).
  */
 typedef struct ph_flags_store ph_flags_store_t;
@@ -195,7 +197,8 @@ ph_flags_store_t *posthog__flags_store_new(void);
 void posthog__flags_store_free(ph_flags_store_t *s);
 /* Publish d (takes ownership of the caller's reference, also when d is
  * NULL, which unpublishes: e.g. after a 402 quota answer). Returns the
- * generation number of the new version (1, 2, ...). */
+ * number of this publish (1, 2, ...; with concurrent publishers a higher
+ * number does not mean a later exchange). */
 uint64_t posthog__flags_store_publish(ph_flags_store_t *s, ph_flags_defs_t *d);
 /* The current version with a reference held for the caller, or NULL when
  * nothing is published. Lock-free; pair with posthog__flags_store_release. */
@@ -203,5 +206,15 @@ const ph_flags_defs_t *posthog__flags_store_acquire(ph_flags_store_t *s);
 void posthog__flags_store_release(ph_flags_store_t *s, const ph_flags_defs_t *d);
 /* Versions retired but not yet freed (for tests and stats). */
 size_t posthog__flags_store_pending(ph_flags_store_t *s);
+/*
+ * In a fork() child (from the client's atfork child handler, before any
+ * other use): clears the hazard slots, which in the child can only belong
+ * to threads that do not exist there (a reader of the parent caught
+ * mid-acquire would otherwise pin a slot, and the version it names, for
+ * good). Versions that parent threads held stay allocated in the child
+ * (their references are never released there): bounded by the number of
+ * such threads. NULL is a no-op.
+ */
+void posthog__flags_store_fork_child(ph_flags_store_t *s);
 
 #endif

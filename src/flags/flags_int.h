@@ -10,6 +10,7 @@
 #include <regex.h>
 #include <stdatomic.h>
 
+#include "common.h"
 #include "flags.h"
 
 /* Dependency closures up to this many flags are memoised on the stack. */
@@ -195,13 +196,14 @@ typedef struct {
     bool has_holdout;
     double holdout_pct;
     char *holdout_variant; /* "holdout-<id>" */
+    char *holdout_payload; /* payloads["holdout-<id>"] */
     /* dependencies: every flag this one reads (transitively), in an order
      * where each comes after its own dependencies; the flag itself is not
      * in the list. in_cycle: the flag sits on (or reaches) a cycle. */
     int32_t *closure;
     size_t nclosure;
     bool in_cycle;
-    bool dep_missing;    /* reaches a flag that is not in the definitions (or deleted) */
+    bool dep_missing;    /* reaches a flag that is not in the definitions */
     const char *malformed_detail;
 } ph_flag_t;
 
@@ -219,6 +221,30 @@ struct ph_flags_defs {
     bool uses_regex;
     bool minimal_events;
     int32_t *order;      /* every flag, dependencies first */
+};
+
+/* Without libm (the library does not link it): the few helpers needed,
+ * for |x| below 2^62. */
+static inline double ph_fabs(double x) { return x < 0 ? -x : x; }
+static inline double ph_floor(double x) {
+    double t = (double)(int64_t)x; /* truncates toward zero */
+    return t > x ? t - 1.0 : t;
+}
+
+/* store.c's state (here so the tests can inspect the hazard slots). */
+#define HAZARDS 64 /* concurrent acquires before one has to wait */
+
+typedef struct {
+    PH_ALIGNED_CL ph_flags_defs_t *_Atomic p;
+    char pad[PH_CACHELINE - sizeof(void *)];
+} hazard_t;
+
+struct ph_flags_store {
+    PH_ALIGNED_CL ph_flags_defs_t *_Atomic cur;
+    ph_flags_defs_t *_Atomic retired; /* a Treiber stack through retire_next */
+    _Atomic size_t pending;
+    _Atomic uint64_t generation;
+    hazard_t hz[HAZARDS];
 };
 
 /* values.c */

@@ -10,7 +10,6 @@
  * allocation unless a regex runs or a dependency closure is larger than
  * PH_FLAGS_STACK_MEMO.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,7 +38,7 @@ typedef struct {
     char keybuf[64];             /* a numeric group key as text */
 } ident_t;
 
-typedef enum { C_MATCH, C_NO_MATCH, C_OUT_OF_ROLLOUT, C_INCONCLUSIVE } cres_t;
+typedef enum { C_MATCH, C_NO_MATCH, C_OUT_OF_ROLLOUT, C_INCONCLUSIVE, C_SKIPPED } cres_t;
 
 typedef struct {
     ph_flag_cause_t cause;
@@ -77,8 +76,10 @@ static bool resolve(const ev_t *e, const ph_flag_t *f, int32_t agg, ident_t *id)
     const char *name = (size_t)agg < e->d->ngroup_names ? e->d->group_names[agg] : NULL;
     const cJSON *key = name ? obj_get(e->ctx->groups, name) : NULL;
     if (!key) return false;
+    /* the server: a non-empty string or a number */
+    if (!(cJSON_IsString(key) && *key->valuestring) && !cJSON_IsNumber(key)) return false;
     const char *k = posthog__flags_value_text(key, id->keybuf, sizeof id->keybuf);
-    if (!k || cJSON_IsNull(key)) return false;
+    if (!k) return false;
     id->props = obj_get(e->ctx->group_properties, name);
     id->extra_key = "$group_key";
     id->extra_val = k;
@@ -199,7 +200,7 @@ static int match_filter(const ev_t *e, const ph_filter_t *p, const ident_t *id, 
 static cres_t eval_condition(const ev_t *e, const ph_flag_t *f, const ph_condition_t *k,
                              ident_t *id, why_t *w) {
     int32_t agg = k->agg == -2 ? f->agg : k->agg;
-    if (!resolve(e, f, agg, id)) return C_NO_MATCH; /* its group was not passed: skipped */
+    if (!resolve(e, f, agg, id)) return C_SKIPPED; /* its group was not passed */
     bool unknown = false;
     why_t first = {PH_INCONCLUSIVE_NONE, NULL};
     for (size_t i = 0; i < k->nprops; i++) {
@@ -266,7 +267,7 @@ static void decided(ph_flag_result_t *out, bool on, ph_flag_reason_t r, int32_t 
 
 /* Early access (feature_enrollment) or the legacy super condition.
  * Returns true when it decided *out. */
-static bool super_condition(const ev_t *e, const ph_flag_t *f, ident_t *id, ph_flag_result_t *out) {
+static bool super_condition(const ev_t *e, const ph_flag_t *f, ph_flag_result_t *out) {
     const cJSON *person = e->ctx->person_properties;
     if (f->enrollment) {
         const cJSON *v = obj_get(person, f->enroll_key);
@@ -275,9 +276,9 @@ static bool super_condition(const ev_t *e, const ph_flag_t *f, ident_t *id, ph_f
             return true;
         }
         bool on = cJSON_IsTrue(v) || (cJSON_IsString(v) && !strcmp(v->valuestring, "true"));
-        decided(out, false, PH_REASON_SUPER_CONDITION_VALUE, 0);
-        if (on) set_value(f, NULL, id, out);
-        if (out->value != PH_FLAG_INCONCLUSIVE) out->reason = PH_REASON_SUPER_CONDITION_VALUE;
+        /* the server answers no variant here, even on a multivariate flag */
+        decided(out, on, PH_REASON_SUPER_CONDITION_VALUE, 0);
+        if (on) out->payload = f->payload_true;
         return true;
     }
     if (!f->super_cond) return false;
@@ -296,10 +297,13 @@ static bool super_condition(const ev_t *e, const ph_flag_t *f, ident_t *id, ph_f
         inconclusive(out, w.cause, w.detail);
         return true;
     }
-    decided(out, false, PH_REASON_SUPER_CONDITION_VALUE, 0);
-    if (r == C_MATCH) set_value(f, f->super_cond, &sid, out);
-    if (out->value != PH_FLAG_INCONCLUSIVE) out->reason = PH_REASON_SUPER_CONDITION_VALUE;
+    decided(out, r == C_MATCH, PH_REASON_SUPER_CONDITION_VALUE, 0);
+    if (r == C_MATCH) out->payload = f->payload_true;
     return true;
+}
+
+static int reason_score(ph_flag_reason_t r) {
+    return r == PH_REASON_NO_GROUP_TYPE ? 2 : r == PH_REASON_OUT_OF_ROLLOUT_BOUND ? 1 : 0;
 }
 
 /* The effective override of a condition: what decides its variant. */
@@ -340,13 +344,10 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
         return;
     }
     ident_t id;
-    if (!resolve(e, f, f->agg, &id)) {
-        decided(out, false, PH_REASON_NO_GROUP_TYPE, -1);
-        return;
-    }
-    if (super_condition(e, f, &id, out)) return;
+    bool have_id = resolve(e, f, f->agg, &id);
+    if (super_condition(e, f, out)) return;
     if (f->has_holdout) {
-        if (!id.bucket) {
+        if (!have_id || !id.bucket) {
             inconclusive(out, PH_INCONCLUSIVE_MISSING_BUCKETING_ID, "device_id");
             return;
         }
@@ -354,6 +355,7 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
             bucket_hash("holdout-", 8, id.bucket, "") <= f->holdout_pct / 100.0) {
             out->value = PH_FLAG_VARIANT;
             out->variant = f->holdout_variant;
+            out->payload = f->holdout_payload;
             out->reason = PH_REASON_HOLDOUT_CONDITION_VALUE;
             return;
         }
@@ -369,7 +371,10 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
         int32_t agg = k->agg == -2 ? f->agg : k->agg;
         why_t w = {PH_INCONCLUSIVE_NONE, NULL};
         ident_t cid;
-        cres_t r = eval_condition(e, f, k, &cid, &w);
+        /* the server skips a person condition of a device-bucketed flag
+         * without a device id as out of rollout, whatever its percentage */
+        bool no_device = agg < 0 && f->bucket_device && !e->device_id;
+        cres_t r = no_device ? C_OUT_OF_ROLLOUT : eval_condition(e, f, k, &cid, &w);
         if (r == C_INCONCLUSIVE) {
             if (!pend) {
                 pend = k;
@@ -391,7 +396,7 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
             set_value(f, k, &cid, out);
             return;
         }
-        if (r == C_OUT_OF_ROLLOUT) {
+        if (r == C_OUT_OF_ROLLOUT && !no_device) {
             if (f->early_exit) {
                 if (pend) {
                     inconclusive(out, pend_why.cause, pend_why.detail);
@@ -400,10 +405,15 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
                 decided(out, false, PH_REASON_OUT_OF_ROLLOUT_BOUND, (int32_t)i);
                 return;
             }
-            if (reason == PH_REASON_NO_CONDITION_MATCH) {
-                reason = PH_REASON_OUT_OF_ROLLOUT_BOUND;
-                reason_idx = (int32_t)i;
-            }
+        }
+        /* the server keeps the highest-priority reason (no group type >
+         * out of rollout > no match); a tie takes the later condition */
+        ph_flag_reason_t now = r == C_SKIPPED          ? PH_REASON_NO_GROUP_TYPE
+                               : r == C_OUT_OF_ROLLOUT ? PH_REASON_OUT_OF_ROLLOUT_BOUND
+                                                       : PH_REASON_NO_CONDITION_MATCH;
+        if (reason_score(reason) <= reason_score(now)) {
+            reason = now;
+            reason_idx = (int32_t)i;
         }
     }
     if (pend) {
@@ -419,7 +429,7 @@ static void ev_init(ev_t *e, const ph_flags_defs_t *d, const ph_flags_ctx_t *ctx
     e->ctx = ctx;
     e->now_ms = ctx->now_ms ? ctx->now_ms : now_ms_real();
     e->distinct_id = ctx->distinct_id ? ctx->distinct_id : "";
-    e->device_id = ctx->device_id;
+    e->device_id = ctx->device_id && *ctx->device_id ? ctx->device_id : NULL;
     if (!e->device_id) {
         const cJSON *dv = obj_get(ctx->person_properties, "$device_id");
         if (cJSON_IsString(dv) && *dv->valuestring) e->device_id = dv->valuestring;

@@ -109,9 +109,9 @@ static int date_of(const cJSON *v, int64_t now_ms, int64_t *us) {
     } else {
         return 0;
     }
-    if (!isfinite(secs) || fabs(secs) > 1e13) return 0;
-    double whole = floor(secs);
-    *us = (int64_t)whole * 1000000 + (int64_t)llround((secs - whole) * 1e6);
+    if (!isfinite(secs) || ph_fabs(secs) > 1e13) return 0;
+    double whole = ph_floor(secs);
+    *us = (int64_t)whole * 1000000 + (int64_t)((secs - whole) * 1e6 + 0.5);
     return 1;
 }
 

@@ -10,44 +10,46 @@
 
 static inline uint32_t rol(uint32_t x, unsigned n) { return (x << n) | (x >> (32 - n)); }
 
+/* One round: f is the round function, k its constant; the schedule word
+ * for t >= 16 is computed in place in the 16-word ring. */
+#define W(t) (w[t & 15] = rol(w[(t + 13) & 15] ^ w[(t + 8) & 15] ^ w[(t + 2) & 15] ^ w[t & 15], 1))
+#define ROUND(f, k, x)                                                                    \
+    do {                                                                                  \
+        uint32_t tmp = rol(a, 5) + (f) + e + (k) + (x);                                   \
+        e = d;                                                                            \
+        d = c;                                                                            \
+        c = rol(b, 30);                                                                   \
+        b = a;                                                                            \
+        a = tmp;                                                                          \
+    } while (0)
+
 static void compress(uint32_t h[5], const uint8_t *p) {
     uint32_t w[16];
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
                (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int t = 0; t < 80; t++) {
-        if (t >= 16) {
-            uint32_t x = w[(t + 13) & 15] ^ w[(t + 8) & 15] ^ w[(t + 2) & 15] ^ w[t & 15];
-            w[t & 15] = rol(x, 1);
-        }
-        uint32_t f, k;
-        if (t < 20) {
-            f = (b & c) | (~b & d);
-            k = 0x5A827999u;
-        } else if (t < 40) {
-            f = b ^ c ^ d;
-            k = 0x6ED9EBA1u;
-        } else if (t < 60) {
-            f = (b & c) | (b & d) | (c & d);
-            k = 0x8F1BBCDCu;
-        } else {
-            f = b ^ c ^ d;
-            k = 0xCA62C1D6u;
-        }
-        uint32_t tmp = rol(a, 5) + f + e + k + w[t & 15];
-        e = d;
-        d = c;
-        c = rol(b, 30);
-        b = a;
-        a = tmp;
-    }
+    /* four loops of 20 rounds: no branch on the round number inside */
+    int t = 0;
+#pragma GCC unroll 16
+    for (; t < 16; t++) ROUND(d ^ (b & (c ^ d)), 0x5A827999u, w[t]);
+#pragma GCC unroll 4
+    for (; t < 20; t++) ROUND(d ^ (b & (c ^ d)), 0x5A827999u, W(t));
+#pragma GCC unroll 20
+    for (; t < 40; t++) ROUND(b ^ c ^ d, 0x6ED9EBA1u, W(t));
+#pragma GCC unroll 20
+    for (; t < 60; t++) ROUND((b & c) | (d & (b | c)), 0x8F1BBCDCu, W(t));
+#pragma GCC unroll 20
+    for (; t < 80; t++) ROUND(b ^ c ^ d, 0xCA62C1D6u, W(t));
     h[0] += a;
     h[1] += b;
     h[2] += c;
     h[3] += d;
     h[4] += e;
 }
+
+#undef ROUND
+#undef W
 
 void posthog__sha1_init(ph_sha1_t *c) {
     static const uint32_t iv[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u,

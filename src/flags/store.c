@@ -16,30 +16,16 @@
  * the hazard scan are all seq_cst. That total order is what makes the scan
  * see every reader that saw the old pointer as current (the classic hazard
  * pointer argument), so they stay seq_cst on purpose.
- * Publishers serialise on `publish_lock` (never taken by readers).
+ * Publishing takes no lock either: concurrent publishers each exchange
+ * `cur` and drop what they swapped out, and each sweep takes the whole
+ * retire stack with one exchange, so two sweeps never see the same entry.
+ * No lock anywhere means nothing a fork() can leave locked in the child.
  */
-#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 
 #include "common.h"
 #include "flags_int.h"
-
-#define HAZARDS 64
-
-typedef struct {
-    PH_ALIGNED_CL ph_flags_defs_t *_Atomic p;
-    char pad[PH_CACHELINE - sizeof(void *)];
-} hazard_t;
-
-struct ph_flags_store {
-    PH_ALIGNED_CL ph_flags_defs_t *_Atomic cur;
-    ph_flags_defs_t *_Atomic retired; /* a Treiber stack through retire_next */
-    _Atomic size_t pending;
-    _Atomic uint64_t generation;
-    pthread_mutex_t publish_lock;
-    hazard_t hz[HAZARDS];
-};
 
 static _Thread_local unsigned slot_hint;
 
@@ -52,10 +38,6 @@ ph_flags_store_t *posthog__flags_store_new(void) {
     atomic_init(&s->pending, 0);
     atomic_init(&s->generation, 0);
     for (int i = 0; i < HAZARDS; i++) atomic_init(&s->hz[i].p, NULL);
-    if (pthread_mutex_init(&s->publish_lock, NULL)) {
-        free(s);
-        return NULL;
-    }
     return s;
 }
 
@@ -95,12 +77,10 @@ static void sweep(ph_flags_store_t *s) {
 }
 
 uint64_t posthog__flags_store_publish(ph_flags_store_t *s, ph_flags_defs_t *d) {
-    pthread_mutex_lock(&s->publish_lock);
     ph_flags_defs_t *old = atomic_exchange(&s->cur, d);
     uint64_t gen = atomic_fetch_add(&s->generation, 1) + 1;
     drop(s, old); /* the store's own reference */
     sweep(s);
-    pthread_mutex_unlock(&s->publish_lock);
     return gen;
 }
 
@@ -136,11 +116,16 @@ void posthog__flags_store_release(ph_flags_store_t *s, const ph_flags_defs_t *d)
 
 size_t posthog__flags_store_pending(ph_flags_store_t *s) { return atomic_load(&s->pending); }
 
+void posthog__flags_store_fork_child(ph_flags_store_t *s) {
+    if (!s) return;
+    /* only the forking thread exists here, and it is not inside acquire */
+    for (int i = 0; i < HAZARDS; i++) atomic_store(&s->hz[i].p, NULL);
+}
+
 void posthog__flags_store_free(ph_flags_store_t *s) {
     if (!s) return;
     ph_flags_defs_t *old = atomic_exchange(&s->cur, NULL);
     drop(s, old);
     sweep(s); /* no readers remain: nothing is hazarded, all is freed */
-    pthread_mutex_destroy(&s->publish_lock);
     free(s);
 }

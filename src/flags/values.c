@@ -6,7 +6,6 @@
  * All functions are pure: no state, no allocation.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +42,6 @@ bool posthog__flags_parse_f64(const char *s, double *out) {
         while (isdigit((unsigned char)*q)) q++;
     }
     if (*q) return false;
-    errno = 0;
     char *end;
     double v = strtod(s, &end);
     if (end != q) return false;
@@ -61,7 +59,7 @@ static void number_text(double v, char *buf, size_t cap) {
         snprintf(buf, cap, "null");
         return;
     }
-    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+    if (ph_fabs(v) < 9007199254740992.0 && v == ph_floor(v)) {
         snprintf(buf, cap, "%.0f", v);
         return;
     }

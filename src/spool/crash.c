@@ -2,10 +2,10 @@
  * crash: the opt-in crash handler (option crash_handler=1 with a spool).
  * On SIGSEGV, SIGBUS, SIGILL, SIGFPE or SIGABRT it writes every event of
  * each registered client that the server has not confirmed to spool
- * files, using only async-signal-safe calls (open, write, pwrite, fsync,
- * ftruncate, rename, unlink, close, clock_gettime, getpid, sigaction,
- * signal, raise) and
- * pure functions (formatting, crc32) on memory prepared at install time,
+ * files, using only async-signal-safe calls (openat, unlinkat, renameat,
+ * write, pwrite, fsync, ftruncate, close, clock_gettime, getpid,
+ * sigaction, signal, raise) and pure functions (formatting, crc32) on
+ * memory prepared at install time,
  * then restores the previous disposition and re-raises (or calls the
  * previous handler). The next process that opens the spool delivers them.
  *
@@ -93,7 +93,7 @@ static int write_full(int fd, const void *p, size_t n) {
 
 /* What the part files of one crash share. */
 typedef struct {
-    const char *dir;
+    int dfd; /* the spool's directory (names are relative to it) */
     uint64_t ms, pid;
     int slot;
     uint32_t next_part; /* number of the next part opened */
@@ -104,13 +104,12 @@ typedef struct {
     int fd;
     uint32_t count; /* records in it */
     uint64_t bytes; /* its size so far */
-    char tmp[4096], fin[4096];
+    char tmp[96], fin[96];
 } part_t;
 
-/* Names part `no` of the crash: temp and final. */
+/* Names part `no` of the crash: temp and final, in the spool directory. */
 static void part_names(part_t *p, const crash_ctx_t *x, uint32_t no) {
-    size_t k = put_str(p->tmp, x->dir);
-    k += put_str(p->tmp + k, "/.tmp-");
+    size_t k = put_str(p->tmp, ".tmp-");
     k = (size_t)(posthog__fmt_u64(p->tmp + k, x->pid, 0) - p->tmp);
     k += put_str(p->tmp + k, "-crash");
     k = (size_t)(posthog__fmt_u64(p->tmp + k, (uint64_t)x->slot, 0) - p->tmp);
@@ -118,8 +117,7 @@ static void part_names(part_t *p, const crash_ctx_t *x, uint32_t no) {
     k = (size_t)(posthog__fmt_u64(p->tmp + k, no, 0) - p->tmp);
     p->tmp[k] = '\0';
     /* fixed widths: parts sort (and are replayed) in the order written */
-    k = put_str(p->fin, x->dir);
-    k += put_str(p->fin + k, "/ph-");
+    k = put_str(p->fin, "ph-");
     k = (size_t)(posthog__fmt_u64(p->fin + k, x->ms, 13) - p->fin);
     p->fin[k++] = '-';
     k = (size_t)(posthog__fmt_u64(p->fin + k, x->pid, 10) - p->fin);
@@ -133,8 +131,12 @@ static void part_names(part_t *p, const crash_ctx_t *x, uint32_t no) {
 
 static int part_open(part_t *p, crash_ctx_t *x) {
     part_names(p, x, x->next_part++);
-    unlink(p->tmp); /* a stale one of a dead process with our pid */
-    p->fd = open(p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* relative to the spool's directory descriptor, never through a
+     * symlink, and a new file: whatever sits at that name (a stale temp
+     * file of an earlier process with our pid, or a planted link) is
+     * removed, not written through */
+    unlinkat(x->dfd, p->tmp, 0);
+    p->fd = openat(x->dfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (p->fd < 0) return -1;
     unsigned char hdr[PH_SPOOL_HDR] = {'P', 'H', 'S', 'P', PH_SPOOL_VERSION, 0, 0, 0};
     for (int i = 0; i < 8; i++) hdr[12 + i] = (unsigned char)(x->ms >> (8 * i));
@@ -142,23 +144,23 @@ static int part_open(part_t *p, crash_ctx_t *x) {
     p->bytes = PH_SPOOL_HDR;
     if (write_full(p->fd, hdr, sizeof hdr) == 0) return 0;
     close(p->fd);
-    unlink(p->tmp);
+    unlinkat(x->dfd, p->tmp, 0);
     p->fd = -1;
     return -1;
 }
 
 /* Completes the part (count, fsync, rename); an empty or failed one is
  * removed. 0 when a file was kept. */
-static int part_close(part_t *p) {
+static int part_close(part_t *p, const crash_ctx_t *x) {
     if (p->fd < 0) return -1;
     unsigned char cnt[4];
     le32(cnt, p->count);
     int rc = -1;
     if (p->count && pwrite(p->fd, cnt, 4, 8) == 4 && fsync(p->fd) == 0 &&
-        rename(p->tmp, p->fin) == 0)
+        renameat(x->dfd, p->tmp, x->dfd, p->fin) == 0)
         rc = 0;
     close(p->fd);
-    if (rc) unlink(p->tmp);
+    if (rc) unlinkat(x->dfd, p->tmp, 0);
     p->fd = -1;
     return rc;
 }
@@ -171,10 +173,8 @@ static void save_queue(posthog_client_t *c, int slot) {
     uint64_t t = ph_queue_keep(q);
     uint64_t h = atomic_load_explicit(&q->head, memory_order_acquire);
     if (h <= t) return;
-    crash_ctx_t x = {.dir = c->spool->dir, .slot = slot, .next_part = 0};
-    size_t dl = 0;
-    while (x.dir[dl]) dl++;
-    if (dl > 3900) return;
+    crash_ctx_t x = {.dfd = c->spool->dfd, .slot = slot, .next_part = 0};
+    if (x.dfd < 0) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     x.ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -201,7 +201,8 @@ static void save_queue(posthog_client_t *c, int slot) {
         uint32_t n = (uint32_t)(end - o);
         uint64_t need = PH_SPOOL_REC_HDR + (uint64_t)n;
         /* a full part is closed; the next starts with this record */
-        if (p->fd >= 0 && p->count && p->bytes + need > c->crash_part_bytes && part_close(p) == 0)
+        if (p->fd >= 0 && p->count && p->bytes + need > c->crash_part_bytes &&
+            part_close(p, &x) == 0)
             kept++;
         if (written + need + (p->fd < 0 ? PH_SPOOL_HDR : 0) > budget) break; /* max_storage_bytes */
         if (p->fd < 0) {
@@ -221,14 +222,8 @@ static void save_queue(posthog_client_t *c, int slot) {
         written += need;
     }
     for (int i = 0; i < 2; i++)
-        if (part_close(&parts[i]) == 0) kept++;
-    if (kept) {
-        int dfd = open(x.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
+        if (part_close(&parts[i], &x) == 0) kept++;
+    if (kept) fsync(x.dfd);
 }
 
 static void on_crash(int sig, siginfo_t *info, void *uctx);

@@ -1,16 +1,20 @@
 /*
  * spool: durable batch files (see spool.h for format and ownership).
- * Invariants: every ph_spool_file_t returned to a caller holds an open
- * descriptor with this process's POSIX write lock and is listed in the
- * process registry until posthog__spool_remove/_release; the registry is
- * consulted before this process opens any spool file, so one client never
- * drops another's lock by closing a second descriptor.
+ * Invariants: a ph_spool_file_t returned to a caller is named with its
+ * spool's tag while that spool holds its lease, so no other client or
+ * process touches it until posthog__spool_remove/_release (or the lease
+ * goes); every file operation is relative to s->dfd and never follows a
+ * symlink; no descriptor stays open but the directory and the lease.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* F_OFD_SETLK */
+#endif
 #include "spool.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -24,63 +28,99 @@ ph_spool_faults_t posthog__spool_faults;
 
 #define FAULT(hook) (posthog__spool_faults.hook && posthog__spool_faults.hook())
 #define STALE_TMP_MS 60000
+#define LEASE_PREFIX ".lease-"
+#define TMP_PREFIX ".tmp-"
 
-/* ---------------------------------------------------------------- registry */
+/* ---------------------------------------------------------------- locks */
 
-typedef struct {
-    dev_t dev;
-    ino_t ino;
-} file_id_t;
+/*
+ * A write lock on the whole file, without waiting. Open-file-description
+ * locks belong to the open file, not to the process: a second open in this
+ * process conflicts with them, and closing some other descriptor of the
+ * same file releases nothing. Without them (POSIX locks are the
+ * process's), the registry below stands in for the in-process exclusion.
+ */
+static int lock_fd(int fd) {
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+#ifdef F_OFD_SETLK
+    return fcntl(fd, F_OFD_SETLK, &fl);
+#else
+    return fcntl(fd, F_SETLK, &fl);
+#endif
+}
 
+#ifndef F_OFD_SETLK
+/* The tags whose lease this process holds: a POSIX lock would not keep a
+ * second client of this process out, and closing its descriptor of a
+ * lease would drop the owner's lock. */
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static file_id_t *reg;
+static char (*reg)[PH_SPOOL_TAG_LEN + 1];
 static size_t reg_n, reg_cap;
 
-static bool reg_has_locked(dev_t d, ino_t i) {
-    for (size_t k = 0; k < reg_n; k++)
-        if (reg[k].dev == d && reg[k].ino == i) return true;
-    return false;
+static bool reg_has(const char *tag) {
+    pthread_mutex_lock(&reg_mu);
+    bool found = false;
+    for (size_t k = 0; k < reg_n && !found; k++) found = !strcmp(reg[k], tag);
+    pthread_mutex_unlock(&reg_mu);
+    return found;
 }
 
-static int reg_add_locked(dev_t d, ino_t i) {
+static int reg_add(const char *tag) {
+    pthread_mutex_lock(&reg_mu);
+    int rc = 0;
     if (reg_n == reg_cap) {
-        size_t cap = reg_cap ? reg_cap * 2 : 16;
-        file_id_t *r = realloc(reg, cap * sizeof *r);
-        if (!r) return -1;
-        reg = r;
-        reg_cap = cap;
+        size_t cap = reg_cap ? reg_cap * 2 : 8;
+        void *r = realloc(reg, cap * sizeof *reg);
+        if (r) {
+            reg = r;
+            reg_cap = cap;
+        } else {
+            rc = -1;
+        }
     }
-    reg[reg_n].dev = d;
-    reg[reg_n].ino = i;
-    reg_n++;
-    return 0;
+    if (!rc) snprintf(reg[reg_n++], sizeof *reg, "%s", tag);
+    pthread_mutex_unlock(&reg_mu);
+    return rc;
 }
 
-static void reg_del(dev_t d, ino_t i) {
+static void reg_del(const char *tag) {
     pthread_mutex_lock(&reg_mu);
     for (size_t k = 0; k < reg_n; k++)
-        if (reg[k].dev == d && reg[k].ino == i) {
-            reg[k] = reg[--reg_n];
+        if (!strcmp(reg[k], tag)) {
+            memcpy(reg[k], reg[--reg_n], sizeof *reg);
             break;
         }
     pthread_mutex_unlock(&reg_mu);
 }
+#else
+static bool reg_has(const char *tag) {
+    (void)tag;
+    return false;
+}
+static int reg_add(const char *tag) {
+    (void)tag;
+    return 0;
+}
+static void reg_del(const char *tag) { (void)tag; }
+#endif
 
 void posthog__spool_fork_child(ph_spool_t *s) {
-    /* The parent's locks did not come along: the child owns nothing. Its
-     * registry memory is a copy, reset without freeing anything shared. */
+    /* The child owns nothing of its parent's. Its memory is a copy: the
+     * parent's file list is abandoned without freeing anything shared. */
+#ifndef F_OFD_SETLK
     reg_n = 0;
     pthread_mutex_init(&reg_mu, NULL);
+#endif
     if (s) {
         pthread_mutex_init(&s->mu, NULL);
-        s->idle = NULL; /* the parent's: abandoned, never closed here */
+        s->idle = NULL;
         s->idle_events = 0;
+        /* an inherited copy of an open-file-description lock would keep the
+         * parent's lease held after the parent died */
+        if (s->lease_fd >= 0) close(s->lease_fd);
+        s->lease_fd = -1;
+        s->tag[0] = '\0';
     }
-}
-
-static int lock_fd(int fd) {
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    return fcntl(fd, F_SETLK, &fl);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -105,14 +145,13 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
-static int fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = FAULT(before_fsync) ? -1 : fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
+static int fsync_dir(ph_spool_t *s) { return FAULT(before_fsync) ? -1 : fsync(s->dfd); }
+
+/* Every file of the spool is opened this way: relative to the directory,
+ * never through a symlink, never inherited by an exec'd program; created
+ * 0600. */
+static int open_at(int dfd, const char *name, int flags) {
+    return openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
 static bool is_spool_name(const char *n) {
@@ -120,21 +159,57 @@ static bool is_spool_name(const char *n) {
     return l > 9 && !strncmp(n, "ph-", 3) && !strcmp(n + l - 6, ".spool");
 }
 
+static bool is_tag(const char *p, size_t n) {
+    if (n != PH_SPOOL_TAG_LEN) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f'))) return false;
+    return true;
+}
+
+/* The owner tag of a name: "ph-...-<seq>.<tag>.spool", ".tmp-<tag>-..." or
+ * ".lease-<tag>". Returns its start, or NULL for an untagged name (written
+ * by the crash handler or by an older version). */
+static const char *name_tag(const char *n) {
+    size_t l = strlen(n);
+    if (is_spool_name(n)) {
+        if (l < 6 + 1 + PH_SPOOL_TAG_LEN + 3) return NULL;
+        const char *t = n + l - 6 - PH_SPOOL_TAG_LEN;
+        return t[-1] == '.' && is_tag(t, PH_SPOOL_TAG_LEN) ? t : NULL;
+    }
+    size_t pl = !strncmp(n, TMP_PREFIX, 5) ? 5 : !strncmp(n, LEASE_PREFIX, 7) ? 7 : 0;
+    if (!pl || l < pl + PH_SPOOL_TAG_LEN || !is_tag(n + pl, PH_SPOOL_TAG_LEN)) return NULL;
+    char end = n[pl + PH_SPOOL_TAG_LEN];
+    return end == '\0' || end == '-' ? n + pl : NULL;
+}
+
+/* The name of a spool file with `tag` (or none: "" ) instead of its own. */
+static void retag(char *out, size_t cap, const char *name, const char *tag) {
+    const char *old = name_tag(name);
+    size_t keep = old ? (size_t)(old - 1 - name) : strlen(name) - 6;
+    snprintf(out, cap, "%.*s%s%s.spool", (int)keep, name, *tag ? "." : "", tag);
+}
+
 static int name_cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Sorted names of the directory's *.spool files (oldest first: the name
- * starts with the zero-padded creation time). */
-static char **list_files(const char *dir, size_t *n_out, bool tmp_too) {
-    DIR *d = opendir(dir);
+/* Sorted names of the directory's spool files (oldest first: the name
+ * starts with the zero-padded creation time), and with `others` its temp
+ * files and leases too. */
+static char **list_files(ph_spool_t *s, size_t *n_out, bool others) {
     *n_out = 0;
-    if (!d) return NULL;
+    int fd = openat(s->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
     char **v = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!is_spool_name(e->d_name) && !(tmp_too && !strncmp(e->d_name, ".tmp-", 5))) continue;
+        bool other = !strncmp(e->d_name, TMP_PREFIX, 5) || !strncmp(e->d_name, LEASE_PREFIX, 7);
+        if (!is_spool_name(e->d_name) && !(others && other)) continue;
         if (n == cap) {
             size_t c2 = cap ? cap * 2 : 32;
             char **v2 = realloc(v, c2 * sizeof *v);
@@ -165,48 +240,249 @@ static uint32_t plausible_count(uint32_t count, uint64_t file_bytes) {
     return count > most ? (uint32_t)most : count;
 }
 
-/* Reads the header of an open file: 0 ok (count/created filled), -1 bad. */
-static int read_header(int fd, uint32_t *count, int64_t *created) {
+/* Reads the header of a regular file in the directory: 0 ok (count,
+ * created and its size filled), -1 bad or not there. */
+static int read_header(int dfd, const char *name, uint32_t *count, int64_t *created,
+                       uint64_t *size) {
     unsigned char h[PH_SPOOL_HDR];
     struct stat st;
-    if (fstat(fd, &st) || pread(fd, h, sizeof h, 0) != (ssize_t)sizeof h) return -1;
-    if (memcmp(h, PH_SPOOL_MAGIC, 4) || (h[4] | h[5] << 8) != PH_SPOOL_VERSION) return -1;
-    *count = plausible_count(get32(h + 8), (uint64_t)st.st_size);
-    *created = (int64_t)get64(h + 12);
-    return 0;
+    int fd = open_at(dfd, name, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return -1;
+    int rc = -1;
+    if (!fstat(fd, &st) && S_ISREG(st.st_mode) && pread(fd, h, sizeof h, 0) == (ssize_t)sizeof h &&
+        !memcmp(h, PH_SPOOL_MAGIC, 4) && (h[4] | h[5] << 8) == PH_SPOOL_VERSION) {
+        *count = plausible_count(get32(h + 8), (uint64_t)st.st_size);
+        *created = (int64_t)get64(h + 12);
+        rc = 0;
+    }
+    if (size) *size = fstat(fd, &st) ? 0 : (uint64_t)st.st_size;
+    close(fd);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- ownership */
+
+/* A new owner tag. The process id is mixed in: a child forked without our
+ * atfork handler (which reseeds the generator) would draw its parent's
+ * next number. */
+static void new_tag(char out[PH_SPOOL_TAG_LEN + 1]) {
+    uint64_t r = posthog__rand_u64() ^ ((uint64_t)getpid() * UINT64_C(0x9E3779B97F4A7C15));
+    snprintf(out, PH_SPOOL_TAG_LEN + 1, "%016llx", (unsigned long long)r);
+}
+
+/* Takes a lease with a new tag: created under a temp name and locked, then
+ * linked to its name (which fails rather than replace a lease that exists),
+ * so nobody ever sees a live owner's lease unlocked. [s->mu] */
+static int take_lease(ph_spool_t *s) {
+    if (s->lease_fd >= 0) return 0;
+    if (s->released) {
+        errno = EPERM;
+        return -1;
+    }
+    for (int attempt = 0;; attempt++) {
+        char tag[PH_SPOOL_TAG_LEN + 1], tmp[64], lease[64];
+        new_tag(tag);
+        snprintf(tmp, sizeof tmp, TMP_PREFIX "%s-lease", tag);
+        snprintf(lease, sizeof lease, LEASE_PREFIX "%s", tag);
+        int fd = open_at(s->dfd, tmp, O_RDWR | O_CREAT | O_EXCL);
+        if (fd < 0) return -1;
+        int rc = lock_fd(fd) || reg_add(tag) ? -1 : 0;
+        if (!rc && linkat(s->dfd, tmp, s->dfd, lease, 0)) {
+            rc = -1;
+            reg_del(tag);
+        }
+        int e = errno;
+        unlinkat(s->dfd, tmp, 0);
+        if (!rc) {
+            memcpy(s->tag, tag, sizeof tag);
+            s->lease_fd = fd;
+            return 0;
+        }
+        close(fd);
+        errno = e;
+        if (e != EEXIST || attempt == 3) return -1; /* EEXIST: that tag is taken, draw again */
+    }
+}
+
+/* Copies this spool's tag, taking a lease first when it has none (a fresh
+ * fork). After release_all the old tag is kept: what is written then is
+ * nobody's. -1 when there is no tag at all. */
+static int my_tag(ph_spool_t *s, char out[PH_SPOOL_TAG_LEN + 1]) {
+    pthread_mutex_lock(&s->mu);
+    int rc = s->lease_fd >= 0 || (s->released && s->tag[0]) ? 0 : take_lease(s);
+    memcpy(out, s->tag, PH_SPOOL_TAG_LEN + 1);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Whether the owner with this tag holds its lease. Its lease gone or
+ * lockable means it died or gave everything up: the lease is removed then
+ * (the holder of the lock may, since nobody can take it meanwhile). */
+static bool owner_alive(ph_spool_t *s, const char *tag) {
+    if (reg_has(tag)) return true;
+    char lease[64];
+    snprintf(lease, sizeof lease, LEASE_PREFIX "%.*s", PH_SPOOL_TAG_LEN, tag);
+    int fd = open_at(s->dfd, lease, O_RDWR | O_NONBLOCK);
+    if (fd < 0) return errno != ENOENT; /* unknown: keep our hands off */
+    bool alive = lock_fd(fd) != 0;
+    if (!alive) unlinkat(s->dfd, lease, 0);
+    close(fd); /* an OFD lock, or a POSIX lock on a file this process holds no lock on */
+    return alive;
+}
+
+/* A few owners' answers per scan, so that a dead process's thousand files
+ * cost one look at its lease. */
+typedef struct {
+    char tag[8][PH_SPOOL_TAG_LEN];
+    bool alive[8];
+    int n, next;
+} owner_cache_t;
+
+/* Whether `name` (a spool or temp file) belongs to nobody: untagged and not
+ * locked by an older version's writer, or tagged by an owner that is gone.
+ * `mine` is this spool's tag. */
+static bool nobodys(ph_spool_t *s, const char *name, const char *mine, owner_cache_t *oc) {
+    const char *t = name_tag(name);
+    if (!t) {
+        /* an older version locked its files with POSIX locks: respect a live one */
+        int fd = open_at(s->dfd, name, O_RDWR | O_NONBLOCK);
+        if (fd < 0) return false;
+        struct stat st;
+        bool free_ = !fstat(fd, &st) && S_ISREG(st.st_mode) && !lock_fd(fd);
+        close(fd); /* we hold no other lock on this file: nothing of ours drops */
+        return free_;
+    }
+    if (!memcmp(t, mine, PH_SPOOL_TAG_LEN)) return false;
+    for (int i = 0; i < oc->n; i++)
+        if (!memcmp(oc->tag[i], t, PH_SPOOL_TAG_LEN)) return !oc->alive[i];
+    bool alive = owner_alive(s, t);
+    int i = oc->n < 8 ? oc->n++ : (oc->next++ & 7);
+    memcpy(oc->tag[i], t, PH_SPOOL_TAG_LEN);
+    oc->alive[i] = alive;
+    return !alive;
 }
 
 /* ---------------------------------------------------------------- open/close */
 
-int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes, int64_t max_age_ms) {
-    memset(s, 0, sizeof *s);
-    if (mkdir(dir, 0700) && errno != EEXIST) return -1;
+/* Opens the directory (creating it 0700) and checks that nobody but its
+ * owner, this process's user, can change what is in it. -1 with errno and
+ * the reason in err. */
+static int open_dir(const char *dir, char *err, size_t errlen) {
+    char why[200];
+    int e, fd;
     struct stat st;
-    if (stat(dir, &st)) return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
+    why[0] = '\0';
+    if (mkdir(dir, 0700) && errno != EEXIST) goto sys;
+    if (!lstat(dir, &st) && S_ISLNK(st.st_mode)) {
+        snprintf(why, sizeof why, "a symbolic link; the spool directory must be a real directory");
+        e = ELOOP;
+        goto refuse;
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) goto sys;
+    e = 0;
+    if (fstat(fd, &st) || faccessat(fd, ".", R_OK | W_OK | X_OK, AT_EACCESS)) {
+        e = errno;
+    } else if (st.st_uid != geteuid()) {
+        snprintf(why, sizeof why,
+                 "owned by uid %lu, not by this process's user (uid %lu); the spool directory "
+                 "must belong to the user that runs the client",
+                 (unsigned long)st.st_uid, (unsigned long)geteuid());
+        e = EPERM;
+    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, sizeof why,
+                 "writable by group or others (mode %04lo); only its owner may write to the "
+                 "spool directory (chmod go-w)",
+                 (unsigned long)(st.st_mode & 07777));
+        e = EPERM;
+    }
+    if (!e) return fd;
+    close(fd);
+    if (why[0]) goto refuse;
+    errno = e;
+sys:
+    e = errno;
+    snprintf(why, sizeof why, "%s", strerror(e));
+refuse:
+    if (err && errlen) snprintf(err, errlen, "%s", why);
+    errno = e;
+    return -1;
+}
+
+int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes, int64_t max_age_ms,
+                        char *err, size_t errlen) {
+    memset(s, 0, sizeof *s);
+    s->dfd = s->lease_fd = -1;
+    int dfd = open_dir(dir, err, errlen);
+    if (dfd < 0) return -1;
+    /* absolute, so that a chdir() changes nothing (the crash handler
+     * builds its paths from it) */
+    char *abs = realpath(dir, NULL);
+    s->dir = abs ? abs : strdup(dir);
+    if (!s->dir) {
+        close(dfd);
+        errno = ENOMEM;
         return -1;
     }
-    if (access(dir, R_OK | W_OK | X_OK)) return -1;
-    s->dir = strdup(dir);
-    if (!s->dir) return -1;
+    s->dfd = dfd;
     s->max_bytes = max_bytes;
     s->max_age_ms = max_age_ms;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_lock(&s->mu);
+    int rc = take_lease(s);
+    pthread_mutex_unlock(&s->mu);
+    if (rc) {
+        int e = errno;
+        if (err && errlen) snprintf(err, errlen, "cannot create a lease in it: %s", strerror(e));
+        pthread_mutex_destroy(&s->mu);
+        close(dfd);
+        free(s->dir);
+        s->dir = NULL;
+        errno = e;
+        return -1;
+    }
     size_t n;
-    char **names = list_files(dir, &n, false);
+    char **names = list_files(s, &n, false);
     for (size_t i = 0; i < n; i++) {
-        char *p = path_join(dir, names[i]);
-        if (p && !stat(p, &st) && S_ISREG(st.st_mode)) s->bytes_on_disk += (uint64_t)st.st_size;
-        free(p);
+        struct stat st;
+        if (!fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode))
+            s->bytes_on_disk += (uint64_t)st.st_size;
     }
     free_list(names, n);
     return 0;
 }
 
+static void forget(ph_spool_file_t *f);
+
+void posthog__spool_release_all(ph_spool_t *s) {
+    if (!s->dir) return;
+    pthread_mutex_lock(&s->mu);
+    ph_spool_file_t *f = s->idle;
+    s->idle = NULL;
+    s->idle_events = 0;
+    s->released = true;
+    if (s->lease_fd >= 0) {
+        /* unlinked before it is unlocked: whoever looks finds it gone */
+        char lease[64];
+        snprintf(lease, sizeof lease, LEASE_PREFIX "%s", s->tag);
+        unlinkat(s->dfd, lease, 0);
+        reg_del(s->tag);
+        close(s->lease_fd);
+        s->lease_fd = -1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    while (f) {
+        ph_spool_file_t *next = f->next;
+        forget(f);
+        f = next;
+    }
+}
+
 void posthog__spool_close(ph_spool_t *s) {
     if (!s->dir) return;
-    posthog__spool_release_idle(s);
+    posthog__spool_release_all(s);
+    close(s->dfd);
+    s->dfd = -1;
     free(s->dir);
     s->dir = NULL;
     pthread_mutex_destroy(&s->mu);
@@ -221,36 +497,12 @@ uint64_t posthog__spool_bytes(ph_spool_t *s) {
 
 /* ---------------------------------------------------------------- eviction */
 
-/*
- * Takes a file nobody owns: not in this process's registry and lockable.
- * Returns the locked fd (and its stat), or -1. The caller must either
- * register it or close it.
- */
-static int take_unowned(const char *path, struct stat *st) {
-    if (stat(path, st)) return -1;
-    pthread_mutex_lock(&reg_mu);
-    bool mine = reg_has_locked(st->st_dev, st->st_ino);
-    pthread_mutex_unlock(&reg_mu);
-    if (mine) return -1;
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) return -1;
-    struct stat st2;
-    if (fstat(fd, &st2) || st2.st_ino != st->st_ino || lock_fd(fd)) {
-        close(fd); /* we held no lock on it: closing drops nothing of ours */
-        return -1;
-    }
-    *st = st2;
-    return fd;
-}
-
-static void forget(ph_spool_file_t *f);
-
 /* Deletes the oldest data until `need` more bytes fit: our idle files,
  * then files nobody owns. [s->mu held] */
-static void evict_for(ph_spool_t *s, uint64_t need, ph_spool_loss_t *loss) {
+static void evict_for(ph_spool_t *s, uint64_t need, const char *mine, ph_spool_loss_t *loss) {
     while (s->idle && s->bytes_on_disk + need > s->max_bytes) {
         ph_spool_file_t *f = s->idle;
-        if (unlink(f->path)) return; /* still on disk, still ours: not lost */
+        if (unlinkat(s->dfd, f->name, 0)) return; /* still on disk, still ours: not lost */
         s->idle = f->next;
         s->idle_events -= PH_MIN(s->idle_events, f->count);
         s->bytes_on_disk -= PH_MIN(s->bytes_on_disk, f->bytes);
@@ -260,22 +512,22 @@ static void evict_for(ph_spool_t *s, uint64_t need, ph_spool_loss_t *loss) {
     }
     if (s->bytes_on_disk + need <= s->max_bytes) return;
     size_t n;
-    char **names = list_files(s->dir, &n, false);
+    char **names = list_files(s, &n, false);
+    owner_cache_t oc = {.n = 0};
     for (size_t i = 0; i < n && s->bytes_on_disk + need > s->max_bytes; i++) {
-        char *p = path_join(s->dir, names[i]);
         struct stat st;
-        int fd = p ? take_unowned(p, &st) : -1;
-        if (fd >= 0) {
-            uint32_t count = 0;
-            int64_t created;
-            if (read_header(fd, &count, &created)) count = 1;
-            if (!unlink(p)) {
-                loss->evicted_size += count;
-                s->bytes_on_disk -= PH_MIN(s->bytes_on_disk, (uint64_t)st.st_size);
-            }
-            close(fd);
+        if (fstatat(s->dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode) ||
+            !nobodys(s, names[i], mine, &oc))
+            continue;
+        uint32_t count = 0;
+        int64_t created;
+        uint64_t size = 0;
+        if (read_header(s->dfd, names[i], &count, &created, &size)) count = 1;
+        /* whoever removes or claims it first wins; the loser gets ENOENT */
+        if (!unlinkat(s->dfd, names[i], 0)) {
+            loss->evicted_size += count;
+            s->bytes_on_disk -= PH_MIN(s->bytes_on_disk, size);
         }
-        free(p);
     }
     free_list(names, n);
 }
@@ -296,6 +548,20 @@ static int write_all(int fd, const unsigned char *p, size_t n) {
     return 0;
 }
 
+/* A file record for `name` in s's directory; NULL without memory. */
+static ph_spool_file_t *file_new(ph_spool_t *s, const char *name) {
+    ph_spool_file_t *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->path = path_join(s->dir, name);
+    if (!f->path) {
+        free(f);
+        return NULL;
+    }
+    f->name = f->path + strlen(s->dir) + 1;
+    f->dfd = s->dfd;
+    return f;
+}
+
 ph_spool_file_t *posthog__spool_write(ph_spool_t *s, const char *const *events,
                                       const size_t *lens, uint32_t count, ph_spool_loss_t *loss) {
     uint64_t size = PH_SPOOL_HDR;
@@ -304,11 +570,10 @@ ph_spool_file_t *posthog__spool_write(ph_spool_t *s, const char *const *events,
         errno = EFBIG;
         return NULL;
     }
+    char tag[PH_SPOOL_TAG_LEN + 1];
+    if (my_tag(s, tag)) return NULL;
     unsigned char *buf = malloc(size);
-    ph_spool_file_t *f = calloc(1, sizeof *f);
-    if (!buf || !f) {
-        free(buf);
-        free(f);
+    if (!buf) {
         errno = ENOMEM;
         return NULL;
     }
@@ -332,56 +597,52 @@ ph_spool_file_t *posthog__spool_write(ph_spool_t *s, const char *const *events,
     uint64_t seq = ++s->seq;
     pthread_mutex_unlock(&s->mu);
 
-    char tmpname[64], name[96];
-    snprintf(tmpname, sizeof tmpname, ".tmp-%ld-%llu", (long)getpid(), (unsigned long long)seq);
+    char tmp[64], name[96];
+    snprintf(tmp, sizeof tmp, TMP_PREFIX "%s-%llu", tag, (unsigned long long)seq);
     /* fixed-width fields, so that names sort by time, then pid, then sequence */
-    snprintf(name, sizeof name, "ph-%013lld-%010ld-%010llu.spool", (long long)now, (long)getpid(),
-             (unsigned long long)seq);
-    char *tmp = path_join(s->dir, tmpname);
-    f->path = path_join(s->dir, name);
+    snprintf(name, sizeof name, "ph-%013lld-%010ld-%010llu.%s.spool", (long long)now,
+             (long)getpid(), (unsigned long long)seq, tag);
+    ph_spool_file_t *f = file_new(s, name);
     int fd = -1, err = ENOMEM;
-    struct stat st;
-    if (!tmp || !f->path) goto fail;
+    if (!f) goto fail;
     if (FAULT(before_open)) goto fail_errno;
-    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || lock_fd(fd) || write_all(fd, buf, size)) goto fail_errno;
-    if (FAULT(before_fsync) || fsync(fd)) goto fail_errno;
+    /* the temp file carries our tag: nobody removes it while our lease lives */
+    fd = open_at(s->dfd, tmp, O_RDWR | O_CREAT | O_EXCL);
+    if (fd < 0) goto fail_errno;
+    if (write_all(fd, buf, size)) goto fail_errno_tmp;
+    if (FAULT(before_fsync) || fsync(fd)) goto fail_errno_tmp;
     /* room is made only now that the new data is safely written, so a
      * failed write never costs the oldest events */
     pthread_mutex_lock(&s->mu);
-    evict_for(s, size, loss);
+    evict_for(s, size, tag, loss);
     pthread_mutex_unlock(&s->mu);
-    if (FAULT(before_rename) || rename(tmp, f->path)) goto fail_errno;
-    if (fsync_dir(s->dir)) goto fail_errno_renamed;
-    if (fstat(fd, &st)) goto fail_errno_renamed;
-    pthread_mutex_lock(&reg_mu);
-    int rr = reg_add_locked(st.st_dev, st.st_ino);
-    pthread_mutex_unlock(&reg_mu);
-    if (rr) goto fail_errno_renamed;
-    f->fd = fd;
+    if (FAULT(before_rename) || renameat(s->dfd, tmp, s->dfd, name)) goto fail_errno_tmp;
+    if (fsync_dir(s)) goto fail_errno_renamed;
+    close(fd);
     f->bytes = size;
     f->count = count;
     f->created_ms = now;
     pthread_mutex_lock(&s->mu);
     s->bytes_on_disk += size;
     pthread_mutex_unlock(&s->mu);
-    free(tmp);
     free(buf);
     return f;
 
 fail_errno_renamed:
     err = errno;
-    unlink(f->path);
+    unlinkat(s->dfd, name, 0);
+    goto fail_close;
+fail_errno_tmp:
+    err = errno ? errno : EIO;
+    unlinkat(s->dfd, tmp, 0);
     goto fail_close;
 fail_errno:
     err = errno ? errno : EIO;
-    if (tmp) unlink(tmp);
 fail_close:
     if (fd >= 0) close(fd);
 fail:
-    free(tmp);
     free(buf);
-    free(f->path);
+    if (f) free(f->path);
     free(f);
     errno = err;
     return NULL;
@@ -389,78 +650,77 @@ fail:
 
 /* ---------------------------------------------------------------- adopt */
 
+/* A temp file or lease in the directory: a dead owner's stale temp file
+ * is removed; owner_alive removes a dead owner's lease. */
+static void sweep_other(ph_spool_t *s, const char *name, const char *mine, owner_cache_t *oc,
+                        int64_t now) {
+    const char *t = name_tag(name);
+    if (name[1] == 'l') { /* .lease-<tag> */
+        if (t && memcmp(t, mine, PH_SPOOL_TAG_LEN)) (void)nobodys(s, name, mine, oc);
+        return;
+    }
+    /* .tmp-<tag>-<n>; untagged ones (.tmp-<pid>-...) are the crash
+     * handler's or an older version's: lock-probed by nobodys */
+    if (t && !memcmp(t, mine, PH_SPOOL_TAG_LEN)) return; /* ours: being written */
+    struct stat st;
+    if (fstatat(s->dfd, name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) return;
+    if ((int64_t)st.st_mtime * 1000 >= now - STALE_TMP_MS) return; /* maybe being written */
+    if (nobodys(s, name, mine, oc)) unlinkat(s->dfd, name, 0);
+}
+
 uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
+    char mine[PH_SPOOL_TAG_LEN + 1];
+    if (my_tag(s, mine)) return 0;
+    pthread_mutex_lock(&s->mu);
+    bool released = s->released;
+    /* a fresh mtime: a cleaner of old files (tmpfiles.d) never takes a live
+     * owner's lease, which would hand its files to others */
+    if (s->lease_fd >= 0) futimens(s->lease_fd, NULL);
+    pthread_mutex_unlock(&s->mu);
     size_t n;
-    char **names = list_files(s->dir, &n, true);
+    char **names = list_files(s, &n, true);
     uint64_t adopted = 0;
     int64_t now = posthog__now_ms();
     uint64_t total = 0;
-    char own_tmp[32];
-    size_t own_tmp_len = (size_t)snprintf(own_tmp, sizeof own_tmp, ".tmp-%ld-", (long)getpid());
+    owner_cache_t oc = {.n = 0};
     for (size_t i = 0; i < n; i++) {
-        char *p = path_join(s->dir, names[i]);
-        if (!p) continue;
+        const char *name = names[i];
+        if (name[0] == '.') {
+            sweep_other(s, name, mine, &oc, now);
+            continue;
+        }
         struct stat st;
-        bool tmpfile = names[i][0] == '.';
-        if (tmpfile) {
-            /* Our own temp files are being written right now: opening and
-             * closing one would drop the writer's POSIX lock (locks are the
-             * process's, and any close releases them). */
-            if (!strncmp(names[i], own_tmp, own_tmp_len)) {
-                free(p);
-                continue;
-            }
-            /* a temp file from a writer that died before its rename */
-            int fd = take_unowned(p, &st);
-            if (fd >= 0) {
-                if ((int64_t)st.st_mtime * 1000 < now - STALE_TMP_MS) unlink(p);
-                close(fd);
-            }
-            free(p);
-            continue;
-        }
-        if (stat(p, &st) || !S_ISREG(st.st_mode)) {
-            free(p);
-            continue;
-        }
+        if (fstatat(s->dfd, name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) continue;
         total += (uint64_t)st.st_size;
-        int fd = take_unowned(p, &st);
-        if (fd < 0) {
-            free(p);
-            continue;
-        }
+        if (released || !nobodys(s, name, mine, &oc)) continue;
+        /* claim it: of several claimants exactly one rename succeeds */
+        char claimed[128];
+        retag(claimed, sizeof claimed, name, mine);
+        if (renameat(s->dfd, name, s->dfd, claimed)) continue;
         uint32_t count = 0;
         int64_t created = 0;
-        if (read_header(fd, &count, &created)) {
+        uint64_t size = 0;
+        if (read_header(s->dfd, claimed, &count, &created, &size)) {
             /* not a spool file we can read: count it as one corrupt record */
             loss->corrupt++;
-            unlink(p);
+            unlinkat(s->dfd, claimed, 0);
             total -= PH_MIN(total, (uint64_t)st.st_size);
-            close(fd);
-            free(p);
             continue;
         }
         if (s->max_age_ms > 0 && created < now - s->max_age_ms) {
             loss->evicted_age += count;
-            unlink(p);
+            unlinkat(s->dfd, claimed, 0);
             total -= PH_MIN(total, (uint64_t)st.st_size);
-            close(fd);
-            free(p);
             continue;
         }
-        ph_spool_file_t *f = calloc(1, sizeof *f);
-        pthread_mutex_lock(&reg_mu);
-        int rr = f ? reg_add_locked(st.st_dev, st.st_ino) : -1;
-        pthread_mutex_unlock(&reg_mu);
-        if (rr) {
-            free(f);
-            close(fd);
-            free(p);
+        ph_spool_file_t *f = file_new(s, claimed);
+        if (!f) { /* out of memory: give it back for later */
+            char back[128];
+            retag(back, sizeof back, claimed, "");
+            renameat(s->dfd, claimed, s->dfd, back);
             continue;
         }
-        f->path = p;
-        f->fd = fd;
-        f->bytes = (uint64_t)st.st_size;
+        f->bytes = size;
         f->count = count;
         f->created_ms = created;
         posthog__spool_park(s, f);
@@ -475,13 +735,15 @@ uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
 
 void posthog__spool_park(ph_spool_t *s, ph_spool_file_t *f) {
     pthread_mutex_lock(&s->mu);
+    if (s->released) { /* after release_all the spool owns nothing: it stays for others */
+        pthread_mutex_unlock(&s->mu);
+        forget(f);
+        return;
+    }
     ph_spool_file_t **p = &s->idle;
     /* names sort by creation time, then pid and sequence */
-    const char *base = strrchr(f->path, '/');
-    base = base ? base + 1 : f->path;
     while (*p) {
-        const char *b2 = strrchr((*p)->path, '/');
-        if (strcmp(b2 ? b2 + 1 : (*p)->path, base) > 0) break;
+        if (strcmp((*p)->name, f->name) > 0) break;
         p = &(*p)->next;
     }
     f->next = *p;
@@ -509,6 +771,15 @@ uint64_t posthog__spool_idle_events(ph_spool_t *s) {
     return n;
 }
 
+/* Gives a file up: untagged, anybody may claim it. [no lock needed: f is
+ * no longer listed] */
+static void give_up(ph_spool_file_t *f) {
+    char back[128];
+    retag(back, sizeof back, f->name, "");
+    renameat(f->dfd, f->name, f->dfd, back); /* failing, it is nobody's once our lease ends */
+    forget(f);
+}
+
 void posthog__spool_release_idle(ph_spool_t *s) {
     pthread_mutex_lock(&s->mu);
     ph_spool_file_t *f = s->idle;
@@ -517,7 +788,7 @@ void posthog__spool_release_idle(ph_spool_t *s) {
     pthread_mutex_unlock(&s->mu);
     while (f) {
         ph_spool_file_t *next = f->next;
-        forget(f);
+        give_up(f);
         f = next;
     }
 }
@@ -569,20 +840,27 @@ long posthog__spool_parse(const unsigned char *data, size_t n, ph_spool_event_fn
 
 long posthog__spool_read(ph_spool_file_t *f, ph_spool_event_fn fn, void *ud,
                          ph_spool_loss_t *loss) {
+    int fd = open_at(f->dfd, f->name, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return -1;
     struct stat st;
-    if (posthog__spool_faults.before_read && posthog__spool_faults.before_read(f->path)) return -1;
-    if (fstat(f->fd, &st)) return -1;
-    size_t n = (size_t)st.st_size;
-    unsigned char *buf = malloc(n ? n : 1);
-    if (!buf) return -1;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(f->fd, buf + got, n - got, (off_t)got);
+    if (posthog__spool_faults.before_read && posthog__spool_faults.before_read(f->path)) {
+        close(fd);
+        return -1;
+    }
+    unsigned char *buf = NULL;
+    size_t n = 0, got = 0;
+    if (!fstat(fd, &st) && S_ISREG(st.st_mode)) {
+        n = (size_t)st.st_size;
+        buf = malloc(n ? n : 1);
+    }
+    while (buf && got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         got += (size_t)r;
     }
-    if (got < n) { /* read error, or truncated under us: try again later */
+    close(fd);
+    if (!buf || got < n) { /* read error, or truncated under us: try again later */
         free(buf);
         return -1;
     }
@@ -637,7 +915,12 @@ long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes
     struct stat st;
     unsigned char h[PH_SPOOL_HDR];
     if (posthog__spool_faults.before_read && posthog__spool_faults.before_read(f->path)) return -1;
-    if (fstat(f->fd, &st) || pread_full(f->fd, h, sizeof h, 0)) return -1;
+    int fd = open_at(f->dfd, f->name, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return -1;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || pread_full(fd, h, sizeof h, 0)) {
+        close(fd);
+        return -1;
+    }
     uint64_t size = (uint64_t)st.st_size, i = PH_SPOOL_HDR;
     uint32_t count = get32(h + 8), good = 0, bad = 0;
     bool header_ok = !memcmp(h, PH_SPOOL_MAGIC, 4) && (h[4] | h[5] << 8) == PH_SPOOL_VERSION;
@@ -647,7 +930,7 @@ long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes
     int rc = 0;
     while (header_ok && i < size) {
         unsigned char rh[PH_SPOOL_REC_HDR];
-        if (size - i < PH_SPOOL_REC_HDR || pread_full(f->fd, rh, sizeof rh, i) ||
+        if (size - i < PH_SPOOL_REC_HDR || pread_full(fd, rh, sizeof rh, i) ||
             get32(rh) != PH_SPOOL_REC_MAGIC) {
             bad++; /* torn or malformed tail, as posthog__spool_parse */
             break;
@@ -684,7 +967,7 @@ long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes
             pt.lens = ls;
             pt.ncap = nc;
         }
-        if (pread_full(f->fd, pt.data + pt.len, len, i + PH_SPOOL_REC_HDR)) {
+        if (pread_full(fd, pt.data + pt.len, len, i + PH_SPOOL_REC_HDR)) {
             rc = -1; /* a read error: try again later */
             break;
         }
@@ -697,6 +980,7 @@ long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes
         }
         i += PH_SPOOL_REC_HDR + (uint64_t)len;
     }
+    close(fd);
     if (!rc) rc = split_flush(s, &pt, &parts, &mine);
     free(pt.data);
     free(pt.ev);
@@ -728,16 +1012,13 @@ long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes
 /* ---------------------------------------------------------------- remove/release */
 
 static void forget(ph_spool_file_t *f) {
-    struct stat st;
-    if (!fstat(f->fd, &st)) reg_del(st.st_dev, st.st_ino);
-    close(f->fd);
     free(f->path);
     free(f);
 }
 
 void posthog__spool_remove(ph_spool_t *s, ph_spool_file_t *f) {
     if (!f) return;
-    if (!unlink(f->path)) {
+    if (!unlinkat(f->dfd, f->name, 0)) {
         pthread_mutex_lock(&s->mu);
         s->bytes_on_disk -= PH_MIN(s->bytes_on_disk, f->bytes);
         pthread_mutex_unlock(&s->mu);
@@ -747,5 +1028,5 @@ void posthog__spool_remove(ph_spool_t *s, ph_spool_file_t *f) {
 
 void posthog__spool_release(ph_spool_t *s, ph_spool_file_t *f) {
     (void)s;
-    if (f) forget(f);
+    if (f) give_up(f);
 }

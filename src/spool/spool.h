@@ -2,8 +2,8 @@
  * spool: the disk-backed retry buffer.
  *
  * A spool directory (option storage_path, created 0700) holds one file per
- * batch of events, named ph-<created_ms>-<pid>-<seq>.spool (0600), written
- * as: temp file, fsync, rename, fsync of the directory. The format is in
+ * batch of events, named ph-<created_ms>-<pid>-<seq>.<tag>.spool (0600),
+ * written as: temp file, fsync, rename, fsync of the directory. The format is in
  * docs/spool-format.md:
  *
  *   file   := header record*
@@ -14,16 +14,30 @@
  * timestamp included, never sent_at). Readers skip a record whose CRC does
  * not match and stop at a torn or malformed tail; both are counted.
  *
- * Ownership across processes: a file is sent by the process that holds a
- * POSIX write lock (fcntl F_SETLK) on it. POSIX locks are per process, are
- * released when the process dies, and are not inherited by fork(), so a
- * dead process's files are adopted by the next one and a forked child
- * never touches its parent's. Within one process an in-memory registry
- * keeps two clients from taking the same file (and from closing each
- * other's locks: closing any descriptor drops the process's locks).
+ * Ownership: every ph_spool_t (one per client) has a random owner tag
+ * (16 hex digits) and a lease, ".lease-<tag>", a file on which it holds a
+ * write lock for as long as it owns anything: an open-file-description lock
+ * (F_OFD_SETLK) where the system has them, so that two clients of one
+ * process exclude each other, else a POSIX lock (F_SETLK) plus a process
+ * registry of live tags. The files it writes are named with its tag, and it
+ * takes over a file nobody owns (an untagged one, or one whose owner's lease
+ * is gone or unlocked: that process died or released it) by renaming it to
+ * its own tag: rename is atomic, so exactly one claimant wins. A client
+ * thus holds two descriptors (the directory and its lease) however many
+ * files it owns. A forked child closes its copy of the lease and gets a tag
+ * of its own when it first needs one, so it never touches its parent's files
+ * and never keeps its parent's lease alive.
  *
- * Only the flusher thread and durable-capture leaders call into this
- * module; a ph_spool_t's mutable fields are guarded by its mutex.
+ * The directory: created 0700 when missing; an existing one must be a real
+ * directory (not a symlink), owned by this process's user and not writable
+ * by group or others, or it is refused. It is opened once; every file is
+ * then opened, renamed and removed relative to that descriptor with
+ * O_NOFOLLOW, so a chdir() does not move the spool and a symlink planted in
+ * it is never followed. Every descriptor is O_CLOEXEC.
+ *
+ * Only the flusher thread, durable-capture leaders and posthog_shutdown
+ * (release_all, once the flusher is gone) call into this module; a
+ * ph_spool_t's mutable fields are guarded by its mutex.
  */
 #ifndef POSTHOG_SPOOL_H
 #define POSTHOG_SPOOL_H
@@ -40,10 +54,14 @@
 #define PH_SPOOL_REC_HDR 12
 #define PH_SPOOL_MAX_RECORD (8u << 20)
 
-/* A spool file this process owns (locked). */
+#define PH_SPOOL_TAG_LEN 16
+
+/* A spool file this spool owns (named with its tag). No descriptor is
+ * kept open: the file is opened when read. */
 typedef struct ph_spool_file {
-    char *path;
-    int fd;               /* open, with the POSIX lock held */
+    char *path;           /* absolute, for messages */
+    const char *name;     /* the name in the directory (points into path) */
+    int dfd;              /* the spool's directory (borrowed) */
     uint64_t bytes;
     uint32_t count;       /* events according to the header */
     int64_t created_ms;
@@ -61,10 +79,14 @@ typedef struct {
 extern ph_spool_faults_t posthog__spool_faults;
 
 typedef struct {
-    char *dir;
+    char *dir;                /* absolute path of the directory */
+    int dfd;                  /* the directory, opened once (O_NOFOLLOW) */
     uint64_t max_bytes;
     int64_t max_age_ms;
     pthread_mutex_t mu;
+    char tag[PH_SPOOL_TAG_LEN + 1]; /* [mu] owner tag; "" until the lease exists */
+    int lease_fd;             /* [mu] the locked lease, -1 when none */
+    bool released;            /* [mu] posthog__spool_release_all ran: owns nothing more */
     uint64_t seq;             /* [mu] file name sequence */
     uint64_t bytes_on_disk;   /* [mu] approximate total of *.spool files */
     ph_spool_file_t *idle;    /* [mu] owned files waiting to be sent, oldest first */
@@ -79,9 +101,17 @@ typedef struct {
     uint32_t own_evicted;  /* of evicted_size: events from files this process owned */
 } ph_spool_loss_t;
 
-/* Creates (0700) or opens the directory. 0 ok, -1 with errno. */
-int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes, int64_t max_age_ms);
+/* Creates (0700) or opens and checks the directory, and takes a lease.
+ * 0 ok; -1 with errno and, when err is not NULL, what is wrong in err
+ * (for instance "writable by group or others (mode 0777): ..."). */
+int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes, int64_t max_age_ms,
+                        char *err, size_t errlen);
+/* Releases everything (posthog__spool_release_all), closes the directory. */
 void posthog__spool_close(ph_spool_t *s);
+/* Gives up every file: the idle ones are forgotten (left on disk) and the
+ * lease is removed, so any other client or process may adopt them now.
+ * Files written later are nobody's either. For posthog_shutdown. */
+void posthog__spool_release_all(ph_spool_t *s);
 
 /*
  * Writes `count` events (JSON texts, lengths in lens[]) as one durable
@@ -93,10 +123,11 @@ ph_spool_file_t *posthog__spool_write(ph_spool_t *s, const char *const *events,
                                       const size_t *lens, uint32_t count, ph_spool_loss_t *loss);
 
 /*
- * Scans the directory for files nobody owns (not locked by a live process
- * nor by this one), locks them and parks them (idle list). Files older
- * than max_age are deleted and counted; stale temp files of dead
- * processes are removed. Returns the number of events adopted.
+ * Scans the directory for files nobody owns (untagged, or of an owner whose
+ * lease is gone), claims them (renamed to this spool's tag) and parks them
+ * (idle list). Files older than max_age are deleted and counted; stale temp
+ * files and leases of dead owners are removed. Returns the number of events
+ * adopted.
  */
 uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss);
 
@@ -106,7 +137,8 @@ void posthog__spool_park(ph_spool_t *s, ph_spool_file_t *f);
 ph_spool_file_t *posthog__spool_take(ph_spool_t *s);
 /* Events in idle files. */
 uint64_t posthog__spool_idle_events(ph_spool_t *s);
-/* Closes every idle file, leaving it on disk for a later process. */
+/* Gives up every idle file (renamed untagged), leaving it on disk for
+ * another client or process. */
 void posthog__spool_release_idle(ph_spool_t *s);
 
 /*
@@ -135,8 +167,9 @@ void posthog__spool_remove(ph_spool_t *s, ph_spool_file_t *f);
 void posthog__spool_release(ph_spool_t *s, ph_spool_file_t *f);
 uint64_t posthog__spool_bytes(ph_spool_t *s);
 
-/* In a forked child: forget the files the parent owned (no close, no
- * unlink); `s` may be NULL. */
+/* In a forked child: forget the files the parent owned (no unlink) and
+ * close the copy of its lease; the child gets its own tag when it first
+ * writes or adopts. `s` may be NULL. Only async-signal-safe calls. */
 void posthog__spool_fork_child(ph_spool_t *s);
 
 /* Parses a whole file image (for the fuzzer and tests). */

@@ -79,7 +79,7 @@ static void file_path(const uint8_t *data, size_t size, const fz_ctx_t *mem) {
     close(fd);
     ph_spool_t s;
     /* max_age a year: a fuzzed "created" field exercises both sides */
-    if (posthog__spool_open(&s, fz_dir, UINT64_C(1) << 40, 365LL * 86400 * 1000)) return;
+    if (posthog__spool_open(&s, fz_dir, UINT64_C(1) << 40, 365LL * 86400 * 1000, NULL, 0)) return;
     ph_spool_loss_t loss = {0};
     uint64_t adopted = posthog__spool_adopt(&s, &loss);
     ph_spool_file_t *f;

@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
     char tmpl[] = "/tmp/ph-mkcorpus-XXXXXX";
     if (!mkdtemp(tmpl)) return 1;
     ph_spool_t s;
-    if (posthog__spool_open(&s, tmpl, UINT64_C(1) << 30, 0)) return 1;
+    if (posthog__spool_open(&s, tmpl, UINT64_C(1) << 30, 0, NULL, 0)) return 1;
     const char *one[] = {"{\"uuid\":\"0190a000-0000-7000-8000-000000000001\",\"event\":\"e\","
                          "\"distinct_id\":\"d\",\"timestamp\":\"2024-01-01T00:00:00.000Z\","
                          "\"properties\":{\"i\":1}}"};

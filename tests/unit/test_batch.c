@@ -24,6 +24,7 @@ static int v0_builder_init(ph_builder_t *b, const char *key, bool hist, bool gz,
 #include "util.h"
 
 #define T0 1700000000123LL /* event timestamps */
+#define MONO0 5000000LL /* the monotonic clock when events are added */
 
 /* A queue record image built by hand: ph_rec_t + texts. */
 static ph_rec_t *make_rec(int i, size_t props_pad) {
@@ -151,7 +152,7 @@ static void check_body(const ph_batch_t *bt, const char *api_key, bool hist, int
 static ph_batch_t *build(ph_builder_t *b, int first, int n, size_t pad, int64_t now) {
     for (int i = first; i < first + n; i++) {
         ph_rec_t *r = make_rec(i, pad);
-        ck_assert_int_eq(posthog__builder_add(b, r, now), 0);
+        ck_assert_int_eq(posthog__builder_add(b, r, now, MONO0), 0);
         free(r);
     }
     ck_assert_uint_eq(ph_builder_count(b), (uint32_t)n);
@@ -435,7 +436,7 @@ START_TEST(builder_fits_limit) {
                 free(r);
                 break;
             }
-            ck_assert_int_eq(posthog__builder_add(&b, r, T0), 0);
+            ck_assert_int_eq(posthog__builder_add(&b, r, T0, MONO0), 0);
             free(r);
             n++;
             ck_assert_int_lt(n, 1000);
@@ -456,7 +457,7 @@ START_TEST(builder_fits_limit) {
         posthog__batch_free(bt);
         /* a one-event oversize batch is still allowed */
         r = make_rec(0, 30000);
-        ck_assert_int_eq(posthog__builder_add(&b, r, T0), 0);
+        ck_assert_int_eq(posthog__builder_add(&b, r, T0, MONO0), 0);
         free(r);
         ck_assert(!posthog__builder_fits(&b, 10)); /* nothing more fits behind it */
         bt = posthog__builder_seal(&b);
@@ -472,20 +473,21 @@ START_TEST(opened_ms_is_oldest) {
     ph_builder_t b;
     ck_assert_int_eq(v0_builder_init(&b, "phc_key123", false, true, 1, 5 << 20), 0);
     ph_rec_t *r = make_rec(0, 0); /* ts_ms = T0, captured then */
-    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 5000), 0);
-    ck_assert_int_eq(b.opened_ms, T0);
-    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 9000), 0); /* not fresh: unchanged */
-    ck_assert_int_eq(b.opened_ms, T0);
+    /* drained 5 s after its capture: the batch is 5 s old on the monotonic clock */
+    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 5000, MONO0), 0);
+    ck_assert_int_eq(b.opened_mono, MONO0 - 5000);
+    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 9000, MONO0 + 4000), 0); /* not fresh */
+    ck_assert_int_eq(b.opened_mono, MONO0 - 5000);
     posthog__batch_free(posthog__builder_seal(&b));
-    /* a clock that went backwards: now is older than the capture */
-    ck_assert_int_eq(posthog__builder_add(&b, r, T0 - 50), 0);
-    ck_assert_int_eq(b.opened_ms, T0 - 50);
+    /* a wall clock that went backwards: now is older than the capture, age 0 */
+    ck_assert_int_eq(posthog__builder_add(&b, r, T0 - 3600000, MONO0 + 100), 0);
+    ck_assert_int_eq(b.opened_mono, MONO0 + 100);
     posthog__batch_free(posthog__builder_seal(&b));
     /* an explicit (historical) timestamp says nothing about capture time */
     r->ts_ms = T0 - 86400000;
     r->flags |= PH_REC_TS_EXPLICIT;
-    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 7000), 0);
-    ck_assert_int_eq(b.opened_ms, T0 + 7000);
+    ck_assert_int_eq(posthog__builder_add(&b, r, T0 + 7000, MONO0 + 200), 0);
+    ck_assert_int_eq(b.opened_mono, MONO0 + 200);
     free(r);
     posthog__builder_free(&b); /* frees the open batch too */
 }

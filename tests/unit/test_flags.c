@@ -13,10 +13,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "flags.h"
 #include "flags_int.h"
 #include "sha1.h"
+
+/* ------------------------------------------------------------ allocation counter */
+
+#ifdef PH_WRAP_MALLOC
+/* Linked with -Wl,--wrap=malloc,...: every allocation made by code in the
+ * static library (and this file) passes here. */
+static _Atomic long allocs;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t k);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t k);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n) {
+    atomic_fetch_add(&allocs, 1);
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t k) {
+    atomic_fetch_add(&allocs, 1);
+    return __real_calloc(n, k);
+}
+void *__wrap_realloc(void *p, size_t n) {
+    atomic_fetch_add(&allocs, 1);
+    return __real_realloc(p, n);
+}
+#endif
 
 /* ------------------------------------------------------------ helpers */
 
@@ -616,6 +644,15 @@ START_TEST(flag_basics) {
     ck_assert_int_eq(u.cause, PH_INCONCLUSIVE_UNKNOWN_FLAG);
     ck_assert_str_eq(u.detail, "nope");
     ck_assert_int_eq(u.has_experiment, -1);
+    /* a NULL context is an empty one; a NULL version knows no flag */
+    posthog__flags_evaluate(d, "f", NULL, &u);
+    ck_assert_int_eq(u.value, PH_FLAG_FALSE);
+    ck_assert_int_eq(u.reason, PH_REASON_NO_CONDITION_MATCH);
+    posthog__flags_evaluate(NULL, "f", &ctx, &u);
+    ck_assert_int_eq(u.value, PH_FLAG_INCONCLUSIVE);
+    ck_assert_int_eq(u.cause, PH_INCONCLUSIVE_UNKNOWN_FLAG);
+    ck_assert_int_eq(posthog__flags_count(NULL), 0);
+    ck_assert_int_eq(posthog__flags_find(NULL, "f"), -1);
     posthog__flags_defs_unref(d);
     /* id and has_experiment travel with every result (the exposure event needs them) */
     r = eval1(DEFS("{\"id\":77,\"key\":\"x\",\"active\":true,\"has_experiment\":false,"
@@ -787,6 +824,20 @@ START_TEST(flag_condition_order_and_early_exit) {
     CK_VALUE(r, PH_FLAG_FALSE);
     ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
     ck_assert_int_eq(r.condition_index, 1);
+    /* the server keeps the highest-priority reason, a tie taking the later
+     * condition: no match reports the last condition evaluated, out of
+     * rollout the last condition out of rollout */
+    r = eval1(defs, "oob", (ctxs_t){.person = "{\"plan\":\"team\"}"});
+    CK_VALUE(r, PH_FLAG_FALSE);
+    ck_assert_int_eq(r.reason, PH_REASON_NO_CONDITION_MATCH);
+    ck_assert_int_eq(r.condition_index, 1);
+    r = eval1(DEFS("{\"key\":\"two\",\"active\":true,\"filters\":{\"groups\":["
+                   "{\"rollout_percentage\":0},{\"rollout_percentage\":0},"
+                   "{\"properties\":[{\"key\":\"plan\",\"value\":\"x\"}]}]}}"),
+              "two", (ctxs_t){.person = "{\"plan\":\"pro\"}"});
+    CK_VALUE(r, PH_FLAG_FALSE);
+    ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
+    ck_assert_int_eq(r.condition_index, 1);
 }
 END_TEST
 
@@ -848,15 +899,17 @@ START_TEST(flag_device_bucketing) {
         r = eval1(defs, "d50", (ctxs_t){.person = props});
         ck_assert_int_eq(r.value == PH_FLAG_TRUE, want);
     }
-    /* without a device id: out of rollout (the server), but 100% needs no hash */
-    ph_flag_result_t r = eval1(defs, "d50", (ctxs_t){0});
-    CK_VALUE(r, PH_FLAG_FALSE);
-    ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
-    r = eval1(defs, "d100", (ctxs_t){0});
-    CK_VALUE(r, PH_FLAG_TRUE);
-    r = eval1(defs, "dmv", (ctxs_t){0});
-    CK_VALUE(r, PH_FLAG_INCONCLUSIVE);
-    ck_assert_int_eq(r.cause, PH_INCONCLUSIVE_MISSING_BUCKETING_ID);
+    /* without a device id the server skips person conditions as out of
+     * rollout, whatever their percentage (get_match) */
+    static const char *keys[] = {"d50", "d100", "dmv"};
+    for (int i = 0; i < 3; i++) {
+        ph_flag_result_t r = eval1(defs, keys[i], (ctxs_t){0});
+        CK_VALUE(r, PH_FLAG_FALSE);
+        ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
+        ck_assert_int_eq(r.condition_index, 0);
+        r = eval1(defs, keys[i], (ctxs_t){.device_id = ""}); /* empty is none */
+        CK_VALUE(r, PH_FLAG_FALSE);
+    }
 }
 END_TEST
 
@@ -892,9 +945,15 @@ START_TEST(flag_groups) {
     /* $group_key resolves to the key */
     r = eval1(defs, "gk", c);
     CK_VALUE(r, PH_FLAG_TRUE);
-    /* the group not passed: false, no_group_type (the server; Go falls back) */
+    /* the group not passed (or an empty key): false, no_group_type, the
+     * skipped condition's index (the server; Go falls back) */
     r = eval1(defs, "g", (ctxs_t){0});
     CK_VALUE(r, PH_FLAG_FALSE);
+    ck_assert_int_eq(r.reason, PH_REASON_NO_GROUP_TYPE);
+    ck_assert_int_eq(r.condition_index, 0);
+    r = eval1(defs, "g", (ctxs_t){.groups = "{\"company\":\"\"}"});
+    ck_assert_int_eq(r.reason, PH_REASON_NO_GROUP_TYPE);
+    r = eval1(defs, "g", (ctxs_t){.groups = "{\"company\":true}"});
     ck_assert_int_eq(r.reason, PH_REASON_NO_GROUP_TYPE);
     /* an index not in group_type_mapping */
     r = eval1(defs, "g9", c);
@@ -929,7 +988,12 @@ START_TEST(flag_holdout_and_early_access) {
         "\"groups\":[{\"rollout_percentage\":0}],\"payloads\":{\"true\":\"\\\"on\\\"\"}}},"
         "{\"key\":\"sg\",\"active\":true,\"filters\":{\"super_groups\":[{\"properties\":["
         "{\"key\":\"beta\",\"value\":[\"true\"],\"type\":\"person\"}],\"rollout_percentage\":100}],"
-        "\"groups\":[{\"rollout_percentage\":0}]}}");
+        "\"groups\":[{\"rollout_percentage\":0}]}},"
+        "{\"key\":\"eamv\",\"active\":true,\"filters\":{\"feature_enrollment\":true,"
+        "\"groups\":[{\"rollout_percentage\":100}],\"multivariate\":{\"variants\":["
+        "{\"key\":\"a\",\"rollout_percentage\":100}]},\"payloads\":{\"a\":\"1\",\"true\":\"2\"}}},"
+        "{\"key\":\"hp\",\"active\":true,\"filters\":{\"holdout\":{\"id\":3,"
+        "\"exclusion_percentage\":100},\"payloads\":{\"holdout-3\":\"\\\"held\\\"\"}}}");
     int held = 0;
     for (int i = 0; i < 200; i++) {
         char id[32];
@@ -970,6 +1034,16 @@ START_TEST(flag_holdout_and_early_access) {
     CK_VALUE(r, PH_FLAG_FALSE);
     r = eval1(defs, "sg", (ctxs_t){.person = "{}"});
     CK_VALUE(r, PH_FLAG_INCONCLUSIVE);
+    /* an enrolment match is true without a variant, even on a multivariate
+     * flag (the server's answer), with the "true" payload */
+    r = eval1(defs, "eamv", (ctxs_t){.person = "{\"$feature_enrollment/eamv\":true}"});
+    CK_VALUE(r, PH_FLAG_TRUE);
+    ck_assert_str_eq(r.payload, "2");
+    ck_assert_int_eq(r.condition_index, 0);
+    /* the holdout payload is payloads["holdout-<id>"] */
+    r = eval1(defs, "hp", (ctxs_t){0});
+    ck_assert_str_eq(r.variant, "holdout-3");
+    ck_assert_str_eq(r.payload, "\"held\"");
 }
 END_TEST
 
@@ -991,7 +1065,9 @@ START_TEST(cohorts) {
         "{\"key\":\"bad\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
         "{\"key\":\"id\",\"value\":2,\"type\":\"cohort\"}]}]}},"
         "{\"key\":\"loop\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
-        "{\"key\":\"id\",\"value\":3,\"type\":\"cohort\"}]}]}}],"
+        "{\"key\":\"id\",\"value\":3,\"type\":\"cohort\"}]}]}},"
+        "{\"key\":\"inner_empty\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"id\",\"value\":4,\"type\":\"cohort\"}]}]}}],"
         "\"cohorts\":{"
         /* 98: (country = US AND age > 18) OR (NOT plan = free) */
         "\"98\":{\"type\":\"OR\",\"values\":["
@@ -1004,7 +1080,11 @@ START_TEST(cohorts) {
         "{\"key\":\"email\",\"operator\":\"icontains\",\"value\":\"@corp\",\"type\":\"person\"}]},"
         "\"1\":{},"
         "\"2\":{\"type\":\"XOR\",\"values\":[{\"key\":\"a\",\"value\":1}]},"
-        "\"3\":{\"type\":\"AND\",\"values\":[{\"key\":\"id\",\"value\":3,\"type\":\"cohort\"}]}}}";
+        "\"3\":{\"type\":\"AND\",\"values\":[{\"key\":\"id\",\"value\":3,\"type\":\"cohort\"}]},"
+        /* 4: an entry {} is the canonical empty group (true), not a filter without a key
+         * (found by tests/flags_diff against posthog-python) */
+        "\"4\":{\"type\":\"AND\",\"values\":[{},{\"key\":\"plan\",\"value\":\"pro\","
+        "\"type\":\"person\"}]}}}";
     static const struct {
         const char *key, *props;
         int want; /* 1 true, 0 false, -1 inconclusive */
@@ -1028,6 +1108,8 @@ START_TEST(cohorts) {
         {"empty", "{}", 1, 0},
         {"bad", "{\"a\":1}", -1, PH_INCONCLUSIVE_UNKNOWN_PROPERTY_TYPE},
         {"loop", "{}", -1, PH_INCONCLUSIVE_COHORT_DEPTH},
+        {"inner_empty", "{\"plan\":\"pro\"}", 1, 0},
+        {"inner_empty", "{\"plan\":\"free\"}", 0, 0},
     };
     ph_flags_defs_t *d = compile_ok(defs);
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -1097,6 +1179,21 @@ START_TEST(dependencies) {
     CK_VALUE(eval1(defs, "chain", free_), PH_FLAG_FALSE);
     /* an inactive dependency evaluates to false */
     CK_VALUE(eval1(defs, "on-off", pro), PH_FLAG_TRUE);
+    /* an inactive or deleted dependency is false, and the server does not
+     * follow its own dependencies: a missing one there breaks nothing */
+    const char *filtered = DEFS(
+        "{\"id\":1,\"key\":\"off-broken\",\"active\":false,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"ghost\",\"type\":\"flag\",\"operator\":\"flag_evaluates_to\",\"value\":true}]}]}},"
+        "{\"id\":2,\"key\":\"gone\",\"active\":true,\"deleted\":true,\"filters\":{}},"
+        "{\"id\":3,\"key\":\"on-off-broken\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"off-broken\",\"type\":\"flag\",\"operator\":\"flag_evaluates_to\",\"value\":false}]}]}},"
+        "{\"id\":4,\"key\":\"on-gone\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"gone\",\"type\":\"flag\",\"operator\":\"flag_evaluates_to\",\"value\":false}]}]}}");
+    CK_VALUE(eval1(filtered, "on-off-broken", pro), PH_FLAG_TRUE);
+    CK_VALUE(eval1(filtered, "on-gone", pro), PH_FLAG_TRUE);
+    ph_flag_result_t off = eval1(filtered, "off-broken", pro);
+    CK_VALUE(off, PH_FLAG_FALSE);
+    ck_assert_int_eq(off.reason, PH_REASON_FLAG_DISABLED);
     /* cycles, reaching a cycle, a missing dependency, the server's empty
      * chain: false, missing_dependency (the server fails closed) */
     static const char *broken[] = {"cyc-a", "cyc-b", "self", "on-cycle", "missing", "server-cycle"};
@@ -1322,6 +1419,23 @@ static void *reader(void *arg) {
     return NULL;
 }
 
+static void *reader_any(void *arg) {
+    reader_t *r = arg;
+    ph_flags_ctx_t ctx = {"reader", NULL, NULL, NULL, NULL, 0};
+    while (!atomic_load(r->stop) || r->evaluations < 100) {
+        const ph_flags_defs_t *d = posthog__flags_store_acquire(r->s);
+        if (!d) continue;
+        ph_flag_result_t res;
+        posthog__flags_evaluate(d, "gen", &ctx, &res);
+        int id, n;
+        if (res.value != PH_FLAG_VARIANT || sscanf(res.variant, "p%d-%d", &id, &n) != 2)
+            r->bad = true;
+        posthog__flags_store_release(r->s, d);
+        r->evaluations++;
+    }
+    return NULL;
+}
+
 START_TEST(store_concurrent_readers) {
     ph_flags_store_t *s = posthog__flags_store_new();
     _Atomic int stop = 0;
@@ -1354,6 +1468,149 @@ START_TEST(store_concurrent_readers) {
     posthog__flags_store_publish(s, NULL);
     ck_assert_int_eq(posthog__flags_store_pending(s), 0);
     posthog__flags_store_free(s);
+}
+END_TEST
+
+/* Several publishers at once, readers in between: no lock anywhere, every
+ * version freed exactly once (ASan), no race (TSan), nothing left over. */
+typedef struct {
+    ph_flags_store_t *s;
+    int id;
+} publisher_t;
+
+static void *publisher(void *arg) {
+    publisher_t *p = arg;
+    char body[512];
+    for (int v = 0; v < 150; v++) {
+        snprintf(body, sizeof body,
+                 "{\"flags\":[{\"key\":\"gen\",\"active\":true,\"filters\":{"
+                 "\"groups\":[{\"variant\":\"p%d-%d\"}],\"multivariate\":{\"variants\":["
+                 "{\"key\":\"p%d-%d\",\"rollout_percentage\":100}]}}}]}",
+                 p->id, v, p->id, v);
+        ph_flags_defs_t *d = posthog__flags_compile(body, strlen(body), NULL, 0);
+        if (d) posthog__flags_store_publish(p->s, d);
+    }
+    return NULL;
+}
+
+START_TEST(store_concurrent_publishers) {
+    ph_flags_store_t *s = posthog__flags_store_new();
+    _Atomic int stop = 0;
+    reader_t rs[2];
+    pthread_t rt[2], pt[2];
+    publisher_t ps[2] = {{s, 0}, {s, 1}};
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&pt[i], NULL, publisher, &ps[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        rs[i] = (reader_t){s, &stop, 0, 0, false};
+        ck_assert_int_eq(pthread_create(&rt[i], NULL, reader_any, &rs[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(pt[i], NULL);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(rt[i], NULL);
+        ck_assert_msg(!rs[i].bad, "reader %d saw an inconsistent version", i);
+    }
+    ck_assert_int_eq(posthog__flags_store_publish(s, NULL), 301);
+    ck_assert_int_eq(posthog__flags_store_pending(s), 0);
+    posthog__flags_store_free(s);
+}
+END_TEST
+
+/* fork(): the child reads and publishes; a hazard slot a parent thread
+ * held at fork time is cleared by the child hook. */
+START_TEST(store_fork) {
+    ph_flags_store_t *s = posthog__flags_store_new();
+    posthog__flags_store_publish(s, compile_ok(DEFS("{\"key\":\"a\",\"active\":true,"
+                                                    "\"filters\":{\"groups\":[{}]}}")));
+    /* simulate a reader of the parent caught between its load and its increment */
+    const ph_flags_defs_t *cur = posthog__flags_store_acquire(s);
+    atomic_store(&s->hz[5].p, (ph_flags_defs_t *)cur);
+    pid_t pid = fork();
+    if (pid == 0) {
+        posthog__flags_store_fork_child(s);
+        int ok = atomic_load(&s->hz[5].p) == NULL;
+        const ph_flags_defs_t *d = posthog__flags_store_acquire(s);
+        ph_flags_ctx_t ctx = {"child", NULL, NULL, NULL, NULL, 0};
+        ph_flag_result_t r;
+        posthog__flags_evaluate(d, "a", &ctx, &r);
+        ok = ok && r.value == PH_FLAG_TRUE;
+        posthog__flags_store_release(s, d);
+        posthog__flags_store_publish(s, NULL);
+        ok = ok && posthog__flags_store_acquire(s) == NULL;
+        /* free what the child owns (under valgrind its own leak check
+         * decides the child's exit status) */
+        posthog__flags_store_release(s, cur);
+        posthog__flags_store_free(s);
+        _exit(ok ? 0 : 1);
+    }
+    ck_assert_int_gt(pid, 0);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    atomic_store(&s->hz[5].p, NULL);
+    posthog__flags_store_release(s, cur);
+    posthog__flags_store_free(s);
+}
+END_TEST
+
+/* The issue's promise: evaluation takes no lock and, for flags without
+ * regexes, makes no allocation (compile allocates; evaluation only reads). */
+START_TEST(evaluation_allocates_nothing) {
+#ifndef PH_WRAP_MALLOC
+    return; /* needs GNU ld's --wrap (Linux) */
+#else
+    ph_flags_defs_t *d = compile_ok(
+        "{\"flags\":["
+        "{\"id\":1,\"key\":\"r\",\"active\":true,\"filters\":{\"groups\":[{\"rollout_percentage\":50}]}},"
+        "{\"id\":2,\"key\":\"p\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"email\",\"operator\":\"icontains\",\"value\":\"@x.com\"},"
+        "{\"key\":\"age\",\"operator\":\"gt\",\"value\":\"21\"},"
+        "{\"key\":\"v\",\"operator\":\"semver_caret\",\"value\":\"1.2.0\"},"
+        "{\"key\":\"seen\",\"operator\":\"is_date_after\",\"value\":\"-30d\"},"
+        "{\"key\":\"plan\",\"value\":[\"pro\",\"team\"]},{\"key\":\"n\",\"value\":1.5}]}]}},"
+        "{\"id\":3,\"key\":\"m\",\"active\":true,\"filters\":{\"groups\":[{}],\"multivariate\":"
+        "{\"variants\":[{\"key\":\"a\",\"rollout_percentage\":50},{\"key\":\"b\",\"rollout_percentage\":50}]},"
+        "\"payloads\":{\"a\":\"{}\"},\"holdout\":{\"id\":1,\"exclusion_percentage\":10}}},"
+        "{\"id\":4,\"key\":\"c\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":["
+        "{\"key\":\"id\",\"value\":7,\"type\":\"cohort\"},"
+        "{\"key\":\"m\",\"type\":\"flag\",\"operator\":\"flag_evaluates_to\",\"value\":true}]}]}},"
+        "{\"id\":5,\"key\":\"g\",\"active\":true,\"filters\":{\"aggregation_group_type_index\":0,"
+        "\"groups\":[{\"properties\":[{\"key\":\"$group_key\",\"value\":\"acme\",\"type\":\"group\","
+        "\"group_type_index\":0}],\"rollout_percentage\":70}]}}],"
+        "\"group_type_mapping\":{\"0\":\"company\"},"
+        "\"cohorts\":{\"7\":{\"type\":\"OR\",\"values\":[{\"type\":\"AND\",\"values\":["
+        "{\"key\":\"plan\",\"value\":\"pro\",\"negation\":true}]},{\"key\":\"age\",\"operator\":\"lt\","
+        "\"value\":100}]}}}");
+    cJSON *props = cJSON_Parse("{\"email\":\"A@X.COM\",\"age\":30,\"v\":\"1.4.2\","
+                               "\"seen\":\"2024-06-14T00:00:00Z\",\"plan\":\"pro\",\"n\":1.5}");
+    cJSON *groups = cJSON_Parse("{\"company\":\"acme\"}");
+    cJSON *gprops = cJSON_Parse("{\"company\":{}}");
+    ph_flags_store_t *s = posthog__flags_store_new();
+    posthog__flags_store_publish(s, d);
+    ph_flag_result_t all[5], one;
+    long before = atomic_load(&allocs);
+    for (int i = 0; i < 200; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "user-%d", i);
+        ph_flags_ctx_t ctx = {id, NULL, props, groups, gprops, NOW_MS};
+        const ph_flags_defs_t *v = posthog__flags_store_acquire(s);
+        posthog__flags_evaluate_all(v, &ctx, all);
+        for (size_t k = 0; k < 5; k++) posthog__flags_evaluate_index(v, k, &ctx, &one);
+        posthog__flags_evaluate(v, "nope", &ctx, &one);
+        posthog__flags_store_release(s, v);
+    }
+    long used = atomic_load(&allocs) - before;
+    ck_assert_int_eq(all[1].value, PH_FLAG_TRUE); /* the cases really ran */
+    ck_assert_int_eq(all[3].value == PH_FLAG_INCONCLUSIVE, 0);
+    ck_assert_msg(used == 0, "evaluation allocated %ld times", used);
+    /* and the counter works: compiling allocates */
+    posthog__flags_defs_unref(compile_ok(DEFS("{\"key\":\"x\",\"active\":true}")));
+    ck_assert_int_gt(atomic_load(&allocs) - before, 0);
+    posthog__flags_store_free(s);
+    cJSON_Delete(props);
+    cJSON_Delete(groups);
+    cJSON_Delete(gprops);
+#endif
 }
 END_TEST
 
@@ -1392,6 +1649,9 @@ static Suite *flags_suite(void) {
     tcase_add_test(t, values_helpers);
     tcase_add_test(t, store_publish_and_retire);
     tcase_add_test(t, store_concurrent_readers);
+    tcase_add_test(t, store_concurrent_publishers);
+    tcase_add_test(t, store_fork);
+    tcase_add_test(t, evaluation_allocates_nothing);
     suite_add_tcase(s, t);
     return s;
 }

@@ -1,11 +1,14 @@
 /*
  * Unit tests of src/delivery/retry.c: the response table of the ingestion contract,
- * the backoff (growth, jitter, cap, Retry-After) and Retry-After parsing.
+ * the backoff (growth, jitter, cap, Retry-After) and Retry-After parsing; and
+ * which v0 2xx bodies confirm a batch (proto_v0.c).
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "protocol.h"
 #include "retry.h"
 
 START_TEST(classify_contract_table) {
@@ -20,12 +23,48 @@ START_TEST(classify_contract_table) {
         {429, PH_OUTCOME_RETRY},     {500, PH_OUTCOME_RETRY},     {502, PH_OUTCOME_RETRY},
         {503, PH_OUTCOME_RETRY},     {504, PH_OUTCOME_RETRY},     {0, PH_OUTCOME_RETRY},
         {507, PH_OUTCOME_RETRY},     {599, PH_OUTCOME_RETRY},     {501, PH_OUTCOME_REJECT},
-        {505, PH_OUTCOME_REJECT},    {100, PH_OUTCOME_REJECT},    {301, PH_OUTCOME_REJECT},
-        {302, PH_OUTCOME_REJECT},    {600, PH_OUTCOME_REJECT},    {999, PH_OUTCOME_REJECT},
+        {505, PH_OUTCOME_REJECT},    {100, PH_OUTCOME_REJECT},    {600, PH_OUTCOME_REJECT},
+        {999, PH_OUTCOME_REJECT},
+        /* a redirect is a proxy's or captive portal's answer, not a refusal */
+        {300, PH_OUTCOME_RETRY},     {301, PH_OUTCOME_RETRY},     {302, PH_OUTCOME_RETRY},
+        {303, PH_OUTCOME_RETRY},     {307, PH_OUTCOME_RETRY},     {308, PH_OUTCOME_RETRY},
+        {399, PH_OUTCOME_RETRY},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         ck_assert_msg(posthog__classify(t[i].status) == t[i].want, "status %ld: got %d want %d",
                       t[i].status, posthog__classify(t[i].status), t[i].want);
+}
+END_TEST
+
+/* Only the capture service's own answer confirms a v0 batch: a captive
+ * portal's or proxy's 2xx page does not. */
+START_TEST(v0_confirmation_body) {
+    static const struct {
+        long status;
+        const char *body;
+        bool want;
+    } t[] = {
+        {200, "{\"status\": 1}", true},
+        {200, "{\"status\":1}", true},
+        {201, " {\n \"status\" : 1 }\n", true},
+        {200, "{\"status\":1,\"quota_limited\":[\"events\"]}", true},
+        {204, "", true},
+        {204, "{\"status\": 1}", false}, /* a 204 has no body */
+        {200, "", false},
+        {200, "<html><body>Sign in to the Wi-Fi</body></html>", false},
+        {200, "{\"status\": 0}", false},
+        {200, "{\"status\": \"1\"}", false},
+        {200, "{\"status\": 10}", false},
+        {200, "{\"status\": 1", false},
+        {200, "{}", false},
+        {200, "[1]", false},
+        {200, "{\"ok\": 1}", false},
+        {200, "{\"results\": {}}", false},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        ck_assert_msg(posthog__v0_confirmed(t[i].status, t[i].body, strlen(t[i].body)) == t[i].want,
+                      "HTTP %ld %s: want %d", t[i].status, t[i].body, t[i].want);
+    ck_assert(!posthog__v0_confirmed(200, NULL, 0));
 }
 END_TEST
 
@@ -119,6 +158,7 @@ static Suite *retry_suite(void) {
     TCase *t = tcase_create("retry");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, classify_contract_table);
+    tcase_add_test(t, v0_confirmation_body);
     tcase_add_test(t, backoff_growth_and_jitter);
     tcase_add_test(t, backoff_cap);
     tcase_add_test(t, backoff_retry_after);

@@ -4,8 +4,9 @@
  * (truncation at every offset, single bit flips at every byte, bad lengths
  * and magics, bad headers, empty and zero-filled files), stray files and
  * stale temp files, max_bytes eviction order, max_age, ownership through
- * POSIX locks (across processes and between two spools of one process),
- * park/take ordering and fault injection.
+ * owner tags and leases (across processes, between two spools of one
+ * process, racing adopters, release_all), directory checks, park/take
+ * ordering and fault injection.
  *
  * Forked helpers never use Check: they report through their exit status.
  */
@@ -16,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,7 +114,8 @@ static void rm_rf(const char *dir) {
     (void)rc;
 }
 
-/* Number of directory entries whose name starts with prefix ("" = all, not . ..). */
+/* Number of directory entries whose name starts with prefix ("" = all, not
+ * . .. and not the leases of open spools). */
 static int count_entries(const char *dir, const char *prefix) {
     DIR *d = opendir(dir);
     ck_assert_ptr_nonnull(d);
@@ -120,6 +123,7 @@ static int count_entries(const char *dir, const char *prefix) {
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!*prefix && !strncmp(e->d_name, ".lease-", 7)) continue;
         if (!strncmp(e->d_name, prefix, strlen(prefix))) n++;
     }
     closedir(d);
@@ -131,6 +135,28 @@ static int exists(const char *dir, const char *name) {
     snprintf(p, sizeof p, "%s/%s", dir, name);
     struct stat st;
     return lstat(p, &st) == 0;
+}
+
+/* Whether spool file `stem` ("ph-<ms>-<pid>-<seq>") is in dir, untagged
+ * (stem.spool) or with an owner's tag (stem.<tag>.spool). */
+static int exists_stem(const char *dir, const char *stem) {
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    size_t l = strlen(stem);
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, stem, l) && e->d_name[l] == '.' &&
+            !strcmp(e->d_name + strlen(e->d_name) - 6, ".spool"))
+            found = 1;
+    closedir(d);
+    return found;
+}
+
+/* The stem of a spool file's name (without its tag and ".spool"). */
+static void stem_of(char *out, size_t cap, const char *name) {
+    const char *dot = strchr(name, '.');
+    snprintf(out, cap, "%.*s", (int)(dot ? dot - name : (long)strlen(name)), name);
 }
 
 static unsigned char *slurp(const char *path, size_t *n) {
@@ -217,7 +243,7 @@ START_TEST(roundtrip_sizes) {
                  {3, 1 << 20}};
     char *dir = make_dir();
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     struct stat st;
     ck_assert_int_eq(stat(dir, &st), 0);
     uint64_t total = 0;
@@ -225,16 +251,19 @@ START_TEST(roundtrip_sizes) {
         evset_t e = make_events(cases[c].n, cases[c].pad);
         ph_spool_file_t *f = write_ev(&s, &e, NULL);
         ck_assert_uint_eq(f->count, e.n);
-        ck_assert_int_ge(f->fd, 0);
         int64_t now = posthog__now_ms();
         ck_assert(f->created_ms <= now && f->created_ms > now - 60000);
-        /* name: ph-<13 digits>-<pid>-<seq>.spool */
+        /* name: ph-<13 digits>-<pid>-<seq>.<tag: 16 hex digits>.spool */
         long long ms;
         long pid;
         unsigned long long seq;
-        char tail[16] = "";
-        ck_assert_int_eq(sscanf(base(f), "ph-%13lld-%ld-%llu%15s", &ms, &pid, &seq, tail), 4);
-        ck_assert_str_eq(tail, ".spool");
+        char tail[32] = "";
+        ck_assert_int_eq(sscanf(base(f), "ph-%13lld-%ld-%llu%31s", &ms, &pid, &seq, tail), 4);
+        ck_assert_uint_eq(strlen(tail), 1 + 16 + 6);
+        ck_assert_int_eq(tail[0], '.');
+        ck_assert_uint_eq(strspn(tail + 1, "0123456789abcdef"), 16);
+        ck_assert_str_eq(tail + 17, ".spool");
+        ck_assert_str_eq(f->name, base(f));
         ck_assert_int_eq(pid, (long)getpid());
         ck_assert_int_eq(ms, f->created_ms);
         ck_assert_int_eq(stat(f->path, &st), 0);
@@ -338,7 +367,7 @@ START_TEST(truncate_every_offset_files) {
     for (size_t cut = 0; cut <= n; cut++) {
         put_file(dir, "ph-0000000000001-1-000001.spool", img, cut);
         ph_spool_t s;
-        ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+        ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
         ph_spool_loss_t loss = {0};
         uint64_t adopted = posthog__spool_adopt(&s, &loss);
         if (cut < PH_SPOOL_HDR) {
@@ -561,12 +590,12 @@ START_TEST(bad_file_headers) {
     put_file(dir, "ph-0000000000001-1-000004.spool", b, n);
     put_file(dir, "ph-0000000000001-1-000005.spool", img, n); /* the good one */
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     loss = (ph_spool_loss_t){0};
     ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 2);
     ck_assert_uint_eq(loss.corrupt, 4);
     ck_assert_int_eq(count_entries(dir, ""), 1);
-    ck_assert(exists(dir, "ph-0000000000001-1-000005.spool"));
+    ck_assert(exists_stem(dir, "ph-0000000000001-1-000005"));
     ck_assert_uint_eq(posthog__spool_bytes(&s), n);
     posthog__spool_close(&s);
     rm_rf(dir);
@@ -610,7 +639,7 @@ START_TEST(stray_files_and_temp_files) {
     ck_assert_int_eq(mkdir(p, 0700), 0); /* a directory with a spool name */
 
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     ph_spool_loss_t loss = {0};
     ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 2);
     ck_assert_uint_eq(loss.corrupt, 0);
@@ -625,7 +654,9 @@ START_TEST(stray_files_and_temp_files) {
     ck_assert(exists(dir, "ph-0000000000002-1-000001.spool"));
     ph_spool_file_t *f = posthog__spool_take(&s);
     ck_assert_ptr_nonnull(f);
-    ck_assert_str_eq(base(f), "ph-0000000000001-1-000001.spool");
+    char stem[64];
+    stem_of(stem, sizeof stem, base(f));
+    ck_assert_str_eq(stem, "ph-0000000000001-1-000001");
     ck_assert_ptr_null(posthog__spool_take(&s));
     posthog__spool_park(&s, f);
     ck_assert_uint_eq(posthog__spool_idle_events(&s), 2);
@@ -650,7 +681,7 @@ START_TEST(bytes_count_only_spool_files) {
     snprintf(p, sizeof p, "%s/ph-0000000000002-1-000001.spool", dir);
     ck_assert_int_eq(mkdir(p, 0700), 0);
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     ck_assert_msg(posthog__spool_bytes(&s) == n, "open: spool_bytes %llu, files %zu",
                   (unsigned long long)posthog__spool_bytes(&s), n);
     ph_spool_loss_t loss = {0};
@@ -671,16 +702,16 @@ START_TEST(open_errors) {
     snprintf(p, sizeof p, "%s/file", dir);
     put_file(dir, "file", "x", 1);
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0), -1); /* a regular file */
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, NULL, 0), -1); /* a regular file */
     ck_assert_int_eq(errno, ENOTDIR);
     snprintf(p, sizeof p, "%s/file/sub", dir);
-    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0), -1); /* under a regular file */
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, NULL, 0), -1); /* under a regular file */
     ck_assert_int_eq(errno, ENOTDIR);
     snprintf(p, sizeof p, "%s/a/b", dir);
-    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0), -1); /* parent missing */
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, NULL, 0), -1); /* parent missing */
     ck_assert_int_eq(errno, ENOENT);
     snprintf(p, sizeof p, "%s/new", dir);
-    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, NULL, 0), 0);
     struct stat st;
     ck_assert_int_eq(stat(p, &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0700);
@@ -705,7 +736,7 @@ START_TEST(max_bytes_eviction_order) {
     put_file(dir, "ph-0000000000001-1-000001.spool", img, n);
     put_file(dir, "ph-0000000000002-1-000001.spool", img, n);
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, 4 * fsize, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, 4 * fsize, 0, NULL, 0), 0);
     ck_assert_uint_eq(posthog__spool_bytes(&s), 2 * fsize);
     /* own files: two idle, one taken (in flight: never evicted) */
     ph_spool_loss_t loss = {0};
@@ -783,25 +814,25 @@ START_TEST(max_age_on_adopt) {
     put_file(dir, "ph-0000000000001-1-000001.spool", old, n);
     put_file(dir, "ph-0000000000002-1-000001.spool", fresh, n);
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 60 * 1000), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 60 * 1000, NULL, 0), 0);
     ph_spool_loss_t loss = {0};
     ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 4);
     ck_assert_uint_eq(loss.evicted_age, 4);
     ck_assert_uint_eq(loss.corrupt, 0);
-    ck_assert(!exists(dir, "ph-0000000000001-1-000001.spool"));
-    ck_assert(exists(dir, "ph-0000000000002-1-000001.spool"));
+    ck_assert(!exists_stem(dir, "ph-0000000000001-1-000001"));
+    ck_assert(exists_stem(dir, "ph-0000000000002-1-000001"));
     ck_assert_uint_eq(posthog__spool_bytes(&s), n);
     posthog__spool_close(&s);
     /* max_age 0: no limit */
     put_file(dir, "ph-0000000000001-1-000001.spool", old, n);
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     loss = (ph_spool_loss_t){0};
     ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 8);
     ck_assert_uint_eq(loss.evicted_age, 0);
     posthog__spool_close(&s);
     /* a file this process wrote, released, ages out too */
     rm_rf(dir);
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 50), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 50, NULL, 0), 0);
     ph_spool_file_t *f = write_ev(&s, &e, NULL);
     posthog__spool_release(&s, f);
     usleep(120 * 1000);
@@ -837,6 +868,19 @@ static int child_can_lock(const char *path) {
     return WEXITSTATUS(st);
 }
 
+/* 1 when the spool file at path belongs to a live owner: its name carries
+ * an owner's tag and another process cannot lock that owner's lease. */
+static int owned_by_live(const char *path) {
+    const char *b = strrchr(path, '/') + 1;
+    size_t l = strlen(b);
+    if (l < 6 + 17 || b[l - 6 - 17] != '.') return 0;
+    char lease[512];
+    snprintf(lease, sizeof lease, "%.*s/.lease-%.16s", (int)(b - 1 - path), path, b + l - 6 - 16);
+    struct stat st;
+    if (stat(lease, &st)) return 0;
+    return child_can_lock(lease);
+}
+
 START_TEST(other_process_files_not_adopted_until_it_dies) {
     char *dir = make_dir();
     evset_t e = make_events(5, 10);
@@ -848,7 +892,7 @@ START_TEST(other_process_files_not_adopted_until_it_dies) {
         close(pfd[0]);
         posthog__spool_fork_child(NULL);
         ph_spool_t s;
-        if (posthog__spool_open(&s, dir, BIG, 0)) _exit(3);
+        if (posthog__spool_open(&s, dir, BIG, 0, NULL, 0)) _exit(3);
         ph_spool_loss_t loss = {0};
         ph_spool_file_t *f =
             posthog__spool_write(&s, (const char *const *)e.ev, e.len, e.n, &loss);
@@ -876,7 +920,7 @@ START_TEST(other_process_files_not_adopted_until_it_dies) {
     ck_assert_int_eq(count_entries(dir, ".tmp-"), 1);
 
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     ph_spool_loss_t loss = {0};
     ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 0); /* the child's: locked */
     ck_assert_ptr_null(posthog__spool_take(&s));
@@ -886,7 +930,9 @@ START_TEST(other_process_files_not_adopted_until_it_dies) {
     /* eviction must not take a live process's file either */
     ph_spool_t small;
     evset_t one = make_events(1, 0);
-    ck_assert_int_eq(posthog__spool_open(&small, dir, PH_SPOOL_HDR + PH_SPOOL_REC_HDR + one.len[0], 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&small, dir, PH_SPOOL_HDR + PH_SPOOL_REC_HDR + one.len[0],
+                                         0, NULL, 0),
+                     0);
     ck_assert_uint_gt(posthog__spool_bytes(&small), 0); /* the child's file */
     ph_spool_file_t *x =
         posthog__spool_write(&small, (const char *const *)one.ev, one.len, 1, &loss);
@@ -910,8 +956,8 @@ START_TEST(other_process_files_not_adopted_until_it_dies) {
     ck_assert_int_eq(posthog__spool_read(f, sink_fn, &k, &loss), 5);
     assert_prefix(&k, &e, 5);
     sink_clear(&k);
-    /* now ours: another process cannot lock it */
-    ck_assert_int_eq(child_can_lock(f->path), 1);
+    /* now ours: another process cannot lock our lease */
+    ck_assert_int_eq(owned_by_live(f->path), 1);
     /* adopting again takes nothing twice */
     posthog__spool_park(&s, f);
     ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 0);
@@ -926,12 +972,46 @@ START_TEST(other_process_files_not_adopted_until_it_dies) {
 }
 END_TEST
 
+/* A child forked without the library's atfork handler (here: a bare
+ * fork) has a copy of its parent's random generator: its spool must still
+ * get a tag of its own, or each would take the other's files for its own. */
+START_TEST(forked_spool_gets_its_own_tag) {
+    char *dir = make_dir();
+    (void)posthog__rand_u64(); /* the generator is seeded before the fork */
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        ph_spool_t c;
+        if (posthog__spool_open(&c, dir, BIG, 0, NULL, 0)) _exit(3);
+        if (write(pfd[1], c.tag, PH_SPOOL_TAG_LEN) != PH_SPOOL_TAG_LEN) _exit(4);
+        /* dies without exit handlers: valgrind would leak-check the heap it
+         * shares with the parent */
+        raise(SIGKILL);
+    }
+    close(pfd[1]);
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
+    char theirs[PH_SPOOL_TAG_LEN + 1] = "";
+    ck_assert_int_eq(read(pfd[0], theirs, PH_SPOOL_TAG_LEN), PH_SPOOL_TAG_LEN);
+    close(pfd[0]);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    ck_assert_str_ne(theirs, s.tag);
+    posthog__spool_close(&s);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(two_spools_one_process) {
     char *dir = make_dir();
     evset_t e = make_events(3, 10);
     ph_spool_t s1, s2;
-    ck_assert_int_eq(posthog__spool_open(&s1, dir, BIG, 0), 0);
-    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s1, dir, BIG, 0, NULL, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0, NULL, 0), 0);
     ph_spool_file_t *inflight = write_ev(&s1, &e, NULL);
     ph_spool_file_t *idle = write_ev(&s1, &e, NULL);
     posthog__spool_park(&s1, idle);
@@ -939,9 +1019,10 @@ START_TEST(two_spools_one_process) {
     ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 0);
     ck_assert_ptr_null(posthog__spool_take(&s2));
     ck_assert_uint_eq(loss.corrupt, 0);
-    /* s2's look did not drop s1's locks (closing any fd would) */
-    ck_assert_int_eq(child_can_lock(inflight->path), 1);
-    ck_assert_int_eq(child_can_lock(idle->path), 1);
+    /* s2's look did not drop s1's lease (closing any fd of it would, with
+     * POSIX locks) */
+    ck_assert_int_eq(owned_by_live(inflight->path), 1);
+    ck_assert_int_eq(owned_by_live(idle->path), 1);
     /* s2 cannot evict them either */
     s2.max_bytes = 3 * inflight->bytes;
     ph_spool_file_t *mine = write_ev(&s2, &e, &loss);
@@ -951,16 +1032,17 @@ START_TEST(two_spools_one_process) {
     ck_assert_uint_eq(posthog__spool_adopt(&s1, &loss), 0);
     ck_assert_uint_eq(posthog__spool_idle_events(&s1), 3);
     /* s1 releases its idle file: s2 may adopt it now, once */
-    char idle_path[512];
-    snprintf(idle_path, sizeof idle_path, "%s", idle->path);
+    char idle_stem[64], untagged[80];
+    stem_of(idle_stem, sizeof idle_stem, base(idle));
+    snprintf(untagged, sizeof untagged, "%s.spool", idle_stem);
     posthog__spool_release_idle(&s1);
-    ck_assert_int_eq(child_can_lock(idle_path), 0);
+    ck_assert(exists(dir, untagged)); /* given up: nobody's tag */
     ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 3);
     ck_assert_uint_eq(posthog__spool_adopt(&s1, &loss), 0);
     ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 0);
     ph_spool_file_t *t = posthog__spool_take(&s2);
     ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(child_can_lock(t->path), 1);
+    ck_assert_int_eq(owned_by_live(t->path), 1);
     posthog__spool_remove(&s2, t);
     posthog__spool_remove(&s2, mine);
     posthog__spool_remove(&s1, inflight);
@@ -973,16 +1055,145 @@ START_TEST(two_spools_one_process) {
 }
 END_TEST
 
+/* Two spools of one process race to adopt the same files: the ownership
+ * check and the lock used not to be one step (and POSIX locks do not
+ * exclude a second client of the same process), so both could take a file
+ * and send it twice. Exactly one wins, every round. */
+typedef struct {
+    ph_spool_t *s;
+    pthread_barrier_t *go;
+    uint64_t adopted;
+} racer_t;
+
+static void *racer(void *arg) {
+    racer_t *r = arg;
+    ph_spool_loss_t loss = {0};
+    pthread_barrier_wait(r->go);
+    r->adopted = posthog__spool_adopt(r->s, &loss);
+    return NULL;
+}
+
+START_TEST(two_spools_race_for_files) {
+    enum { ROUNDS = 200, FILES = 3 };
+    char *dir = make_dir();
+    evset_t e = make_events(2, 1);
+    size_t n;
+    unsigned char *img = build_image(&e, &n, posthog__now_ms());
+    ph_spool_t s1, s2;
+    ck_assert_int_eq(posthog__spool_open(&s1, dir, BIG, 0, NULL, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0, NULL, 0), 0);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    int doubled = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int k = 0; k < FILES; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "ph-%013d-0000000001-%010d.spool", round + 1, k);
+            put_file(dir, name, img, n);
+        }
+        racer_t r[2] = {{&s1, &go, 0}, {&s2, &go, 0}};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, racer, &r[i]), 0);
+        for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+        if (r[0].adopted + r[1].adopted != FILES * e.n) doubled++;
+        ck_assert_uint_eq(posthog__spool_idle_events(&s1) + posthog__spool_idle_events(&s2),
+                          r[0].adopted + r[1].adopted);
+        ph_spool_t *sp[2] = {&s1, &s2};
+        int taken = 0;
+        for (int i = 0; i < 2; i++) {
+            ph_spool_file_t *f;
+            while ((f = posthog__spool_take(sp[i]))) {
+                posthog__spool_remove(sp[i], f);
+                taken++;
+            }
+        }
+        ck_assert_int_ge(taken, FILES);
+        ck_assert_int_eq(count_entries(dir, "ph-"), 0);
+    }
+    ck_assert_msg(doubled == 0, "a file was adopted by both spools in %d of %d rounds", doubled,
+                  ROUNDS);
+    pthread_barrier_destroy(&go);
+    posthog__spool_close(&s1);
+    posthog__spool_close(&s2);
+    rm_rf(dir);
+    free(dir);
+    free(img);
+    free_events(&e);
+}
+END_TEST
+
+/* After release_all (posthog_shutdown) the spool owns nothing: another one
+ * adopts its idle files at once, and what it writes afterwards too. */
+START_TEST(release_all_gives_everything_up) {
+    char *dir = make_dir();
+    evset_t e = make_events(2, 1);
+    ph_spool_t s1, s2;
+    ck_assert_int_eq(posthog__spool_open(&s1, dir, BIG, 0, NULL, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0, NULL, 0), 0);
+    for (int i = 0; i < 3; i++) posthog__spool_park(&s1, write_ev(&s1, &e, NULL));
+    ph_spool_loss_t loss = {0};
+    ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 0); /* s1's */
+    posthog__spool_release_all(&s1);
+    ck_assert_int_eq(count_entries(dir, ".lease-"), 1); /* s2's only */
+    ck_assert_uint_eq(posthog__spool_idle_events(&s1), 0);
+    ph_spool_file_t *late = write_ev(&s1, &e, NULL); /* a late durable capture */
+    posthog__spool_park(&s1, late);                   /* is not kept */
+    ck_assert_uint_eq(posthog__spool_idle_events(&s1), 0);
+    ck_assert_uint_eq(posthog__spool_adopt(&s1, &loss), 0); /* takes nothing any more */
+    ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 8);
+    ph_spool_file_t *f;
+    while ((f = posthog__spool_take(&s2))) posthog__spool_remove(&s2, f);
+    ck_assert_int_eq(count_entries(dir, ""), 0);
+    posthog__spool_close(&s1);
+    posthog__spool_close(&s2);
+    ck_assert_int_eq(count_entries(dir, ".lease-"), 0);
+    rm_rf(dir);
+    free(dir);
+    free_events(&e);
+}
+END_TEST
+
+/* The directory is refused unless only its owner, this user, can write it,
+ * and a symlink is refused; the reason says what is wrong. */
+START_TEST(unsafe_directories_refused) {
+    char *dir = make_dir();
+    char p[512], err[256];
+    ph_spool_t s;
+    snprintf(p, sizeof p, "%s/link", dir);
+    ck_assert_int_eq(symlink(dir, p), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, err, sizeof err), -1);
+    ck_assert_int_eq(errno, ELOOP);
+    ck_assert_msg(strstr(err, "symbolic link") != NULL, "%s", err);
+    snprintf(p, sizeof p, "%s/wide", dir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ck_assert_int_eq(chmod(p, 0722), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, err, sizeof err), -1);
+    ck_assert_int_eq(errno, EPERM);
+    ck_assert_msg(strstr(err, "writable by group or others (mode 0722)") != NULL, "%s", err);
+    ck_assert_int_eq(count_entries(p, ""), 0); /* nothing written into it */
+    ck_assert_int_eq(chmod(p, 0700), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, err, sizeof err), 0);
+    posthog__spool_close(&s);
+    if (geteuid() == 0) {
+        ck_assert_int_eq(chown(p, 65534, 65534), 0);
+        ck_assert_int_eq(posthog__spool_open(&s, p, BIG, 0, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, "owned by uid 65534") != NULL, "%s", err);
+    }
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(release_idle_then_adopt) {
     char *dir = make_dir();
     evset_t e = make_events(2, 1);
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     for (int i = 0; i < 3; i++) posthog__spool_park(&s, write_ev(&s, &e, NULL));
     ck_assert_uint_eq(posthog__spool_idle_events(&s), 6);
     posthog__spool_close(&s); /* releases: files stay on disk */
     ck_assert_int_eq(count_entries(dir, "ph-"), 3);
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     ph_spool_loss_t loss = {0};
     ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 6);
     posthog__spool_close(&s);
@@ -995,7 +1206,7 @@ END_TEST
 START_TEST(park_take_oldest_first) {
     char *dir = make_dir();
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     ph_spool_file_t *f[6];
     for (uint32_t i = 0; i < 6; i++) {
         evset_t e = make_events(i + 1, 1);
@@ -1031,10 +1242,13 @@ START_TEST(park_take_oldest_first) {
     ph_spool_loss_t loss = {0};
     ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 2);
     ph_spool_file_t *t = posthog__spool_take(&s);
-    ck_assert_str_eq(base(t), "ph-0000000000003-9-000001.spool");
+    char stem[64];
+    stem_of(stem, sizeof stem, base(t));
+    ck_assert_str_eq(stem, "ph-0000000000003-9-000001");
     posthog__spool_remove(&s, t);
     t = posthog__spool_take(&s);
-    ck_assert_str_eq(base(t), "ph-0000000000005-9-000001.spool");
+    stem_of(stem, sizeof stem, base(t));
+    ck_assert_str_eq(stem, "ph-0000000000005-9-000001");
     posthog__spool_remove(&s, t);
     ck_assert_ptr_eq(posthog__spool_take(&s), own);
     posthog__spool_remove(&s, own);
@@ -1061,7 +1275,7 @@ START_TEST(fault_injection) {
     char *dir = make_dir();
     evset_t e = make_events(3, 100);
     ph_spool_t s;
-    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
     struct {
         const char *name;
         int (**hook)(void);
@@ -1100,7 +1314,7 @@ START_TEST(fault_injection) {
      * the one good file after it is released */
     posthog__spool_release_idle(&s);
     ph_spool_t s2;
-    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0), 0);
+    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0, NULL, 0), 0);
     ph_spool_loss_t loss = {0};
     ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 3);
     posthog__spool_close(&s2);
@@ -1133,7 +1347,11 @@ static Suite *suite(void) {
     tcase_add_test(tc, max_bytes_eviction_order);
     tcase_add_test(tc, max_age_on_adopt);
     tcase_add_test(tc, other_process_files_not_adopted_until_it_dies);
+    tcase_add_test(tc, forked_spool_gets_its_own_tag);
     tcase_add_test(tc, two_spools_one_process);
+    tcase_add_test(tc, two_spools_race_for_files);
+    tcase_add_test(tc, release_all_gives_everything_up);
+    tcase_add_test(tc, unsafe_directories_refused);
     tcase_add_test(tc, release_idle_then_adopt);
     tcase_add_test(tc, park_take_oldest_first);
     tcase_add_test(tc, fault_injection);

@@ -120,7 +120,7 @@ START_TEST(corpus_replays) {
         ck_assert_uint_eq(fwrite(b, 1, n, f), n);
         fclose(f);
         ph_spool_t s;
-        ck_assert_int_eq(posthog__spool_open(&s, tmpl, UINT64_C(1) << 40, 0), 0);
+        ck_assert_int_eq(posthog__spool_open(&s, tmpl, UINT64_C(1) << 40, 0, NULL, 0), 0);
         ph_spool_loss_t l2 = {0};
         posthog__spool_adopt(&s, &l2);
         ph_spool_file_t *sf = posthog__spool_take(&s);

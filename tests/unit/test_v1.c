@@ -1003,6 +1003,7 @@ START_TEST(classify_v1) {
         {415, PH_OUTCOME_REJECT},    {418, PH_OUTCOME_REJECT},    {408, PH_OUTCOME_RETRY},
         {429, PH_OUTCOME_RETRY},     {500, PH_OUTCOME_RETRY},     {502, PH_OUTCOME_RETRY},
         {503, PH_OUTCOME_RETRY},     {504, PH_OUTCOME_RETRY},     {0, PH_OUTCOME_RETRY},
+        {301, PH_OUTCOME_RETRY},     {302, PH_OUTCOME_RETRY},     {307, PH_OUTCOME_RETRY},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         ck_assert_msg(posthog__v1_classify(t[i].status) == t[i].want, "status %ld: %d, want %d",
@@ -1042,20 +1043,20 @@ START_TEST(builder_add_repeated_uuid) {
                                            false, UINT64_MAX),
                      0);
     ph_rec_t *r0 = rec_with_uuid(0);
-    ck_assert_int_eq(posthog__builder_add(&b, r0, now), 0);
-    ck_assert_int_eq(posthog__builder_add(&b, r0, now), 1);
+    ck_assert_int_eq(posthog__builder_add(&b, r0, now, 0), 0);
+    ck_assert_int_eq(posthog__builder_add(&b, r0, now, 0), 1);
     ck_assert_uint_eq(ph_builder_count(&b), 1);
     /* past the first growth of the uuid list (128) */
     for (int i = 1; i < 300; i++) {
         ph_rec_t *r = rec_with_uuid(i);
-        ck_assert_int_eq(posthog__builder_add(&b, r, now), 0);
+        ck_assert_int_eq(posthog__builder_add(&b, r, now, 0), 0);
         free(r);
     }
     ck_assert_uint_eq(ph_builder_count(&b), 300);
     static const int again[] = {0, 1, 127, 128, 129, 255, 256, 299};
     for (size_t k = 0; k < sizeof again / sizeof again[0]; k++) {
         ph_rec_t *r = rec_with_uuid(again[k]);
-        ck_assert_msg(posthog__builder_add(&b, r, now) == 1, "uuid %d not seen", again[k]);
+        ck_assert_msg(posthog__builder_add(&b, r, now, 0) == 1, "uuid %d not seen", again[k]);
         free(r);
     }
     ck_assert_uint_eq(ph_builder_count(&b), 300);
@@ -1076,10 +1077,10 @@ START_TEST(builder_add_repeated_uuid) {
     free(raw);
     posthog__batch_free(bt);
     /* after sealing, the uuid may start the next batch */
-    ck_assert_int_eq(posthog__builder_add(&b, r0, now), 0);
-    ck_assert_int_eq(posthog__builder_add(&b, r0, now), 1);
+    ck_assert_int_eq(posthog__builder_add(&b, r0, now, 0), 0);
+    ck_assert_int_eq(posthog__builder_add(&b, r0, now, 0), 1);
     ph_rec_t *r5 = rec_with_uuid(5);
-    ck_assert_int_eq(posthog__builder_add(&b, r5, now), 0);
+    ck_assert_int_eq(posthog__builder_add(&b, r5, now, 0), 0);
     ck_assert_uint_eq(ph_builder_count(&b), 2);
     free(r5);
     posthog__builder_free(&b);
@@ -1087,8 +1088,8 @@ START_TEST(builder_add_repeated_uuid) {
     ck_assert_int_eq(posthog__builder_init(&b, PH_PROTO_V0, PH_CODEC_NONE, 0, "phc_x", false,
                                            false, UINT64_MAX),
                      0);
-    ck_assert_int_eq(posthog__builder_add(&b, r0, now), 0);
-    ck_assert_int_eq(posthog__builder_add(&b, r0, now), 0);
+    ck_assert_int_eq(posthog__builder_add(&b, r0, now, 0), 0);
+    ck_assert_int_eq(posthog__builder_add(&b, r0, now, 0), 0);
     ck_assert_uint_eq(ph_builder_count(&b), 2);
     posthog__builder_free(&b);
     free(r0);
@@ -1171,8 +1172,8 @@ START_TEST(rec_lift_in_v1_batch) {
     ph_rec_t *r0 = rec_props(0, "\"$session_id\":\"s0\",\"$ignore_sent_at\":true,\"k\":1",
                              "\"$set_once\":{\"a\":1}", PH_REC_LIB | PH_REC_LIBV | PH_REC_LIFT);
     ph_rec_t *r1 = rec_props(1, "\"k\":2", "", PH_REC_LIB | PH_REC_LIBV);
-    ck_assert_int_eq(posthog__builder_add(&b, r0, 1767225600000LL), 0);
-    ck_assert_int_eq(posthog__builder_add(&b, r1, 1767225600000LL), 0);
+    ck_assert_int_eq(posthog__builder_add(&b, r0, 1767225600000LL, 0), 0);
+    ck_assert_int_eq(posthog__builder_add(&b, r1, 1767225600000LL, 0), 0);
     ph_batch_t *bt = posthog__builder_seal(&b);
     ck_assert_ptr_nonnull(bt);
     static const int idx[] = {0, 1};

@@ -230,6 +230,30 @@ def test_sync_mode_delivers_before_returning(server, make_client):
         assert len(ev) == i + 1 and ev[-1]["uuid"] == u
 
 
+def test_sync_mode_with_spool_returns_while_unreachable(make_client, tmp_path):
+    # PostHog unreachable (nothing listens on the port): each sync capture
+    # returns once its event is safe in the spool, not when the spool drains
+    # (which would be never while the endpoint stays down)
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    c = make_client(host="http://127.0.0.1:%d" % port, sync_mode=True, flush_interval=60,
+                    storage_path=str(tmp_path / "spool"), max_retries=1)
+    uuids = []
+    t = threading.Thread(target=lambda: uuids.extend(c.capture("e%d" % i, distinct_id="u")
+                                                     for i in range(3)), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "sync_mode capture blocked while PostHog is unreachable"
+    assert len(uuids) == 3 and all(uuids)
+    st = c.stats()
+    assert st["spooled"] == 3 and st["spool_pending"] == 3 and st["dropped_total"] == 0
+
+
 def test_capture_durable_is_on_disk_before_returning(server, make_client, tmp_path):
     spool = tmp_path / "spool"
     c = make_client(storage_path=str(spool), flush_interval=60)

@@ -38,10 +38,32 @@ module LibPostHog
       list.each(&block)
     end
 
-    # @api private: runs in a forked child.
+    # @api private: runs in a forked child, from the Process._fork hook, or
+    # (Ruby < 3.1) from check_fork at the first call into a client.
     def after_fork_child
+      @pid = Process.pid
+      # before any client's flusher starts in the child: its callbacks need
+      # ffi's callback dispatcher thread (Native.restart_callback_dispatcher)
+      Native.restart_callback_dispatcher
       each_live_client(&:_after_fork)
     end
+
+    # @api private: runs after_fork_child once in a process forked without
+    # the Process._fork hook.
+    def check_fork
+      after_fork_child if @pid != Process.pid
+    end
+
+    # @api private
+    def init_pid
+      @pid = Process.pid
+    end
+  end
+
+  init_pid
+  if Native::BROKEN_FORK_FFI.include?(FFI::VERSION)
+    warn "libposthog: ffi #{FFI::VERSION} cannot call back into Ruby from a forked child's " \
+         'flusher (use ffi 1.15 or >= 1.17.1): clients used after fork may hang'
   end
 
   LIVE = ObjectSpace::WeakMap.new

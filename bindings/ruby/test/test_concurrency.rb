@@ -136,4 +136,60 @@ class TestConcurrency < LibPostHogTest
       raise 'capture' unless c.capture(distinct_id: 'c', event: 'ok') && c.flush(timeout: 10)
     end
   end
+  # The Puma/Unicorn shape: the client is created (and its flusher-thread
+  # callbacks used) in the master; forked workers use that same client, no
+  # new one. Each worker's flusher calls back into Ruby (a rejected batch:
+  # log line and drop report) and the worker exits normally (at_exit shuts
+  # the client down, joining its flusher). ffi < 1.17.1 leaves the workers'
+  # callbacks waiting for a callback dispatcher thread that died with the
+  # fork: the worker's flusher hung at its first callback and its exit in
+  # pthread_join.
+  def test_fork_workers_use_the_masters_client
+    errors = Queue.new
+    c = client(on_error: proc { |s, _| errors << s })
+    IngestServer.faults([{ status: 400 }])
+    c.capture(distinct_id: 'master', event: 'rejected_in_master')
+    assert c.flush
+    assert_equal 400, Timeout.timeout(10) { errors.pop }
+    3.times do |n|
+      rd, wr = IO.pipe
+      pid = fork do
+        rd.close
+        msg = 'OK'
+        begin
+          IngestServer.faults([{ status: 400 }])
+          c.capture(distinct_id: "worker#{n}", event: 'rejected_in_worker')
+          raise 'worker flush timed out (flusher stuck in a callback?)' unless c.flush(timeout: 10)
+          got = Timeout.timeout(10) { errors.pop }
+          raise "worker on_error got #{got.inspect}" unless got == 400
+          raise 'second flush' unless c.capture(distinct_id: "worker#{n}", event: 'from_worker') && c.flush(timeout: 10)
+        rescue Exception => e # rubocop:disable Lint/RescueException
+          msg = "#{e.class}: #{e.message}"
+        end
+        wr.write(msg)
+        wr.close
+        # a normal exit: at_exit shuts the client down and joins its flusher
+      end
+      wr.close
+      status = nil
+      deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 40
+      while (done = Process.wait(pid, Process::WNOHANG)).nil? &&
+            Process.clock_gettime(Process::CLOCK_MONOTONIC) < deadline
+        sleep 0.05
+      end
+      status = $? if done
+      msg = rd.read
+      rd.close
+      unless done
+        Process.kill('KILL', pid)
+        Process.wait(pid)
+      end
+      assert_equal 'OK', msg, "worker #{n}"
+      assert done, "worker #{n} did not exit within 40 s (hung in its flusher's callback or pthread_join)"
+      assert status.success?, "worker #{n} exit status #{status.inspect}"
+    end
+    names = events.map { |e| e['event'] }
+    assert_equal 3, names.count('from_worker')
+    refute_includes names, 'rejected_in_worker'
+  end
 end

@@ -1,6 +1,8 @@
 require 'tmpdir'
 # frozen_string_literal: true
 
+require 'socket'
+
 require_relative 'test_helper'
 
 # Client options: on_error, before_send, sync_mode, test_mode, batch_size...
@@ -113,6 +115,30 @@ class TestOptions < LibPostHogTest
     assert_equal ['sync_1'], events.map { |e| e['event'] } # delivered before capture returned
     assert c.identify(distinct_id: 'u', properties: { a: 1 })
     assert_equal 2, events.size
+  end
+
+  # PostHog unreachable (nothing listens on the port): a sync capture returns
+  # once its event is safe in the spool, not when the spool drains (never,
+  # while the endpoint stays down).
+  def test_sync_mode_with_spool_returns_while_unreachable
+    srv = TCPServer.new('127.0.0.1', 0)
+    port = srv.addr[1]
+    srv.close
+    Dir.mktmpdir do |dir|
+      c = LibPostHog::Client.new(api_key: 'phc_test', host: "http://127.0.0.1:#{port}", logger: @logger,
+                                 sync_mode: true, flush_interval_ms: 60_000, retry_backoff_ms: 10,
+                                 max_retries: 1, storage_path: File.join(dir, 'spool'))
+      @clients << c
+      results = []
+      t = Thread.new { 3.times { |i| results << c.capture(distinct_id: 'u', event: "e#{i}") } }
+      refute_nil t.join(30), 'sync_mode capture blocked while PostHog is unreachable'
+      assert_equal [true, true, true], results
+      s = c.stats
+      assert_equal 3, s[:spooled]
+      assert_equal 3, s[:spool_pending]
+      assert_equal 0, s[:dropped_total]
+      c.shutdown(timeout: 1)
+    end
   end
 
   def test_test_mode_sends_nothing

@@ -55,6 +55,7 @@ E_INTERNAL = 17
 E_STORAGE = 18
 E_NO_STORAGE = 19
 E_UNDELIVERED = 20  # posthog_flush_ex: finished, but events were dropped meanwhile
+E_IN_CALLBACK = 21  # flush/shutdown inside a callback of the same client
 
 LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR = 0, 1, 2, 3
 
@@ -199,6 +200,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     fn("posthog_capture_json", c_int, c_void_p, c_char_p, c_char_p, c_char_p)
     fn("posthog_flush", c_int, c_void_p, c_int)
     fn("posthog_flush_ex", c_int, c_void_p, c_int, POINTER(FlushResult))
+    fn("posthog_flush_resolved", c_int, c_void_p, c_int)
     fn("posthog_drop_event", c_int, c_void_p, c_int, c_char_p, c_char_p, c_char_p)
     fn("posthog_shutdown", c_int, c_void_p, c_int)
     fn("posthog_client_free", None, c_void_p)

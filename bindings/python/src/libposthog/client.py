@@ -800,7 +800,9 @@ class Posthog(FlagsMixin):
             self._refused(st, name, getattr(_tls, "drop", None))
             return None
         if self.sync_mode and self.send:
-            self._flush_ms(-1)
+            # delivered, dropped, or safe in the spool: never the spool's
+            # drain, which lasts as long as PostHog is unreachable
+            self._sync_wait()
         return out.value.decode("ascii")
 
     def _refuse_unserialisable(self, handle: "_Handle", name: str, did: Optional[str],
@@ -856,12 +858,23 @@ class Posthog(FlagsMixin):
             return _native.OK
         res = _native.FlushResult()
         st = _native.load().posthog_flush_ex(handle.ptr, timeout_ms, ctypes.byref(res))
-        if st == _native.E_TIMEOUT:
+        if st == _native.E_IN_CALLBACK:
+            log.warning("libposthog: flush() from inside a callback is ignored (it would deadlock)")
+        elif st == _native.E_TIMEOUT:
             log.warning("flush timed out with events still queued")
         elif st == _native.E_UNDELIVERED:
             log.warning("flush finished, but %d event(s) were dropped instead of delivered "
                         "(see on_error)", res.dropped)
         return st
+
+    def _sync_wait(self) -> None:
+        """sync_mode: until the event is delivered, dropped, or safe in the
+        spool; never for the spool to drain, which lasts as long as PostHog
+        is unreachable."""
+        handle = self._handle
+        if handle is None or not handle.ptr or _in_callback():
+            return
+        _native.load().posthog_flush_resolved(handle.ptr, -1)
 
     @no_throw
     def flush(self, timeout_seconds: Optional[float] = 10) -> Optional[bool]:

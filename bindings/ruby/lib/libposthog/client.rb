@@ -269,6 +269,15 @@ module LibPostHog
       false
     end
 
+    # sync_mode: waits until the event is delivered, dropped, or safe in the
+    # spool (never for the spool to drain: that lasts as long as PostHog is
+    # unreachable), and for its reports.
+    def sync_wait
+      Native.posthog_flush_resolved(@state.ptr, @flush_timeout.nil? ? -1 : (@flush_timeout * 1000).ceil)
+      @state.reporter.wait_idle(@flush_timeout)
+    end
+    private :sync_wait
+
     # libposthog's counters (see posthog_stats_t), with dropped broken down
     # by reason: { captured:, sent:, requests:, ..., dropped: { queue_full: 0, ... } }
     def stats
@@ -314,6 +323,7 @@ module LibPostHog
     private
 
     def live?
+      LibPostHog.check_fork
       !@state.ptr.nil? && !@state.freed
     end
 
@@ -411,7 +421,7 @@ module LibPostHog
       st = Native.public_send(fn, @state.ptr, did, event.nil? ? nil : Utils.string(event),
                               props_json, co.pointer, nil)
       ok = st == Native::OK
-      flush if ok && @sync_mode
+      sync_wait if ok && @sync_mode
       ok || (@state.test_mode && st == Native::E_DROPPED && Thread.current[:libposthog_recorded])
     ensure
       Thread.current[:libposthog_recorded] = nil

@@ -54,6 +54,7 @@ module LibPostHog
     E_DISABLED = 13
     E_DROPPED = 14
     E_UNDELIVERED = 20 # posthog_flush_ex: finished, but events were dropped meanwhile
+    E_IN_CALLBACK = 21 # flush/shutdown inside a callback of the same client
 
     DROP_INVALID = 1
 
@@ -157,6 +158,8 @@ module LibPostHog
     # they must release it (blocking: true) or they would deadlock.
     attach_function :posthog_flush, %i[pointer int], :int, blocking: true
     attach_function :posthog_flush_ex, %i[pointer int pointer], :int, blocking: true
+    # delivered, dropped or on disk (sync_mode): not waiting for the spool to drain
+    attach_function :posthog_flush_resolved, %i[pointer int], :int, blocking: true
     attach_function :posthog_drop_event, %i[pointer int string string string], :int
     attach_function :posthog_shutdown, %i[pointer int], :int, blocking: true
     attach_function :posthog_client_free, [:pointer], :void, blocking: true
@@ -196,6 +199,22 @@ module LibPostHog
         posthog_options_free(o)
       end
     end
+
+    # ffi runs a callback made on a non-Ruby thread (the library's flusher)
+    # through its "callback dispatcher", a Ruby thread. A fork loses that
+    # thread. ffi < 1.16 resets its dispatcher in the child but only starts a
+    # new one when the next FFI::Function is created; until then every
+    # callback from the flusher waits for ever (and so does the exit, joining
+    # that flusher). ffi >= 1.17.1 restarts it itself at fork. Creating a
+    # Function in the child restarts it on the old versions and costs nothing
+    # on the new ones. ffi 1.16.0 to 1.17.0 bind each callback to the
+    # dispatcher of its creation, which cannot be restarted: the gemspec
+    # excludes them (BROKEN_FORK_FFI).
+    def self.restart_callback_dispatcher
+      @dispatcher_kick = FFI::Function.new(:void, []) {}
+    end
+
+    BROKEN_FORK_FFI = %w[1.16.0 1.16.1 1.16.2 1.16.3 1.17.0].freeze
 
     # The library free()s a before_send replacement: it must come from malloc.
     module LibC
