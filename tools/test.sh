@@ -15,8 +15,10 @@
 #               -> build-fuzz/; new crashes land in tests/fuzz/corpus_spool/
 #   compliance  PostHog's SDK compliance harness (tests/compliance/run.sh) against
 #               build-test; SKIP when the harness cannot be installed
-#   python      Python bindings suite (hook: bindings/python/run_tests.sh)
-#   ruby        Ruby bindings suite (hook: bindings/ruby/run_tests.sh)
+#   python      Python bindings suite (hook: bindings/python/run_tests.sh) and the
+#               one-command install in a fresh venv (bindings/python/test_install.sh)
+#   ruby        Ruby bindings suite (hook: bindings/ruby/run_tests.sh) and the
+#               gem build + install in a fresh GEM_HOME (bindings/ruby/test_install.sh)
 # ctest runs include tests/install (install + pkg-config + find_package).
 #
 # Environment: JOBS [2] build parallelism, CTEST_JOBS [2], BUILD_PREFIX [build-]
@@ -246,6 +248,8 @@ stage_python() {
   configure_build "${BUILD_PREFIX}test" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=
   LIBPOSTHOG_BUILD_DIR="$repo/${BUILD_PREFIX}test" bash "$runner"
+  # the one-command install (builds the C library itself) in a fresh virtualenv
+  bash bindings/python/test_install.sh
 }
 
 stage_ruby() {
@@ -254,6 +258,8 @@ stage_ruby() {
   configure_build "${BUILD_PREFIX}test" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE=
   LIBPOSTHOG_BUILD_DIR="$repo/${BUILD_PREFIX}test" bash "$runner"
+  # the one-command install (builds the C library itself) in a fresh GEM_HOME
+  bash bindings/ruby/test_install.sh
 }
 
 stage_fuzz() {

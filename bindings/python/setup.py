@@ -1,28 +1,48 @@
-"""Build hook: bundles the CMake-built libposthog shared library into the package.
+"""Build hook: bundles the libposthog shared library into the package.
 
-Pure Python otherwise (ctypes, no compiled extension). At build time the
-library is looked for in:
+Pure Python otherwise (ctypes, no compiled extension), but the wheel carries
+the platform-specific libposthog.so, so `pip install ./bindings/python` (or of
+an sdist built from it) is the only step. At build time the library is taken
+from, in order:
 
-  1. $LIBPOSTHOG_PATH     the .so file itself, or a directory holding it
-  2. $LIBPOSTHOG_BUILD_DIR  a CMake build directory
-  3. <repo>/build          the repository's default build directory
+  1. $LIBPOSTHOG_PATH       the .so file itself, or a directory holding it
+  2. $LIBPOSTHOG_BUILD_DIR  a CMake build directory of libposthog
+  3. a CMake build of the C sources, made here: the repository's
+     (../../CMakeLists.txt, for `pip install ./bindings/python`) or the copy
+     an sdist carries (csrc/). Tests, tools, examples and benchmarks are off,
+     so only a C compiler, CMake and the -dev packages of libcurl, cJSON,
+     zlib (and zstd, brotli unless LIBPOSTHOG_CMAKE_ARGS turns them off:
+     -DPOSTHOG_WITH_ZSTD=OFF) are needed, not Check.
 
-and copied to libposthog/_lib/. If none is found the package is built without
-it and finds an installed libposthog at run time (see README.md). Set
-LIBPOSTHOG_NO_BUNDLE=1 to skip bundling.
+and copied to libposthog/_lib/. When none of them gives a library the build
+fails, naming what was missing; LIBPOSTHOG_NO_BUNDLE=1 builds a package
+without the library on purpose (it then loads an installed libposthog at run
+time, see README.md). A wheel built once installs on machines without a
+compiler (they need the run-time libraries: libcurl, libcjson, zlib, ...).
+
+Environment for the CMake build: CMAKE [cmake], LIBPOSTHOG_CMAKE_ARGS (extra
+arguments, split like a shell), LIBPOSTHOG_JOBS [2] (build parallelism).
 """
 
 import os
+import shlex
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
 from setuptools.dist import Distribution
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 NAMES = ("libposthog.so.0", "libposthog.so", "libposthog.dylib")
+# What the C library's top-level CMake build needs (its tests, tools,
+# examples and benchmarks are only added when their folders exist).
+C_SOURCES = ("CMakeLists.txt", "cmake", "pkgconfig", "include", "src", "LICENSE")
+SDIST_CSRC = HERE / "csrc"
 
 
 def _from_dir(d):
@@ -34,9 +54,57 @@ def _from_dir(d):
     return None
 
 
+def _c_source_dir():
+    """The C library's sources: an sdist's csrc/, else the repository."""
+    for d in (SDIST_CSRC, REPO):
+        cm = d / "CMakeLists.txt"
+        if cm.is_file() and "project(posthog" in cm.read_text(errors="replace"):
+            return d
+    return None
+
+
+def _cmake_build(announce):
+    src = _c_source_dir()
+    if src is None:
+        raise SystemExit(
+            "libposthog: no C library to bundle: set LIBPOSTHOG_PATH (a libposthog.so) or "
+            "LIBPOSTHOG_BUILD_DIR (a CMake build dir), or build from the libposthog repository "
+            "or an sdist of this package (which carry the C sources)"
+        )
+    cmake = os.environ.get("CMAKE", "cmake")
+    if shutil.which(cmake) is None:
+        raise SystemExit(
+            "libposthog: building the C library needs CMake (>= 3.16), a C compiler and the "
+            "-dev packages of libcurl, libcjson, zlib, libzstd, libbrotli; '%s' was not found "
+            "(or set LIBPOSTHOG_PATH to a built libposthog.so)" % cmake
+        )
+    build = Path(tempfile.mkdtemp(prefix="libposthog-cmake-"))
+    args = [
+        cmake, "-S", str(src), "-B", str(build),
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DPOSTHOG_BUILD_TESTS=OFF", "-DPOSTHOG_BUILD_TOOLS=OFF",
+        "-DPOSTHOG_BUILD_EXAMPLES=OFF", "-DPOSTHOG_BUILD_BENCH=OFF",
+    ] + shlex.split(os.environ.get("LIBPOSTHOG_CMAKE_ARGS", ""))
+    jobs = os.environ.get("LIBPOSTHOG_JOBS", "2")
+    announce("libposthog: building the C library: " + " ".join(args))
+    for cmd in (args, [cmake, "--build", str(build), "--target", "posthog", "-j", jobs]):
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            raise SystemExit(
+                "libposthog: building the C library failed (%s, exit %d):\n%s\n"
+                "It needs a C compiler, CMake >= 3.16 and the -dev packages of libcurl, "
+                "libcjson, zlib, libzstd and libbrotli (or LIBPOSTHOG_CMAKE_ARGS="
+                "'-DPOSTHOG_WITH_ZSTD=OFF -DPOSTHOG_WITH_BROTLI=OFF'); or set LIBPOSTHOG_PATH "
+                "to a built libposthog.so" % (" ".join(cmd), r.returncode, r.stdout[-4000:])
+            )
+    lib = _from_dir(build)
+    if lib is None:
+        raise SystemExit("libposthog: the CMake build in %s made no libposthog.so" % build)
+    return lib, build
+
+
 def find_shared_library():
-    if os.environ.get("LIBPOSTHOG_NO_BUNDLE"):
-        return None
+    """A prebuilt library named by the environment, or None."""
     env = os.environ.get("LIBPOSTHOG_PATH")
     if env:
         p = Path(env)
@@ -50,31 +118,64 @@ def find_shared_library():
         if not found:
             raise SystemExit("LIBPOSTHOG_BUILD_DIR=%s: no libposthog shared library there" % bd)
         return found
-    return _from_dir(REPO / "build")
+    return None
+
+
+def _bundling():
+    return not os.environ.get("LIBPOSTHOG_NO_BUNDLE")
 
 
 class BuildPyWithLib(build_py):
     def run(self):
         super().run()
-        lib = find_shared_library()
         dest = Path(self.build_lib) / "libposthog" / "_lib"
         if dest.exists():
             shutil.rmtree(dest)
-        if lib is None:
-            self.announce("libposthog: no shared library bundled (found none)", level=2)
+        if not _bundling():
+            self.announce("libposthog: LIBPOSTHOG_NO_BUNDLE set: no library bundled", level=2)
             return
-        dest.mkdir(parents=True)
-        real = lib.resolve()  # follow libposthog.so -> .so.0 -> .so.0.1.0
-        shutil.copy2(real, dest / "libposthog.so.0")
-        (dest / "SOURCE").write_text(str(real) + "\n")
-        self.announce("libposthog: bundled %s" % real, level=2)
+        lib, tmp = find_shared_library(), None
+        if lib is None:
+            lib, tmp = _cmake_build(lambda m: self.announce(m, level=2))
+        try:
+            dest.mkdir(parents=True)
+            real = lib.resolve()  # follow libposthog.so -> .so.0 -> .so.0.1.0
+            shutil.copy2(real, dest / "libposthog.so.0")
+            (dest / "SOURCE").write_text(("cmake build of " + str(_c_source_dir()) if tmp
+                                          else str(real)) + "\n")
+            self.announce("libposthog: bundled %s" % real, level=2)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+class SdistWithCSources(sdist):
+    """The sdist carries the C library's sources (csrc/) so that building a
+    wheel from it needs no repository."""
+
+    def make_release_tree(self, base_dir, files):
+        super().make_release_tree(base_dir, files)
+        src = _c_source_dir()
+        if src is None:
+            raise SystemExit("libposthog: sdist: the C library's sources were not found")
+        out = Path(base_dir) / "csrc"
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir()
+        for name in C_SOURCES:
+            p = src / name
+            if p.is_dir():
+                shutil.copytree(p, out / name, ignore=shutil.ignore_patterns("__pycache__"))
+            elif p.is_file():
+                shutil.copy2(p, out / name)
 
 
 class BinaryDistribution(Distribution):
     """The wheel holds a platform-specific .so, so it is not 'pure'."""
 
     def has_ext_modules(self):
-        return bool(find_shared_library())
+        return _bundling()
 
 
-setup(cmdclass={"build_py": BuildPyWithLib}, distclass=BinaryDistribution)
+setup(cmdclass={"build_py": BuildPyWithLib, "sdist": SdistWithCSources},
+      distclass=BinaryDistribution)

@@ -41,6 +41,16 @@ extern "C" {
 #define POSTHOG_VERSION_PATCH 0
 #define POSTHOG_VERSION_STRING "0.1.0"
 
+/*
+ * How deep a JSON value given to the library (properties, $set, $groups,
+ * super_properties, a builder with the builders nested in it, the property
+ * values of a before_send replacement) may nest objects and arrays; the
+ * value itself is level 1. Deeper ones are refused at capture
+ * (POSTHOG_E_INVALID_JSON, with a message naming the limit), as PostHog
+ * refuses a whole batch for one event nested too deep.
+ */
+#define POSTHOG_MAX_JSON_DEPTH 64
+
 /* ------------------------------------------------------------------ */
 /* Status codes                                                        */
 /* ------------------------------------------------------------------ */
@@ -76,8 +86,10 @@ POSTHOG_API const char *posthog_strerror(posthog_status_t s);
 /* The library version, e.g. "0.1.0". Static string. */
 POSTHOG_API const char *posthog_version(void);
 
-/* The allocator the library frees with: for before_send replacements made
- * from other languages. posthog_malloc(0) returns a unique pointer. */
+/* The library's allocator. No function takes ownership of memory from its
+ * caller (before_send replacements are copied, see posthog_replacement_set);
+ * these remain for callers that want to share it. posthog_malloc(0) returns
+ * a unique pointer. */
 POSTHOG_API void *posthog_malloc(size_t n);
 POSTHOG_API void posthog_free(void *p);
 
@@ -151,7 +163,9 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        a new UUID and a personless event [none]
  *   disable_geoip        1: add "$geoip_disable":true to every event's
  *                        properties (no GeoIP enrichment) [0]
- *   super_properties     JSON object merged into every event's properties [{}]
+ *   super_properties     JSON object merged into every event's properties; a
+ *                        key the event's own properties have keeps the event's
+ *                        value (the Python and Ruby bindings' precedence too) [{}]
  *   sdk_name, sdk_version  who the events come from: capture v1 sends
  *                        PostHog-Sdk-Info: <name>/<version>, from which the
  *                        server sets $lib/$lib_version (a binding sets its own);
@@ -315,26 +329,63 @@ POSTHOG_API void posthog_options_set_on_drop(posthog_options_t *o, posthog_drop_
 /* Return values of before_send. */
 typedef enum posthog_before_send_result {
     POSTHOG_BEFORE_SEND_KEEP = 0,    /* send the event unchanged */
-    POSTHOG_BEFORE_SEND_REPLACE = 1, /* send *replacement_json instead */
+    POSTHOG_BEFORE_SEND_REPLACE = 1, /* send the replacement set during the call */
     POSTHOG_BEFORE_SEND_DROP = 2     /* drop it (counted as before_send) */
 } posthog_before_send_result_t;
 
 /*
+ * The replacement event a before_send callback may set. Owned by the
+ * library and valid only during the callback, on its thread; the callback
+ * never allocates or frees anything for it.
+ */
+typedef struct posthog_replacement posthog_replacement_t;
+
+/*
  * before_send: called on the capturing thread, before the event is queued,
- * with the event as a JSON object {"event","distinct_id","uuid",
- * "timestamp","properties",...} (borrowed). To modify it, set
- * *replacement_json to a NUL-terminated JSON object allocated with
- * posthog_malloc() (or malloc() from the same C runtime; the library takes
- * ownership and frees it) and return REPLACE; the replacement must
- * still carry a non-empty "event" and "distinct_id" (uuid and timestamp
- * are kept from the original when absent). Keep it fast: it runs inside
- * posthog_capture*.
+ * with the event as a JSON object {"uuid","event","distinct_id",
+ * "timestamp","properties",...} (`event_json`, borrowed for the call) and
+ * the event's `replacement` (owned by the library). Returns a verdict:
+ *  KEEP     the event is sent as it was captured;
+ *  DROP     it is dropped and counted as before_send;
+ *  REPLACE  the replacement set during the call with posthog_replacement_set
+ *           or posthog_replacement_remove_property is sent instead. Without
+ *           one the event is sent unchanged (and a warning logged); a
+ *           replacement those calls refused drops the event as invalid (or
+ *           too_large) with their message.
+ * Any other value is treated as KEEP. Keep it fast: it runs inside
+ * posthog_capture*. No internal lock is held.
  */
 typedef posthog_before_send_result_t (*posthog_before_send_fn)(const char *event_json,
-                                                                char **replacement_json,
+                                                                posthog_replacement_t *replacement,
                                                                 void *user_data);
 POSTHOG_API void posthog_options_set_before_send(posthog_options_t *o,
                                                  posthog_before_send_fn fn, void *user_data);
+
+/*
+ * Sets the whole replacement event from `event_json` (borrowed, copied): a
+ * JSON object with a non-empty string "event" and a non-empty "distinct_id"
+ * (a string or a number); "uuid" and "timestamp" are kept from the original
+ * when absent or null; "properties" (an object or null) and any other
+ * top-level members ($set, ...) are sent exactly as written, numbers
+ * included. The same rules as at capture apply: numbers within the range
+ * of a double, property values nested at most POSTHOG_MAX_JSON_DEPTH levels,
+ * max_event_bytes and, in capture v1, event names and distinct_ids of at
+ * most 200 bytes. Returns POSTHOG_OK, or why the replacement is refused
+ * (POSTHOG_E_INVALID_JSON, _INVALID_EVENT, _TOO_LARGE, _NOMEM,
+ * _INVALID_ARG); the last call wins. Only during the before_send call.
+ */
+POSTHOG_API posthog_status_t posthog_replacement_set(posthog_replacement_t *replacement,
+                                                     const char *event_json);
+
+/*
+ * Removes the property `key` (borrowed; compared by its decoded value) from
+ * the replacement, which starts as the event the callback received; every
+ * other byte stays as it was. POSTHOG_OK also when there was no such
+ * property. Return POSTHOG_BEFORE_SEND_REPLACE for the edit to count. Only
+ * during the before_send call.
+ */
+POSTHOG_API posthog_status_t posthog_replacement_remove_property(
+    posthog_replacement_t *replacement, const char *key);
 
 /* ------------------------------------------------------------------ */
 /* Properties builder                                                  */
@@ -350,6 +401,11 @@ POSTHOG_API void posthog_options_set_before_send(posthog_options_t *o,
  * posthog_props_new_array) `key` must be NULL and the value is appended.
  * A setter that fails (POSTHOG_E_INVALID_ARG, _INVALID_UTF8, _INVALID_JSON,
  * _NOMEM) leaves the builder unchanged.
+ *
+ * A builder nests at most POSTHOG_MAX_JSON_DEPTH levels, itself included:
+ * posthog_props_set_json and posthog_props_set_props return
+ * POSTHOG_E_INVALID_JSON for a value that would nest deeper (a value nests
+ * at most POSTHOG_MAX_JSON_DEPTH - 1 levels inside its builder).
  */
 typedef struct posthog_props posthog_props_t;
 
@@ -373,10 +429,12 @@ POSTHOG_API posthog_status_t posthog_props_set_double(posthog_props_t *p, const 
 POSTHOG_API posthog_status_t posthog_props_set_bool(posthog_props_t *p, const char *key,
                                                     int value);
 POSTHOG_API posthog_status_t posthog_props_set_null(posthog_props_t *p, const char *key);
-/* `json` (borrowed) is any JSON value; it is validated and copied. */
+/* `json` (borrowed) is any JSON value; it is validated (numbers within the
+ * range of a double, nesting as above) and copied exactly as written. */
 POSTHOG_API posthog_status_t posthog_props_set_json(posthog_props_t *p, const char *key,
                                                     const char *json);
-/* Nests a copy of `child` (borrowed), an object or array builder. */
+/* Nests a copy of `child` (borrowed), an object or array builder; it may
+ * nest at most POSTHOG_MAX_JSON_DEPTH - 1 levels itself. */
 POSTHOG_API posthog_status_t posthog_props_set_props(posthog_props_t *p, const char *key,
                                                      const posthog_props_t *child);
 /* Number of keys (object) or elements (array). */

@@ -2,8 +2,8 @@
  * capture: the capture path. It validates, merges properties, and writes a
  * compact record straight into the queue with no lock, no allocation and
  * no syscall in the common case (the flusher is woken through an eventfd
- * only when it sleeps and enough events have piled up). Also before_send
- * and the person/group calls built on capture.
+ * only when it sleeps and enough events have piled up). Also the
+ * person/group calls built on capture; before_send is in before_send.c.
  *
  * Shutdown race: capture reserves (seq_cst CAS on the queue head) and then
  * reads the state (seq_cst); shutdown stores CLOSED (seq_cst) and then
@@ -13,10 +13,10 @@
  */
 #include "client.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "before_send.h"
 #include "event.h"
 #include "json.h"
 #include "props.h"
@@ -53,7 +53,8 @@ static bool user_has_lift_key(const cap_t *k) {
         return false;
     }
     for (size_t i = 0; i < ks->count; i++)
-        if (k->pjson[ks->off[i]] == '$' && posthog__is_lift_key(k->pjson + ks->off[i], ks->len[i]))
+        if ((k->pjson[ks->off[i]] == '$' || k->pjson[ks->off[i]] == '\\') &&
+            posthog__is_lift_key(k->pjson + ks->off[i], ks->len[i]))
             return true;
     return false;
 }
@@ -187,11 +188,10 @@ static posthog_status_t merge_props(posthog_client_t *c, const cap_t *k, bool ge
     return POSTHOG_OK;
 }
 
-/* Writes the record (header + texts) at dst. */
-static void write_rec(void *dst, const uint8_t uuid[16], int64_t ts, uint32_t flags,
-                      const char *name, size_t name_n, size_t name_e, const char *did,
-                      size_t did_n, size_t did_e, const ph_frags_t *props,
-                      const ph_frags_t *extra) {
+void posthog__rec_write(void *dst, const uint8_t uuid[16], int64_t ts, uint32_t flags,
+                        const char *name, size_t name_n, size_t name_e, const char *did,
+                        size_t did_n, size_t did_e, const ph_frags_t *props,
+                        const ph_frags_t *extra) {
     ph_rec_t *r = dst;
     memcpy(r->uuid, uuid, 16);
     r->ts_ms = ts;
@@ -215,9 +215,6 @@ static size_t rec_size(const ph_rec_t *r) {
 static posthog_status_t enqueue_rec(posthog_client_t *c, const ph_rec_t *img, const char *event,
                                     const char *did);
 
-static posthog_status_t apply_before_send(posthog_client_t *c, ph_rec_t **img,
-                                          const char *event, const char *did);
-
 /* Commits a written record, or marks it dead when shutdown won the race. */
 static posthog_status_t publish(posthog_client_t *c, ph_qslot_t *slot, uint64_t queued,
                                 const char *event, const char *did) {
@@ -234,7 +231,17 @@ static posthog_status_t publish(posthog_client_t *c, ph_qslot_t *slot, uint64_t 
     return POSTHOG_OK;
 }
 
-static posthog_status_t check_object(const char *json, ph_json_keys_t *keys, const char **out);
+static posthog_status_t check_object(const char *json, ph_json_keys_t *keys, const char **out,
+                                     const char *what, char *msg, size_t msglen);
+/* A capture-time drop whose message says what was wrong: logged and reported. */
+static posthog_status_t refuse(posthog_client_t *c, posthog_drop_reason_t reason,
+                               posthog_status_t st, const char *msg, const char *event,
+                               const char *did) {
+    posthog__log(c, POSTHOG_LOG_ERROR, "event refused: %s", msg);
+    posthog__report_drop_st(c, reason, st, 1, 0, msg, NULL, event, did);
+    return st;
+}
+
 static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
                                    const char *event, const char *properties_json,
                                    const posthog_capture_options_t *eo, char *uuid_out,
@@ -311,14 +318,14 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
             props_out_free(&po);
             return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, k->event, did);
         }
-        write_rec(img, uuid, ts, flags, k->event, name_n, name_e, did, did_n, did_e, &po.props,
+        posthog__rec_write(img, uuid, ts, flags, k->event, name_n, name_e, did, did_n, did_e, &po.props,
                   &k->extra);
         props_out_free(&po);
         if (c->o->disabled) {
             free(img);
             return POSTHOG_OK;
         }
-        st = c->o->before_send_fn ? apply_before_send(c, &img, k->event, did) : POSTHOG_OK;
+        st = c->o->before_send_fn ? posthog__before_send_apply(c, &img, k->event, did) : POSTHOG_OK;
         if (st == POSTHOG_OK) {
             if (k->uuid_out) {
                 posthog__uuid_format(k->uuid_out, img->uuid);
@@ -338,7 +345,7 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
         props_out_free(&po);
         return posthog__drop_at_capture(c, POSTHOG_DROP_QUEUE_FULL, POSTHOG_E_QUEUE_FULL, k->event, did);
     }
-    write_rec(dst, uuid, ts, flags, k->event, name_n, name_e, did, did_n, did_e, &po.props,
+    posthog__rec_write(dst, uuid, ts, flags, k->event, name_n, name_e, did, did_n, did_e, &po.props,
               &k->extra);
     props_out_free(&po);
     return publish(c, &slot, queued, k->event, did);
@@ -355,123 +362,6 @@ static posthog_status_t enqueue_rec(posthog_client_t *c, const ph_rec_t *img, co
     return publish(c, &slot, queued, event, did);
 }
 
-/* ---------------------------------------------------------------- before_send */
-
-/* Builds a record image from an event JSON object returned by before_send. */
-static posthog_status_t rec_from_json(posthog_client_t *c, const char *json, const ph_rec_t *orig,
-                                      ph_rec_t **out) {
-    posthog_status_t st = POSTHOG_E_INVALID_EVENT;
-    cJSON *root = cJSON_Parse(json);
-    char *props = NULL, *did_num = NULL;
-    ph_buf_t extra;
-    posthog__buf_init(&extra, PH_MAX(c->o->max_event_bytes, c->o->max_ai_event_bytes));
-    if (!root || !cJSON_IsObject(root)) goto done;
-    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(root, "event");
-    const cJSON *di = cJSON_GetObjectItemCaseSensitive(root, "distinct_id");
-    const char *name = cJSON_IsString(ev) ? ev->valuestring : NULL;
-    const char *did = cJSON_IsString(di) ? di->valuestring : NULL;
-    if (cJSON_IsNumber(di)) did = did_num = cJSON_PrintUnformatted(di);
-    if (!name || !*name || !did || !*did) goto done;
-    if (!posthog__utf8_valid(name, strlen(name)) || !posthog__utf8_valid(did, strlen(did))) {
-        st = POSTHOG_E_INVALID_UTF8;
-        goto done;
-    }
-    uint8_t uuid[16];
-    memcpy(uuid, orig->uuid, 16);
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "uuid");
-    if (cJSON_IsString(u) && posthog__uuid_parse(u->valuestring, strlen(u->valuestring), uuid))
-        memcpy(uuid, orig->uuid, 16);
-    int64_t ts = orig->ts_ms;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "timestamp");
-    if (cJSON_IsString(t) && posthog__iso8601_parse(t->valuestring, strlen(t->valuestring), &ts))
-        ts = orig->ts_ms;
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "properties");
-    ph_frags_t pf = {0}, xf = {0};
-    if (cJSON_IsObject(p)) {
-        props = cJSON_PrintUnformatted(p);
-        if (!props) goto nomem;
-        size_t pl = strlen(props);
-        if (pl > 2) ph_frags_add(&pf, props + 1, pl - 2);
-    }
-    for (const cJSON *it = root->child; it; it = it->next) {
-        if (!strcmp(it->string, "event") || !strcmp(it->string, "distinct_id") ||
-            !strcmp(it->string, "uuid") || !strcmp(it->string, "timestamp") ||
-            !strcmp(it->string, "properties"))
-            continue;
-        char *v = cJSON_PrintUnformatted(it);
-        int bad = !v || (extra.len && ph_buf_putc(&extra, ',')) ||
-                  posthog__json_append_string(&extra, it->string, strlen(it->string)) ||
-                  ph_buf_putc(&extra, ':') || posthog__buf_append(&extra, v, strlen(v));
-        cJSON_free(v);
-        if (bad) {
-            st = POSTHOG_E_TOO_LARGE;
-            goto done;
-        }
-    }
-    ph_frags_add(&xf, extra.data, extra.len);
-    size_t nn = strlen(name), dn = strlen(did);
-    size_t ne = posthog__json_escaped_len(name, nn), de = posthog__json_escaped_len(did, dn);
-    uint32_t flags = ts != orig->ts_ms ? PH_REC_TS_EXPLICIT : (orig->flags & PH_REC_TS_EXPLICIT);
-    flags |= orig->flags & PH_REC_AI;
-    if (!c->o->capture_v0) flags |= PH_REC_LIFT; /* arbitrary properties: the slow path */
-    uint32_t limit = (flags & PH_REC_AI) ? c->o->max_ai_event_bytes : c->o->max_event_bytes;
-    if (ph_event_json_len(ne, de, pf.len, xf.len, flags) > limit) {
-        st = POSTHOG_E_TOO_LARGE;
-        goto done;
-    }
-    ph_rec_t *r = malloc(sizeof *r + ne + de + pf.len + xf.len);
-    if (!r) goto nomem;
-    write_rec(r, uuid, ts, flags, name, nn, ne, did, dn, de, &pf, &xf);
-    *out = r;
-    st = POSTHOG_OK;
-    goto done;
-nomem:
-    st = POSTHOG_E_NOMEM;
-done:
-    cJSON_free(props);
-    cJSON_free(did_num);
-    posthog__buf_free(&extra);
-    cJSON_Delete(root);
-    return st;
-}
-
-static posthog_status_t apply_before_send(posthog_client_t *c, ph_rec_t **img,
-                                          const char *event, const char *did) {
-    ph_buf_t b;
-    posthog__buf_init(&b, (size_t)PH_MAX(c->o->max_event_bytes, c->o->max_ai_event_bytes) + 1024);
-    if (posthog__event_format(&b, *img)) {
-        posthog__buf_free(&b);
-        return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, event, did);
-    }
-    char *rep = NULL;
-    ph_cb_frame_t fr;
-    ph_cb_enter(&fr, c);
-    posthog_before_send_result_t r = c->o->before_send_fn(b.data, &rep, c->o->before_send_ud);
-    ph_cb_leave(&fr);
-    posthog__buf_free(&b);
-    if (r == POSTHOG_BEFORE_SEND_DROP) {
-        free(rep);
-        return posthog__drop_at_capture(c, POSTHOG_DROP_BEFORE_SEND, POSTHOG_E_DROPPED, event, did);
-    }
-    if (r != POSTHOG_BEFORE_SEND_REPLACE || !rep) {
-        free(rep);
-        return POSTHOG_OK;
-    }
-    ph_rec_t *nr = NULL;
-    posthog_status_t st = rec_from_json(c, rep, *img, &nr);
-    free(rep);
-    if (st != POSTHOG_OK) {
-        posthog__log(c, POSTHOG_LOG_ERROR, "before_send returned an invalid event: %s",
-                     posthog_strerror(st));
-        return posthog__drop_at_capture(c, st == POSTHOG_E_TOO_LARGE ? POSTHOG_DROP_TOO_LARGE
-                                                            : POSTHOG_DROP_INVALID,
-                               st, event, did);
-    }
-    free(*img);
-    *img = nr;
-    return POSTHOG_OK;
-}
-
 /* ---------------------------------------------------------------- public capture */
 
 posthog_status_t posthog_capture(posthog_client_t *c, const char *distinct_id, const char *event,
@@ -484,15 +374,25 @@ posthog_status_t posthog_capture(posthog_client_t *c, const char *distinct_id, c
     return capture(c, &k);
 }
 
-/* Validates an optional JSON object argument; "null" counts as absent. */
-static posthog_status_t check_object(const char *json, ph_json_keys_t *keys, const char **out) {
+/* Validates an optional JSON object argument; "null" counts as absent. On
+ * failure *msg names `what` and the rule it broke. */
+static posthog_status_t check_object(const char *json, ph_json_keys_t *keys, const char **out,
+                                     const char *what, char *msg, size_t msglen) {
     *out = NULL;
     if (!json) return POSTHOG_OK;
     int type = 0;
-    posthog_status_t st = posthog__json_validate(json, strlen(json), &type, keys);
-    if (st != POSTHOG_OK) return st;
+    ph_json_err_t err;
+    posthog_status_t st =
+        posthog__json_check(json, strlen(json), PH_JSON_MAX_DEPTH, &type, keys, &err);
+    if (st != POSTHOG_OK) {
+        posthog__json_err_text(&err, what, msg, msglen);
+        return st;
+    }
     if (type == PH_JSON_LITERAL && strstr(json, "null")) return POSTHOG_OK;
-    if (type != PH_JSON_OBJECT) return POSTHOG_E_INVALID_JSON;
+    if (type != PH_JSON_OBJECT) {
+        snprintf(msg, msglen, "%s must be a JSON object or null", what);
+        return POSTHOG_E_INVALID_JSON;
+    }
     *out = json;
     return POSTHOG_OK;
 }
@@ -502,8 +402,10 @@ posthog_status_t posthog_capture_json(posthog_client_t *c, const char *distinct_
     if (!c) return POSTHOG_E_INVALID_ARG;
     ph_json_keys_t keys;
     cap_t k = {.event = event, .did = distinct_id, .pkeys = &keys};
-    posthog_status_t st = check_object(properties_json, &keys, &k.pjson);
-    if (st != POSTHOG_OK) return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, event, distinct_id);
+    char msg[256];
+    posthog_status_t st =
+        check_object(properties_json, &keys, &k.pjson, "properties_json", msg, sizeof msg);
+    if (st != POSTHOG_OK) return refuse(c, POSTHOG_DROP_INVALID, st, msg, event, distinct_id);
     return capture(c, &k);
 }
 
@@ -560,13 +462,19 @@ static posthog_status_t capture_args(posthog_client_t *c, const char *distinct_i
     cap_t k = {.event = event, .did = distinct_id, .pkeys = &keys, .ts_ms = timestamp_ms,
                .uuid_out = uuid_out, .durable = durable, .eo = eo, .ai = ai};
     const char *set = NULL, *set_once = NULL;
-    posthog_status_t st = check_object(properties_json, &keys, &k.pjson);
-    if (st == POSTHOG_OK) st = check_object(groups_json, &scratch, &k.groups_json);
-    if (st == POSTHOG_OK) st = check_object(set_json, &scratch, &set);
-    if (st == POSTHOG_OK) st = check_object(set_once_json, &scratch, &set_once);
-    if (st == POSTHOG_OK && uuid && posthog__uuid_parse(uuid, strlen(uuid), ubin))
+    char msg[256];
+    posthog_status_t st =
+        check_object(properties_json, &keys, &k.pjson, "properties_json", msg, sizeof msg);
+    if (st == POSTHOG_OK)
+        st = check_object(groups_json, &scratch, &k.groups_json, "groups_json", msg, sizeof msg);
+    if (st == POSTHOG_OK) st = check_object(set_json, &scratch, &set, "set_json", msg, sizeof msg);
+    if (st == POSTHOG_OK)
+        st = check_object(set_once_json, &scratch, &set_once, "set_once_json", msg, sizeof msg);
+    if (st == POSTHOG_OK && uuid && posthog__uuid_parse(uuid, strlen(uuid), ubin)) {
+        snprintf(msg, sizeof msg, "uuid \"%.40s\" is not a UUID (8-4-4-4-12 hex digits)", uuid);
         st = POSTHOG_E_INVALID_ARG;
-    if (st != POSTHOG_OK) return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, event, distinct_id);
+    }
+    if (st != POSTHOG_OK) return refuse(c, POSTHOG_DROP_INVALID, st, msg, event, distinct_id);
     if (uuid) k.uuid = ubin;
     ph_buf_t extra;
     posthog__buf_init(&extra, (size_t)PH_MAX(c->o->max_event_bytes, c->o->max_ai_event_bytes));
@@ -676,9 +584,10 @@ posthog_status_t posthog_group_identify(posthog_client_t *c, const char *group_t
                                distinct_id);
     ph_json_keys_t keys;
     const char *set = NULL;
-    posthog_status_t st = check_object(properties_json, &keys, &set);
-    if (st != POSTHOG_OK)
-        return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, "$groupidentify", distinct_id);
+    char msg[256];
+    posthog_status_t st =
+        check_object(properties_json, &keys, &set, "properties_json", msg, sizeof msg);
+    if (st != POSTHOG_OK) return refuse(c, POSTHOG_DROP_INVALID, st, msg, "$groupidentify", distinct_id);
     posthog_props_t *p = posthog_props_new();
     char *did = NULL;
     if (!p) return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_NOMEM, NULL, NULL);

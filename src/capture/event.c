@@ -109,6 +109,16 @@ static const lift_t lifts[] = {
 #define NLIFTS (sizeof lifts / sizeof lifts[0])
 
 bool posthog__is_lift_key(const char *key, size_t klen) {
+    char plain[32]; /* longer than any lifted key */
+    if (klen >= 4 && klen <= 6 * sizeof plain && memchr(key, '\\', klen)) {
+        /* written with escapes ("\u0024lib"): compare the decoded key */
+        char tmp[6 * sizeof plain];
+        size_t n = posthog__json_unescape(tmp, key, klen);
+        if (n > sizeof plain) return false;
+        memcpy(plain, tmp, n);
+        key = plain;
+        klen = n;
+    }
     if (klen < 4 || key[0] != '$') return false;
     if ((klen == 4 && !memcmp(key, "$lib", 4)) || (klen == 12 && !memcmp(key, "$lib_version", 12)))
         return true;
@@ -117,9 +127,9 @@ bool posthog__is_lift_key(const char *key, size_t klen) {
     return false;
 }
 
+/* Keys compare by decoded value: "\u0024lib" is "$lib". */
 static bool key_is(const ph_json_member_t *m, const char *k) {
-    size_t n = strlen(k);
-    return m->klen == n && !memcmp(m->key, k, n);
+    return posthog__json_str_eq(m->key, m->klen, k, strlen(k));
 }
 
 static bool type_ok(const ph_json_member_t *m, char type) {
@@ -157,7 +167,8 @@ static void lift(ph_json_member_t *lifted, bool *have, size_t i, const ph_json_m
 int posthog__event_convert(ph_proto_t p, const char *json, size_t n, ph_buf_t *out) {
     int type = 0;
     ph_json_keys_t keys;
-    if (posthog__json_validate(json, n, &type, &keys) != POSTHOG_OK || type != PH_JSON_OBJECT)
+    if (posthog__json_validate_event(json, n, &type, &keys) != POSTHOG_OK ||
+        type != PH_JSON_OBJECT)
         return -1;
     ph_json_iter_t it;
     ph_json_member_t m, uuid = {0}, ev = {0}, did = {0}, ts = {0}, props = {0}, opts = {0};

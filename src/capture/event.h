@@ -128,6 +128,15 @@ char *posthog__event_write_v1(char *o, const ph_rec_t *r);
  */
 int posthog__event_convert(ph_proto_t p, const char *json, size_t n, ph_buf_t *out);
 
+/* Writes a record (header + texts) at dst, which has room for
+ * sizeof(ph_rec_t) + name_e + did_e + props->len + extra->len bytes; name
+ * and did are raw (name_n, did_n bytes) and escaped when name_e != name_n
+ * (their escaped lengths). In capture.c, the capture path's writer. */
+void posthog__rec_write(void *dst, const uint8_t uuid[16], int64_t ts, uint32_t flags,
+                        const char *name, size_t name_n, size_t name_e, const char *did,
+                        size_t did_n, size_t did_e, const ph_frags_t *props,
+                        const ph_frags_t *extra);
+
 /* Appends the event's JSON object to b. -1 when b is at its maximum. */
 int posthog__event_format(ph_buf_t *b, const ph_rec_t *r);
 /* Writes the event's JSON into o (ph_event_json_len bytes); returns end. */

@@ -1,14 +1,17 @@
 /*
  * json: UTF-8 validation, escaping and a strict validating scanner.
  * The scanner is iterative over an explicit stack so hostile nesting
- * cannot overflow the C stack; depth is capped at PH_JSON_MAX_DEPTH.
+ * cannot overflow the C stack; depth is capped by the caller, at most
+ * PH_EVENT_MAX_DEPTH.
  */
 #include "json.h"
 
+#include <assert.h>
 #include <locale.h>
 #include <math.h>
 #include <pthread.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* ---------------------------------------------------------------- buf */
@@ -278,6 +281,7 @@ typedef struct {
     const unsigned char *s;
     size_t n, i;
     posthog_status_t err;
+    int kind; /* PH_JERR_* of a failure the generic status does not tell */
 } scan_t;
 
 static inline void skip_ws(scan_t *sc) {
@@ -398,7 +402,10 @@ static int scan_number(scan_t *sc) {
      * double range (1e400, a 400-digit integer) and with it the whole batch:
      * such a number is invalid here. Only long numbers or ones with an
      * exponent can be out of range, so the common case costs nothing. */
-    if (PH_UNLIKELY(exp || i - sc->i > 300) && !number_in_range(s + sc->i, i - sc->i)) goto bad;
+    if (PH_UNLIKELY(exp || i - sc->i > 300) && !number_in_range(s + sc->i, i - sc->i)) {
+        sc->kind = PH_JERR_NUMBER;
+        goto bad;
+    }
     sc->i = i;
     return 0;
 bad:
@@ -434,10 +441,16 @@ static int scan_value_start(scan_t *sc) {
     }
 }
 
-posthog_status_t posthog__json_validate(const char *str, size_t n, int *type_out,
-                                        ph_json_keys_t *keys) {
-    scan_t sc = {(const unsigned char *)str, n, 0, POSTHOG_OK};
-    char stack[PH_JSON_MAX_DEPTH]; /* 'o' or 'a' */
+#define FAIL(status)                                                                           \
+    do {                                                                                       \
+        *scp = sc;                                                                             \
+        return (status);                                                                       \
+    } while (0)
+
+static posthog_status_t scan_doc(scan_t *scp, int max_depth, int *type_out,
+                                 ph_json_keys_t *keys) {
+    scan_t sc = *scp;
+    char stack[PH_EVENT_MAX_DEPTH]; /* 'o' or 'a' */
     int depth = 0;
     if (keys) {
         keys->count = 0;
@@ -445,7 +458,7 @@ posthog_status_t posthog__json_validate(const char *str, size_t n, int *type_out
         keys->inner_off = keys->inner_len = 0;
     }
     int top = scan_value_start(&sc);
-    if (!top) return sc.err;
+    if (!top) FAIL(sc.err);
     if (type_out) *type_out = top;
     if (top == PH_JSON_OBJECT || top == PH_JSON_ARRAY) {
         size_t inner_start = sc.i;
@@ -453,17 +466,17 @@ posthog_status_t posthog__json_validate(const char *str, size_t n, int *type_out
         bool first = true;
         while (depth > 0) {
             skip_ws(&sc);
-            if (sc.i >= sc.n) return POSTHOG_E_INVALID_JSON;
+            if (sc.i >= sc.n) FAIL(POSTHOG_E_INVALID_JSON);
             char kind = stack[depth - 1];
             unsigned char c = sc.s[sc.i];
             if (c == (kind == 'o' ? '}' : ']')) {
-                if (!first) return POSTHOG_E_INVALID_JSON; /* closing right after ',' */
+                if (!first) FAIL(POSTHOG_E_INVALID_JSON); /* closing right after ',' */
                 goto close;
             }
             if (kind == 'o') {
-                if (c != '"') return POSTHOG_E_INVALID_JSON;
+                if (c != '"') FAIL(POSTHOG_E_INVALID_JSON);
                 size_t kstart = sc.i + 1;
-                if (scan_string(&sc)) return sc.err;
+                if (scan_string(&sc)) FAIL(sc.err);
                 if (depth == 1 && keys) {
                     if (keys->count < PH_JSON_INLINE_KEYS) {
                         keys->off[keys->count] = (uint32_t)kstart;
@@ -474,13 +487,17 @@ posthog_status_t posthog__json_validate(const char *str, size_t n, int *type_out
                     keys->count++;
                 }
                 skip_ws(&sc);
-                if (sc.i >= sc.n || sc.s[sc.i] != ':') return POSTHOG_E_INVALID_JSON;
+                if (sc.i >= sc.n || sc.s[sc.i] != ':') FAIL(POSTHOG_E_INVALID_JSON);
                 sc.i++;
             }
             int t = scan_value_start(&sc);
-            if (!t) return sc.err;
+            if (!t) FAIL(sc.err);
             if (t == PH_JSON_OBJECT || t == PH_JSON_ARRAY) {
-                if (depth >= PH_JSON_MAX_DEPTH) return POSTHOG_E_INVALID_JSON;
+                if (depth >= max_depth) {
+                    sc.kind = PH_JERR_DEPTH;
+                    sc.i--; /* at the opener one level too deep */
+                    FAIL(POSTHOG_E_INVALID_JSON);
+                }
                 stack[depth++] = t == PH_JSON_OBJECT ? 'o' : 'a';
                 first = true;
                 continue;
@@ -488,7 +505,7 @@ posthog_status_t posthog__json_validate(const char *str, size_t n, int *type_out
             /* after a value: ',' or the closer */
             for (;;) {
                 skip_ws(&sc);
-                if (sc.i >= sc.n) return POSTHOG_E_INVALID_JSON;
+                if (sc.i >= sc.n) FAIL(POSTHOG_E_INVALID_JSON);
                 c = sc.s[sc.i];
                 kind = stack[depth - 1];
                 if (c == ',') {
@@ -496,7 +513,7 @@ posthog_status_t posthog__json_validate(const char *str, size_t n, int *type_out
                     first = false;
                     break;
                 }
-                if (c != (kind == 'o' ? '}' : ']')) return POSTHOG_E_INVALID_JSON;
+                if (c != (kind == 'o' ? '}' : ']')) FAIL(POSTHOG_E_INVALID_JSON);
             close:
                 if (depth == 1 && keys && top == PH_JSON_OBJECT) {
                     size_t a = inner_start, b = sc.i;
@@ -517,16 +534,163 @@ posthog_status_t posthog__json_validate(const char *str, size_t n, int *type_out
         }
     }
     skip_ws(&sc);
-    if (sc.i != sc.n) return POSTHOG_E_INVALID_JSON;
+    if (sc.i != sc.n) FAIL(POSTHOG_E_INVALID_JSON);
     return POSTHOG_OK;
 }
+#undef FAIL
+
+posthog_status_t posthog__json_check(const char *s, size_t n, int max_depth, int *type_out,
+                                     ph_json_keys_t *keys, ph_json_err_t *err) {
+    assert(max_depth > 0 && max_depth <= PH_EVENT_MAX_DEPTH);
+    if (max_depth > PH_EVENT_MAX_DEPTH) max_depth = PH_EVENT_MAX_DEPTH;
+    scan_t sc = {(const unsigned char *)s, n, 0, POSTHOG_OK, 0};
+    posthog_status_t st = scan_doc(&sc, max_depth, type_out, keys);
+    if (st != POSTHOG_OK && err) {
+        err->kind = st == POSTHOG_E_INVALID_UTF8 ? PH_JERR_UTF8 : sc.kind ? sc.kind : PH_JERR_SYNTAX;
+        err->off = sc.i;
+        err->max_depth = max_depth;
+    }
+    return st;
+}
+
+posthog_status_t posthog__json_validate(const char *s, size_t n, int *type_out,
+                                        ph_json_keys_t *keys) {
+    return posthog__json_check(s, n, PH_JSON_MAX_DEPTH, type_out, keys, NULL);
+}
+
+posthog_status_t posthog__json_validate_event(const char *s, size_t n, int *type_out,
+                                              ph_json_keys_t *keys) {
+    return posthog__json_check(s, n, PH_EVENT_MAX_DEPTH, type_out, keys, NULL);
+}
+
+void posthog__json_err_text(const ph_json_err_t *e, const char *what, char *buf, size_t n) {
+    switch (e->kind) {
+    case PH_JERR_DEPTH:
+        snprintf(buf, n,
+                 "%s nests objects and arrays deeper than %d levels (at byte %zu); at most %d "
+                 "levels are allowed",
+                 what, e->max_depth, e->off, e->max_depth);
+        break;
+    case PH_JERR_NUMBER:
+        snprintf(buf, n,
+                 "%s has a number beyond the range of a double at byte %zu, which PostHog "
+                 "cannot store; numbers must lie within +-1.7976931348623157e308",
+                 what, e->off);
+        break;
+    case PH_JERR_UTF8:
+        snprintf(buf, n, "%s is not valid UTF-8 (at byte %zu)", what, e->off);
+        break;
+    default:
+        snprintf(buf, n, "%s is not valid JSON (at byte %zu)", what, e->off);
+    }
+}
+
+int posthog__json_depth(const char *s, size_t n) {
+    int depth = 0, max = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '"') { /* skip the string; escapes cannot hide a quote from this loop */
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\') i++;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max) max = depth;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+/* ---------------------------------------------------------------- strings */
+
+/* Decodes a string body byte by byte (validated text: escapes are whole). */
+typedef struct {
+    const unsigned char *s;
+    size_t n, i;
+    unsigned char pend[4];
+    int np, ip;
+} dec_t;
+
+static int dec_next(dec_t *d) {
+    if (d->ip < d->np) return d->pend[d->ip++];
+    if (d->i >= d->n) return -1;
+    unsigned char c = d->s[d->i];
+    if (c != '\\' || d->i + 1 >= d->n) {
+        d->i++;
+        return c;
+    }
+    unsigned char e = d->s[d->i + 1];
+    unsigned cp;
+    if (e != 'u' || d->i + 6 > d->n || hex4(d->s + d->i + 2, &cp)) {
+        d->i += 2;
+        switch (e) {
+        case 'b': return '\b';
+        case 'f': return '\f';
+        case 'n': return '\n';
+        case 'r': return '\r';
+        case 't': return '\t';
+        default: return e; /* '"', '\\', '/' */
+        }
+    }
+    d->i += 6;
+    unsigned lo;
+    if (cp >= 0xD800 && cp <= 0xDBFF && d->i + 6 <= d->n && d->s[d->i] == '\\' &&
+        d->s[d->i + 1] == 'u' && !hex4(d->s + d->i + 2, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        d->i += 6;
+    }
+    d->ip = 1;
+    if (cp < 0x80) {
+        d->np = 0;
+        return (int)cp;
+    }
+    if (cp < 0x800) {
+        d->pend[0] = (unsigned char)(0xC0 | cp >> 6);
+        d->pend[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        d->np = 2;
+    } else if (cp < 0x10000) {
+        d->pend[0] = (unsigned char)(0xE0 | cp >> 12);
+        d->pend[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        d->pend[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        d->np = 3;
+    } else {
+        d->pend[0] = (unsigned char)(0xF0 | cp >> 18);
+        d->pend[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        d->pend[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        d->pend[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        d->np = 4;
+    }
+    return d->pend[0];
+}
+
+bool posthog__json_str_eq(const char *a, size_t an, const char *b, size_t bn) {
+    if (an == bn && memcmp(a, b, an) == 0) return true;
+    /* without escapes, different bytes are different strings */
+    if (!memchr(a, '\\', an) && !memchr(b, '\\', bn)) return false;
+    dec_t da = {(const unsigned char *)a, an, 0, {0}, 0, 0};
+    dec_t db = {(const unsigned char *)b, bn, 0, {0}, 0, 0};
+    for (;;) {
+        int x = dec_next(&da), y = dec_next(&db);
+        if (x != y) return false;
+        if (x < 0) return true;
+    }
+}
+
+size_t posthog__json_unescape(char *out, const char *s, size_t n) {
+    dec_t d = {(const unsigned char *)s, n, 0, {0}, 0, 0};
+    size_t o = 0;
+    for (int c; (c = dec_next(&d)) >= 0;) out[o++] = (char)c;
+    return o;
+}
+
+
 
 bool posthog__json_keys_has(const ph_json_keys_t *k, const char *text, const char *key,
                             size_t klen) {
     if (k->overflow)
         return posthog__json_inner_has_key(text + k->inner_off, k->inner_len, key, klen);
     for (size_t i = 0; i < k->count; i++)
-        if (k->len[i] == klen && memcmp(text + k->off[i], key, klen) == 0) return true;
+        if (posthog__json_str_eq(text + k->off[i], k->len[i], key, klen)) return true;
     return false;
 }
 
@@ -536,13 +700,13 @@ bool posthog__json_inner_has_key(const char *inner, size_t n, const char *key, s
     ph_json_member_t m;
     ph_json_iter_init(&it, inner, n);
     while (posthog__json_next_member(&it, &m))
-        if (m.klen == klen && memcmp(m.key, key, klen) == 0) return true;
+        if (posthog__json_str_eq(m.key, m.klen, key, klen)) return true;
     return false;
 }
 
 bool posthog__json_next_member(ph_json_iter_t *it, ph_json_member_t *m) {
     /* `inner` was validated already: only structure is tracked here. */
-    scan_t sc = {(const unsigned char *)it->s, it->n, it->i, POSTHOG_OK};
+    scan_t sc = {(const unsigned char *)it->s, it->n, it->i, POSTHOG_OK, 0};
     skip_ws(&sc);
     if (sc.i < sc.n && sc.s[sc.i] == ',') {
         sc.i++;

@@ -4,14 +4,31 @@
  *  - Escaping of strings into JSON (every control char, '"' and '\\').
  *  - A strict single-pass validator (RFC 8259) that also reports the spans
  *    of an object's top-level members, so capture can merge properties
- *    without building a tree. Nesting is limited to PH_JSON_MAX_DEPTH.
+ *    without building a tree. Nesting is limited (see PH_JSON_MAX_DEPTH).
+ *  - Comparison and decoding of JSON string bodies, so keys written with
+ *    escapes ("pl\u0061n") match their plain form ("plan").
  */
 #ifndef POSTHOG_JSON_H
 #define POSTHOG_JSON_H
 
 #include "common.h"
 
-#define PH_JSON_MAX_DEPTH 64
+/*
+ * The one nesting limit of the library: a JSON value the user gives
+ * (properties, $set, $groups, a builder, a super property, the properties of
+ * a before_send replacement) nests objects and arrays at most this deep; the
+ * value itself is level 1, so {"a":{"b":1}} is 2 levels. Checked at capture.
+ */
+#define PH_JSON_MAX_DEPTH POSTHOG_MAX_JSON_DEPTH
+/*
+ * Whole event texts (before_send replacements, spool records, conversions
+ * between protocols) hold user values at most two levels down: the event
+ * object and its properties, where capture v1 also moves $set and $set_once.
+ * So every event accepted at capture passes this limit wherever it goes, and
+ * the request body adds two more levels ({"batch":[...]}), far below the
+ * capture service's own limit (128).
+ */
+#define PH_EVENT_MAX_DEPTH (PH_JSON_MAX_DEPTH + 2)
 #define PH_JSON_INLINE_KEYS 32
 
 enum { PH_JSON_OBJECT = 1, PH_JSON_ARRAY, PH_JSON_STRING, PH_JSON_NUMBER, PH_JSON_LITERAL };
@@ -45,20 +62,53 @@ size_t posthog__json_escaped_len_valid(const char *s, size_t n);
 /* Appends "escaped" with quotes to b. -1 on overflow of b. */
 int posthog__json_append_string(ph_buf_t *b, const char *s, size_t n);
 
+/* Why a text failed validation, for error messages. */
+enum { PH_JERR_SYNTAX = 1, PH_JERR_UTF8, PH_JERR_DEPTH, PH_JERR_NUMBER };
+typedef struct {
+    int kind;      /* PH_JERR_* */
+    size_t off;    /* byte offset where the scanner stopped */
+    int max_depth; /* the limit that applied */
+} ph_json_err_t;
+
 /*
- * Validates `s` as one JSON value (surrounding whitespace allowed).
- * Returns POSTHOG_OK, POSTHOG_E_INVALID_JSON or POSTHOG_E_INVALID_UTF8.
- * *type_out (may be NULL) gets PH_JSON_*. If `keys` is not NULL and the
- * value is an object, fills it.
+ * Validates `s` as one JSON value (surrounding whitespace allowed) that
+ * nests at most `max_depth` (<= PH_EVENT_MAX_DEPTH) levels. Returns
+ * POSTHOG_OK, POSTHOG_E_INVALID_JSON or POSTHOG_E_INVALID_UTF8, and then
+ * fills *err (may be NULL). *type_out (may be NULL) gets PH_JSON_*. If
+ * `keys` is not NULL and the value is an object, fills it.
  */
+posthog_status_t posthog__json_check(const char *s, size_t n, int max_depth, int *type_out,
+                                     ph_json_keys_t *keys, ph_json_err_t *err);
+/* posthog__json_check of a user value: max_depth PH_JSON_MAX_DEPTH. */
 posthog_status_t posthog__json_validate(const char *s, size_t n, int *type_out,
                                         ph_json_keys_t *keys);
+/* posthog__json_check of a whole event text: max_depth PH_EVENT_MAX_DEPTH. */
+posthog_status_t posthog__json_validate_event(const char *s, size_t n, int *type_out,
+                                              ph_json_keys_t *keys);
+/*
+ * A message naming what failed in `what` (e.g. "properties_json") and what
+ * is allowed, into buf (always NUL-terminated).
+ */
+void posthog__json_err_text(const ph_json_err_t *e, const char *what, char *buf, size_t n);
+
+/* How deep the (valid, possibly still unclosed) JSON text nests. */
+int posthog__json_depth(const char *s, size_t n);
+
+/*
+ * String bodies (between the quotes, escapes as written) of validated JSON.
+ * posthog__json_str_eq compares two by their decoded value, so "pl\u0061n"
+ * equals "plan". posthog__json_unescape writes the decoded bytes into out
+ * (room for n bytes always suffices) and returns their count.
+ */
+bool posthog__json_str_eq(const char *a, size_t an, const char *b, size_t bn);
+size_t posthog__json_unescape(char *out, const char *s, size_t n);
 
 /* Whether `inner` (an object's members text, as in ph_json_keys_t) has the
- * top-level key (raw escaped form). Used when keys->overflow is set. */
+ * top-level key (escaped form; compared by decoded value). */
 bool posthog__json_inner_has_key(const char *inner, size_t n, const char *key, size_t klen);
 
-/* Whether the keys of a validated object include the key. */
+/* Whether the keys of a validated object include the key (escaped form;
+ * compared by decoded value). */
 bool posthog__json_keys_has(const ph_json_keys_t *k, const char *text, const char *key,
                             size_t klen);
 

@@ -141,7 +141,7 @@ bool posthog__props_any_key(const posthog_props_t *p, bool (*pred)(const char *,
 
 bool posthog__props_has_key(const posthog_props_t *p, const char *key, size_t klen) {
     for (uint32_t i = 0; i < p->count; i++)
-        if (p->klen[i] == klen && memcmp(p->text + p->kstart[i], key, klen) == 0) return true;
+        if (posthog__json_str_eq(p->text + p->kstart[i], p->klen[i], key, klen)) return true;
     return false;
 }
 
@@ -319,10 +319,15 @@ posthog_status_t posthog_props_set_null(posthog_props_t *p, const char *key) {
     return append_raw(p, key, "null", 4);
 }
 
+/* A member's value sits one level inside the builder, which may itself be
+ * nested in others: every builder stays within PH_JSON_MAX_DEPTH, so
+ * whatever is built from builders does too. */
+#define VALUE_MAX_DEPTH (PH_JSON_MAX_DEPTH - 1)
+
 posthog_status_t posthog_props_set_json(posthog_props_t *p, const char *key, const char *json) {
     if (!p || !json) return POSTHOG_E_INVALID_ARG;
     size_t n = strlen(json);
-    posthog_status_t st = posthog__json_validate(json, n, NULL, NULL);
+    posthog_status_t st = posthog__json_check(json, n, VALUE_MAX_DEPTH, NULL, NULL, NULL);
     if (st != POSTHOG_OK) return st;
     while (n && (json[n - 1] == ' ' || json[n - 1] == '\n' || json[n - 1] == '\t' ||
                  json[n - 1] == '\r'))
@@ -337,6 +342,8 @@ posthog_status_t posthog_props_set_json(posthog_props_t *p, const char *key, con
 posthog_status_t posthog_props_set_props(posthog_props_t *p, const char *key,
                                          const posthog_props_t *child) {
     if (!p || !child || child == p) return POSTHOG_E_INVALID_ARG;
+    if (posthog__json_depth(child->text, child->len) > VALUE_MAX_DEPTH)
+        return POSTHOG_E_INVALID_JSON;
     posthog_status_t st;
     if (member_begin(p, key, child->len + 1, &st) < 0) return st;
     memcpy(p->text + p->len, child->text, child->len);

@@ -5,7 +5,6 @@
  */
 #include "client.h"
 
-#include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -29,21 +28,27 @@ static void set_err(char *errbuf, size_t errlen, const char *msg) {
     if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
 }
 
-/* Splits super_properties into members so capture can skip overridden keys. */
+/* Splits super_properties into members so capture can skip overridden keys.
+ * Members are kept as written (numbers exactly, keys with their escapes);
+ * keys compare by decoded value (json.h). */
 static int load_super(posthog_client_t *c) {
     if (!c->o->super_properties) return 0;
-    cJSON *root = cJSON_Parse(c->o->super_properties);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+    const char *text = c->o->super_properties;
+    int type = 0;
+    ph_json_keys_t keys;
+    if (posthog__json_validate(text, strlen(text), &type, &keys) != POSTHOG_OK ||
+        type != PH_JSON_OBJECT)
         return -1;
-    }
-    int n = cJSON_GetArraySize(root);
-    c->super = calloc((size_t)(n ? n : 1), sizeof *c->super);
+    c->super = calloc(keys.count ? keys.count : 1, sizeof *c->super);
     ph_buf_t all;
     posthog__buf_init(&all, (size_t)1 << 30);
     int rc = c->super ? 0 : -1;
-    for (cJSON *it = root->child; it && !rc; it = it->next) {
-        bool lib = !strcmp(it->string, "$lib"), libv = !strcmp(it->string, "$lib_version");
+    ph_json_iter_t it;
+    ph_json_member_t mb;
+    ph_json_iter_init(&it, text + keys.inner_off, keys.inner_len);
+    while (!rc && posthog__json_next_member(&it, &mb)) {
+        bool lib = posthog__json_str_eq(mb.key, mb.klen, "$lib", 4);
+        bool libv = posthog__json_str_eq(mb.key, mb.klen, "$lib_version", 12);
         if (lib) c->super_has_lib = true;
         if (libv) c->super_has_lib_version = true;
         /* capture v1 sends these as PostHog-Sdk-Info (the flusher reads them
@@ -51,29 +56,28 @@ static int load_super(posthog_client_t *c) {
          * here keeps every record on v1's direct writer */
         if ((lib || libv) && !c->o->capture_v0) continue;
         ph_member_t *m = &c->super[c->nsuper];
-        char *val = cJSON_PrintUnformatted(it);
-        ph_buf_t mb;
-        posthog__buf_init(&mb, (size_t)1 << 30);
-        if (!val || posthog__json_append_string(&mb, it->string, strlen(it->string)) ||
-            ph_buf_putc(&mb, ':') || posthog__buf_append(&mb, val, strlen(val))) {
+        m->mlen = mb.klen + 3 + mb.vlen;
+        m->member = malloc(m->mlen + 1);
+        m->key = strndup(mb.key, mb.klen);
+        m->klen = mb.klen;
+        c->nsuper++; /* client_destroy frees what was allocated */
+        if (!m->member || !m->key) {
             rc = -1;
-        } else {
-            m->member = mb.data; /* owned by c->super from here on */
-            m->mlen = mb.len;
-            mb.data = NULL;
-            m->key = strndup(m->member + 1, posthog__json_escaped_len(it->string, strlen(it->string)));
-            m->klen = m->key ? strlen(m->key) : 0;
-            if (!m->key) rc = -1;
-            c->nsuper++;
-            if ((all.len && ph_buf_putc(&all, ',')) || posthog__buf_append(&all, m->member, m->mlen))
-                rc = -1;
-            if (!strcmp(it->string, "$groups")) c->super_has_groups = true;
-            if (posthog__is_lift_key(m->key, m->klen)) c->super_has_lift = true;
+            break;
         }
-        if (rc) posthog__buf_free(&mb);
-        cJSON_free(val);
+        char *o = m->member;
+        *o++ = '"';
+        memcpy(o, mb.key, mb.klen);
+        o += mb.klen;
+        *o++ = '"';
+        *o++ = ':';
+        memcpy(o, mb.val, mb.vlen);
+        o[mb.vlen] = '\0';
+        if ((all.len && ph_buf_putc(&all, ',')) || posthog__buf_append(&all, m->member, m->mlen))
+            rc = -1;
+        if (posthog__json_str_eq(mb.key, mb.klen, "$groups", 7)) c->super_has_groups = true;
+        if (posthog__is_lift_key(m->key, m->klen)) c->super_has_lift = true;
     }
-    cJSON_Delete(root);
     c->super_inner = all.data;
     c->super_inner_len = all.len;
     return rc;

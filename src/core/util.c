@@ -162,8 +162,9 @@ char *posthog__fmt_u64(char *o, uint64_t v, int width) {
 
 /* ---------------------------------------------------------------- time */
 
-/* Days since 1970-01-01 to civil date (Howard Hinnant's algorithm). */
-static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
+/* Days since 1970-01-01 <-> proleptic Gregorian dates (Howard Hinnant's
+ * algorithms), for any int64 year. */
+void posthog__civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     unsigned doe = (unsigned)(z - era * 146097);
@@ -173,10 +174,10 @@ static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
     unsigned mp = (5 * doy + 2) / 153;
     *d = doy - (153 * mp + 2) / 5 + 1;
     *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yy + (*m <= 2));
+    *y = yy + (*m <= 2);
 }
 
-static int64_t days_from_civil(int y, unsigned m, unsigned d) {
+int64_t posthog__days_from_civil(int64_t y, unsigned m, unsigned d) {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
     unsigned yoe = (unsigned)(y - era * 400);
@@ -195,11 +196,10 @@ void posthog__iso8601_ms(char out[PH_ISO8601_LEN], int64_t unix_ms) {
     unsigned ms = (unsigned)(unix_ms - secs * 1000);
     int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
     unsigned sod = (unsigned)(secs - days * 86400);
-    int y;
+    int64_t y64;
     unsigned mo, d;
-    civil_from_days(days, &y, &mo, &d);
-    if (y < 0) y = 0;
-    if (y > 9999) y = 9999;
+    posthog__civil_from_days(days, &y64, &mo, &d);
+    int y = y64 < 0 ? 0 : y64 > 9999 ? 9999 : (int)y64;
     out[0] = (char)('0' + y / 1000);
     out[1] = (char)('0' + y / 100 % 10);
     out[2] = (char)('0' + y / 10 % 10);
@@ -275,7 +275,7 @@ int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms) {
         return -1;
     }
     if (i != len) return -1;
-    int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+    int64_t days = posthog__days_from_civil(y, (unsigned)mo, (unsigned)d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - off_min * 60;
     *out_ms = secs * 1000 + ms;
     return 0;

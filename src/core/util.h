@@ -54,4 +54,8 @@ int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms);
  * or out of memory. Neither is otherwise validated. */
 char *posthog__json_append_members(const char *obj, const char *more);
 
+/* Days since 1970-01-01 <-> proleptic Gregorian date (any int64 year). */
+void posthog__civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
+int64_t posthog__days_from_civil(int64_t y, unsigned m, unsigned d);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "flags_int.h"
+#include "util.h"
 
 /* ------------------------------------------------------------ numbers */
 
@@ -297,30 +298,6 @@ bool posthog__flags_semver_in_range(const ph_semver_t *v, const ph_semver_range_
 
 /* ------------------------------------------------------------ dates */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t yy = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yy + (*m <= 2);
-}
-
 static unsigned days_in_month(int64_t y, unsigned m) {
     static const unsigned dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
@@ -383,7 +360,7 @@ int posthog__flags_parse_date(const char *s, int64_t *us) {
         }
         if (*p || h > 23 || mi > 59 || sec > 60) return 0;
     }
-    int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
+    int64_t t = posthog__days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
                 offset_s;
     *us = t * 1000000 + frac_us;
     return 1;
@@ -424,7 +401,7 @@ int64_t posthog__flags_relative_to_us(int32_t n, char unit, int64_t now_ms) {
     int64_t tod = now_us - day * 86400000000;
     int64_t y;
     unsigned m, d;
-    civil_from_days(day, &y, &m, &d);
+    posthog__civil_from_days(day, &y, &m, &d);
     for (int32_t i = 0; i < n; i++) {
         if (unit == 'm') {
             if (m == 1) m = 12, y--;
@@ -434,7 +411,7 @@ int64_t posthog__flags_relative_to_us(int32_t n, char unit, int64_t now_ms) {
         }
         if (d > days_in_month(y, m)) d = days_in_month(y, m);
     }
-    return days_from_civil(y, m, d) * 86400000000 + tod;
+    return posthog__days_from_civil(y, m, d) * 86400000000 + tod;
 }
 
 /* ------------------------------------------------------------ regex */

@@ -799,7 +799,8 @@ void posthog__spool_release_idle(ph_spool_t *s) {
 static bool record_ok(const char *p, uint32_t len, uint32_t crc) {
     int type = 0;
     return (uint32_t)crc32(0, (const Bytef *)p, len) == crc &&
-           posthog__json_validate(p, len, &type, NULL) == POSTHOG_OK && type == PH_JSON_OBJECT;
+           posthog__json_validate_event(p, len, &type, NULL) == POSTHOG_OK &&
+           type == PH_JSON_OBJECT;
 }
 
 long posthog__spool_parse(const unsigned char *data, size_t n, ph_spool_event_fn fn, void *ud,

@@ -521,8 +521,8 @@ typedef struct bs_state {
     char replace_uuid[64], replace_ts[64];
 } bs_state_t;
 
-static posthog_before_send_result_t before_send(const char *event_json, char **replacement,
-                                                void *ud)
+static posthog_before_send_result_t before_send(const char *event_json,
+                                                posthog_replacement_t *replacement, void *ud)
 {
     bs_state_t *st = ud;
     st->calls++;
@@ -545,8 +545,7 @@ static posthog_before_send_result_t before_send(const char *event_json, char **r
         cJSON_AddTrueToObject(props, "added");
         cJSON_DeleteItemFromObjectCaseSensitive(props, "secret");
         char *txt = cJSON_PrintUnformatted(e);
-        *replacement = malloc(strlen(txt) + 1);
-        strcpy(*replacement, txt);
+        ck_assert_int_eq(posthog_replacement_set(replacement, txt), POSTHOG_OK);
         cJSON_free(txt);
         r = POSTHOG_BEFORE_SEND_REPLACE;
     }

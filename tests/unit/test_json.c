@@ -833,6 +833,97 @@ START_TEST(validate_vs_cjson_mutations) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ errors, depth, strings */
+
+/* The validator says what failed and where, and the text names the limit. */
+START_TEST(check_reports_what_failed) {
+    ph_json_err_t e;
+    char msg[256];
+    char *deep = nested(PH_JSON_MAX_DEPTH + 1, '[', ']', "");
+    ck_assert_int_eq(posthog__json_check(deep, strlen(deep), PH_JSON_MAX_DEPTH, NULL, NULL, &e),
+                     POSTHOG_E_INVALID_JSON);
+    ck_assert_int_eq(e.kind, PH_JERR_DEPTH);
+    ck_assert_uint_eq(e.off, PH_JSON_MAX_DEPTH);
+    posthog__json_err_text(&e, "properties_json", msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "properties_json") && strstr(msg, "at most 64 levels"), "%s", msg);
+    /* whole events get two more levels: the event and its properties */
+    ck_assert_int_eq(PH_EVENT_MAX_DEPTH, PH_JSON_MAX_DEPTH + 2);
+    ck_assert_int_eq(posthog__json_validate_event(deep, strlen(deep), NULL, NULL), POSTHOG_OK);
+    free(deep);
+    deep = nested(PH_EVENT_MAX_DEPTH + 1, '{', '}', "1");
+    ck_assert_int_eq(posthog__json_validate_event(deep, strlen(deep), NULL, NULL),
+                     POSTHOG_E_INVALID_JSON);
+    free(deep);
+    const char *num = "{\"a\":[1,1e400]}";
+    ck_assert_int_eq(posthog__json_check(num, strlen(num), 8, NULL, NULL, &e),
+                     POSTHOG_E_INVALID_JSON);
+    ck_assert_int_eq(e.kind, PH_JERR_NUMBER);
+    ck_assert_uint_eq(e.off, 8);
+    posthog__json_err_text(&e, "set_json", msg, sizeof msg);
+    ck_assert_msg(strstr(msg, "set_json") && strstr(msg, "range of a double"), "%s", msg);
+    const char *syn = "{\"a\":tru}";
+    ck_assert_int_eq(posthog__json_check(syn, strlen(syn), 8, NULL, NULL, &e),
+                     POSTHOG_E_INVALID_JSON);
+    ck_assert_int_eq(e.kind, PH_JERR_SYNTAX);
+    ck_assert_uint_eq(e.off, 5);
+    const char *u8 = "{\"a\":\"\xC3\"}";
+    ck_assert_int_eq(posthog__json_check(u8, strlen(u8), 8, NULL, NULL, &e),
+                     POSTHOG_E_INVALID_UTF8);
+    ck_assert_int_eq(e.kind, PH_JERR_UTF8);
+}
+END_TEST
+
+START_TEST(depth_of_text) {
+    ck_assert_int_eq(posthog__json_depth("1", 1), 0);
+    ck_assert_int_eq(posthog__json_depth("{}", 2), 1);
+    ck_assert_int_eq(posthog__json_depth("{\"a\":[{}],\"b\":[]}", 17), 3);
+    /* brackets inside strings do not count, escaped quotes do not end them */
+    const char *s = "{\"[[\\\"{{\":\"]]\"";
+    ck_assert_int_eq(posthog__json_depth(s, strlen(s)), 1);
+    /* an unclosed builder text counts as closed */
+    ck_assert_int_eq(posthog__json_depth("{\"a\":{\"b\":1}", 12), 2);
+}
+END_TEST
+
+/* Keys compare by their decoded value. */
+START_TEST(str_eq_decodes) {
+#define EQ(a, b) posthog__json_str_eq(a, strlen(a), b, strlen(b))
+    ck_assert(EQ("plan", "plan"));
+    ck_assert(EQ("pl\\u0061n", "plan"));
+    ck_assert(EQ("plan", "\\u0070\\u006C\\u0061\\u006e"));
+    ck_assert(EQ("\\u0024lib", "$lib"));
+    ck_assert(EQ("a\\/b", "a/b"));
+    ck_assert(EQ("tab\\t", "tab\\u0009"));
+    ck_assert(EQ("caf\xC3\xA9", "caf\\u00e9"));
+    ck_assert(EQ("\xE2\x82\xAC", "\\u20AC"));
+    ck_assert(EQ("\xF0\x9F\x98\x80", "\\ud83d\\ude00"));
+    ck_assert(EQ("q\\\"", "q\\u0022"));
+    ck_assert(!EQ("plan", "plans"));
+    ck_assert(!EQ("pl\\u0061n", "pla"));
+    ck_assert(!EQ("pl\\u0061n", "plbn"));
+    ck_assert(!EQ("a\\\\b", "a\\/b"));
+    ck_assert(!EQ("", "\\u0000"));
+#undef EQ
+    char out[32];
+    const char *raw = "x\\u00e9\\n\\ud83d\\ude00\\\\";
+    size_t n = posthog__json_unescape(out, raw, strlen(raw));
+    ck_assert_uint_eq(n, 1 + 2 + 1 + 4 + 1);
+    ck_assert(memcmp(out, "x\xC3\xA9\n\xF0\x9F\x98\x80\\", n) == 0);
+}
+END_TEST
+
+/* The key helpers of validated objects use decoded comparison too. */
+START_TEST(keys_has_decodes) {
+    const char *doc = "{\"pl\\u0061n\":1,\"x\":2}";
+    ph_json_keys_t k;
+    ck_assert_int_eq(posthog__json_validate(doc, strlen(doc), NULL, &k), POSTHOG_OK);
+    ck_assert(posthog__json_keys_has(&k, doc, "plan", 4));
+    ck_assert(!posthog__json_keys_has(&k, doc, "pla", 3));
+    ck_assert(posthog__json_inner_has_key(doc + k.inner_off, k.inner_len, "plan", 4));
+    ck_assert(posthog__json_inner_has_key(doc + k.inner_off, k.inner_len, "\\u0078", 6));
+}
+END_TEST
+
 /* ------------------------------------------------------------ buf */
 
 START_TEST(buf_limits) {
@@ -883,6 +974,10 @@ static Suite *json_suite(void) {
     tcase_add_test(t, validate_number_range);
     tcase_add_test(t, validate_vs_cjson_mutations);
     tcase_add_test(t, buf_limits);
+    tcase_add_test(t, check_reports_what_failed);
+    tcase_add_test(t, depth_of_text);
+    tcase_add_test(t, str_eq_decodes);
+    tcase_add_test(t, keys_has_decodes);
     suite_add_tcase(s, t);
     return s;
 }

@@ -212,6 +212,31 @@ def test_before_send_drop_and_errors(server, make_client, caplog):
     assert c.stats()["dropped_before_send"] == 3
 
 
+def test_before_send_keeps_numbers_and_refuses_what_posthog_cannot_store(
+    server, make_client, caplog
+):
+    # libposthog copies the replacement as written: a big int stays exact (it
+    # went through C doubles before: 9.00719925474099e+15); a replacement the
+    # library refuses is dropped as invalid, with the reason logged.
+    def bs(msg):
+        if msg["event"] == "nameless":
+            msg["event"] = ""
+        else:
+            msg["properties"]["big"] = 9007199254740993
+        return msg
+
+    c = make_client(before_send=bs)
+    with caplog.at_level(logging.ERROR, logger="libposthog"):
+        assert c.capture("exact", distinct_id="u") is not None
+        assert c.capture("nameless", distinct_id="u") is None
+    c.flush()
+    (e,) = server.events()
+    assert e["properties"]["big"] == 9007199254740993
+    assert isinstance(e["properties"]["big"], int)
+    assert "refuses" in caplog.text
+    assert c.stats()["dropped_invalid"] == 1
+
+
 def test_before_send_sees_set_and_timestamp(server, make_client):
     seen = []
     c = make_client(before_send=lambda m: seen.append(m) or m)

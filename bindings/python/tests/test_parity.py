@@ -11,7 +11,9 @@ Intentional differences (see README.md) that the comparison allows:
 - a generated uuid is a v7 (libposthog) rather than a v4 (posthog-python);
 - generated distinct ids (personless events, group_identify without one) are
   random uuid4 strings on both sides, compared by format only;
-- sent_at / request headers / gzip are transport details, not compared.
+- sent_at / request headers / gzip are transport details, not compared;
+- super_properties: the event's own properties win over them (as in the C
+  library and the Ruby binding), posthog-python's super properties win.
 """
 
 from __future__ import annotations
@@ -257,10 +259,14 @@ def test_super_properties_and_historical_migration(server, make_client):
         calls,
         {"super_properties": sp, "historical_migration": True},
     )
+    # intended difference: the event's own properties win over super
+    # properties, as in the C library and the Ruby binding (posthog-python
+    # lets super properties override them)
+    assert o[0]["properties"]["plan"] == "pro"
+    assert t[0]["properties"]["plan"] == "free"
+    o[0]["properties"]["plan"] = t[0]["properties"]["plan"]
     for a, b in zip(o, t):
         _compare(a, b)
-    # posthog-python merges super properties over the event's own properties
-    assert o[0]["properties"]["plan"] == "free"
 
 
 def test_request_body_shape(server, make_client):

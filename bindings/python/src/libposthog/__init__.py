@@ -29,10 +29,35 @@ from .client import (
     Posthog,
     PosthogError,
 )
+from .contexts import (
+    get_context_device_id,
+    get_context_distinct_id,
+    get_context_session_id,
+    get_tags,
+    identify_context,
+    new_context,
+    scoped,
+    set_context_device_id,
+    set_context_session,
+    tag,
+)
 from .flags import FeatureFlagEvaluations, FeatureFlagResult
 from .version import VERSION
 
 __version__ = VERSION
+
+# A package without a loadable C library is a broken install: say so at
+# import, loudly (a RuntimeWarning, shown by default, and an ERROR log), not
+# only by clients that quietly come up disabled.
+try:
+    _native.load()
+except OSError as _e:
+    import logging as _logging
+    import warnings as _warnings
+
+    _msg = "%s; every libposthog client will be disabled" % _e
+    _logging.getLogger("libposthog").error("%s", _msg)
+    _warnings.warn(_msg, RuntimeWarning, stacklevel=2)
 
 # ------------------------------------------------------------------ module settings
 # Read by setup() when the default client is created (first module-level call).
@@ -261,6 +286,16 @@ __all__ = [
     "set_once",
     "group_identify",
     "alias",
+    "new_context",
+    "scoped",
+    "tag",
+    "get_tags",
+    "identify_context",
+    "set_context_session",
+    "set_context_device_id",
+    "get_context_session_id",
+    "get_context_distinct_id",
+    "get_context_device_id",
     "FeatureFlagEvaluations",
     "FeatureFlagResult",
     "get_feature_flag",

@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import sys
 from ctypes import (
     CFUNCTYPE,
     POINTER,
@@ -131,8 +130,9 @@ def tristate(v) -> int:
 
 LOG_FN = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 DROP_FN = CFUNCTYPE(None, POINTER(DropInfo), c_void_p)
-# replacement_json is char**; declared as void** so we can store a malloc()ed pointer.
-BEFORE_SEND_FN = CFUNCTYPE(c_int, c_char_p, POINTER(c_void_p), c_void_p)
+# (event_json, posthog_replacement_t *replacement, user_data) -> verdict. The
+# replacement belongs to the library; posthog_replacement_set copies the text.
+BEFORE_SEND_FN = CFUNCTYPE(c_int, c_char_p, c_void_p, c_void_p)
 
 # ------------------------------------------------------------------ loading
 
@@ -185,6 +185,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     fn("posthog_options_set_log", None, c_void_p, LOG_FN, c_void_p)
     fn("posthog_options_set_on_drop", None, c_void_p, DROP_FN, c_void_p)
     fn("posthog_options_set_before_send", None, c_void_p, BEFORE_SEND_FN, c_void_p)
+    fn("posthog_replacement_set", c_int, c_void_p, c_char_p)
     fn("posthog_client_new", c_void_p, c_void_p, c_char_p, c_size_t)
     for name in ("posthog_capture_opts", "posthog_capture_durable_opts", "posthog_capture_ai"):
         fn(
@@ -209,12 +210,11 @@ def _declare(lib: ctypes.CDLL) -> None:
 
 _lib: Optional[ctypes.CDLL] = None
 _lib_path: Optional[str] = None
-_libc: Optional[ctypes.CDLL] = None
 
 
 def load() -> ctypes.CDLL:
     """Loads (once) and returns the C library; raises OSError if not found."""
-    global _lib, _lib_path, _libc
+    global _lib, _lib_path
     if _lib is not None:
         return _lib
     errors = []
@@ -234,28 +234,12 @@ def load() -> ctypes.CDLL:
             "Build it with CMake and set LIBPOSTHOG_PATH to the .so or its directory, "
             "or install it system-wide."
         )
-    # before_send replacements must come from the malloc() the C library free()s.
-    libc_name = ctypes.util.find_library("c") if sys.platform != "win32" else "msvcrt"
-    _libc = ctypes.CDLL(libc_name) if libc_name else ctypes.CDLL(None)
-    _libc.malloc.restype = c_void_p
-    _libc.malloc.argtypes = [c_size_t]
     return _lib
 
 
 def library_path() -> Optional[str]:
     """The path of the loaded library (None before the first load())."""
     return _lib_path
-
-
-def malloc_copy(data: bytes) -> int:
-    """A malloc()ed NUL-terminated copy of data (the caller hands it to C)."""
-    assert _libc is not None
-    p = _libc.malloc(len(data) + 1)
-    if not p:
-        raise MemoryError("malloc failed")
-    ctypes.memmove(p, data, len(data))
-    ctypes.memset(p + len(data), 0, 1)
-    return p
 
 
 def strerror(status: int) -> str:

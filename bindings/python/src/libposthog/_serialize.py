@@ -233,6 +233,16 @@ def timestamp_ms(ts: Union[None, datetime, date, str, int, float]) -> int:
             dt = datetime(ts.year, ts.month, ts.day, tzinfo=timezone.utc)
         elif isinstance(ts, str):
             dt = _parse_iso(ts)
+        elif isinstance(ts, (int, float)):
+            # seconds or milliseconds? posthog-python fails on a number (the
+            # event is lost); guessing could send 1970 or the year 55000:
+            # refused, the event keeps the current time
+            log.warning(
+                "Invalid timestamp %r: a number is not accepted (seconds or milliseconds "
+                "since the epoch is ambiguous); pass a datetime (e.g. "
+                "datetime.fromtimestamp(ts, timezone.utc)) or an ISO 8601 string. "
+                "Falling back to the current UTC time.", ts)
+            return 0
         else:
             raise ValueError(ts)
         ms = (guess_timezone(dt) - _EPOCH) // _MS

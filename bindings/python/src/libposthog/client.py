@@ -9,13 +9,14 @@ import json
 import logging
 import os
 import threading
+import time
 import weakref
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from uuid import UUID
 
-from . import _native
+from . import _native, contexts
 from ._serialize import (
     clean,
     dumps,
@@ -74,6 +75,33 @@ _IGNORED_KEYWORDS = frozenset(
         "migrated_from",
     }
 )
+
+# Of those, the ones that switch on (or configure) a posthog-python feature
+# this binding does not have, with posthog-python's default: given with
+# another value they are logged at WARNING (the feature is not there), the
+# rest at DEBUG.
+_MISSING_FEATURE_DEFAULTS: Dict[str, Any] = {
+    "enable_exception_autocapture": False,
+    "log_captured_exceptions": False,
+    "project_root": None,
+    "in_app_modules": None,
+    "privacy_mode": False,
+    "flag_fallback_cache_url": None,
+    "enable_local_evaluation": True,
+    "flag_definition_cache_provider": None,
+    "capture_exception_code_variables": False,
+    "code_variables_mask_patterns": None,
+    "code_variables_ignore_patterns": None,
+    "code_variables_mask_url_credentials": None,
+    "code_variables_detect_secrets": None,
+    "enable_exception_autocapture_rate_limiting": False,
+    "metrics": None,
+    "enable_full_ai_capture": False,
+    "capture_trace_context": False,
+    "traces": None,
+    "app_host": None,
+    "migrated_from": None,
+}
 
 # Options the C library will gain with the disk spool; until then it answers
 # POSTHOG_E_UNKNOWN_OPTION and we only warn.
@@ -211,11 +239,14 @@ class _Handle:
     is collected; the callbacks must outlive every call the C side can make.
     """
 
-    __slots__ = ("ptr", "callbacks", "__weakref__")
+    __slots__ = ("ptr", "callbacks", "exit_timeout_ms", "__weakref__")
 
     def __init__(self, ptr: int, callbacks: tuple):
         self.ptr: Optional[int] = ptr
         self.callbacks = callbacks
+        # the shutdown_timeout_ms the application set (then the exit hook
+        # waits that long), or None (the exit hook's shared deadline)
+        self.exit_timeout_ms: Optional[int] = None
 
     def shutdown(self, timeout_ms: int = -1) -> int:
         if not self.ptr:
@@ -248,14 +279,27 @@ def _free_handle_now(handle: _Handle) -> None:
         _leaked.remove(handle)
 
 
+# posthog-python's _ATEXIT_FLUSH_TIMEOUT_SECONDS: at interpreter exit every
+# client together gets this long to deliver, so a hanging server holds the
+# exit up for no longer than it does with posthog-python.
+ATEXIT_TIMEOUT_S = 1.0
+
+
 @atexit.register
 def _shutdown_all_at_exit() -> None:
     # Shut down (not free: daemon threads may still call capture) every live
-    # client, so queued events are delivered (within shutdown_timeout_ms, 5 s
-    # by default) and no flusher thread calls into a finalizing interpreter.
+    # client, so queued events are delivered and no flusher thread calls into
+    # a finalizing interpreter. One deadline for all the clients
+    # (ATEXIT_TIMEOUT_S), except those whose application set
+    # shutdown_timeout_ms: they get that. What is not delivered by then is
+    # spooled (storage_path) or counted as dropped (shutdown).
+    deadline = time.monotonic() + ATEXIT_TIMEOUT_S
     for handle in list(_live):
         try:
-            handle.shutdown(-1)
+            ms = handle.exit_timeout_ms
+            if ms is None:
+                ms = max(0, int((deadline - time.monotonic()) * 1000))
+            handle.shutdown(ms)
         except Exception:  # pragma: no cover - interpreter teardown
             pass
 
@@ -326,10 +370,20 @@ class Posthog(FlagsMixin):
         flag_opts = client_flag_options(personal_api_key, poll_interval, kwargs)
         ignored = [k for k in kwargs if k in _IGNORED_KEYWORDS or k.startswith("_")]
         unknown = [k for k in kwargs if k not in ignored]
-        if ignored or thread != 1:
+        missing = sorted(k for k in ignored if k in _MISSING_FEATURE_DEFAULTS
+                         and kwargs[k] != _MISSING_FEATURE_DEFAULTS[k])
+        if missing:
+            log.warning(
+                "libposthog: %s: this binding does not have the posthog-python feature(s) "
+                "these switch on or configure; ignored (see README.md, 'Compared with "
+                "posthog-python')",
+                ", ".join("%s=%r" % (k, kwargs[k]) for k in missing),
+            )
+        quiet = sorted(k for k in ignored if k not in missing)
+        if quiet or thread != 1:
             log.debug(
                 "libposthog: ignoring posthog-python options without effect here: %s",
-                ", ".join(sorted(ignored)) or "thread",
+                ", ".join(quiet) or "thread",
             )
         if unknown:
             raise TypeError(
@@ -421,6 +475,11 @@ class Posthog(FlagsMixin):
             if debug:
                 raise
             log.error("%s; the client is disabled", e)
+        if self._handle is not None and "shutdown_timeout_ms" in opts:
+            try:  # the application's own deadline, also at exit
+                self._handle.exit_timeout_ms = int(opts["shutdown_timeout_ms"])
+            except (TypeError, ValueError):
+                pass  # refused by the C library already
         if self._handle is None:
             self.disabled = True
 
@@ -615,11 +674,13 @@ class Posthog(FlagsMixin):
                      groups: Optional[Dict[str, Any]]) -> Tuple[Optional[str], Dict[str, Any]]:
         """The distinct_id to send (None: the C library generates one and makes
         the event personless, or uses default_distinct_id) and the properties
-        before library context ($groups as posthog-python sends it)."""
-        props = {**(properties or {}), **system_context()}
+        before library context ($groups as posthog-python sends it), with the
+        current context's tags and session applied (contexts.py)."""
+        props = contexts.apply({**(properties or {}), **system_context()})
         if groups:
             props["$groups"] = groups
-        return stringify_id(distinct_id) or None, props
+        # no distinct_id: the context's (a person event), else None
+        return stringify_id(distinct_id) or contexts.get_context_distinct_id() or None, props
 
     @no_throw
     def set(
@@ -652,8 +713,11 @@ class Posthog(FlagsMixin):
     def _set(self, name, distinct_id, properties, timestamp, uuid, disable_geoip):
         if self.disabled:
             return None
-        properties = properties or {}
+        properties = contexts.apply(properties or {})
         did, personless = identity(distinct_id)
+        ctx_did = contexts.get_context_distinct_id() if personless else None
+        if ctx_did:
+            did, personless = ctx_did, False  # posthog-python: the context's distinct_id
         if personless or not properties:
             return None  # posthog-python: a personless or empty set() does nothing
         if name == "$set":
@@ -685,7 +749,8 @@ class Posthog(FlagsMixin):
             )
             return None
         did = identity(distinct_id)[0]  # always personful, like posthog-python
-        props = {"$group_type": group_type, "$group_key": group_key, "$group_set": properties or {}}
+        props = {"$group_type": group_type, "$group_key": group_key, "$group_set": properties or {},
+                 **contexts.session_property()}
         return self._enqueue("$groupidentify", did, props, timestamp, uuid, disable_geoip)
 
     @no_throw
@@ -708,7 +773,7 @@ class Posthog(FlagsMixin):
         if personless:
             log.warning("alias() called without a distinct_id, dropping the $create_alias event")
             return None
-        props = {"distinct_id": prev, "alias": did}
+        props = {"distinct_id": prev, "alias": did, **contexts.session_property()}
         return self._enqueue("$create_alias", prev, props, timestamp, uuid, disable_geoip)
 
     # ------------------------------------------------------------ core
@@ -737,7 +802,10 @@ class Posthog(FlagsMixin):
         if disable_geoip:
             props["$geoip_disable"] = True
         if self.super_properties:
-            props = {**props, **self.super_properties}
+            # the event's own properties win, as in the C library (its
+            # super_properties option) and the Ruby binding; posthog-python
+            # lets super properties override them (README: precedence)
+            props = {**self.super_properties, **props}
         if self._release_id is not None:
             props.setdefault("$release_id", self._release_id)
         if self.is_server:
@@ -995,7 +1063,12 @@ def _before_send_trampoline(
             return _native.BEFORE_SEND_DROP
         if not isinstance(out, dict):
             raise TypeError("before_send must return a dict or None")
-        replacement[0] = _native.malloc_copy(dumps_clean(out))
+        # the library copies the text; a replacement it refuses (invalid JSON,
+        # a number beyond a double, too deep, no event name...) is dropped as
+        # invalid and reported with the reason
+        st = _native.load().posthog_replacement_set(replacement, dumps_clean(out))
+        if st != 0:
+            log.error("before_send returned an event libposthog refuses: %s", _native.strerror(st))
         return _native.BEFORE_SEND_REPLACE
     except Exception as e:
         log.exception("Error in before_send callback: %s", e)

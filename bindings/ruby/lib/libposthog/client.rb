@@ -71,7 +71,9 @@ module LibPostHog
     attr_reader :logger
 
     # @param opts [Hash] posthog-ruby's options (symbol or string keys):
-    #   api_key (required, or ENV POSTHOG_API_KEY), host, batch_size,
+    #   api_key (or ENV POSTHOG_API_KEY; without one the client is created
+    #   disabled, with an error logged unless silence_disabled_client_error),
+    #   host, batch_size,
     #   max_queue_size, on_error (proc |status, message|), test_mode,
     #   sync_mode, disabled, before_send (proc |event_hash| -> hash or nil),
     #   skip_ssl_verification, logger; plus on_drop (proc |DropReport|),
@@ -97,9 +99,9 @@ module LibPostHog
       super_props = opts.delete(:super_properties) || {}
 
       api_key = opts[:api_key]
-      if (api_key.nil? || api_key.to_s.empty?) && ENV['POSTHOG_API_KEY'].to_s.empty?
-        raise ArgumentError, 'API key must be initialized'
-      end
+      api_key = opts[:api_key] = api_key.strip if api_key.is_a?(String)
+      silence = opts.delete(:silence_disabled_client_error)
+      no_key = (api_key.nil? || api_key.to_s.empty?) && ENV['POSTHOG_API_KEY'].to_s.strip.empty?
 
       @state = State.new
       @state.logger = @logger
@@ -109,6 +111,19 @@ module LibPostHog
       @state.functions = []
       @state.reporter = Reporter.new(@logger, @on_error, @on_drop)
       @pid = Process.pid
+
+      if no_key
+        # posthog-ruby: a client without a key is created disabled (every
+        # call returns false / nil), with an error in the log, never raising
+        # (a Rails boot without the key set must go on)
+        unless silence
+          @logger.error('[libposthog] api_key is missing or empty after trimming whitespace; check your ' \
+                        'project API key; the client is disabled')
+        end
+        @state.ptr = nil
+        LibPostHog.register(self)
+        return
+      end
 
       o = Native.posthog_options_new
       raise NoMemoryError, 'libposthog: posthog_options_new failed' if o.null?
@@ -171,7 +186,9 @@ module LibPostHog
       guard('identify') do
         a = symbolize(attrs).merge(symbolize(kw))
         props = hash_arg(a[:properties], 'properties')
-        enqueue(a, '$identify', props, set: props, set_once: a[:set_once])
+        with_shape({ properties: props, '$set': props, '$set_once': a[:set_once] }) do
+          enqueue(a, '$identify', props, set: props, set_once: a[:set_once])
+        end
       end
     end
 
@@ -183,7 +200,9 @@ module LibPostHog
           @logger.error('[libposthog] alias must be given')
           return false
         end
-        enqueue(a, '$create_alias', { 'distinct_id' => a[:distinct_id].to_s, 'alias' => a[:alias].to_s })
+        with_shape({ properties: { distinct_id: nil, alias: nil } }) do
+          enqueue(a, '$create_alias', { 'distinct_id' => a[:distinct_id].to_s, 'alias' => a[:alias].to_s })
+        end
       end
     end
 
@@ -198,9 +217,11 @@ module LibPostHog
         end
         props = hash_arg(a[:properties], 'properties')
         a[:distinct_id] = "$#{a[:group_type]}_#{a[:group_key]}" if blank?(a[:distinct_id])
-        enqueue(a, '$groupidentify', { '$group_type' => a[:group_type].to_s,
-                                       '$group_key' => a[:group_key].to_s,
-                                       '$group_set' => props })
+        with_shape({ properties: { '$group_type': nil, '$group_key': nil, '$group_set': props } }) do
+          enqueue(a, '$groupidentify', { '$group_type' => a[:group_type].to_s,
+                                         '$group_key' => a[:group_key].to_s,
+                                         '$group_set' => props })
+        end
       end
     end
 
@@ -371,8 +392,21 @@ module LibPostHog
     def capture_attrs(a, durable)
       props = hash_arg(a[:properties], 'properties')
       groups = a[:groups] && hash_arg(a[:groups], 'groups').transform_values { |v| v.nil? ? nil : v.to_s }
+      shape = { properties: props, '$set': a[:set], '$set_once': a[:set_once] }
       props = flag_properties(a, groups).merge(props)
-      enqueue(a, a[:event], props, groups: groups, set: a[:set], set_once: a[:set_once], durable: durable)
+      with_shape(shape) do
+        enqueue(a, a[:event], props, groups: groups, set: a[:set], set_once: a[:set_once], durable: durable)
+      end
+    end
+
+    # The shape of the event as the caller gave it, for before_send's key
+    # types (Utils.ruby_event); before_send runs on this thread, inside the
+    # capture call.
+    def with_shape(shape)
+      Thread.current[:libposthog_shape] = shape
+      yield
+    ensure
+      Thread.current[:libposthog_shape] = nil
     end
 
     # capture(flags: snapshot) or send_feature_flags: the $feature/<key> and
@@ -558,8 +592,8 @@ module LibPostHog
       Native.posthog_options_set_log(o, log, nil)
 
       if state.before_send || state.test_mode
-        bs = FFI::Function.new(:int, %i[pointer pointer pointer]) do |json_ptr, out_pp, _ud|
-          run_before_send(state, json_ptr, out_pp)
+        bs = FFI::Function.new(:int, %i[pointer pointer pointer]) do |json_ptr, replacement, _ud|
+          run_before_send(state, json_ptr, replacement)
         end
         functions << bs
         Native.posthog_options_set_before_send(o, bs, nil)
@@ -568,9 +602,9 @@ module LibPostHog
     end
 
     # Runs on the capturing thread, inside posthog_capture_opts.
-    def run_before_send(state, json_ptr, out_pp)
+    def run_before_send(state, json_ptr, replacement)
       json = json_ptr.read_string.force_encoding(Encoding::UTF_8)
-      event = JSON.parse(json).transform_keys(&:to_sym)
+      event = Utils.ruby_event(JSON.parse(json), Thread.current[:libposthog_shape])
       result = event
       replaced = false
       if state.before_send
@@ -598,13 +632,13 @@ module LibPostHog
       end
       return Native::BEFORE_SEND_KEEP unless replaced
 
-      out = Utils.to_json(result)
-      mem = Native::LibC.malloc(out.bytesize + 1)
-      return Native::BEFORE_SEND_KEEP if mem.null?
-
-      mem.put_bytes(0, out)
-      mem.put_uint8(out.bytesize, 0)
-      out_pp.write_pointer(mem)
+      # The library copies the text; one it refuses (invalid, a number beyond a
+      # double, too deep, no event name...) drops the event as invalid, reported.
+      st = Native.posthog_replacement_set(replacement, Utils.to_json(result))
+      unless st.zero?
+        state.logger.error('[libposthog] before_send returned an event libposthog refuses: ' \
+                           "#{Native.posthog_strerror(st)}")
+      end
       Native::BEFORE_SEND_REPLACE
     rescue Exception => e # rubocop:disable Lint/RescueException -- never unwind through C
       begin

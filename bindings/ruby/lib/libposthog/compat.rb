@@ -1,8 +1,10 @@
 # frozen_string_literal: true
 
-# Opt-in: `require 'libposthog/compat'` makes PostHog::Client (and
-# PostHog::VERSION-free code written for posthog-ruby) use libposthog, when
-# posthog-ruby itself is not loaded.
+# Opt-in: `require 'libposthog/compat'` makes code written for posthog-ruby
+# (PostHog::Client, PostHog::Logging, PostHog::VERSION) use libposthog, when
+# posthog-ruby itself is not loaded. PostHog::VERSION is the posthog-ruby
+# version whose API this layer follows (LibPostHog::POSTHOG_RUBY_VERSION);
+# the binding's own is LibPostHog::VERSION.
 require 'libposthog'
 
 if defined?(::PostHog)
@@ -10,6 +12,7 @@ if defined?(::PostHog)
 else
   module PostHog
     Client = ::LibPostHog::Client
+    VERSION = ::LibPostHog::POSTHOG_RUBY_VERSION
     Logging = Module.new do
       def self.logger
         ::LibPostHog.logger

@@ -24,6 +24,12 @@ module LibPostHog
       end
       bundled = File.join(BUNDLED_DIR, 'libposthog.so')
       list << bundled if File.exist?(bundled)
+      # a source gem's build (extension step) lands in the gem's extension
+      # dir, which is on the load path
+      $LOAD_PATH.each do |dir|
+        built = File.join(dir.to_s, 'libposthog', 'native', 'libposthog.so')
+        list << built if File.file?(built) && !list.include?(built)
+      end
       list << 'libposthog.so.0' << 'posthog'
       list
     end
@@ -40,7 +46,9 @@ module LibPostHog
       end
     end
     unless loaded
-      raise LoadError, "libposthog: cannot load the C library (set LIBPOSTHOG_PATH): #{errors.join('; ')}"
+      raise LoadError, "libposthog: cannot load the C library libposthog.so (tried: #{errors.join('; ')}); " \
+                     'reinstall the gem where a C compiler, CMake and the -dev packages are present, ' \
+                     'or set LIBPOSTHOG_PATH to a built libposthog.so'
     end
 
     class << self
@@ -143,6 +151,8 @@ module LibPostHog
     attach_function :posthog_options_set_log, %i[pointer log_fn pointer], :void
     attach_function :posthog_options_set_on_drop, %i[pointer drop_fn pointer], :void
     attach_function :posthog_options_set_before_send, %i[pointer before_send_fn pointer], :void
+    # before_send's replacement belongs to the library, which copies the text.
+    attach_function :posthog_replacement_set, %i[pointer string], :int
 
     attach_function :posthog_client_new, %i[pointer pointer size_t], :pointer
 
@@ -215,12 +225,5 @@ module LibPostHog
     end
 
     BROKEN_FORK_FFI = %w[1.16.0 1.16.1 1.16.2 1.16.3 1.17.0].freeze
-
-    # The library free()s a before_send replacement: it must come from malloc.
-    module LibC
-      extend FFI::Library
-      ffi_lib FFI::Library::LIBC
-      attach_function :malloc, [:size_t], :pointer
-    end
   end
 end

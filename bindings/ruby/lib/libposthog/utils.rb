@@ -143,6 +143,45 @@ module LibPostHog
       JSON.generate(jsonable(v, Walk.new(what)))
     end
 
+    # The event hash before_send receives, with posthog-ruby's key types:
+    # top-level keys are Symbols (:event, :distinct_id, :timestamp,
+    # :properties, :$set, ...) except 'uuid', a String as in posthog-ruby;
+    # below, a key is a Symbol where the caller's own Hash (template, the
+    # shape of the event as the method was given it) had it as a Symbol,
+    # else a String (the SDK's '$lib', '$groups', ...). So a filter written
+    # for posthog-ruby (`event[:properties].delete(:email)`) finds its keys.
+    def ruby_event(parsed, template)
+      parsed.each_with_object({}) do |(k, v), out|
+        key = k == 'uuid' ? k : k.to_sym
+        sub = template.is_a?(Hash) ? template[key] : nil
+        out[key] = key == :properties || key.to_s.start_with?('$') ? restore_key_types(v, sub) : v
+      end
+    end
+
+    # JSON-parsed value with the key types of template (see ruby_event).
+    def restore_key_types(value, template)
+      case value
+      when Hash
+        value.each_with_object({}) do |(k, v), out|
+          key = k
+          sub = nil
+          if template.is_a?(Hash)
+            if template.key?(k)
+              sub = template[k]
+            elsif template.key?(k.to_sym)
+              key = k.to_sym
+              sub = template[key]
+            end
+          end
+          out[key] = restore_key_types(v, sub)
+        end
+      when Array
+        value.each_with_index.map { |v, i| restore_key_types(v, template.is_a?(Array) ? template[i] : nil) }
+      else
+        value
+      end
+    end
+
     def valid_uuid?(u)
       u.is_a?(String) && UUID_RE.match?(u)
     end
