@@ -887,7 +887,9 @@ typedef struct posthog_exception_options {
 
 /* type: the error's class or kind ("ValueError", "SIGSEGV", "io_error");
  * message: its text (may be NULL); properties_json: more properties (may be
- * NULL). Status as posthog_capture_opts; a missing type or a bad option is
+ * NULL); a property this function sets itself ($exception_list,
+ * $exception_level, $exception_fingerprint, $debug_images) that
+ * properties_json has too is the caller's, sent once. Status as posthog_capture_opts; a missing type or a bad option is
  * POSTHOG_E_INVALID_ARG (logged, counted as invalid). */
 POSTHOG_API posthog_status_t posthog_capture_exception(posthog_client_t *c, const char *distinct_id,
                                                        const char *type, const char *message,

@@ -99,6 +99,23 @@ static cJSON *native_frames(const uintptr_t *pcs, size_t n, const ph_modules_t *
     return frames;
 }
 
+/* The members of p that properties_json (an object's text) has too are
+ * taken out of p: the caller's win, each key once in the event (as
+ * posthog-python lets its caller's properties replace the SDK's). Text
+ * that is no object is left to posthog__json_append_members to refuse. */
+static void drop_callers_keys(cJSON *p, const char *properties_json) {
+    if (!properties_json) return;
+    cJSON *caller = cJSON_Parse(properties_json);
+    if (cJSON_IsObject(caller)) {
+        for (cJSON *m = p->child, *next; m; m = next) {
+            next = m->next;
+            if (cJSON_GetObjectItemCaseSensitive(caller, m->string))
+                cJSON_Delete(cJSON_DetachItemViaPointer(p, m));
+        }
+    }
+    cJSON_Delete(caller);
+}
+
 static posthog_status_t bad(posthog_client_t *c, posthog_status_t st, const char *what) {
     posthog__log(c, POSTHOG_LOG_ERROR, "posthog_capture_exception: %s", what);
     return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, st, "$exception", NULL);
@@ -211,6 +228,7 @@ static posthog_status_t build_and_capture(posthog_client_t *c, const char *disti
         cJSON_AddItemToObject(p, "$debug_images", images);
         images = NULL;
     }
+    drop_callers_keys(p, properties_json);
     if (!(more = cJSON_PrintUnformatted(p))) goto out;
     if (!(props = posthog__json_append_members(properties_json, more))) {
         st = bad(c, POSTHOG_E_INVALID_JSON, "properties_json must be a JSON object");

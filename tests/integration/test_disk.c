@@ -32,53 +32,21 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "support_client.h"
+#include "support_spool.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define IT_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define IT_SANITIZER 1
-#endif
-#endif
-#ifndef IT_SANITIZER
-#define IT_SANITIZER 0
-#endif
 
 /* ------------------------------------------------------------ helpers */
 
-static char *tmp_dir(void) {
-    char *t = strdup("/tmp/ph-disk-it-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(t));
-    return t;
-}
-
-static void rm_rf(const char *dir) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    int rc = system(cmd);
-    (void)rc;
-}
-
+static char *tmp_dir(void) { return it_tmp_dir("ph-disk-it-"); }
 /* Entries of dir named ph-*.spool. */
-static int spool_files(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (!strncmp(e->d_name, "ph-", 3) && l > 6 && !strcmp(e->d_name + l - 6, ".spool")) n++;
-    }
-    closedir(d);
-    return n;
+static int spool_files(const char *dir) { return it_count_files(dir, "ph-", ".spool"); }
+static posthog_status_t cap_seq(posthog_client_t *c, const char *who, long seq) {
+    return it_cap_seq(c, "disk_test", who, seq);
 }
 
-static char *url_of_port(int port) {
-    char *u = malloc(64);
-    snprintf(u, 64, "http://127.0.0.1:%d", port);
-    return u;
-}
+
+
+
 
 /* Options without Check (usable in forked children); v0 unless mode. */
 static posthog_options_t *opts(const char *host, const char *dir, const char *mode) {
@@ -93,43 +61,8 @@ static posthog_options_t *opts(const char *host, const char *dir, const char *mo
     return o;
 }
 
-static posthog_status_t cap_seq(posthog_client_t *c, const char *who, long seq) {
-    char props[128];
-    snprintf(props, sizeof props, "{\"seq\":%ld,\"who\":\"%s\"}", seq, who);
-    return posthog_capture_json(c, "user-1", "disk_test", props);
-}
 
-static int wait_stat_ge(posthog_client_t *c, const char *name, uint64_t v, int timeout_ms) {
-    int64_t end = it_mono_ms() + timeout_ms;
-    while (posthog_get_stat(c, name) < v) {
-        if (it_mono_ms() > end) return -1;
-        it_sleep_ms(5);
-    }
-    return 0;
-}
 
-/* Every event "who" with seq 0..n-1 accepted exactly once, no duplicates. */
-static void assert_exactly_once(ph_ingest_t *srv, const char *who, long n) {
-    int *seen = calloc((size_t)n, sizeof *seen);
-    cJSON *ev = it_events(srv);
-    const cJSON *e;
-    long got = 0;
-    cJSON_ArrayForEach(e, ev) {
-        const char *w = it_prop_str(e, "who");
-        if (!w || strcmp(w, who)) continue;
-        const cJSON *props = cJSON_GetObjectItem(e, "properties");
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(props, "seq");
-        ck_assert(cJSON_IsNumber(s) && s->valuedouble >= 0 && s->valuedouble < (double)n);
-        seen[(long)s->valuedouble]++;
-        got++;
-    }
-    cJSON_Delete(ev);
-    ck_assert_int_eq(got, n);
-    for (long i = 0; i < n; i++)
-        ck_assert_msg(seen[i] == 1, "seq %ld delivered %d times", i, seen[i]);
-    free(seen);
-    ck_assert_int_eq(it_summary_num(srv, "duplicate_uuids"), 0);
-}
 
 /* Descriptors of this process that refer to something inside `dir` (the
  * directory itself included); *no_cloexec gets how many of them lack
@@ -172,7 +105,7 @@ static int fds_into(const char *dir, int *no_cloexec) {
 START_TEST(outage_holds_bounded_descriptors) {
     enum { GROUP = 5, GROUPS = 100, N = GROUP * GROUPS };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     posthog_options_t *o = opts(down, dir, NULL);
     it_set(o, "flush_at", "5");
     it_set(o, "flush_interval_ms", "5");
@@ -181,7 +114,7 @@ START_TEST(outage_holds_bounded_descriptors) {
     for (long g = 0; g < GROUPS; g++) {
         for (long i = 0; i < GROUP; i++)
             ck_assert_int_eq(cap_seq(c, "fd", g * GROUP + i), POSTHOG_OK);
-        ck_assert_int_eq(wait_stat_ge(c, "spooled", (uint64_t)(g + 1) * GROUP, 10000), 0);
+        ck_assert_int_eq(it_wait_stat_ge(c, "spooled", (uint64_t)(g + 1) * GROUP, 10000), 0);
     }
     int files = spool_files(dir);
     ck_assert_int_ge(files, GROUPS * 3 / 4);
@@ -208,13 +141,13 @@ START_TEST(outage_holds_bounded_descriptors) {
     /* and all of it is delivered later, once */
     ph_ingest_t *srv = it_server(NULL);
     c = it_client(opts(ph_ingest_url(srv), dir, NULL));
-    ck_assert_int_eq(wait_stat_ge(c, "replayed", N, 20000), 0);
+    ck_assert_int_eq(it_wait_stat_ge(c, "replayed", N, 20000), 0);
     ck_assert_int_eq(posthog_flush(c, 20000), POSTHOG_OK);
-    assert_exactly_once(srv, "fd", N);
+    it_assert_exactly_once(srv, "fd", N);
     posthog_client_free(c);
     it_stop(srv);
     ck_assert_int_eq(spool_files(dir), 0);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -227,7 +160,7 @@ END_TEST
 START_TEST(shutdown_without_free_releases_files) {
     enum { N = 40 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     posthog_options_t *o = opts(down, dir, NULL);
     it_set(o, "flush_at", "8");
     posthog_client_t *a = it_client(o);
@@ -239,14 +172,14 @@ START_TEST(shutdown_without_free_releases_files) {
     ph_ingest_t *srv = it_server(NULL);
     posthog_client_t *b = it_client(opts(ph_ingest_url(srv), dir, NULL));
     /* the files are b's to adopt now (at its start, or its next look) */
-    ck_assert_int_eq(wait_stat_ge(b, "replayed", N, 10000), 0);
+    ck_assert_int_eq(it_wait_stat_ge(b, "replayed", N, 10000), 0);
     ck_assert_int_eq(posthog_flush(b, 10000), POSTHOG_OK);
-    assert_exactly_once(srv, "sd", N);
+    it_assert_exactly_once(srv, "sd", N);
     ck_assert_int_eq(spool_files(dir), 0);
     posthog_client_free(b);
     posthog_client_free(a);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -261,7 +194,7 @@ START_TEST(relative_storage_path_survives_chdir) {
     char cwd[PATH_MAX];
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
     ck_assert_int_eq(chdir(base), 0);
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     posthog_options_t *o = opts(down, "spool", NULL);
     it_set(o, "flush_at", "5");
     it_set(o, "flush_interval_ms", "5");
@@ -269,7 +202,7 @@ START_TEST(relative_storage_path_survives_chdir) {
     ck_assert_int_eq(chdir(elsewhere), 0); /* the host application moves on */
     for (long i = 0; i < N; i++) ck_assert_int_eq(cap_seq(c, "rel", i), POSTHOG_OK);
     ck_assert_int_eq(posthog_capture_durable(c, "u", "durable", NULL), POSTHOG_OK);
-    int spooled = wait_stat_ge(c, "spooled", N + 1, 10000);
+    int spooled = it_wait_stat_ge(c, "spooled", N + 1, 10000);
     posthog_stats_t s = it_stats(c);
     ck_assert_msg(spooled == 0, "spooled %llu of %d after chdir (dropped %llu)",
                   (unsigned long long)s.spooled, N + 1, (unsigned long long)s.dropped_total);
@@ -282,8 +215,8 @@ START_TEST(relative_storage_path_survives_chdir) {
     ck_assert_int_ne(stat(where, &st), 0); /* nothing went to the new working directory */
     posthog_client_free(c);
     ck_assert_int_eq(chdir(cwd), 0);
-    rm_rf(base);
-    rm_rf(elsewhere);
+    it_rm_rf(base);
+    it_rm_rf(elsewhere);
     free(base);
     free(elsewhere);
     free(down);
@@ -292,28 +225,14 @@ END_TEST
 
 /* ------------------------------------------------------------ unsafe directories */
 
-typedef struct {
-    pthread_mutex_t mu;
-    int errors;
-    char last[512];
-} logs_t;
-
-static void log_fn(posthog_log_level_t level, const char *msg, void *ud) {
-    logs_t *l = ud;
-    if (level < POSTHOG_LOG_ERROR) return;
-    pthread_mutex_lock(&l->mu);
-    l->errors++;
-    snprintf(l->last, sizeof l->last, "%s", msg);
-    pthread_mutex_unlock(&l->mu);
-}
 
 /* Creates a client on `path` and checks the spool was refused with a
  * message naming the path and containing `problem`. */
 static void assert_refused(const char *path, const char *problem) {
-    logs_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
-    char *down = url_of_port(it_closed_port());
+    it_errlog_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
+    char *down = it_url_of_port(it_closed_port());
     posthog_options_t *o = opts(down, path, NULL);
-    posthog_options_set_log(o, log_fn, &logs);
+    posthog_options_set_log(o, it_errlog_fn, &logs);
     posthog_client_t *c = it_client(o);
     ck_assert_int_ge(logs.errors, 1);
     ck_assert_msg(strstr(logs.last, path) && strstr(logs.last, "storage_path"),
@@ -366,7 +285,7 @@ START_TEST(unsafe_storage_path_refused) {
     ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST
@@ -414,13 +333,13 @@ START_TEST(planted_spool_symlink_not_followed) {
     ck_assert_int_eq(posthog_flush(c, 5000), POSTHOG_OK);
     posthog_client_free(c);
     ck_assert_int_eq(it_summary_num(srv, "events"), 1);
-    assert_exactly_once(srv, "live", 1);
+    it_assert_exactly_once(srv, "live", 1);
     it_stop(srv);
     struct stat st;
     ck_assert_int_eq(stat(victim, &st), 0);
     ck_assert_uint_eq((uint64_t)st.st_size, n);
-    rm_rf(dir);
-    rm_rf(outside);
+    it_rm_rf(dir);
+    it_rm_rf(outside);
     free(dir);
     free(outside);
 }
@@ -440,7 +359,7 @@ START_TEST(crash_temp_symlink_not_followed) {
     FILE *vf = fopen(victim, "w");
     fputs("precious", vf);
     fclose(vf);
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -485,12 +404,12 @@ START_TEST(crash_temp_symlink_not_followed) {
     ck_assert_int_eq(spool_files(dir), 1);
     ph_ingest_t *srv = it_server(NULL);
     posthog_client_t *c = it_client(opts(ph_ingest_url(srv), dir, NULL));
-    ck_assert_int_eq(wait_stat_ge(c, "replayed", M, 10000), 0);
-    assert_exactly_once(srv, "crash", M);
+    ck_assert_int_eq(it_wait_stat_ge(c, "replayed", M, 10000), 0);
+    it_assert_exactly_once(srv, "crash", M);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
-    rm_rf(outside);
+    it_rm_rf(dir);
+    it_rm_rf(outside);
     free(dir);
     free(outside);
     free(down);
@@ -535,14 +454,14 @@ START_TEST(redirect_and_portal_are_not_answers) {
                               "%s %s always=%d: the server accepted %lld of %d (sent %llu)",
                               modes[m], scripts[k], always, it_summary_num(srv, "events"), N,
                               (unsigned long long)s.sent);
-                assert_exactly_once(srv, "ans", N);
+                it_assert_exactly_once(srv, "ans", N);
                 ck_assert_uint_eq(s.sent, N);
                 ck_assert_uint_eq(s.spool_pending, 0);
                 ck_assert_int_eq(spool_files(dir), 0);
                 posthog_client_free(c);
                 it_drops_free(d);
                 it_stop(srv);
-                rm_rf(dir);
+                it_rm_rf(dir);
                 free(dir);
             }
         }
@@ -572,11 +491,11 @@ START_TEST(portal_answer_keeps_the_file) {
     ck_assert_uint_eq(s.spool_pending, N);
     ck_assert_int_eq(spool_files(dir), 1);
     ck_assert_int_eq(posthog_flush(c, 15000), POSTHOG_OK);
-    assert_exactly_once(srv, "keep", N);
+    it_assert_exactly_once(srv, "keep", N);
     ck_assert_int_eq(spool_files(dir), 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST
@@ -599,21 +518,21 @@ START_TEST(split_halves_keep_disk_copies) {
     for (long i = 0; i < N; i++) ck_assert_int_eq(cap_seq(c, "half", i), POSTHOG_OK);
     ck_assert_int_eq(posthog_flush(c, 0), POSTHOG_E_TIMEOUT);
     /* the 413 answered, the first half in flight (its answer delayed) */
-    ck_assert_int_eq(wait_stat_ge(c, "requests", 2, 5000), 0);
+    ck_assert_int_eq(it_wait_stat_ge(c, "requests", 2, 5000), 0);
     posthog_stats_t s = it_stats(c);
     ck_assert_uint_eq(s.sent, 0);
     ck_assert_msg(spool_files(dir) == 2 && s.spool_pending == N,
                   "while the halves are sent: %d files, %llu events pending", spool_files(dir),
                   (unsigned long long)s.spool_pending);
     ck_assert_int_eq(posthog_flush(c, 15000), POSTHOG_OK);
-    assert_exactly_once(srv, "half", N);
+    it_assert_exactly_once(srv, "half", N);
     s = it_stats(c);
     ck_assert_uint_eq(s.spooled, N); /* written once as spooled; the halves are copies */
     ck_assert_uint_eq(s.spool_pending, 0);
     ck_assert_int_eq(spool_files(dir), 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST
@@ -632,19 +551,19 @@ START_TEST(partial_retry_keeps_disk_copy) {
                    "\"retry_after\":\"2\"}]}");
     for (long i = 0; i < N; i++) ck_assert_int_eq(cap_seq(c, "part", i), POSTHOG_OK);
     ck_assert_int_eq(posthog_flush(c, 0), POSTHOG_E_TIMEOUT);
-    ck_assert_int_eq(wait_stat_ge(c, "sent", N - 1, 5000), 0);
+    ck_assert_int_eq(it_wait_stat_ge(c, "sent", N - 1, 5000), 0);
     it_sleep_ms(100);
     posthog_stats_t s = it_stats(c);
     ck_assert_msg(spool_files(dir) == 1 && s.spool_pending == 1,
                   "while the retry waits: %d files, %llu events pending", spool_files(dir),
                   (unsigned long long)s.spool_pending);
     ck_assert_int_eq(posthog_flush(c, 15000), POSTHOG_OK);
-    assert_exactly_once(srv, "part", N);
+    it_assert_exactly_once(srv, "part", N);
     ck_assert_uint_eq(it_stats(c).spool_pending, 0);
     ck_assert_int_eq(spool_files(dir), 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST

@@ -155,12 +155,77 @@ START_TEST(test_caller_supplied_exception_list)
 }
 END_TEST
 
+/* The event text before_send sees: what goes on the wire. */
+static char g_event_text[8192];
+
+static posthog_before_send_result_t keep_text(const char *event_json, posthog_replacement_t *replacement,
+                                              void *ud) {
+    (void)replacement;
+    (void)ud;
+    snprintf(g_event_text, sizeof g_event_text, "%s", event_json);
+    return POSTHOG_BEFORE_SEND_KEEP;
+}
+
+static int occurrences(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+/* properties_json naming $exception_list / $exception_level /
+ * $exception_fingerprint (posthog-python lets a caller's properties replace
+ * the SDK's): each key once in the event, the caller's value. They were
+ * appended twice (duplicate keys: which one a JSON parser keeps is its own
+ * choice). */
+START_TEST(test_callers_exception_properties_win_once)
+{
+    ph_ingest_t *srv = it_server(NULL);
+    posthog_options_t *opt = it_options(srv);
+    posthog_options_set_before_send(opt, keep_text, NULL);
+    posthog_client_t *c = it_client(opt);
+    posthog_exception_options_t o = {
+        .exception_list_json = "[{\"type\":\"FromOptions\",\"value\":\"v\"}]",
+        .level = "error", .fingerprint = "fp-options"};
+    const char *props = "{\"$exception_level\":\"warning\",\"$exception_fingerprint\":\"fp-caller\","
+                        "\"$exception_list\":[{\"type\":\"FromProperties\",\"value\":\"w\"}],"
+                        "\"k\":1}";
+    ck_assert_int_eq(posthog_capture_exception_ex(c, "u", NULL, NULL, props, &o, NULL), POSTHOG_OK);
+    ck_assert_int_eq(occurrences(g_event_text, "\"$exception_level\""), 1);
+    ck_assert_int_eq(occurrences(g_event_text, "\"$exception_list\""), 1);
+    ck_assert_int_eq(occurrences(g_event_text, "\"$exception_fingerprint\""), 1);
+    /* and the native path: the caller's level, its own list */
+    ck_assert_int_eq(posthog_capture_exception(c, "u", "T", "m", "{\"$exception_level\":\"info\"}"),
+                     POSTHOG_OK);
+    ck_assert_int_eq(occurrences(g_event_text, "\"$exception_level\""), 1);
+    ck_assert_int_eq(occurrences(g_event_text, "\"$exception_list\""), 1);
+    ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
+    cJSON *events = it_events(srv);
+    ck_assert_int_eq(cJSON_GetArraySize(events), 2);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(events, 0), "properties");
+    ck_assert_str_eq(it_str(p, "$exception_level"), "warning");
+    ck_assert_str_eq(it_str(p, "$exception_fingerprint"), "fp-caller");
+    ck_assert_int_eq((int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "k")), 1);
+    ck_assert_str_eq(it_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(p, "$exception_list"), 0),
+                            "type"),
+                     "FromProperties");
+    p = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(events, 1), "properties");
+    ck_assert_str_eq(it_str(p, "$exception_level"), "info");
+    ck_assert_str_eq(it_str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(p, "$exception_list"), 0),
+                            "type"),
+                     "T");
+    cJSON_Delete(events);
+    posthog_client_free(c);
+    it_stop(srv);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("errors");
     TCase *t = tcase_create("exception");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_native_stack_resolves_to_the_function);
     tcase_add_test(t, test_caller_supplied_exception_list);
+    tcase_add_test(t, test_callers_exception_properties_win_once);
     suite_add_tcase(s, t);
     return s;
 }

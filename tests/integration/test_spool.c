@@ -30,53 +30,22 @@
 #include <unistd.h>
 
 #include "spool.h"
-#include "support_client.h"
+#include "support_spool.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define IT_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define IT_SANITIZER 1
-#endif
-#endif
-#ifndef IT_SANITIZER
-#define IT_SANITIZER 0
-#endif
 
 /* ------------------------------------------------------------ helpers */
 
-static char *tmp_dir(void) {
-    char *t = strdup("/tmp/ph-spool-it-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(t));
-    return t;
-}
-
-static void rm_rf(const char *dir) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    int rc = system(cmd);
-    (void)rc;
-}
-
-/* Entries in dir whose name starts with prefix. */
-static int count_prefix(const char *dir, const char *prefix) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (!strncmp(e->d_name, prefix, strlen(prefix))) n++;
-    closedir(d);
-    return n;
-}
-
+static char *tmp_dir(void) { return it_tmp_dir("ph-spool-it-"); }
+static int count_prefix(const char *dir, const char *prefix) { return it_count_files(dir, prefix, NULL); }
 static int spool_files(const char *dir) { return count_prefix(dir, "ph-"); }
-
-static char *url_of_port(int port) {
-    char *u = malloc(64);
-    snprintf(u, 64, "http://127.0.0.1:%d", port);
-    return u;
+static posthog_status_t cap_seq(posthog_client_t *c, const char *who, long seq) {
+    return it_cap_seq(c, "spool_test", who, seq);
 }
+
+
+
+
+
 
 /* A TCP listener that never accepts: connections complete, requests hang. */
 static int blackhole(int *port) {
@@ -106,52 +75,9 @@ static posthog_options_t *opts(const char *host, const char *dir) {
     return o;
 }
 
-static posthog_status_t cap_seq(posthog_client_t *c, const char *who, long seq) {
-    char props[128];
-    snprintf(props, sizeof props, "{\"seq\":%ld,\"who\":\"%s\"}", seq, who);
-    return posthog_capture_json(c, "user-1", "spool_test", props);
-}
 
-/* Waits until stat `name` of c is >= v. 0 when reached. */
-static int wait_stat_ge(posthog_client_t *c, const char *name, uint64_t v, int timeout_ms) {
-    int64_t end = it_mono_ms() + timeout_ms;
-    while (posthog_get_stat(c, name) < v) {
-        if (it_mono_ms() > end) return -1;
-        it_sleep_ms(5);
-    }
-    return 0;
-}
 
-/* The "seq" property of every accepted event whose "who" is `who` (NULL: any):
- * fills seen[seq]++ for seq < max; returns how many matched, -1 if a seq is out of range. */
-static long server_seqs(ph_ingest_t *srv, const char *who, int *seen, long max) {
-    cJSON *ev = it_events(srv);
-    long n = 0, bad = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, ev) {
-        const char *w = it_prop_str(e, "who");
-        if (who && (!w || strcmp(w, who))) continue;
-        const cJSON *props = cJSON_GetObjectItemCaseSensitive(e, "properties");
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(props, "seq");
-        if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble >= (double)max) {
-            bad++;
-            continue;
-        }
-        seen[(long)s->valuedouble]++;
-        n++;
-    }
-    cJSON_Delete(ev);
-    return bad ? -1 : n;
-}
 
-static void assert_exactly_once(ph_ingest_t *srv, const char *who, long n) {
-    int *seen = calloc((size_t)n, sizeof *seen);
-    long got = server_seqs(srv, who, seen, n);
-    ck_assert_int_eq(got, n);
-    for (long i = 0; i < n; i++) ck_assert_msg(seen[i] == 1, "seq %ld delivered %d times", i, seen[i]);
-    free(seen);
-    ck_assert_int_eq(it_summary_num(srv, "duplicate_uuids"), 0);
-}
 
 static void stats_balance_idle(posthog_client_t *c) {
     posthog_stats_t s = it_stats(c);
@@ -208,7 +134,7 @@ START_TEST(outage_then_recovery_exactly_once) {
     it_set(o, "flush_interval_ms", "20");
     posthog_client_t *c = it_client(o);
     for (long i = 0; i < N; i++) ck_assert_int_eq(cap_seq(c, "a", i), POSTHOG_OK);
-    ck_assert_int_eq(wait_stat_ge(c, "spooled", N, 8000), 0);
+    ck_assert_int_eq(it_wait_stat_ge(c, "spooled", N, 8000), 0);
     posthog_stats_t s = it_stats(c);
     ck_assert_uint_eq(s.spooled, N);
     ck_assert_uint_eq(s.spool_pending, N);
@@ -230,7 +156,7 @@ START_TEST(outage_then_recovery_exactly_once) {
     ck_assert_uint_eq(s.dropped_total, 0);
     ck_assert_int_eq(it_summary_num(srv, "events"), N);
     ck_assert_int_eq(it_summary_num(srv, "unique_uuids"), N);
-    assert_exactly_once(srv, "a", N);
+    it_assert_exactly_once(srv, "a", N);
     ck_assert_int_eq(spool_files(dir), 0);
     /* the link is up again: new events go straight out */
     ck_assert_int_eq(cap_seq(c, "b", 0), POSTHOG_OK);
@@ -239,7 +165,7 @@ START_TEST(outage_then_recovery_exactly_once) {
     ck_assert_uint_eq(it_stats(c).spooled, N);
     posthog_client_free(c);
     ck_assert_int_eq(count_prefix(dir, ""), 2); /* . and .. */
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     it_stop(srv);
 }
@@ -250,7 +176,7 @@ END_TEST
 START_TEST(shutdown_down_then_new_client_delivers) {
     enum { N = 35 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     posthog_options_t *o = opts(down, dir);
     it_set(o, "flush_at", "10");
     posthog_client_t *c = it_client(o);
@@ -274,11 +200,11 @@ START_TEST(shutdown_down_then_new_client_delivers) {
     ck_assert_uint_eq(s.replayed, N);
     ck_assert_uint_eq(s.captured, 0);
     ck_assert_uint_eq(s.spool_pending, 0);
-    assert_exactly_once(srv, "a", N);
+    it_assert_exactly_once(srv, "a", N);
     ck_assert_int_eq(spool_files(dir), 0);
     posthog_client_free(c2);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -287,7 +213,7 @@ END_TEST
 START_TEST(shutdown_down_across_processes) {
     enum { N = 40 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -310,11 +236,11 @@ START_TEST(shutdown_down_across_processes) {
     ph_ingest_t *srv = it_server(NULL);
     posthog_client_t *c = new_client_flush(ph_ingest_url(srv), dir, 10000);
     ck_assert_uint_eq(it_stats(c).replayed, N);
-    assert_exactly_once(srv, "child", N);
+    it_assert_exactly_once(srv, "child", N);
     ck_assert_int_eq(spool_files(dir), 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -332,7 +258,7 @@ START_TEST(kill9_durability_always) {
     char *dir = tmp_dir();
     int hport;
     int hole = blackhole(&hport); /* requests hang: nothing is delivered by the child */
-    char *hurl = url_of_port(hport);
+    char *hurl = it_url_of_port(hport);
     kill_shared_t *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                              -1, 0);
     ck_assert(sh != MAP_FAILED);
@@ -372,7 +298,7 @@ START_TEST(kill9_durability_always) {
     ph_ingest_t *srv = it_server(NULL);
     posthog_client_t *c = new_client_flush(ph_ingest_url(srv), dir, 15000);
     int *seen = calloc(MAXN, sizeof *seen);
-    long got = server_seqs(srv, "k", seen, MAXN);
+    long got = it_server_seqs(srv, "k", seen, MAXN);
     ck_assert_int_ge(got, spooled_lb);
     for (long i = 0; i < MAXN; i++) {
         ck_assert_msg(seen[i] <= 1, "seq %ld delivered %d times", i, seen[i]);
@@ -388,7 +314,7 @@ START_TEST(kill9_durability_always) {
     posthog_client_free(c);
     it_stop(srv);
     munmap(sh, sizeof *sh);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(hurl);
 }
@@ -399,7 +325,7 @@ END_TEST
 START_TEST(crash_handler_saves_queue) {
     enum { M = 25 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -437,14 +363,14 @@ START_TEST(crash_handler_saves_queue) {
     ck_assert_int_eq(spool_files(dir), 1);
     ph_ingest_t *srv = it_server(NULL);
     posthog_client_t *c = new_client_flush(ph_ingest_url(srv), dir, 10000);
-    assert_exactly_once(srv, "crash", M);
+    it_assert_exactly_once(srv, "crash", M);
     posthog_stats_t s = it_stats(c);
     ck_assert_uint_eq(s.replayed, M);
     ck_assert_uint_eq(s.dropped_total, 0);
     ck_assert_int_eq(spool_files(dir), 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -454,7 +380,7 @@ END_TEST
 
 START_TEST(durable_file_exists_on_return) {
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port()); /* nothing is delivered: files stay */
+    char *down = it_url_of_port(it_closed_port()); /* nothing is delivered: files stay */
     posthog_client_t *c = it_client(opts(down, dir));
     for (int i = 0; i < 5; i++) {
         ck_assert_int_eq(posthog_capture_durable(c, "u", "purchase", "{\"n\":1}"), POSTHOG_OK);
@@ -494,7 +420,7 @@ START_TEST(durable_file_exists_on_return) {
     ck_assert_int_eq(it_summary_num(srv, "duplicate_uuids"), 0);
     posthog_client_free(c2);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -541,14 +467,14 @@ START_TEST(durable_group_commit_concurrent) {
     ck_assert_uint_eq(s.spooled, T * PER);
     ck_assert_uint_eq(s.sent, T * PER);
     ck_assert_uint_eq(s.spool_pending, 0);
-    assert_exactly_once(srv, "d", T * PER);
+    it_assert_exactly_once(srv, "d", T * PER);
     /* one request per spool file (no retries here): fewer files than calls */
     long long reqs = it_summary_num(srv, "requests");
     ck_assert_msg(reqs < T * PER, "%lld commits for %d calls: no group commit", reqs, T * PER);
     ck_assert_int_eq(spool_files(dir), 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST
@@ -568,7 +494,7 @@ START_TEST(durable_errors) {
     posthog_client_free(c);
     /* invalid input is refused before any disk I/O */
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     it_drops_t *drops = it_drops_new();
     posthog_options_t *o = opts(down, dir);
     it_drops_attach(o, drops);
@@ -594,7 +520,7 @@ START_TEST(durable_errors) {
     ck_assert_int_eq(spool_files(dir), 1);
     posthog_client_free(c);
     it_drops_free(drops);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -605,7 +531,7 @@ END_TEST
 START_TEST(disk_full_during_outage) {
     enum { N = 50 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     posthog_options_t *o = opts(down, dir);
     it_set(o, "flush_at", "10");
     it_set(o, "flush_interval_ms", "10");
@@ -654,26 +580,12 @@ START_TEST(disk_full_during_outage) {
     ck_assert_int_eq(count_prefix(dir, ".tmp-"), 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
 END_TEST
 
-typedef struct {
-    pthread_mutex_t mu;
-    int errors;
-    char last[512];
-} logs_t;
-
-static void log_fn(posthog_log_level_t level, const char *msg, void *ud) {
-    logs_t *l = ud;
-    if (level < POSTHOG_LOG_ERROR) return;
-    pthread_mutex_lock(&l->mu);
-    l->errors++;
-    snprintf(l->last, sizeof l->last, "%s", msg);
-    pthread_mutex_unlock(&l->mu);
-}
 
 START_TEST(storage_path_unusable_memory_only) {
     char *dir = tmp_dir();
@@ -686,9 +598,9 @@ START_TEST(storage_path_unusable_memory_only) {
     const char *paths[] = {under, file};
     for (int k = 0; k < 2; k++) {
         ph_ingest_t *srv = it_server(NULL);
-        logs_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
+        it_errlog_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
         posthog_options_t *o = opts(ph_ingest_url(srv), paths[k]);
-        posthog_options_set_log(o, log_fn, &logs);
+        posthog_options_set_log(o, it_errlog_fn, &logs);
         posthog_client_t *c = it_client(o);
         ck_assert_int_ge(logs.errors, 1);
         ck_assert_msg(strstr(logs.last, "storage_path") != NULL, "log: %s", logs.last);
@@ -701,11 +613,11 @@ START_TEST(storage_path_unusable_memory_only) {
         posthog_stats_t s = it_stats(c);
         ck_assert_uint_eq(s.sent, 5);
         ck_assert_uint_eq(s.spooled, 0);
-        assert_exactly_once(srv, "mem", 5);
+        it_assert_exactly_once(srv, "mem", 5);
         posthog_client_free(c);
         it_stop(srv);
     }
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST
@@ -716,7 +628,7 @@ START_TEST(two_processes_share_storage) {
     enum { N = 60 };
     ph_ingest_t *srv = it_server(NULL);
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     const char *who[2] = {"p0", "p1"};
     int ready[2][2], go[2][2];
     pid_t pid[2];
@@ -773,13 +685,13 @@ START_TEST(two_processes_share_storage) {
         close(go[k][1]);
     }
     ck_assert_uint_eq(replayed[0] + replayed[1], 2 * N);
-    assert_exactly_once(srv, "p0", N);
-    assert_exactly_once(srv, "p1", N);
+    it_assert_exactly_once(srv, "p0", N);
+    it_assert_exactly_once(srv, "p1", N);
     ck_assert_int_eq(it_summary_num(srv, "events"), 2 * N);
     ck_assert_int_eq(spool_files(dir), 0);
     munmap(replayed, 4096);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -790,7 +702,7 @@ END_TEST
 START_TEST(max_storage_bytes_evicts_oldest) {
     enum { B = 12, PER = 10 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     it_drops_t *drops = it_drops_new();
     posthog_options_t *o = opts(down, dir);
     it_set(o, "flush_at", "10");
@@ -808,7 +720,7 @@ START_TEST(max_storage_bytes_evicts_oldest) {
                      pad);
             ck_assert_int_eq(posthog_capture_json(c, "u", "big", props), POSTHOG_OK);
         }
-        ck_assert_int_eq(wait_stat_ge(c, "spooled", (uint64_t)(b + 1) * PER, 5000), 0);
+        ck_assert_int_eq(it_wait_stat_ge(c, "spooled", (uint64_t)(b + 1) * PER, 5000), 0);
     }
     posthog_stats_t s = it_stats(c);
     ck_assert_uint_le(s.spool_bytes, 8192);
@@ -822,7 +734,7 @@ START_TEST(max_storage_bytes_evicts_oldest) {
     ph_ingest_t *srv = it_server(NULL);
     posthog_client_t *c2 = new_client_flush(ph_ingest_url(srv), dir, 10000);
     int seen[B * PER] = {0};
-    long got = server_seqs(srv, "m", seen, B * PER);
+    long got = it_server_seqs(srv, "m", seen, B * PER);
     ck_assert_int_eq(got, (long)(B * PER - evicted));
     for (long i = 0; i < B * PER; i++) /* the newest are kept, the oldest evicted */
         ck_assert_int_eq(seen[i], i >= (long)evicted ? 1 : 0);
@@ -830,7 +742,7 @@ START_TEST(max_storage_bytes_evicts_oldest) {
     posthog_client_free(c2);
     it_stop(srv);
     it_drops_free(drops);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -850,7 +762,7 @@ END_TEST
 START_TEST(flush_right_after_new_sees_spool) {
     enum { N = 20 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     posthog_client_t *c = it_client(opts(down, dir));
     for (long i = 0; i < N; i++) ck_assert_int_eq(cap_seq(c, "early", i), POSTHOG_OK);
     posthog_shutdown(c, 5000);
@@ -869,7 +781,7 @@ START_TEST(flush_right_after_new_sees_spool) {
     ck_assert_msg(misses == 0, "flush right after client_new returned before delivering the "
                                "spool in %d round(s)", misses);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }

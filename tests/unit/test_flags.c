@@ -169,6 +169,41 @@ START_TEST(sha1_vectors) {
 }
 END_TEST
 
+/* The dispatched SHA-1 (SHA-NI where the CPU has it), the streaming one and
+ * the portable one agree at every length around the block and padding
+ * edges, and the bucketing hash's one-shot layout (one or two blocks, or
+ * streamed past 119 bytes) hashes the same bytes as the streaming form. */
+START_TEST(sha1_paths_agree) {
+    uint8_t buf[300];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    for (size_t n = 0; n <= sizeof buf; n++) {
+        uint8_t a[20], b[20], c[20];
+        posthog__sha1(buf, n, a);
+        posthog__sha1_portable(buf, n, b);
+        ph_sha1_t ctx;
+        posthog__sha1_init(&ctx);
+        posthog__sha1_update(&ctx, buf, n / 3);
+        posthog__sha1_update(&ctx, buf + n / 3, n - n / 3);
+        posthog__sha1_final(&ctx, c);
+        ck_assert_msg(!memcmp(a, b, 20), "dispatched != portable at %zu bytes (accelerated %d)",
+                      n, (int)posthog__sha1_accelerated());
+        ck_assert_msg(!memcmp(a, c, 20), "one-shot != streamed at %zu bytes", n);
+        /* the bucketing hash of the same bytes, split in three parts */
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++) v = v << 8 | a[i];
+        double want = (double)(v >> 4) / (double)0xFFFFFFFFFFFFFFFull;
+        double got = posthog__flags_hash_n((const char *)buf, n / 2, (const char *)buf + n / 2,
+                                           n / 4, (const char *)buf + n / 2 + n / 4,
+                                           n - n / 2 - n / 4);
+        ck_assert_msg(got == want, "bucketing hash differs at %zu bytes", n);
+    }
+}
+END_TEST
+
 START_TEST(bucketing_hash_vectors) {
     /* flags.md 3.3: h("simple-50", "user_1") measured in Python and C */
     double h = posthog__flags_hash("simple-50.", "user_1", "");
@@ -1621,6 +1656,7 @@ static Suite *flags_suite(void) {
     TCase *t = tcase_create("flags");
     tcase_set_timeout(t, 120);
     tcase_add_test(t, sha1_vectors);
+    tcase_add_test(t, sha1_paths_agree);
     tcase_add_test(t, bucketing_hash_vectors);
     tcase_add_test(t, consistency_simple);
     tcase_add_test(t, consistency_multivariate);

@@ -503,3 +503,89 @@ def test_before_send_sees_and_can_drop_the_exposure(server, make_client):
     # dropped, so not remembered: the next read offers it again
     assert c.get_feature_flag("beta", "u1") is True
     assert seen.count("$feature_flag_called") == 2
+
+
+# ------------------------------------------------------------------ one-flag fast path
+
+LONG_VARIANT = "v" * 300  # longer than the fast path's variant buffer
+
+FAST_DEFINITIONS = {
+    "flags": [
+        {"id": 11, "key": "long-mv", "active": True,
+         "filters": {"groups": [{"properties": [], "rollout_percentage": 100}],
+                     "multivariate": {"variants": [{"key": LONG_VARIANT,
+                                                    "rollout_percentage": 100}]}}},
+        {"id": 12, "key": "short-mv", "active": True,
+         "filters": {"groups": [{"properties": [], "rollout_percentage": 100}],
+                     "multivariate": {"variants": [{"key": "blue",
+                                                    "rollout_percentage": 100}]}}},
+        DEFINITIONS["flags"][1],  # pro-only
+    ],
+    "group_type_mapping": {},
+    "cohorts": {},
+}
+
+
+def test_fast_path_long_variant_whole_and_one_event(server, make_client):
+    set_definitions(server, FAST_DEFINITIONS)
+    c = make_client(secret_key=SECRET, poll_interval=60)
+    assert c.wait_for_flag_definitions(10) is True
+    assert c.get_feature_flag("long-mv", "u1") == LONG_VARIANT
+    assert c.get_feature_flag("long-mv", "u1", send_feature_flag_events=False) == LONG_VARIANT
+    assert c.feature_enabled("long-mv", "u2") is True
+    ev = [e["properties"] for e in called_events(server, c) if e["distinct_id"] == "u1"]
+    assert len(ev) == 1 and ev[0]["$feature_flag_response"] == LONG_VARIANT
+    assert flags_requests(server) == []
+
+
+def test_fast_path_reentrant_from_before_send(server, make_client):
+    """A flag read from before_send (on the caller's thread, while the outer
+    read is still in C) does not disturb the outer read's result."""
+    inner = []
+
+    def before_send(event):
+        if event["event"] == "$feature_flag_called" and not inner:
+            inner.append(c.get_feature_flag("short-mv", "u9", send_feature_flag_events=False))
+            inner.append(c.get_feature_flag("pro-only", "u9", person_properties={"plan": "x"},
+                                            send_feature_flag_events=False))
+        return event
+
+    set_definitions(server, FAST_DEFINITIONS)
+    c = make_client(secret_key=SECRET, poll_interval=60, before_send=before_send)
+    assert c.wait_for_flag_definitions(10) is True
+    assert c.get_feature_flag("long-mv", "u1") == LONG_VARIANT
+    assert inner == ["blue", False]
+    assert c.get_feature_flag("pro-only", "u1", person_properties={"plan": "pro"}) is True
+    assert c.get_feature_flag("pro-only", "u1", person_properties=None,
+                              only_evaluate_locally=True) is None
+
+
+def test_fast_path_argument_forms_match_snapshot_path(server, make_client):
+    set_definitions(server, FAST_DEFINITIONS)
+    c = make_client(secret_key=SECRET, poll_interval=60)
+    assert c.wait_for_flag_definitions(10) is True
+    from collections import OrderedDict
+
+    # non-dict mappings, non-str ids, NUL in an id: the same answers as before
+    assert c.get_feature_flag("pro-only", "u1", person_properties=OrderedDict(plan="pro")) is True
+    assert c.get_feature_flag("short-mv", 12345) == "blue"
+    assert c.get_feature_flag("short-mv", "a\x00b") is None  # refused, logged
+    assert c.get_feature_flag("no-such-flag", "u1", only_evaluate_locally=True) is None
+    with pytest.raises(TypeError):
+        make_client(secret_key=SECRET, debug=True).get_feature_flag(
+            "pro-only", "u1", person_properties=["plan"])
+
+
+@pytest.mark.parametrize("value", [
+    {"plan": "pro", "n": 1, "ok": True, "none": None, "f": 1.5},
+    {"nested": {"a": [1, 2, {"b": "c"}]}, "t": (1, 2)},
+    {"when": __import__("datetime").datetime(2024, 1, 2, 3, 4, 5)},
+    {"nan": float("nan"), "inf": float("inf")},
+    {"bytes": b"abc", "set": {1}},
+    {"surrogate": "a\ud800b", "uni": "é✓"},
+    {1: "int key", "d": __import__("decimal").Decimal("1.5")},
+])
+def test_dumps_clean_fast_matches_dumps_clean(value):
+    from libposthog._serialize import dumps, clean, dumps_clean_fast
+
+    assert dumps_clean_fast(value) == dumps(clean(value))

@@ -3,6 +3,7 @@
 require 'logger'
 require 'libposthog/version'
 require 'libposthog/native'
+require 'libposthog/exceptions'
 require 'libposthog/client'
 
 # Ruby binding of libposthog, the C client for PostHog event ingestion.

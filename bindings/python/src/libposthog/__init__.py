@@ -84,6 +84,11 @@ personal_api_key = None  # type: Optional[str]
 secret_key = None  # type: Optional[str]
 poll_interval = 30  # type: int
 feature_flags_request_timeout_seconds = None  # type: Optional[float]
+# error tracking (posthog-python's names)
+enable_exception_autocapture = False  # type: bool
+log_captured_exceptions = False  # type: bool
+project_root = None  # type: Optional[str]
+in_app_modules = None  # type: Optional[list]
 # libposthog extras
 flush_at = None  # type: Optional[int]
 flush_interval = None  # type: Optional[float]
@@ -136,6 +141,10 @@ def setup() -> Posthog:
                     personal_api_key=personal_api_key,
                     secret_key=secret_key,
                     feature_flags_request_timeout_seconds=feature_flags_request_timeout_seconds,
+                    enable_exception_autocapture=enable_exception_autocapture,
+                    log_captured_exceptions=log_captured_exceptions,
+                    project_root=project_root,
+                    in_app_modules=in_app_modules,
                 )
     c = default_client
     # Like posthog-python: these follow the module settings on every call.
@@ -153,6 +162,11 @@ def _proxy(method: str, *args: Any, **kwargs: Any) -> Any:
 def capture(event: str, **kwargs: Any) -> Optional[str]:
     """Module-level Posthog.capture on the default client."""
     return _proxy("capture", event, **kwargs)
+
+
+def capture_exception(exception: Any = None, **kwargs: Any) -> Optional[str]:
+    """Module-level Posthog.capture_exception on the default client."""
+    return _proxy("capture_exception", exception, **kwargs)
 
 
 def capture_ai(event: str, **kwargs: Any) -> Optional[str]:
@@ -282,6 +296,7 @@ __all__ = [
     "capture",
     "capture_ai",
     "capture_durable",
+    "capture_exception",
     "set",
     "set_once",
     "group_identify",

@@ -121,6 +121,22 @@ class CaptureOptions(Structure):
     ]
 
 
+class ExceptionOptions(Structure):
+    """posthog_exception_options_t (zero = every field "not set")."""
+
+    _fields_ = [
+        ("exception_list_json", c_char_p),  # the $exception_list the binding built
+        ("level", c_char_p),
+        ("fingerprint", c_char_p),
+        ("handled", c_int),  # posthog_tristate_t
+        ("mechanism_type", c_char_p),
+        ("skip_frames", c_int),
+        ("timestamp_ms", c_int64),
+        ("uuid", c_char_p),
+        ("groups_json", c_char_p),
+    ]
+
+
 def tristate(v) -> int:
     """None -> UNSET, truthy -> TRUE, falsy -> FALSE."""
     if v is None:
@@ -198,6 +214,17 @@ def _declare(lib: ctypes.CDLL) -> None:
             POINTER(CaptureOptions),  # opts
             POINTER(c_char),  # uuid_out
         )
+    fn(
+        "posthog_capture_exception_ex",
+        c_int,
+        c_void_p,  # client
+        c_char_p,  # distinct_id
+        c_char_p,  # type (ignored with exception_list_json)
+        c_char_p,  # message
+        c_char_p,  # properties_json
+        POINTER(ExceptionOptions),  # opts
+        POINTER(c_char),  # uuid_out
+    )
     fn("posthog_capture_json", c_int, c_void_p, c_char_p, c_char_p, c_char_p)
     fn("posthog_flush", c_int, c_void_p, c_int)
     fn("posthog_flush_ex", c_int, c_void_p, c_int, POINTER(FlushResult))
@@ -308,6 +335,7 @@ __all__ = [
     "candidate_paths",
     "DropInfo",
     "CaptureOptions",
+    "ExceptionOptions",
     "FlushResult",
     "drop_reason_name",
     "drop_reason_names",

@@ -154,6 +154,29 @@ def dumps_clean(obj: Any) -> bytes:
     return dumps(clean(obj))
 
 
+# The C encoder json.JSONEncoder.encode builds on every call, built once:
+# compact, ensure_ascii=False, allow_nan=False, no default (TypeError on any
+# other type). None where the json module has no C speedups.
+try:
+    _c_encode: Any = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+except (AttributeError, TypeError):
+    _c_encode = None
+
+
+def dumps_clean_fast(obj: Any) -> bytes:
+    """dumps_clean(obj), byte for byte, faster for the common case: when obj
+    holds only JSON's own types (clean() changes nothing then) it is encoded
+    in one C call; anything else (datetimes, NaN, bytes, lone surrogates...)
+    goes through clean() and dumps() as before."""
+    if _c_encode is not None:
+        try:
+            return "".join(_c_encode(obj, 0)).encode("utf-8")
+        except (TypeError, ValueError, RecursionError, UnicodeEncodeError):
+            pass
+    return dumps(clean(obj))
+
+
 # ------------------------------------------------------------------ ids
 
 

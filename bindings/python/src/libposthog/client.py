@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from uuid import UUID
 
-from . import _native, contexts
+from . import _native, contexts, exceptions
 from ._serialize import (
     clean,
     dumps,
@@ -41,16 +41,14 @@ OnError = Callable[[Exception, List[Dict[str, Any]]], Any]
 BeforeSend = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
 
 # Keywords of posthog-python's Client that have no meaning here (exception
-# autocapture, AI, tracing, metrics, flag caches...). Accepted and ignored.
-# The feature-flag keywords libposthog has (personal_api_key/secret_key,
-# poll_interval, feature_flags_request_*, send_feature_flag_events) are
-# passed on by flags.client_flag_options.
+# code variables and autocapture rate limiting, AI, tracing, metrics, flag
+# caches...). Accepted and ignored. The feature-flag keywords libposthog has
+# (personal_api_key/secret_key, poll_interval, feature_flags_request_*,
+# send_feature_flag_events) are passed on by flags.client_flag_options;
+# error tracking's (exceptions.KEYWORDS) are taken by exceptions.configure.
 _IGNORED_KEYWORDS = frozenset(
     {
         "thread",
-        "enable_exception_autocapture",
-        "log_captured_exceptions",
-        "project_root",
         "privacy_mode",
         "flag_fallback_cache_url",
         "enable_local_evaluation",
@@ -60,7 +58,6 @@ _IGNORED_KEYWORDS = frozenset(
         "code_variables_ignore_patterns",
         "code_variables_mask_url_credentials",
         "code_variables_detect_secrets",
-        "in_app_modules",
         "enable_exception_autocapture_rate_limiting",
         "exception_autocapture_bucket_size",
         "exception_autocapture_refill_rate",
@@ -81,10 +78,6 @@ _IGNORED_KEYWORDS = frozenset(
 # another value they are logged at WARNING (the feature is not there), the
 # rest at DEBUG.
 _MISSING_FEATURE_DEFAULTS: Dict[str, Any] = {
-    "enable_exception_autocapture": False,
-    "log_captured_exceptions": False,
-    "project_root": None,
-    "in_app_modules": None,
     "privacy_mode": False,
     "flag_fallback_cache_url": None,
     "enable_local_evaluation": True,
@@ -367,6 +360,7 @@ class Posthog(FlagsMixin):
         self._before_send = before_send
         self._has_before_send_hook = before_send is not None
 
+        exceptions.configure(self, kwargs)  # error tracking's keywords
         flag_opts = client_flag_options(personal_api_key, poll_interval, kwargs)
         ignored = [k for k in kwargs if k in _IGNORED_KEYWORDS or k.startswith("_")]
         unknown = [k for k in kwargs if k not in ignored]
@@ -482,6 +476,7 @@ class Posthog(FlagsMixin):
                 pass  # refused by the C library already
         if self._handle is None:
             self.disabled = True
+        exceptions.start(self)  # enable_exception_autocapture
 
     # ------------------------------------------------------------ setup
 
@@ -669,6 +664,35 @@ class Posthog(FlagsMixin):
                            product_tour_id),
         )
 
+    @no_throw
+    def capture_exception(self, exception: Any = None, **kwargs: Any) -> Optional[str]:
+        """Captures an exception for error tracking ($exception), as
+        posthog-python's capture_exception: ``exception`` is an exception,
+        an exc_info tuple, or None for the one being handled. Keywords:
+        distinct_id, properties, timestamp, uuid, groups, flags,
+        disable_geoip. Sends $exception_list (the exception and the chain of
+        its __cause__ / __context__, Python frames with source context and
+        in_app) and $exception_level; an exception already captured is
+        skipped. Returns the event's uuid, or None (nothing to capture,
+        dropped)."""
+        return exceptions.capture_exception(self, exception, **kwargs)
+
+    def _capture_exception_event(self, exc_list: Any, level: str, *, distinct_id: Any,
+                                 properties: Dict[str, Any], timestamp: Any, uuid: Any,
+                                 groups: Any, flags: Any, send_feature_flags: Any,
+                                 disable_geoip: Optional[bool]) -> Optional[str]:
+        did, props = self._event_props(distinct_id, properties, groups)
+        extra: Dict[str, Any] = {}
+        if flags is not None and hasattr(flags, "_get_event_properties"):
+            extra = flags._get_event_properties() or {}
+        elif send_feature_flags and did is not None:
+            extra = self._send_feature_flags_properties(did, groups, send_feature_flags,
+                                                        disable_geoip)
+        if extra:
+            props = {**extra, **props}
+        return self._enqueue("$exception", did, props, timestamp, uuid, disable_geoip,
+                             exception=(exc_list, level))
+
     @staticmethod
     def _event_props(distinct_id: Optional[ID], properties: Optional[Dict[str, Any]],
                      groups: Optional[Dict[str, Any]]) -> Tuple[Optional[str], Dict[str, Any]]:
@@ -791,6 +815,7 @@ class Posthog(FlagsMixin):
         durable: bool = False,
         event_options: Tuple[Any, Any, Any, Any] = (None, None, None, None),
         ai: bool = False,
+        exception: Optional[Tuple[Any, str]] = None,
     ) -> Optional[str]:
         handle = self._handle
         if handle is None or not handle.ptr:
@@ -830,6 +855,15 @@ class Posthog(FlagsMixin):
             # recursion limit): refused and counted, not a 1000-frame traceback
             self._refuse_unserialisable(handle, name, did, props, set_, set_once)
             return None
+        if exception is not None:
+            # $exception: the list and the level go to posthog_capture_exception_ex
+            try:
+                list_b = dumps_clean(exception[0])
+            except RecursionError:
+                self._refuse_unserialisable(handle, name, did, exception[0], None, None)
+                return None
+            return self._call_capture(handle, name, did, props_b, exception_opts=(
+                list_b, exception[1], ts, uid))
         co = _native.CaptureOptions()  # zero: every field not set
         co.timestamp_ms = ts
         co.uuid = uid.encode() if uid else None
@@ -839,23 +873,39 @@ class Posthog(FlagsMixin):
         co.cookieless_mode = _native.tristate(cookieless)
         co.disable_skew_correction = _native.tristate(no_skew)
         co.product_tour_id = tour.encode("utf-8") if tour else None
-        out = _native.uuid_buffer()
+        lib = _native.load()
+        fn = (lib.posthog_capture_durable_opts if durable
+              else lib.posthog_capture_ai if ai else lib.posthog_capture_opts)
+        return self._call_capture(handle, name, did, props_b, fn=fn, co=co)
 
+    def _call_capture(self, handle: "_Handle", name: str, did: Optional[str], props_b: bytes,
+                      fn: Any = None, co: Any = None,
+                      exception_opts: Optional[Tuple[bytes, str, int, Optional[str]]] = None,
+                      ) -> Optional[str]:
+        out = _native.uuid_buffer()
         _tls.capture = _depth("capture") + 1
         _tls.drop = None
         _tls.raise_after = None
         try:
-            lib = _native.load()
-            fn = (lib.posthog_capture_durable_opts if durable
-                  else lib.posthog_capture_ai if ai else lib.posthog_capture_opts)
-            st = fn(
-                handle.ptr,
-                did.encode("utf-8") if did is not None else None,
-                name.encode("utf-8"),
-                props_b,
-                ctypes.byref(co),
-                out,
-            )
+            if exception_opts is not None:
+                list_b, level, ts, uid = exception_opts
+                eo = _native.ExceptionOptions()  # zero: every field not set
+                eo.exception_list_json = list_b
+                eo.level = level.encode("ascii")
+                eo.timestamp_ms = ts
+                eo.uuid = uid.encode() if uid else None
+                st = _native.load().posthog_capture_exception_ex(
+                    handle.ptr, did.encode("utf-8") if did is not None else None, None, None,
+                    props_b, ctypes.byref(eo), out)
+            else:
+                st = fn(
+                    handle.ptr,
+                    did.encode("utf-8") if did is not None else None,
+                    name.encode("utf-8"),
+                    props_b,
+                    ctypes.byref(co),
+                    out,
+                )
         finally:
             _tls.capture -= 1
         pending, _tls.raise_after = getattr(_tls, "raise_after", None), None
@@ -967,6 +1017,8 @@ class Posthog(FlagsMixin):
         self._shutdown()
 
     def _shutdown(self) -> None:
+        if self.exception_capture is not None:  # posthog-python: hooks go back
+            self.exception_capture.close()
         handle = self._handle
         if handle is None or not handle.ptr:
             return

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Union
 
 from . import _native
-from ._serialize import clean, dumps, stringify_id
+from ._serialize import clean, dumps, dumps_clean_fast, stringify_id
 
 log = logging.getLogger("libposthog")
 
@@ -96,6 +96,8 @@ def _lib() -> ctypes.CDLL:
             fn("posthog_flags_free", None, c_void_p)
             fn("posthog_wait_for_flag_definitions", c_int, c_void_p, c_int)
             fn("posthog_reload_feature_flags", c_int, c_void_p, c_int)
+            fn("posthog_get_feature_flag", c_int, c_void_p, c_char_p, c_char_p,
+               POINTER(FlagsOptions), c_char_p, c_size_t)
             _declared = lib
     return lib
 
@@ -350,6 +352,69 @@ class FeatureFlagEvaluations:
             self._distinct_id, len(self._flags))
 
 
+# ------------------------------------------------------------------ one-flag fast path
+
+# posthog_flag_state_t
+_FLAG_UNKNOWN, _FLAG_DISABLED, _FLAG_ENABLED = -1, 0, 1
+# A variant this long or longer may have been truncated: the snapshot path
+# reads it whole.
+_VARIANT_CAP = 256
+# str -> UTF-8 bytes of flag keys (few, long-lived); cleared when it grows
+# past this (keys are caller data, so the cache stays bounded).
+_KEY_CACHE_MAX = 1024
+_key_bytes: Dict[str, bytes] = {}
+
+
+class _FastState:
+    """One thread's reusable C arguments for posthog_get_feature_flag, all
+    ready-made ctypes objects (the call converts nothing): the client
+    pointer, the options struct (its int members rewritten only when they
+    change), the variant buffer and its size. ``busy`` while a call is in C:
+    a call made from a callback on the same thread (log, before_send) gets
+    its own."""
+
+    __slots__ = ("ptr", "ptr_arg", "opts", "opts_ref", "ints", "buf", "cap", "busy")
+
+    def __init__(self) -> None:
+        self.ptr = 0
+        self.ptr_arg = c_void_p(0)
+        self.opts = FlagsOptions()
+        self.opts_ref = ctypes.byref(self.opts)
+        self.ints = (0, 0, 0)  # (disable_geoip, send_feature_flag_events, only_evaluate_locally)
+        self.buf = ctypes.create_string_buffer(_VARIANT_CAP)
+        self.cap = c_size_t(_VARIANT_CAP)
+        self.busy = False
+
+
+_fast_tls = threading.local()
+_capture_tls: Any = None  # client._tls, bound at the first call (client imports this module)
+_fast_fn: Any = None  # posthog_get_feature_flag without argtypes (see _fast_call)
+
+
+def _fast_state() -> _FastState:
+    try:
+        st = _fast_tls.state
+    except AttributeError:
+        st = _fast_tls.state = _FastState()
+    return st if not st.busy else _FastState()
+
+
+def _fast_call() -> Any:
+    """posthog_get_feature_flag as a second function object without
+    argtypes: _FastState passes exact ctypes objects and bytes, so the
+    per-argument from_param conversions of the declared one are skipped."""
+    global _fast_fn
+    lib = _lib()
+    fn = _fast_fn
+    if fn is None or fn.lib is not lib:
+        f = lib["posthog_get_feature_flag"]  # a new object: the declared one keeps its argtypes
+        f.restype = c_int
+        f.argtypes = None
+        f.lib = lib
+        _fast_fn = fn = f
+    return fn
+
+
 # ------------------------------------------------------------------ client methods
 
 
@@ -358,7 +423,7 @@ def _json_object(value: Any, name: str) -> Optional[bytes]:
         return None
     if not isinstance(value, Mapping):
         raise TypeError("%s must be a dict, got %s" % (name, type(value).__name__))
-    return dumps(clean(dict(value)))
+    return dumps_clean_fast(value if type(value) is dict else dict(value))
 
 
 def _str_arg(value: Any, name: str) -> Optional[bytes]:
@@ -394,6 +459,10 @@ def client_flag_options(personal_api_key: Optional[str], poll_interval: Any,
     if s is not None:
         opts["send_feature_flag_events"] = "1" if s else "0"
     return opts
+
+
+_SLOW = object()  # _fast_flag: the snapshot path answers
+_SLOW_QUIET = object()  # the same, without another $feature_flag_called
 
 
 class FlagsMixin:
@@ -489,6 +558,92 @@ class FlagsMixin:
 
     # ------------------------------------------------------------ posthog-python API
 
+    def _fast_flag(self, key: str, distinct_id: str, person_properties: Any,
+                   only_evaluate_locally: bool, send_feature_flag_events: Optional[bool],
+                   disable_geoip: Optional[bool]) -> Any:
+        """get_feature_flag through posthog_get_feature_flag (no snapshot, no
+        objects built in C when the flag is decided locally). Returns the
+        value, or _SLOW when the snapshot path must answer (a variant that
+        may not fit the buffer, a client without a handle)."""
+        handle = self._handle
+        if handle is None or not handle.ptr:
+            return _SLOW
+        kb = _key_bytes.get(key)
+        if kb is None:
+            if "\x00" in key:
+                return _SLOW  # the snapshot path names the bad argument
+            if len(_key_bytes) >= _KEY_CACHE_MAX:
+                _key_bytes.clear()
+            kb = _key_bytes[key] = key.encode("utf-8")
+        if "\x00" in distinct_id:
+            return _SLOW
+        if person_properties is None:
+            pp = None
+        elif type(person_properties) is dict:
+            pp = dumps_clean_fast(person_properties)
+        else:
+            pp = _json_object(person_properties, "person_properties")
+        st = _fast_state()
+        o = st.opts
+        if o.person_properties_json is not None or pp is not None:
+            o.person_properties_json = pp
+        if disable_geoip is None:
+            disable_geoip = self.disable_geoip
+        # _native.tristate, inline: None -> UNSET, truthy -> TRUE, falsy -> FALSE
+        ints = (_native.UNSET if disable_geoip is None
+                else _native.TRUE if disable_geoip else _native.FALSE,
+                _native.UNSET if send_feature_flag_events is None
+                else _native.TRUE if send_feature_flag_events else _native.FALSE,
+                1 if only_evaluate_locally else 0)
+        if ints != st.ints:
+            o.disable_geoip, o.send_feature_flag_events, o.only_evaluate_locally = ints
+            st.ints = ints
+        ptr = handle.ptr
+        if ptr != st.ptr:
+            st.ptr_arg = c_void_p(ptr)
+            st.ptr = ptr
+        fn = _fast_fn or _fast_call()
+        did = distinct_id.encode("utf-8")
+        st.busy = True
+        try:
+            if send_feature_flag_events is False:
+                r = fn(st.ptr_arg, kb, did, st.opts_ref, st.buf, st.cap)
+            else:
+                r = self._fast_flag_events(fn, kb, did, st)
+            if r == _FLAG_ENABLED:
+                v = st.buf.value
+                if not v:
+                    return True
+                if len(v) >= _VARIANT_CAP - 1:
+                    return _SLOW_QUIET  # maybe truncated: read it whole, no second event
+                return v.decode("utf-8", "replace")
+        finally:
+            st.busy = False
+            if pp is not None:
+                o.person_properties_json = None  # not kept alive past the call
+        return False if r == _FLAG_DISABLED else None
+
+    @staticmethod
+    def _fast_flag_events(fn: Any, kb: bytes, did: bytes, st: _FastState) -> int:
+        """The call when $feature_flag_called may be captured: the capture
+        path's per-thread state, as _Snapshot.read sets it."""
+        global _capture_tls
+        tls = _capture_tls
+        if tls is None:
+            from .client import _tls as tls  # noqa: PLC0415 (client imports this module)
+
+            _capture_tls = tls
+        tls.capture = getattr(tls, "capture", 0) + 1  # a capture-time drop is not on_error's
+        tls.raise_after = None
+        try:
+            r = fn(st.ptr_arg, kb, did, st.opts_ref, st.buf, st.cap)
+        finally:
+            tls.capture -= 1
+        pending, tls.raise_after = getattr(tls, "raise_after", None), None
+        if pending is not None:
+            raise pending  # before_send raised KeyboardInterrupt/SystemExit
+        return r
+
     def get_feature_flag(self, key: str, distinct_id: Any, *, groups: Any = None,
                          person_properties: Any = None, group_properties: Any = None,
                          only_evaluate_locally: bool = False,
@@ -500,6 +655,26 @@ class FlagsMixin:
         (unknown flag, server error...). Captures $feature_flag_called unless
         send_feature_flag_events is False (None: the client's
         send_feature_flag_events, True by default)."""
+        if (groups is None and group_properties is None and device_id is None
+                and type(key) is str and type(distinct_id) is str and distinct_id
+                and key):
+            # the common call: one flag, str key and id, at most person
+            # properties, straight to posthog_get_feature_flag
+            if self.disabled:
+                return None
+            try:
+                v = self._fast_flag(key, distinct_id, person_properties,
+                                    only_evaluate_locally, send_feature_flag_events,
+                                    disable_geoip)
+            except Exception as e:
+                if self.debug:
+                    raise
+                log.error("[FEATURE FLAGS] %s", e)
+                return None
+            if v is _SLOW_QUIET:
+                send_feature_flag_events = False  # the fast call captured it already
+            elif v is not _SLOW:
+                return v
         rec = self._flag_call(None, self._one, key, distinct_id, send_feature_flag_events, True,
                               groups=groups, person_properties=person_properties,
                               group_properties=group_properties,

@@ -225,17 +225,36 @@ module LibPostHog
       end
     end
 
-    # Captures an exception as an $exception event (a simplified form of
-    # posthog-ruby's: type, value and the backtrace as raw frames).
-    def capture_exception(exception, distinct_id = nil, additional_properties = {})
+    # Captures an exception for error tracking, as posthog-ruby's
+    # capture_exception: an $exception event whose $exception_list holds the
+    # exception and its cause chain (rescued one first), each with its Ruby
+    # backtrace as frames (outermost call first, source context for the
+    # application's own files, in_app false for gems and the standard
+    # library); see LibPostHog::Exceptions and the README's "Error tracking".
+    #
+    # @param exception [Exception, String] a String is sent as type "Error"
+    # @param distinct_id [String, nil] nil: the default_distinct_id option,
+    #   else a generated id and a personless event
+    # @param additional_properties [Hash] more properties; its
+    #   $exception_list / $exception_level replace the SDK's
+    # @param mechanism [Hash, nil] merged into the first exception's
+    #   mechanism (e.g. { 'type' => 'rack', 'handled' => false })
+    # @param flags a feature-flags snapshot (_get_event_properties), or nil
+    # @return [Boolean, nil] whether the event was queued; nil when there is
+    #   nothing to capture (not an Exception or a String)
+    def capture_exception(exception, distinct_id = nil, additional_properties = {}, flags: nil, mechanism: nil)
       guard('capture_exception') do
-        info = exception_info(exception)
-        return false unless info
+        list = Exceptions.exception_list(exception, mechanism: mechanism)
+        unless list
+          @logger.warn("[libposthog] capture_exception: expected an Exception or a String, got #{exception.class}; " \
+                       'nothing captured')
+          return nil
+        end
 
-        props = { '$exception_list' => [info] }
-        props.merge!(Utils.jsonable(additional_properties)) if additional_properties.is_a?(Hash)
-        props['$process_person_profile'] = false if distinct_id.nil?
-        capture(distinct_id: distinct_id || SecureRandom.uuid, event: '$exception', properties: props)
+        props = {}
+        props.merge!(flags._get_event_properties || {}) if flags.respond_to?(:_get_event_properties)
+        props.merge!(additional_properties) if additional_properties.is_a?(Hash)
+        enqueue({ distinct_id: distinct_id }, '$exception', props, exception_list: list)
       end
     end
 
@@ -421,7 +440,7 @@ module LibPostHog
       end
     end
 
-    def enqueue(a, event, props, groups: nil, set: nil, set_once: nil, durable: false)
+    def enqueue(a, event, props, groups: nil, set: nil, set_once: nil, durable: false, exception_list: nil)
       did = a[:distinct_id]
       did = did.nil? ? nil : Utils.string(did)
       props = geoip_override(props, a[:disable_geoip])
@@ -440,6 +459,8 @@ module LibPostHog
         keep << FFI::MemoryPointer.from_string(v)
         keep.last
       end
+      return enqueue_exception(did, props_json, exception_list, cstr) if exception_list
+
       co = Native::CaptureOptions.new
       co[:timestamp_ms] = Utils.timestamp_ms(a[:timestamp])
       co[:uuid] = cstr.call(uuid_arg(a))
@@ -454,11 +475,29 @@ module LibPostHog
       fn = durable ? :posthog_capture_durable_opts : :posthog_capture_opts
       st = Native.public_send(fn, @state.ptr, did, event.nil? ? nil : Utils.string(event),
                               props_json, co.pointer, nil)
+      captured?(st)
+    ensure
+      Thread.current[:libposthog_recorded] = nil
+    end
+
+    # $exception through posthog_capture_exception_ex: the list as built by
+    # Exceptions, the level "error" (unless the properties name one).
+    def enqueue_exception(did, props_json, list, cstr)
+      eo = Native::ExceptionOptions.new
+      begin
+        eo[:exception_list_json] = cstr.call(Utils.to_json(list))
+      rescue Utils::UnserializableError, SystemStackError => e
+        return refuse_unserializable('$exception', did, e)
+      end
+      eo[:level] = cstr.call('error')
+      st = Native.posthog_capture_exception_ex(@state.ptr, did, nil, nil, props_json, eo.pointer, nil)
+      captured?(st)
+    end
+
+    def captured?(st)
       ok = st == Native::OK
       sync_wait if ok && @sync_mode
       ok || (@state.test_mode && st == Native::E_DROPPED && Thread.current[:libposthog_recorded])
-    ensure
-      Thread.current[:libposthog_recorded] = nil
     end
 
     # A value that cannot become JSON (a Hash that contains itself...): the
@@ -647,27 +686,6 @@ module LibPostHog
         nil
       end
       Native::BEFORE_SEND_KEEP
-    end
-
-    def exception_info(exception)
-      case exception
-      when Exception
-        frames = (exception.backtrace || []).map do |line|
-          file, lineno, fn = line.split(':', 3)
-          { 'filename' => file, 'lineno' => lineno.to_i, 'function' => fn.to_s.sub(/\Ain `/, '').sub(/'\z/, ''),
-            'platform' => 'ruby', 'in_app' => !file.to_s.include?('/gems/') }
-        end
-        { 'type' => exception.class.name, 'value' => exception.message,
-          'mechanism' => { 'type' => 'generic', 'handled' => true },
-          'stacktrace' => { 'type' => 'raw', 'frames' => frames.reverse } }
-      when String
-        { 'type' => 'Error', 'value' => exception, 'mechanism' => { 'type' => 'generic', 'handled' => true } }
-      else
-        return nil if exception.nil?
-
-        { 'type' => exception.class.name, 'value' => exception.to_s,
-          'mechanism' => { 'type' => 'generic', 'handled' => true } }
-      end
     end
 
     def warn_once(key, msg)

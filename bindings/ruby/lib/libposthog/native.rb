@@ -110,6 +110,19 @@ module LibPostHog
              :flags, :pointer # const posthog_flags_t *: a flags snapshot, or NULL
     end
 
+    # posthog_exception_options_t (zero: every field not set)
+    class ExceptionOptions < FFI::Struct
+      layout :exception_list_json, :pointer, # the $exception_list the binding built
+             :level, :pointer,
+             :fingerprint, :pointer,
+             :handled, :int, # posthog_tristate_t
+             :mechanism_type, :pointer,
+             :skip_frames, :int,
+             :timestamp_ms, :int64,
+             :uuid, :pointer,
+             :groups_json, :pointer
+    end
+
     # posthog_stats_t
     class Stats < FFI::Struct
       layout :captured, :uint64,
@@ -160,6 +173,8 @@ module LibPostHog
     # callbacks it makes run on the calling (Ruby) thread.
     # (client, distinct_id or NULL, event, properties_json, CaptureOptions*, uuid_out)
     attach_function :posthog_capture_opts, %i[pointer string string string pointer pointer], :int
+    # (client, distinct_id, type, message, properties_json, ExceptionOptions*, uuid_out)
+    attach_function :posthog_capture_exception_ex, %i[pointer string string string string pointer pointer], :int
     # Durable capture waits for its fsync: it releases the GVL while it does.
     attach_function :posthog_capture_durable_opts, %i[pointer string string string pointer pointer], :int,
                     blocking: true
