@@ -195,8 +195,18 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        exhausted, endpoint down, left at shutdown);
  *                        "always": also every batch before its first send,
  *                        removed once the server confirms it [failures]
- *   crash_handler        1: on SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGABRT write the
- *                        queued events to the spool, then chain [0]
+ *   crash_handler        1: on SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGABRT write every
+ *                        event not yet confirmed by the server (queued, or in
+ *                        a batch not yet delivered) to the spool, in files of
+ *                        at most max_batch_bytes, together at most
+ *                        max_storage_bytes, then chain. Needs storage_path.
+ *                        The handler runs on an alternate signal stack, set up
+ *                        (when the thread has none) on the thread creating the
+ *                        client, on its flusher thread and on each thread at
+ *                        its first capture, so a stack overflow is covered.
+ *                        posthog_client_free restores the previous signal
+ *                        dispositions only if the handler is still the
+ *                        library's. README "Crash handler". [0]
  *   feature_flags_request_timeout_ms  each /flags request [3000]
  *   feature_flags_request_max_retries retries of a /flags request after a
  *                        transport error, 502 or 504 (300 ms, doubling) [1]

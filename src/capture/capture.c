@@ -257,6 +257,7 @@ static posthog_status_t capture(posthog_client_t *c, cap_t *k) {
     if (PH_UNLIKELY(atomic_load_explicit(&c->state, memory_order_relaxed) != PH_RUNNING))
         return posthog__drop_at_capture(c, POSTHOG_DROP_SHUTDOWN, POSTHOG_E_SHUTDOWN, k->event, k->did);
     posthog__maybe_start_thread(c);
+    posthog__crash_thread_prepare(c); /* a capturing thread may crash: alternate stack */
     const char *did = k->did;
     if (!did || !*did) did = c->o->default_distinct_id;
     if (!k->event || !*k->event)

@@ -1,8 +1,8 @@
 /*
  * queue: see queue.h for the design and invariants.
- * Memory orders: the consumer's zeroing of consumed bytes happens-before a
- * producer's writes to them through tail (release in pop, acquire in
- * reserve); a producer's payload writes happen-before the consumer reads
+ * Memory orders: the consumer's zeroing of released bytes happens-before a
+ * producer's writes to them through rel (release in pop / release, acquire
+ * in reserve); a producer's payload writes happen-before the consumer reads
  * them through the header word (release in commit, acquire in peek).
  */
 #include "queue.h"
@@ -24,6 +24,9 @@ int posthog__queue_init(ph_queue_t *q, size_t budget, uint32_t max_count) {
     q->buf = m;
     atomic_init(&q->head, 0);
     atomic_init(&q->tail, 0);
+    atomic_init(&q->rel, 0);
+    atomic_init(&q->keep, 0);
+    atomic_init(&q->frozen, 0);
     atomic_init(&q->count, 0);
     return 0;
 }
@@ -41,6 +44,9 @@ void posthog__queue_reset(ph_queue_t *q) {
     if (m == MAP_FAILED) memset(q->buf, 0, q->cap);
     atomic_store(&q->head, 0);
     atomic_store(&q->tail, 0);
+    atomic_store(&q->rel, 0);
+    atomic_store(&q->keep, 0);
+    atomic_store(&q->frozen, 0);
     atomic_store(&q->count, 0);
     q->populated = 0;
 }
@@ -58,9 +64,9 @@ void *posthog__queue_reserve(ph_queue_t *q, size_t n, ph_qslot_t *slot, uint64_t
     uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed);
     uint64_t pad;
     for (;;) {
-        /* acquire: pairs with the release store of tail in pop, so the
-         * consumer's zeroing is visible before we write */
-        uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        /* acquire: pairs with the release store of rel in pop / release,
+         * so the consumer's zeroing is visible before we write */
+        uint64_t t = atomic_load_explicit(&q->rel, memory_order_acquire);
         uint64_t p = h % q->cap;
         pad = p + need > q->cap ? q->cap - p : 0;
         if (h + pad + need - t > q->cap) {
@@ -93,15 +99,52 @@ void posthog__queue_commit(ph_queue_t *q, ph_qslot_t *slot, unsigned flags) {
                           (slot->len << 32) | PH_Q_COMMIT | flags, memory_order_release);
 }
 
+static void zero_range(ph_queue_t *q, uint64_t from, uint64_t to) {
+    if (to <= from) return;
+    uint64_t p = from % q->cap, n = to - from;
+    uint64_t first = PH_MIN(n, q->cap - p);
+    memset(q->buf + p, 0, first);
+    if (n > first) memset(q->buf, 0, n - first);
+}
+
+/* Consumes the record at t of len bytes: frees it at once, or (retention)
+ * only moves tail. */
 static void consume(ph_queue_t *q, uint64_t t, uint64_t len) {
+    if (q->retain) {
+        /* the bytes stay as they are until posthog__queue_release */
+        atomic_store_explicit(&q->tail, t + len, memory_order_release);
+        return;
+    }
     memset(q->buf + t % q->cap, 0, len);
-    /* release: pairs with the acquire load of tail in reserve */
     atomic_store_explicit(&q->tail, t + len, memory_order_release);
+    /* release: pairs with the acquire load of rel in reserve */
+    atomic_store_explicit(&q->rel, t + len, memory_order_release);
+}
+
+void posthog__queue_release(ph_queue_t *q, uint64_t pos) {
+    if (!q->retain) return;
+    uint64_t r = atomic_load_explicit(&q->rel, memory_order_relaxed); /* own variable */
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    if (pos > t) pos = t;
+    if (pos <= r) return;
+    /* seq_cst, both: Dekker with posthog__queue_freeze. Either the crash
+     * handler sees the new keep (and never reads the bytes zeroed below),
+     * or we see frozen and zero nothing. */
+    if (pos > atomic_load_explicit(&q->keep, memory_order_relaxed))
+        atomic_store_explicit(&q->keep, pos, memory_order_seq_cst);
+    if (atomic_load_explicit(&q->frozen, memory_order_seq_cst)) return;
+    zero_range(q, r, pos);
+    /* release: pairs with the acquire load of rel in reserve */
+    atomic_store_explicit(&q->rel, pos, memory_order_release);
 }
 
 const void *posthog__queue_peek(ph_queue_t *q, size_t *len) {
     for (;;) {
         uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed); /* own variable */
+        /* retained records fill the whole ring: the bytes at tail are the
+         * oldest of them, not a new record (else they are zero or new) */
+        if (q->retain && t - atomic_load_explicit(&q->rel, memory_order_relaxed) >= q->cap)
+            return NULL;
         /* acquire: pairs with the release store in commit */
         uint64_t w = atomic_load_explicit(hdr_at(q, t), memory_order_acquire);
         if (w == 0) return NULL;

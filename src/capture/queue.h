@@ -12,9 +12,22 @@
  * len counts the header and is a multiple of 8. A record that would cross
  * the end of the ring is preceded by a PAD record filling the end.
  *
- * Bounds: at most `budget` bytes in use (head - tail) and at most
- * `max_count` records. A full ring fails the reservation: never blocks.
- * Memory: an anonymous mapping, touched only as the ring is used.
+ * Bounds: at most `budget` bytes in use (head - rel) and at most
+ * `max_count` records not yet consumed. A full ring fails the reservation:
+ * never blocks. Memory: an anonymous mapping, touched only as the ring is
+ * used.
+ *
+ * Retention (`retain`, set before the consumer starts; the crash handler
+ * needs it): consuming a record only moves `tail`; its bytes stay in the
+ * ring, intact, until the consumer releases them (posthog__queue_release)
+ * once whatever it made of them is safe (delivered, dropped or on disk).
+ * So [rel, tail) holds consumed but unconfirmed records, [tail, head) the
+ * queued ones, and a crash handler can save both (from `keep`). Without
+ * retention, rel == tail: consuming frees the bytes at once.
+ *
+ * Freeze (the crash handler): posthog__queue_freeze stops every later
+ * release from zeroing bytes, so records at or after `keep` stay intact
+ * while the handler reads them, even with the consumer still running.
  */
 #ifndef POSTHOG_QUEUE_H
 #define POSTHOG_QUEUE_H
@@ -29,8 +42,16 @@ typedef struct {
     uint32_t max_count;
     /* producers: reservation cursor */
     PH_ALIGNED_CL _Atomic uint64_t head;
-    /* consumer: everything before tail is consumed and zeroed */
+    /* consumer: everything before tail is consumed */
     PH_ALIGNED_CL _Atomic uint64_t tail;
+    /* consumer: everything before rel is released and zeroed (producers'
+     * limit); == tail without retention */
+    PH_ALIGNED_CL _Atomic uint64_t rel;
+    /* consumer: records before keep are confirmed (rel <= keep <= tail);
+     * stored before the bytes are zeroed, read by the crash handler */
+    _Atomic uint64_t keep;
+    _Atomic int frozen;  /* the crash handler runs: release zeroes nothing */
+    bool retain;         /* constant once the consumer runs */
     /* records reserved and not yet consumed */
     PH_ALIGNED_CL _Atomic uint64_t count;
     char pad_[PH_CACHELINE - sizeof(uint64_t)];
@@ -63,8 +84,19 @@ void posthog__queue_commit(ph_queue_t *q, ph_qslot_t *slot, unsigned flags);
  * published or the ring is empty.
  */
 const void *posthog__queue_peek(ph_queue_t *q, size_t *len);
-/* Consumer only: frees the record returned by the last peek. */
+/* Consumer only: consumes the record returned by the last peek (frees it
+ * unless the queue retains records). */
 void posthog__queue_pop(ph_queue_t *q);
+/* Consumer only: with retention, frees the consumed records before `pos`
+ * (pos <= tail; a lower pos than already released is a no-op). */
+void posthog__queue_release(ph_queue_t *q, uint64_t pos);
+/* Async-signal-safe, any thread: no release zeroes bytes from now on. The
+ * records from ph_queue_keep() to the head stay readable. */
+static inline void posthog__queue_freeze(ph_queue_t *q) {
+    /* seq_cst: Dekker with the consumer's seq_cst store of keep then load
+     * of frozen in posthog__queue_release */
+    atomic_store_explicit(&q->frozen, 1, memory_order_seq_cst);
+}
 /* Consumer only: faults in the pages up to `ahead` bytes past the head
  * during the first lap, so producers do not take the page faults (a
  * first-touch fault costs a capture ~1.5 us). A no-op once every page
@@ -76,6 +108,13 @@ static inline uint64_t ph_queue_head(ph_queue_t *q) {
 }
 static inline uint64_t ph_queue_tail(ph_queue_t *q) {
     return atomic_load_explicit(&q->tail, memory_order_acquire);
+}
+/* Consumed records before this position are released (the producers' limit). */
+static inline uint64_t ph_queue_rel(ph_queue_t *q) {
+    return atomic_load_explicit(&q->rel, memory_order_acquire);
+}
+static inline uint64_t ph_queue_keep(ph_queue_t *q) {
+    return atomic_load_explicit(&q->keep, memory_order_seq_cst);
 }
 static inline uint64_t ph_queue_count(ph_queue_t *q) {
     return atomic_load_explicit(&q->count, memory_order_relaxed);

@@ -425,7 +425,7 @@ posthog_status_t posthog_get_stats(const posthog_client_t *cc, posthog_stats_t *
     out->bytes_sent = ph_counter_get(&c->bytes_sent);
     out->queue_depth = ph_queue_count(&c->q);
     uint64_t h = atomic_load_explicit(&c->q.head, memory_order_relaxed);
-    uint64_t t = atomic_load_explicit(&c->q.tail, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&c->q.rel, memory_order_relaxed);
     out->queue_bytes = h > t ? h - t : 0;
     out->spooled = ph_counter_get(&c->spooled);
     out->replayed = ph_counter_get(&c->replayed);

@@ -93,9 +93,11 @@ struct posthog_client {
     uint64_t dseq_next;          /* [dmu] sequence of the next event to join */
     uint64_t dseq_done;          /* [dmu] events with seq < this are committed */
     bool dcommitting;            /* [dmu] a leader is writing */
-    /* crash handler: memory it may use, prepared in advance */
+    /* crash handler: memory it may use, prepared in advance (crash_buf is
+     * non-NULL while it is installed) */
     char *crash_buf;
     size_t crash_cap;
+    uint64_t crash_part_bytes; /* largest file it writes */
 
     /* stats */
     ph_counter_t captured, sent, requests, retries, bytes_raw, bytes_sent;
@@ -154,6 +156,14 @@ void posthog__spool_incoming(posthog_client_t *c, ph_spool_file_t *f);
 /* Crash handler (crash.c). */
 int posthog__crash_install(posthog_client_t *c);
 void posthog__crash_uninstall(posthog_client_t *c);
+/* The calling thread gets an alternate signal stack if it has none (once
+ * per thread), so that a stack overflow can still run the crash handler. */
+extern _Thread_local bool posthog__crash_thread_ready;
+void posthog__crash_thread_slow(void);
+static inline void posthog__crash_thread_prepare(posthog_client_t *c) {
+    if (PH_UNLIKELY(c->crash_buf != NULL) && PH_UNLIKELY(!posthog__crash_thread_ready))
+        posthog__crash_thread_slow();
+}
 
 /* Wakes the flusher (eventfd write). */
 void posthog__wake(posthog_client_t *c);

@@ -25,6 +25,14 @@
  *    are dropped (counted) instead of memory growing.
  *  - A batch with a file: the file's events are counted in spool_pending
  *    until the batch is delivered or dropped (then the file is removed).
+ *  - With the crash handler the queue retains drained records (queue.h):
+ *    the ring lets go of them only up to the position below which every
+ *    batch is resolved (finish) or safe in a spool file (release_durable),
+ *    so a crash can still save every event not yet confirmed. When the
+ *    ring is seven eighths full, the flusher writes the oldest batches to
+ *    the spool (relieve) until it is three quarters full, so that an
+ *    in-flight or retrying batch does not starve the producers of ring
+ *    space.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -46,6 +54,9 @@
 #define PROBE_MAX_MS 60000
 #define ADOPT_EVERY_MS 60000
 #define PREFAULT_AHEAD ((uint64_t)4 << 20)
+#define RELIEVE_RETRY_MS 1000
+#define DEFER_FIRST_MS 1000
+#define DEFER_MAX_MS 60000
 
 struct ph_flusher {
     ph_builder_t bld[2];   /* [0] analytics, [1] $ai_* events (their own endpoint) */
@@ -63,6 +74,12 @@ struct ph_flusher {
     int64_t probe_wait;
     bool replay_turn;      /* alternate replays with live batches */
     int64_t next_adopt;    /* monotonic ms */
+    int64_t relieve_at;    /* monotonic ms: no ring relief before (it failed) */
+    /* a spool file that failed to load, set aside so newer ones go on */
+    ph_spool_file_t *deferred;
+    int64_t deferred_until; /* monotonic ms: load it again then */
+    int64_t defer_wait;     /* ms, doubles on every failure of it */
+    int64_t replay_at;      /* monotonic ms: no replay before (a second file failed) */
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -100,10 +117,12 @@ static void forget_file(posthog_client_t *c, ph_batch_t *b) {
     posthog__spool_pending_add(c, -(int64_t)b->count);
 }
 
-/* Frees a resolved batch and moves the resolved queue position. */
+/* Frees a resolved batch and moves the resolved queue position (batches
+ * resolve in queue order: everything before end_pos is resolved now). */
 static void finish(posthog_client_t *c, ph_batch_t *b) {
     uint64_t end = b->end_pos;
     posthog__batch_free(b);
+    if (end) posthog__queue_release(&c->q, end);
     posthog__outcome_resolved(c, end);
 }
 
@@ -165,6 +184,60 @@ static bool spool_batch(posthog_client_t *c, ph_batch_t *b) {
     return true;
 }
 
+/* The unresolved batches in queue order: the one in flight, then the
+ * ready list. */
+static ph_batch_t *first_unresolved(ph_flusher_t *f) {
+    return f->http.busy && f->http.batch ? f->http.batch : f->ready;
+}
+static ph_batch_t *next_unresolved(ph_flusher_t *f, ph_batch_t *b) {
+    return f->http.busy && b == f->http.batch ? f->ready : b->next;
+}
+
+/* With retention: the ring lets go of the records of the oldest batches
+ * that are on disk (a file each), up to the first one that is not. A
+ * replay batch holds no ring space. */
+static void release_durable(posthog_client_t *c, ph_flusher_t *f) {
+    if (!c->q.retain) return;
+    uint64_t pos = 0;
+    for (ph_batch_t *b = first_unresolved(f); b; b = next_unresolved(f, b)) {
+        if (b->replay) continue;
+        if (!b->file) break;
+        pos = PH_MAX(pos, b->end_pos);
+    }
+    if (pos) posthog__queue_release(&c->q, pos);
+}
+
+static void seal(posthog_client_t *c, ph_flusher_t *f);
+
+/* With retention, when the ring is seven eighths full (queued plus held
+ * records): the oldest unresolved batches (then the open ones, sealed)
+ * are written to the spool, as with durability=always (the file is
+ * removed on delivery), until it is three quarters full, so the ring can
+ * let go of them and the producers keep their room. Only what is needed:
+ * every file costs a write and two fsyncs. A write failure waits
+ * RELIEVE_RETRY_MS. */
+static void relieve(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
+    if (!c->q.retain || !c->spool || now < f->relieve_at) return;
+    ph_queue_t *q = &c->q;
+    if (ph_queue_head(q) - ph_queue_rel(q) <= q->cap / 8 * 7) return;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) seal(c, f); /* what is left is in the open batches */
+        for (ph_batch_t *b = first_unresolved(f); b; b = next_unresolved(f, b)) {
+            if (ph_queue_head(q) - ph_queue_rel(q) <= q->cap / 4 * 3) return;
+            if (b->replay || b->file) continue;
+            if (!(b->file = write_file(c, b, true))) {
+                f->relieve_at = now + RELIEVE_RETRY_MS;
+                posthog__log(c, POSTHOG_LOG_WARN,
+                             "drained events hold %llu bytes of the queue and could not be "
+                             "spooled",
+                             (unsigned long long)(ph_queue_tail(q) - ph_queue_rel(q)));
+                return;
+            }
+            release_durable(c, f);
+        }
+    }
+}
+
 static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
     uint32_t n = ph_builder_count(bl);
     if (!n) return;
@@ -186,6 +259,7 @@ static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
         if (ph_builder_count(&f->bld[i])) b->end_pos = PH_MIN(b->end_pos, f->first_pos[i]);
     if (c->spool && c->o->durability_always) b->file = write_file(c, b, true);
     ready_push_back(f, b);
+    release_durable(c, f);
 }
 
 /* Seals both open batches. The analytics one first: batches are resolved
@@ -257,13 +331,67 @@ static int replay_add(const char *json, size_t len, void *ud) {
     return rc->failed;
 }
 
+/* Largest file replayed as one batch: a batch's events (max_batch_bytes,
+ * twice for the other protocol's shape) plus a record header each. A
+ * larger one (a durable group commit, another client's settings) is split
+ * into parts first. */
+static uint64_t replay_max_bytes(const posthog_options_t *o) {
+    return 2 * o->max_batch_bytes + (uint64_t)PH_SPOOL_REC_HDR * o->max_batch_size + PH_SPOOL_HDR;
+}
+
+/* A file that could not be loaded (read error, out of memory, cannot be
+ * split): set aside with a growing wait, so that it is not re-read in a
+ * loop and newer files are not stuck behind it. Only one is set aside;
+ * with one already, replays pause instead (false: stop loading). */
+static bool defer_file(posthog_client_t *c, ph_flusher_t *f, ph_spool_file_t *file, int64_t now) {
+    if (!f->deferred) {
+        f->defer_wait = f->defer_wait ? PH_MIN(f->defer_wait * 2, DEFER_MAX_MS) : DEFER_FIRST_MS;
+        f->deferred = file;
+        f->deferred_until = now + f->defer_wait;
+        posthog__log(c, POSTHOG_LOG_WARN, "spool file %s could not be loaded: retried in %lld ms",
+                     file->path, (long long)f->defer_wait);
+        return true;
+    }
+    posthog__spool_park(c->spool, file);
+    f->replay_at = now + DEFER_FIRST_MS;
+    return false;
+}
+
+/* The set-aside file goes back in line (oldest first). */
+static void undefer(posthog_client_t *c, ph_flusher_t *f) {
+    if (!f->deferred) return;
+    posthog__spool_park(c->spool, f->deferred);
+    f->deferred = NULL;
+}
+
 /* The oldest spooled file as a batch (NULL when none is left). */
 static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
+    int64_t now = posthog__mono_ms();
+    if (now < f->replay_at) return NULL;
     ph_spool_file_t *file;
     while ((file = posthog__spool_take(c->spool))) {
+        if (file->bytes > replay_max_bytes(c->o)) {
+            ph_spool_loss_t loss = {0};
+            uint64_t bytes = file->bytes;
+            uint32_t promised = file->count;
+            /* on success the file is gone (deleted, freed) */
+            long good = posthog__spool_split(c->spool, file, c->o->max_batch_bytes, &loss);
+            if (good < 0) {
+                posthog__report_spool_loss(c, &loss);
+                if (defer_file(c, f, file, now)) continue;
+                return NULL;
+            }
+            posthog__log(c, POSTHOG_LOG_INFO, "spool file of %llu bytes split into parts",
+                         (unsigned long long)bytes);
+            /* the parts hold the intact events; the rest is counted corrupt */
+            posthog__spool_pending_add(c, (int64_t)good - (int64_t)promised);
+            posthog__report_spool_loss(c, &loss);
+            continue; /* its parts are parked: the oldest is taken next */
+        }
         ph_builder_t tmp;
         if (posthog__builder_init_like(&tmp, &f->bld[0])) {
-            posthog__spool_park(c->spool, file);
+            posthog__spool_park(c->spool, file); /* out of memory: a later turn */
+            f->replay_at = now + DEFER_FIRST_MS;
             return NULL;
         }
         tmp.max_raw = UINT64_MAX;
@@ -276,12 +404,14 @@ static ph_batch_t *load_replay(posthog_client_t *c, ph_flusher_t *f) {
         }
         ph_batch_t *b = (good > 0 && !rc.failed) ? posthog__builder_seal(&tmp) : NULL;
         posthog__builder_free(&tmp);
-        /* out of memory (reading or sealing) or unreadable now: later */
+        /* out of memory (reading or sealing) or unreadable now: later,
+         * newer files first */
         if (rc.failed || good < 0 || (good > 0 && !b)) {
             posthog__batch_free(b);
-            posthog__spool_park(c->spool, file);
+            if (defer_file(c, f, file, now)) continue;
             return NULL;
         }
+        if (!f->deferred) f->defer_wait = 0; /* nothing set aside: start over */
         /* events the file promised but did not hold intact are lost */
         if (file->count > (uint32_t)good)
             posthog__spool_pending_add(c, -(int64_t)(file->count - (uint32_t)good));
@@ -361,6 +491,7 @@ static void link_down(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
 }
 
 static void try_send(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
+    if (f->deferred && now >= f->deferred_until) undefer(c, f);
     if (f->http.busy) return;
     if (f->link_down) {
         /* don't hammer a dead link: ready batches go to disk */
@@ -636,6 +767,7 @@ static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
         posthog__report_drop(c, POSTHOG_DROP_SHUTDOWN, lost, 0,
                              "still queued at the shutdown deadline", NULL, NULL, NULL);
     abandon_batches(c, f);
+    posthog__queue_release(&c->q, ph_queue_tail(&c->q));
     posthog__outcome_resolved(c, ph_queue_tail(&c->q));
 }
 
@@ -671,6 +803,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         bool flushing = stop || target > done;
 
         size_t drained = drain(c, f, DRAIN_CHUNK, wall, now);
+        relieve(c, f, now);
         posthog__queue_prefault(&c->q, PREFAULT_AHEAD);
         uint64_t head = ph_queue_head(&c->q), tail = ph_queue_tail(&c->q);
         /* more: records are waiting and there is room to take them now */
@@ -687,6 +820,8 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
 
         bool idle = !f->http.busy && !f->ready && !open_count(f);
         bool disk_idle = !c->spool || f->link_down || !posthog__spool_idle_events(c->spool);
+        /* idle: every drained record is resolved */
+        if (idle) posthog__queue_release(&c->q, tail);
         if (idle && head == tail) posthog__outcome_resolved(c, tail);
         if (stop && idle && disk_idle && tail >= head) break;
         if (stop && now >= deadline) {
@@ -702,7 +837,9 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         if (f->ready && !f->http.busy && !f->link_down)
             wait = PH_MIN(wait, f->ready->not_before_ms - now);
         if (f->link_down && !f->http.busy) wait = PH_MIN(wait, f->probe_at - now);
-        if (!f->link_down && !f->http.busy && !disk_idle) wait = 0; /* replay next */
+        if (!f->link_down && !f->http.busy && !disk_idle)
+            wait = PH_MIN(wait, f->replay_at - now); /* replay next */
+        if (f->deferred) wait = PH_MIN(wait, f->deferred_until - now);
         if (stop) wait = PH_MIN(wait, deadline - now);
         if (flushing && head != tail) wait = PH_MIN(wait, SPIN_WAIT_MS); /* late publisher */
         if (wait < 0) wait = 0;
@@ -733,7 +870,9 @@ static void flusher_free(ph_flusher_t *f);
 static void *flusher_thread(void *arg) {
     posthog_client_t *c = arg;
     ph_flusher_t *f = c->fl;
+    posthog__crash_thread_prepare(c);
     flusher_main(c, f);
+    undefer(c, f); /* left on disk for a later process */
     flusher_free(f);
     pthread_mutex_lock(&c->mu);
     c->fl = NULL;

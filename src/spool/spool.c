@@ -795,6 +795,14 @@ void posthog__spool_release_idle(ph_spool_t *s) {
 
 /* ---------------------------------------------------------------- read */
 
+/* A record's payload is intact: its CRC matches and it is a JSON object. */
+static bool record_ok(const char *p, uint32_t len, uint32_t crc) {
+    int type = 0;
+    return (uint32_t)crc32(0, (const Bytef *)p, len) == crc &&
+           posthog__json_validate_event(p, len, &type, NULL) == POSTHOG_OK &&
+           type == PH_JSON_OBJECT;
+}
+
 long posthog__spool_parse(const unsigned char *data, size_t n, ph_spool_event_fn fn, void *ud,
                           ph_spool_loss_t *loss) {
     if (n < PH_SPOOL_HDR || memcmp(data, PH_SPOOL_MAGIC, 4) ||
@@ -816,10 +824,7 @@ long posthog__spool_parse(const unsigned char *data, size_t n, ph_spool_event_fn
             break;
         }
         const char *p = (const char *)data + i + PH_SPOOL_REC_HDR;
-        int type = 0;
-        if ((uint32_t)crc32(0, (const Bytef *)p, len) != crc ||
-            posthog__json_validate_event(p, len, &type, NULL) != POSTHOG_OK ||
-            type != PH_JSON_OBJECT) {
+        if (!record_ok(p, len, crc)) {
             bad++;
         } else {
             if (fn && fn(p, len, ud)) break;
@@ -839,6 +844,10 @@ long posthog__spool_read(ph_spool_file_t *f, ph_spool_event_fn fn, void *ud,
     int fd = open_at(f->dfd, f->name, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return -1;
     struct stat st;
+    if (posthog__spool_faults.before_read && posthog__spool_faults.before_read(f->path)) {
+        close(fd);
+        return -1;
+    }
     unsigned char *buf = NULL;
     size_t n = 0, got = 0;
     if (!fstat(fd, &st) && S_ISREG(st.st_mode)) {
@@ -859,6 +868,146 @@ long posthog__spool_read(ph_spool_file_t *f, ph_spool_event_fn fn, void *ud,
     long rc = posthog__spool_parse(buf, got, fn, ud, loss);
     free(buf);
     return rc;
+}
+
+/* ---------------------------------------------------------------- split */
+
+static int pread_full(int fd, void *buf, size_t n, uint64_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Events read from a file, waiting to be written as one part. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+    const char **ev;
+    size_t *lens;
+    uint32_t n, ncap;
+} split_part_t;
+
+static int split_flush(ph_spool_t *s, split_part_t *pt, ph_spool_file_t **parts,
+                       ph_spool_loss_t *loss) {
+    if (!pt->n) return 0;
+    /* the texts are at offsets of data: point into it now that it is final */
+    size_t off = 0;
+    for (uint32_t i = 0; i < pt->n; i++) {
+        size_t l = pt->lens[i];
+        pt->ev[i] = pt->data + off;
+        off += l;
+    }
+    ph_spool_file_t *f = posthog__spool_write(s, pt->ev, pt->lens, pt->n, loss);
+    if (!f) return -1;
+    f->next = *parts;
+    *parts = f;
+    pt->len = 0;
+    pt->n = 0;
+    return 0;
+}
+
+long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes,
+                          ph_spool_loss_t *loss) {
+    struct stat st;
+    unsigned char h[PH_SPOOL_HDR];
+    if (posthog__spool_faults.before_read && posthog__spool_faults.before_read(f->path)) return -1;
+    int fd = open_at(f->dfd, f->name, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) return -1;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || pread_full(fd, h, sizeof h, 0)) {
+        close(fd);
+        return -1;
+    }
+    uint64_t size = (uint64_t)st.st_size, i = PH_SPOOL_HDR;
+    uint32_t count = get32(h + 8), good = 0, bad = 0;
+    bool header_ok = !memcmp(h, PH_SPOOL_MAGIC, 4) && (h[4] | h[5] << 8) == PH_SPOOL_VERSION;
+    split_part_t pt = {0};
+    ph_spool_file_t *parts = NULL;
+    ph_spool_loss_t mine = {0}; /* reported only once the split is done */
+    int rc = 0;
+    while (header_ok && i < size) {
+        unsigned char rh[PH_SPOOL_REC_HDR];
+        if (size - i < PH_SPOOL_REC_HDR || pread_full(fd, rh, sizeof rh, i) ||
+            get32(rh) != PH_SPOOL_REC_MAGIC) {
+            bad++; /* torn or malformed tail, as posthog__spool_parse */
+            break;
+        }
+        uint32_t len = get32(rh + 4), crc = get32(rh + 8);
+        if (len > PH_SPOOL_MAX_RECORD || len > size - i - PH_SPOOL_REC_HDR) {
+            bad++;
+            break;
+        }
+        /* a full part goes to disk; the next starts with this record */
+        if (pt.n && PH_SPOOL_HDR + pt.len + (uint64_t)PH_SPOOL_REC_HDR * (pt.n + 1) + len >
+                        part_bytes &&
+            (rc = split_flush(s, &pt, &parts, &mine)))
+            break;
+        if (pt.len + len > pt.cap) {
+            size_t cap = PH_MAX(pt.cap * 2, pt.len + len);
+            char *d = realloc(pt.data, cap ? cap : 1);
+            if (!d) {
+                rc = -1;
+                break;
+            }
+            pt.data = d;
+            pt.cap = cap;
+        }
+        if (pt.n == pt.ncap) {
+            uint32_t nc = pt.ncap ? pt.ncap * 2 : 256;
+            const char **ev = realloc(pt.ev, nc * sizeof *ev);
+            if (ev) pt.ev = ev;
+            size_t *ls = ev ? realloc(pt.lens, nc * sizeof *ls) : NULL;
+            if (!ls) {
+                rc = -1;
+                break;
+            }
+            pt.lens = ls;
+            pt.ncap = nc;
+        }
+        if (pread_full(fd, pt.data + pt.len, len, i + PH_SPOOL_REC_HDR)) {
+            rc = -1; /* a read error: try again later */
+            break;
+        }
+        if (record_ok(pt.data + pt.len, len, crc)) {
+            pt.lens[pt.n++] = len;
+            pt.len += len;
+            good++;
+        } else {
+            bad++;
+        }
+        i += PH_SPOOL_REC_HDR + (uint64_t)len;
+    }
+    close(fd);
+    if (!rc) rc = split_flush(s, &pt, &parts, &mine);
+    free(pt.data);
+    free(pt.ev);
+    free(pt.lens);
+    /* files evicted to make room are gone either way */
+    loss->evicted_size += mine.evicted_size;
+    loss->evicted_age += mine.evicted_age;
+    loss->own_evicted += mine.own_evicted;
+    if (rc) { /* undo: the original stays as it was */
+        while (parts) {
+            ph_spool_file_t *n = parts->next;
+            posthog__spool_remove(s, parts);
+            parts = n;
+        }
+        return -1;
+    }
+    if (!header_ok) bad++;
+    if (count > good + bad && count - good < (1u << 24)) bad = count - good;
+    loss->corrupt += mine.corrupt + bad;
+    while (parts) {
+        ph_spool_file_t *n = parts->next;
+        posthog__spool_park(s, parts);
+        parts = n;
+    }
+    posthog__spool_remove(s, f);
+    return good;
 }
 
 /* ---------------------------------------------------------------- remove/release */

@@ -74,6 +74,7 @@ typedef struct {
     int (*before_fsync)(void);
     int (*before_rename)(void);
     int (*before_open)(void);
+    int (*before_read)(const char *path); /* reading a file's events (read, split) */
 } ph_spool_faults_t;
 extern ph_spool_faults_t posthog__spool_faults;
 
@@ -147,6 +148,18 @@ void posthog__spool_release_idle(ph_spool_t *s);
  */
 typedef int (*ph_spool_event_fn)(const char *json, size_t len, void *ud);
 long posthog__spool_read(ph_spool_file_t *f, ph_spool_event_fn fn, void *ud, ph_spool_loss_t *loss);
+
+/*
+ * A file too large to load as one batch: rewrites an owned file's intact
+ * events as files of at most part_bytes each (a larger event alone in
+ * one), parks them, and deletes the original. Reads one record at a time
+ * (memory: one part). Records that do not check out are counted in
+ * loss->corrupt, as posthog__spool_read does; space made for the parts in
+ * loss->evicted_*. Returns the events written, or -1 (nothing changed:
+ * parts already written are deleted, the original stays).
+ */
+long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes,
+                          ph_spool_loss_t *loss);
 
 /* Deletes a file this process owns (delivered or permanently rejected). */
 void posthog__spool_remove(ph_spool_t *s, ph_spool_file_t *f);

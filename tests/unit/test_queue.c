@@ -2,7 +2,8 @@
  * Unit tests of the lock-free MPSC byte ring (src/capture/queue.c): single-thread
  * reserve/commit/peek/pop, wrap-around with pad records, full by bytes and
  * by count, dead records, ordering behind an unpublished record, reset,
- * and a multi-producer stress test meant to run under ThreadSanitizer.
+ * retention (consumed records kept until released; freeze), and a
+ * multi-producer stress test meant to run under ThreadSanitizer.
  */
 #include <check.h>
 #include <pthread.h>
@@ -477,6 +478,76 @@ START_TEST(multi_producer_stress) {
 }
 END_TEST
 
+/* With retention a consumed record keeps its bytes and its ring space
+ * until released; the count frees at once (it counts queued records). */
+START_TEST(retained_until_released) {
+    ph_queue_t q;
+    ck_assert_int_eq(posthog__queue_init(&q, 1024, 100), 0);
+    q.retain = true;
+    unsigned char *p[8];
+    for (int i = 0; i < 8; i++) ck_assert_ptr_nonnull(p[i] = put(&q, 120, (unsigned char)(1 + i), 0));
+    ck_assert_ptr_null(put(&q, 1, 0, 0)); /* full: 8 * 128 */
+    uint64_t mid = 0;
+    for (int i = 0; i < 8; i++) {
+        if (i == 3) mid = ph_queue_tail(&q);
+        take(&q, 120, (unsigned char)(1 + i));
+    }
+    ck_assert_uint_eq(ph_queue_count(&q), 0);
+    ck_assert_uint_eq(ph_queue_tail(&q), 1024);
+    ck_assert_uint_eq(ph_queue_rel(&q), 0);
+    size_t len;
+    ck_assert_ptr_null(posthog__queue_peek(&q, &len));
+    /* still full, every byte as written */
+    ck_assert_ptr_null(put(&q, 1, 0, 0));
+    for (int i = 0; i < 8; i++) REQUIRE(p[i][119] == 1 + i, "record %d changed", i);
+    /* releasing the first three frees their room (and zeroes it) */
+    posthog__queue_release(&q, mid);
+    ck_assert_uint_eq(ph_queue_rel(&q), 3 * 128);
+    ck_assert_uint_eq(ph_queue_keep(&q), 3 * 128);
+    for (size_t i = 0; i < 3 * 128; i++) REQUIRE(q.buf[i] == 0, "byte %zu not zero", i);
+    REQUIRE(p[3][0] == 4, "record 3 touched");
+    for (int i = 0; i < 3; i++) ck_assert_ptr_nonnull(put(&q, 120, (unsigned char)(20 + i), 0));
+    ck_assert_ptr_null(put(&q, 1, 0, 0));
+    /* a lower position is a no-op; one past tail stops at tail */
+    posthog__queue_release(&q, 128);
+    ck_assert_uint_eq(ph_queue_rel(&q), 3 * 128);
+    posthog__queue_release(&q, UINT64_MAX);
+    ck_assert_uint_eq(ph_queue_rel(&q), 1024);
+    for (int i = 0; i < 3; i++) take(&q, 120, (unsigned char)(20 + i));
+    posthog__queue_destroy(&q);
+}
+END_TEST
+
+/* Frozen (the crash handler runs): releases move keep but zero nothing
+ * and free no room, so the handler reads intact records from keep on. */
+START_TEST(freeze_keeps_bytes) {
+    ph_queue_t q;
+    ck_assert_int_eq(posthog__queue_init(&q, 1024, 100), 0);
+    q.retain = true;
+    for (int i = 0; i < 4; i++) ck_assert_ptr_nonnull(put(&q, 120, (unsigned char)(1 + i), 0));
+    for (int i = 0; i < 4; i++) take(&q, 120, (unsigned char)(1 + i));
+    posthog__queue_freeze(&q);
+    posthog__queue_release(&q, 2 * 128);
+    ck_assert_uint_eq(ph_queue_keep(&q), 2 * 128);
+    ck_assert_uint_eq(ph_queue_rel(&q), 0);
+    REQUIRE((unsigned char)q.buf[8] == 1, "released bytes zeroed while frozen");
+    posthog__queue_destroy(&q);
+}
+END_TEST
+
+/* Without retention consuming frees at once (rel follows tail). */
+START_TEST(no_retention_frees_on_pop) {
+    ph_queue_t q;
+    ck_assert_int_eq(posthog__queue_init(&q, 1024, 100), 0);
+    for (int i = 0; i < 8; i++) ck_assert_ptr_nonnull(put(&q, 120, (unsigned char)(1 + i), 0));
+    take(&q, 120, 1);
+    ck_assert_uint_eq(ph_queue_rel(&q), 128);
+    ck_assert_ptr_nonnull(put(&q, 120, 9, 0));
+    posthog__queue_release(&q, 0); /* a no-op */
+    posthog__queue_destroy(&q);
+}
+END_TEST
+
 static Suite *queue_suite(void) {
     Suite *s = suite_create("queue");
     TCase *t = tcase_create("single");
@@ -490,6 +561,9 @@ static Suite *queue_suite(void) {
     tcase_add_test(t, wrap_with_pad);
     tcase_add_test(t, random_vs_model);
     tcase_add_test(t, reset_forgets_everything);
+    tcase_add_test(t, retained_until_released);
+    tcase_add_test(t, freeze_keeps_bytes);
+    tcase_add_test(t, no_retention_frees_on_pop);
     suite_add_tcase(s, t);
     t = tcase_create("stress");
     tcase_set_timeout(t, 120);
