@@ -22,6 +22,9 @@ void it_rm_rf(const char *dir);
 int it_count_files(const char *dir, const char *prefix, const char *suffix);
 /* "http://127.0.0.1:<port>" (malloc'd). */
 char *it_url_of_port(int port);
+/* A TCP listener on 127.0.0.1 that never accepts (connections complete,
+ * requests hang): its fd; *port gets the port. */
+int it_blackhole(int *port);
 /* Captures `event` for user-1 with properties {"seq": seq, "who": who}. */
 posthog_status_t it_cap_seq(posthog_client_t *c, const char *event, const char *who, long seq);
 /* Waits until stat `name` of c is >= v: 0, or -1 after timeout_ms. */

@@ -38,33 +38,17 @@
 #include <unistd.h>
 
 #include "spool.h"
-#include "support_client.h"
+#include "support_spool.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define IT_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define IT_SANITIZER 1
-#endif
-#endif
-#ifndef IT_SANITIZER
-#define IT_SANITIZER 0
-#endif
 
 /* ------------------------------------------------------------ helpers */
 
-static char *tmp_dir(void) {
-    char *t = strdup("/tmp/ph-crash-it-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(t));
-    return t;
+static char *tmp_dir(void) { return it_tmp_dir("ph-crash-it-"); }
+static posthog_status_t cap_seq(posthog_client_t *c, const char *who, long seq) {
+    return it_cap_seq(c, "crash_test", who, seq);
 }
 
-static void rm_rf(const char *dir) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    int rc = system(cmd);
-    (void)rc;
-}
+
 
 /* Spool files in dir: how many, their total size and the largest. */
 typedef struct {
@@ -94,27 +78,7 @@ static dir_stat_t spool_stat(const char *dir) {
     return r;
 }
 
-static char *url_of_port(int port) {
-    char *u = malloc(64);
-    snprintf(u, 64, "http://127.0.0.1:%d", port);
-    return u;
-}
 
-/* A TCP listener that never accepts: connections complete, requests hang. */
-static int blackhole(int *port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(fd, 64), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
 
 /* Options without Check (usable in forked children). */
 static posthog_options_t *opts(const char *host, const char *dir) {
@@ -128,11 +92,6 @@ static posthog_options_t *opts(const char *host, const char *dir) {
     return o;
 }
 
-static posthog_status_t cap_seq(posthog_client_t *c, const char *who, long seq) {
-    char props[128];
-    snprintf(props, sizeof props, "{\"seq\":%ld,\"who\":\"%s\"}", seq, who);
-    return posthog_capture_json(c, "user-1", "crash_test", props);
-}
 
 /* In a child: waits (up to 20 s) until the flusher drained the queue. */
 static int wait_drained(posthog_client_t *c) {
@@ -165,30 +124,10 @@ static void assert_crashed(int st) {
                       WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
-/* The "seq" of every accepted event of `who`: seen[seq]++; how many matched. */
-static long server_seqs(ph_ingest_t *srv, const char *who, int *seen, long max) {
-    cJSON *ev = it_events(srv);
-    long n = 0, bad = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, ev) {
-        const char *w = it_prop_str(e, "who");
-        if (who && (!w || strcmp(w, who))) continue;
-        const cJSON *props = cJSON_GetObjectItemCaseSensitive(e, "properties");
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(props, "seq");
-        if (!cJSON_IsNumber(s) || s->valuedouble < 0 || s->valuedouble >= (double)max) {
-            bad++;
-            continue;
-        }
-        seen[(long)s->valuedouble]++;
-        n++;
-    }
-    cJSON_Delete(ev);
-    return bad ? -1 : n;
-}
 
 static void assert_exactly_once(ph_ingest_t *srv, const char *who, long n) {
     int *seen = calloc((size_t)n, sizeof *seen);
-    long got = server_seqs(srv, who, seen, n);
+    long got = it_server_seqs(srv, who, seen, n);
     long missing = 0, twice = 0;
     for (long i = 0; i < n; i++) {
         if (!seen[i]) missing++;
@@ -219,7 +158,7 @@ static posthog_client_t *deliver_spool(ph_ingest_t *srv, const char *dir) {
 START_TEST(crash_saves_open_batch) {
     enum { N = 2000 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -253,7 +192,7 @@ START_TEST(crash_saves_open_batch) {
     ck_assert_int_eq(spool_stat(dir).n, 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -266,8 +205,8 @@ static void crash_with_batches_in_flight(const char *durability, const char *who
     enum { N = 2050 };
     char *dir = tmp_dir();
     int port;
-    int lfd = blackhole(&port);
-    char *hole = url_of_port(port);
+    int lfd = it_blackhole(&port);
+    char *hole = it_url_of_port(port);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -307,7 +246,7 @@ static void crash_with_batches_in_flight(const char *durability, const char *who
     ck_assert_int_eq(spool_stat(dir).n, 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(hole);
 }
@@ -330,8 +269,8 @@ START_TEST(held_events_do_not_fill_the_queue) {
     enum { N = 2000, CHUNK = 100 };
     char *dir = tmp_dir();
     int port;
-    int lfd = blackhole(&port);
-    char *hole = url_of_port(port);
+    int lfd = it_blackhole(&port);
+    char *hole = it_url_of_port(port);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -379,7 +318,7 @@ START_TEST(held_events_do_not_fill_the_queue) {
     ck_assert_uint_eq(it_stats(c).dropped_total, 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(hole);
 }
@@ -390,7 +329,7 @@ END_TEST
 START_TEST(crash_keeps_ai_events_apart) {
     enum { N = 400 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -441,7 +380,7 @@ START_TEST(crash_keeps_ai_events_apart) {
     ck_assert_uint_eq(it_stats(c).dropped_total, 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -470,7 +409,7 @@ static void *overflow_thread(void *arg) {
 START_TEST(crash_stack_overflow_on_capturing_thread) {
     enum { N = 50 };
     char *dir = tmp_dir();
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -505,7 +444,7 @@ START_TEST(crash_stack_overflow_on_capturing_thread) {
     ck_assert_uint_eq(it_stats(c).dropped_total, 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -548,8 +487,8 @@ START_TEST(crash_files_bounded_by_max_batch_bytes) {
      * crash (a crash in the middle of a spool write may deliver that batch
      * twice: not what this test is about) */
     int port;
-    int lfd = blackhole(&port);
-    char *down = url_of_port(port);
+    int lfd = it_blackhole(&port);
+    char *down = it_url_of_port(port);
     crash_with_limits(dir, down, N, "16384", "67108864");
     close(lfd);
     dir_stat_t ds = spool_stat(dir);
@@ -563,7 +502,7 @@ START_TEST(crash_files_bounded_by_max_batch_bytes) {
     ck_assert_uint_eq(it_stats(c).dropped_total, 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -574,8 +513,8 @@ START_TEST(crash_files_within_max_storage_bytes) {
     enum { N = 2000 };
     char *dir = tmp_dir();
     int port;
-    int lfd = blackhole(&port);
-    char *down = url_of_port(port);
+    int lfd = it_blackhole(&port);
+    char *down = it_url_of_port(port);
     crash_with_limits(dir, down, N, "16384", "65536");
     close(lfd);
     dir_stat_t ds = spool_stat(dir);
@@ -587,13 +526,13 @@ START_TEST(crash_files_within_max_storage_bytes) {
     ph_ingest_t *srv = it_server(NULL);
     posthog_client_t *c = deliver_spool(srv, dir);
     int *seen = calloc(N, sizeof *seen);
-    long got = server_seqs(srv, "size", seen, N);
+    long got = it_server_seqs(srv, "size", seen, N);
     ck_assert_int_gt(got, 0);
     for (long i = 0; i < N; i++) ck_assert_int_eq(seen[i], i < got ? 1 : 0);
     free(seen);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(down);
 }
@@ -605,15 +544,15 @@ START_TEST(crash_parts_evicted_one_at_a_time) {
     enum { N = 2000, M = 200 };
     char *dir = tmp_dir();
     int port;
-    int lfd = blackhole(&port);
-    char *hole = url_of_port(port);
+    int lfd = it_blackhole(&port);
+    char *hole = it_url_of_port(port);
     crash_with_limits(dir, hole, N, "16384", "67108864");
     close(lfd);
     dir_stat_t ds = spool_stat(dir);
     ck_assert_int_ge(ds.n, 1);
     /* a process with room for little more than what the crash left, the
      * server down: its M events go to the spool and evict the oldest */
-    char *down = url_of_port(it_closed_port());
+    char *down = it_url_of_port(it_closed_port());
     posthog_options_t *o = opts(down, dir);
     char limit[32];
     snprintf(limit, sizeof limit, "%llu", (unsigned long long)(ds.total + 8192));
@@ -629,14 +568,14 @@ START_TEST(crash_parts_evicted_one_at_a_time) {
     ph_ingest_t *srv = it_server(NULL);
     c = deliver_spool(srv, dir);
     int *seen = calloc(N, sizeof *seen);
-    long got = server_seqs(srv, "size", seen, N);
+    long got = it_server_seqs(srv, "size", seen, N);
     for (long i = 0; i < N; i++) ck_assert_int_le(seen[i], 1);
     free(seen);
     ck_assert_int_eq(got + (long)evicted, N);
     assert_exactly_once(srv, "new", M);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
     free(hole);
     free(down);
@@ -677,7 +616,7 @@ START_TEST(free_keeps_a_handler_installed_later) {
     ck_assert_int_eq(sigaction(SIGSEGV, NULL, &now), 0);
     ck_assert(now.sa_handler == before.sa_handler &&
               (now.sa_flags & SA_SIGINFO) == (before.sa_flags & SA_SIGINFO));
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST
@@ -745,7 +684,7 @@ START_TEST(oversize_spool_file_replayed_in_parts) {
     ck_assert_int_eq(spool_stat(dir).n, 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST
@@ -790,7 +729,7 @@ START_TEST(unreadable_spool_file_set_aside) {
     ck_assert_uint_eq(it_stats(c).dropped_total, 0);
     posthog_client_free(c);
     it_stop(srv);
-    rm_rf(dir);
+    it_rm_rf(dir);
     free(dir);
 }
 END_TEST

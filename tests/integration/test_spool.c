@@ -47,21 +47,6 @@ static posthog_status_t cap_seq(posthog_client_t *c, const char *who, long seq) 
 
 
 
-/* A TCP listener that never accepts: connections complete, requests hang. */
-static int blackhole(int *port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    ck_assert_int_eq(listen(fd, 64), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
 
 /* Options without Check (usable in forked children). */
 static posthog_options_t *opts(const char *host, const char *dir) {
@@ -257,7 +242,7 @@ START_TEST(kill9_durability_always) {
     enum { MAXN = 20000 };
     char *dir = tmp_dir();
     int hport;
-    int hole = blackhole(&hport); /* requests hang: nothing is delivered by the child */
+    int hole = it_blackhole(&hport); /* requests hang: nothing is delivered by the child */
     char *hurl = it_url_of_port(hport);
     kill_shared_t *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                              -1, 0);
