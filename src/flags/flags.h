@@ -68,7 +68,9 @@ typedef enum {
 typedef enum {
     PH_INCONCLUSIVE_NONE = 0,
     PH_INCONCLUSIVE_UNKNOWN_FLAG,       /* key not in the definitions */
-    PH_INCONCLUSIVE_CONFIG_VERSION,     /* filters.version is not 1 (opaque v2 config) */
+    PH_INCONCLUSIVE_CONFIG_VERSION,     /* filters.version is not 1 (opaque v2 config), or
+                                           exact/is_not under an unknown
+                                           property_matching_version */
     PH_INCONCLUSIVE_EXPERIENCE_CONTINUITY, /* ensure_experience_continuity needs the server's overrides */
     PH_INCONCLUSIVE_STATIC_COHORT,      /* cohort id not in the definitions (static or missing) */
     PH_INCONCLUSIVE_UNKNOWN_OPERATOR,   /* operator this engine does not know */

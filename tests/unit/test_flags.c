@@ -344,16 +344,17 @@ typedef struct {
 /* 2024-06-15T12:00:00Z: the clock of every date case */
 #define NOW_MS 1718452800000LL
 
-static void run_ops(const opcase_t *t, size_t n) {
+/* top: extra top-level members of the definitions ("" or "\"k\":v,") */
+static void run_ops_in(const opcase_t *t, size_t n, const char *top) {
     for (size_t i = 0; i < n; i++) {
         char defs[1024];
         char value[300] = "";
         if (t[i].value) snprintf(value, sizeof value, ",\"value\":%s", t[i].value);
         snprintf(defs, sizeof defs,
-                 "{\"flags\":[{\"id\":7,\"key\":\"f\",\"active\":true,\"filters\":{\"groups\":[{"
+                 "{%s\"flags\":[{\"id\":7,\"key\":\"f\",\"active\":true,\"filters\":{\"groups\":[{"
                  "\"properties\":[{\"key\":\"p\",\"type\":\"person\",\"operator\":\"%s\"%s}],"
                  "\"rollout_percentage\":100}]}}]}",
-                 t[i].op, value);
+                 top, t[i].op, value);
         ph_flag_result_t r = eval1(defs, "f", (ctxs_t){.person = t[i].props, .now_ms = NOW_MS});
         int got = r.value == PH_FLAG_TRUE ? 1 : r.value == PH_FLAG_FALSE ? 0 : -1;
         ck_assert_msg(got == t[i].want, "case %zu: %s %s vs %s: got %d (cause %s), want %d", i,
@@ -364,6 +365,8 @@ static void run_ops(const opcase_t *t, size_t n) {
                           posthog__flags_cause_name(r.cause), posthog__flags_cause_name(t[i].cause));
     }
 }
+
+static void run_ops(const opcase_t *t, size_t n) { run_ops_in(t, n, ""); }
 
 #define MISSING PH_INCONCLUSIVE_MISSING_PROPERTY
 
@@ -405,6 +408,49 @@ START_TEST(op_exact_is_not) {
         {"is_not", "[\"value1\",\"value2\"]", "{\"p\":\"value4\"}", 1, 0},
     };
     run_ops(t, sizeof t / sizeof t[0]);
+}
+END_TEST
+
+/* property_matching_version (top level of /flags/definitions, as
+ * posthog-python reads it): 1 or absent, "true"/true/"True" are one value;
+ * 2, they compare as text (only an empty list still means truthy); any
+ * other version: exact/is_not are not decided locally. */
+START_TEST(op_exact_matching_version) {
+    static const opcase_t v1[] = {
+        {"exact", "true", "{\"p\":\"TRUE\"}", 1, 0},
+        {"exact", "\"true\"", "{\"p\":true}", 1, 0},
+        {"is_not", "\"false\"", "{\"p\":false}", 0, 0},
+    };
+    static const opcase_t v2[] = {
+        {"exact", "true", "{\"p\":\"TRUE\"}", 1, 0},     /* "true" == "true" as text */
+        {"exact", "\"true\"", "{\"p\":true}", 1, 0},     /* true's text is "true" */
+        {"exact", "true", "{\"p\":[true]}", 0, 0},         /* no truthy arrays: "[true]" */
+        {"exact", "[\"true\"]", "{\"p\":[\"true\"]}", 0, 0},
+        {"exact", "[true, false]", "{\"p\":false}", 1, 0}, /* membership by text */
+        {"exact", "\"false\"", "{\"p\":\"no\"}", 0, 0},
+        {"exact", "[]", "{\"p\":true}", 1, 0},             /* empty list: still truthy */
+        {"exact", "[]", "{\"p\":\"x\"}", 0, 0},
+        {"is_not", "\"false\"", "{\"p\":false}", 0, 0},
+        {"is_not", "\"false\"", "{\"p\":\"False\"}", 0, 0},
+        {"exact", "\"pro\"", "{\"p\":\"PRO\"}", 1, 0},
+    };
+    static const opcase_t vx[] = {
+        {"exact", "\"pro\"", "{\"p\":\"pro\"}", -1, PH_INCONCLUSIVE_CONFIG_VERSION},
+        {"is_not", "true", "{\"p\":true}", -1, PH_INCONCLUSIVE_CONFIG_VERSION},
+        {"icontains", "\"pr\"", "{\"p\":\"pro\"}", 1, 0}, /* other operators decide */
+    };
+    /* where v1 and v2 differ */
+    static const opcase_t v1_only[] = {
+        {"exact", "true", "{\"p\":[true]}", 1, 0},
+        {"exact", "[\"true\"]", "{\"p\":[\"true\"]}", 1, 0},
+    };
+    run_ops_in(v1, sizeof v1 / sizeof v1[0], "");
+    run_ops_in(v1, sizeof v1 / sizeof v1[0], "\"property_matching_version\":1,");
+    run_ops_in(v1, sizeof v1 / sizeof v1[0], "\"property_matching_version\":null,");
+    run_ops_in(v1_only, sizeof v1_only / sizeof v1_only[0], "\"property_matching_version\":1,");
+    run_ops_in(v2, sizeof v2 / sizeof v2[0], "\"property_matching_version\":2,");
+    run_ops_in(vx, sizeof vx / sizeof vx[0], "\"property_matching_version\":3,");
+    run_ops_in(vx, sizeof vx / sizeof vx[0], "\"property_matching_version\":\"2\",");
 }
 END_TEST
 
@@ -1764,6 +1810,7 @@ static Suite *flags_suite(void) {
     tcase_add_test(t, consistency_simple);
     tcase_add_test(t, consistency_multivariate);
     tcase_add_test(t, op_exact_is_not);
+    tcase_add_test(t, op_exact_matching_version);
     tcase_add_test(t, op_presence);
     tcase_add_test(t, op_strings);
     tcase_add_test(t, op_regex);
