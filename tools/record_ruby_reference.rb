@@ -2,7 +2,8 @@
 # frozen_string_literal: true
 
 # Records what posthog-ruby sends for the reference scenarios
-# (bindings/ruby/test/reference/scenarios.rb) to the project's local
+# (bindings/ruby/test/reference/scenarios.rb, and the Rails-style app in
+# bindings/ruby/test/rails_app run as a process) to the project's local
 # ingestion server, normalised, as JSON fixtures; the Ruby binding's
 # test_reference.rb compares LibPostHog's output with them.
 #
@@ -28,6 +29,7 @@ require 'fileutils'
 
 REPO = File.expand_path('..', __dir__)
 require File.join(REPO, 'bindings/ruby/test/reference/scenarios')
+require File.join(REPO, 'bindings/ruby/test/reference/rails_app')
 
 opts = { out: RubyRef::FIXTURES, build: ENV['LIBPOSTHOG_BUILD_DIR'] || 'build', source: nil }
 OptionParser.new do |o|
@@ -36,9 +38,10 @@ OptionParser.new do |o|
   o.on('--build-dir DIR', 'libposthog build tree (tools/posthog-ingest-server)') { |v| opts[:build] = v }
   o.on('--source TEXT', 'what posthog-ruby was recorded from (kept in meta.json)') { |v| opts[:source] = v }
 end.parse!
-names = ARGV.empty? ? RubyRef::Scenarios.names : ARGV
-unknown = names - RubyRef::Scenarios.names
-abort "record_ruby_reference: unknown scenario(s) #{unknown.join(', ')}; known: #{RubyRef::Scenarios.names.join(', ')}" unless unknown.empty?
+all = RubyRef::Scenarios.names + ['rails_app']
+names = ARGV.empty? ? all : ARGV
+unknown = names - all
+abort "record_ruby_reference: unknown scenario(s) #{unknown.join(', ')}; known: #{all.join(', ')}" unless unknown.empty?
 
 begin
   begin
@@ -108,13 +111,15 @@ server = RefServer.new(opts[:build])
 begin
   FileUtils.mkdir_p(opts[:out])
   names.each do |name|
-    result = RubyRef.run(name, sdk, server)
+    # rails_app: the app in a process of its own, posthog-ruby from this RUBYLIB
+    result = name == 'rails_app' ? RubyRef::RailsApp.run(server) : RubyRef.run(name, sdk, server)
     File.write(File.join(opts[:out], "#{name}.json"), "#{JSON.pretty_generate(result)}\n")
-    puts "record_ruby_reference: #{name}: #{result['calls'].size} calls, #{result['events'].size} events"
+    puts "record_ruby_reference: #{name}: #{(result['calls'] || result['stdout']).size} calls, " \
+         "#{result['events'].size} events"
   end
   meta = { 'sdk' => 'posthog-ruby', 'version' => PostHog::VERSION, 'source' => opts[:source],
-           'ruby' => RUBY_VERSION, 'scenarios' => RubyRef::Scenarios.names }
-  File.write(File.join(opts[:out], 'meta.json'), "#{JSON.pretty_generate(meta)}\n") if names == RubyRef::Scenarios.names
+           'ruby' => RUBY_VERSION, 'scenarios' => all }
+  File.write(File.join(opts[:out], 'meta.json'), "#{JSON.pretty_generate(meta)}\n") if names == all
 ensure
   server.stop
 end

@@ -184,6 +184,42 @@ module RubyRef
       end
     end
 
+    V1_OPTIONS = { 'process_person_profile' => '$process_person_profile', 'cookieless_mode' => '$cookieless_mode',
+                   'disable_skew_correction' => '$ignore_sent_at', 'product_tour_id' => '$product_tour_id' }.freeze
+
+    # A capture v1 event (it has "options") as its capture v0 form, the
+    # form posthog-ruby sends, following docs/capture-api.md: the options
+    # back as properties, session_id/window_id as $session_id/$window_id,
+    # $set/$set_once at the top, $lib/$lib_version from the request's
+    # PostHog-Sdk-Info (sdk: "name/version"). A v0 event is left as it is.
+    def v1_as_v0(ev, sdk)
+      return ev unless ev.is_a?(Hash) && ev.key?('options')
+
+      ev = ev.dup
+      props = (ev['properties'] || {}).dup
+      opts = ev.delete('options') || {}
+      V1_OPTIONS.each { |k, p| props[p] = opts[k] if opts.key?(k) }
+      %w[session_id window_id].each { |k| props["$#{k}"] = ev.delete(k) if ev.key?(k) }
+      %w[$set $set_once].each { |k| ev[k] = props.delete(k) if props.key?(k) }
+      if sdk
+        name, version = sdk.split('/', 2)
+        props['$lib'] ||= name
+        props['$lib_version'] ||= version
+      end
+      ev['properties'] = props
+      ev
+    end
+
+    # from replaced by to in every String of a value.
+    def replace(v, from, to)
+      case v
+      when Hash then v.transform_values { |x| replace(x, from, to) }
+      when Array then v.map { |x| replace(x, from, to) }
+      when String then v.gsub(from, to)
+      else v
+      end
+    end
+
     # Machine-specific paths anywhere in a value.
     def paths(v)
       case v
