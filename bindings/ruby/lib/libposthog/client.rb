@@ -77,7 +77,8 @@ module LibPostHog
     #   max_queue_size, on_error (proc |status, message|), test_mode,
     #   sync_mode, disabled, before_send (proc |event_hash| -> hash or nil),
     #   skip_ssl_verification, logger; plus on_drop (proc |DropReport|),
-    #   lib_name, super_properties (Hash), flush_timeout (seconds), and any
+    #   lib_name, super_properties (Hash), flush_timeout (seconds), is_server
+    #   (default true: $is_server on every event, as posthog-ruby), and any
     #   libposthog option key (flush_at, flush_interval_ms, gzip, max_retries,
     #   storage_path, capture_mode, compression, disable_geoip,
     #   historical_migration, default_distinct_id, ...), passed to
