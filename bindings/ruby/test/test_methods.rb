@@ -1,7 +1,7 @@
-require 'tmpdir'
-require 'fileutils'
 # frozen_string_literal: true
 
+require 'tmpdir'
+require 'fileutils'
 require_relative 'test_helper'
 
 # Every event method and the payload it produces on the wire.

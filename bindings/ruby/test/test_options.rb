@@ -1,6 +1,6 @@
-require 'tmpdir'
 # frozen_string_literal: true
 
+require 'tmpdir'
 require 'socket'
 
 require_relative 'test_helper'
