@@ -14,22 +14,22 @@ require_relative 'reference/compare'
 # (fixtures/posthog-ruby-3.23.2/rails_app.json), differences only as
 # allowed in reference/allowed_differences.json.
 class TestRailsApp < LibPostHogTest
-  def libposthog_lib_dir
-    loaded = $LOADED_FEATURES.find { |f| f.end_with?('/libposthog.rb') }
-    File.dirname(loaded)
-  end
-
-  # the C library this process loaded, also when found through a relative
-  # LIBPOSTHOG_PATH (the app runs in its own directory)
-  def library_env
-    path = LibPostHog::Native.library_path.to_s
-    path.include?('/') ? { 'LIBPOSTHOG_PATH' => File.expand_path(path) } : {}
+  # The app's run with libposthog, once per suite (test_reference.rb's
+  # allow-list check uses it too).
+  def self.run_app
+    @run_app ||= begin
+      lib = File.dirname($LOADED_FEATURES.find { |f| f.end_with?('/libposthog.rb') })
+      # the C library this process loaded, also when found through a
+      # relative LIBPOSTHOG_PATH (the app runs in its own directory)
+      path = LibPostHog::Native.library_path.to_s
+      env = path.include?('/') ? { 'LIBPOSTHOG_PATH' => File.expand_path(path) } : {}
+      RubyRef::RailsApp.run(IngestServer, require_line: "require 'libposthog/compat'", ruby_args: ['-I', lib],
+                                          env: env)
+    end
   end
 
   def run_app
-    @run_app ||= RubyRef::RailsApp.run(IngestServer, require_line: "require 'libposthog/compat'",
-                                                     ruby_args: ['-I', libposthog_lib_dir],
-                                                     env: library_env)
+    self.class.run_app
   end
 
   def test_starts_and_delivers_with_only_the_require_changed

@@ -3,6 +3,7 @@
 require_relative 'test_helper'
 require_relative 'reference/libposthog_sdk'
 require_relative 'reference/compare'
+require_relative 'test_rails_app'
 require 'open3'
 require 'rbconfig'
 
@@ -69,6 +70,7 @@ class TestReference < LibPostHogTest
   # was fixed, or the entry's path is wrong.
   def test_every_allowed_difference_occurs
     diffs = RubyRef::Scenarios.names.flat_map { |n| RubyRef::Compare.diff(n, fixture(n), ours(n)) }
+    diffs += RubyRef::Compare.diff('rails_app', fixture('rails_app'), TestRailsApp.run_app)
     unused = RubyRef::Compare.allowed.reject do |e|
       diffs.any? { |d| RubyRef::Compare.allowing(d).equal?(e) }
     end
