@@ -191,6 +191,20 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        (docs/spool-format.md) [none]
  *   max_storage_bytes    spool size limit; oldest files evicted [67108864]
  *   max_storage_age_s    spooled events older than this are discarded [604800]
+ *   spool_fsync_interval_ms  batches spooled because the endpoint is down (or
+ *                        at the shutdown deadline) are appended to a segment
+ *                        file and fsynced at most this often: at the default,
+ *                        at most 60 fsyncs an hour plus two per new segment.
+ *                        They survive the process being killed at once; a
+ *                        power loss may cost the last interval's. 0: fsync
+ *                        at every append. durability=always batches and
+ *                        posthog_capture_durable events are fsynced before
+ *                        they count as stored, whatever this is [60000]
+ *   spool_max_files      segment files per client (2 to 100000); a segment
+ *                        is rotated at max(max_storage_bytes * 2 /
+ *                        spool_max_files, 64 KiB); when a new one would be
+ *                        one too many the oldest is evicted (storage_full)
+ *                        [32]
  *   durability           "failures": spool what cannot be delivered (retries
  *                        exhausted, endpoint down, left at shutdown);
  *                        "always": also every batch before its first send,

@@ -195,6 +195,8 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
                          "storage_path %s unusable (%s): events are kept in memory only",
                          o->storage_path, why);
         } else {
+            posthog__spool_set_segments(c->spool, o->spool_max_files,
+                                        (int64_t)o->spool_fsync_interval_ms);
             /* Files left by earlier runs are ours to deliver from now on, so
              * that a posthog_flush right after creation waits for them. */
             ph_spool_loss_t loss = {0};

@@ -48,7 +48,13 @@
 #include "common.h"
 
 #define PH_SPOOL_MAGIC "PHSP"
-#define PH_SPOOL_VERSION 1
+#define PH_SPOOL_VERSION 1     /* a file of one batch (written by posthog__spool_write) */
+#define PH_SPOOL_VERSION_SEG 2 /* a segment: batches appended (posthog__spool_append) */
+#define PH_SPOOL_BATCH_MAGIC 0x42485050u /* "PPHB": a batch starts (u32 count, u32 0) */
+#define PH_SPOOL_DONE_MAGIC 0x44485050u  /* "PPHD": the batch at u64 offset is done */
+#define PH_SPOOL_CTL_LEN 8               /* payload bytes of a PPHB or PPHD record */
+/* A segment is rotated when it reaches max_bytes * 2 / max_files (at least this). */
+#define PH_SPOOL_MIN_SEGMENT ((uint64_t)64 << 10)
 #define PH_SPOOL_HDR 20
 #define PH_SPOOL_REC_MAGIC 0x52485050u
 #define PH_SPOOL_REC_HDR 12
@@ -56,8 +62,25 @@
 
 #define PH_SPOOL_TAG_LEN 16
 
-/* A spool file this spool owns (named with its tag). No descriptor is
- * kept open: the file is opened when read. */
+/* A segment file this spool owns: batches appended one after the other,
+ * each marked done (a PPHD record) when delivered or dropped; the file is
+ * unlinked once every batch in it is done. Only the current segment has a
+ * descriptor open (for appending). */
+typedef struct ph_spool_seg {
+    char *path;           /* absolute, for messages */
+    const char *name;     /* points into path */
+    int fd;               /* O_APPEND while it is the current segment, else -1 */
+    uint64_t bytes;       /* its size */
+    uint32_t live;        /* batches in it that are not done */
+    int64_t created_ms;
+    bool named;           /* its name is durable (the directory was fsynced since) */
+    bool dirty;           /* appended to since its last fsync */
+    struct ph_spool_seg *next;
+} ph_spool_seg_t;
+
+/* A unit of spooled events: a whole file of one batch (seg NULL), or one
+ * batch in a segment (seg, off). No descriptor is kept open: the file is
+ * opened when read. */
 typedef struct ph_spool_file {
     char *path;           /* absolute, for messages */
     const char *name;     /* the name in the directory (points into path) */
@@ -65,6 +88,8 @@ typedef struct ph_spool_file {
     uint64_t bytes;
     uint32_t count;       /* events according to the header */
     int64_t created_ms;
+    ph_spool_seg_t *seg;  /* the segment holding this batch, or NULL (a file of its own) */
+    uint64_t off;         /* in seg: offset of its PPHB record; bytes is its extent */
     struct ph_spool_file *next;
 } ph_spool_file_t;
 
@@ -91,6 +116,15 @@ typedef struct {
     uint64_t bytes_on_disk;   /* [mu] approximate total of *.spool files */
     ph_spool_file_t *idle;    /* [mu] owned files waiting to be sent, oldest first */
     uint64_t idle_events;     /* [mu] events in `idle` */
+    /* segments (posthog__spool_append); lock order: amu, then mu */
+    pthread_mutex_t amu;      /* serialises every write to a segment */
+    ph_spool_seg_t *segs;     /* [amu] this spool's segments, oldest first */
+    ph_spool_seg_t *cur;      /* [amu] the one appended to, or NULL */
+    uint32_t nsegs;           /* [amu] */
+    uint32_t max_files;       /* segments at most (posthog__spool_set_segments) */
+    uint64_t seg_bytes;       /* a segment is rotated at this size */
+    int64_t fsync_interval_ms; /* lazy appends: fsync at most this often (0: every append) */
+    int64_t synced_mono;      /* [amu] monotonic ms of the last lazy fsync */
 } ph_spool_t;
 
 /* What happened to events while reading or evicting. */
@@ -121,6 +155,28 @@ void posthog__spool_release_all(ph_spool_t *s);
  */
 ph_spool_file_t *posthog__spool_write(ph_spool_t *s, const char *const *events,
                                       const size_t *lens, uint32_t count, ph_spool_loss_t *loss);
+
+/* Segment settings: at most max_files segments of this spool (the oldest
+ * is evicted, counted, to make room for a new one), rotated at
+ * max(max_bytes * 2 / max_files, PH_SPOOL_MIN_SEGMENT); lazy appends are
+ * fsynced at most every fsync_interval_ms (0: at every append). */
+void posthog__spool_set_segments(ph_spool_t *s, uint32_t max_files, int64_t fsync_interval_ms);
+
+/*
+ * Appends `count` events as one batch to this spool's current segment
+ * (a new one when there is none or it is full) and returns the batch, owned
+ * by the caller, or NULL with errno set. `sync`: durable before the call
+ * returns (fsync of the segment, and of the directory for a new one);
+ * otherwise it is written (it survives the process being killed) and
+ * fsynced within fsync_interval_ms (posthog__spool_tick). Evicts as
+ * posthog__spool_write does. After release_all it writes a file of its own.
+ */
+ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
+                                       const size_t *lens, uint32_t count, bool sync,
+                                       ph_spool_loss_t *loss);
+/* Runs a lazy fsync that is due. Returns the monotonic ms when the next
+ * one is due, INT64_MAX when nothing waits for one. */
+int64_t posthog__spool_tick(ph_spool_t *s, int64_t now_mono);
 
 /*
  * Scans the directory for files nobody owns (untagged, or of an owner whose

@@ -545,7 +545,7 @@ START_TEST(bad_file_headers) {
         const char *what;
         size_t at;
         unsigned char v;
-    } muts[] = {{"magic", 0, 'X'}, {"magic", 3, 'p'}, {"version 2", 4, 2},
+    } muts[] = {{"magic", 0, 'X'}, {"magic", 3, 'p'}, {"version 3", 4, 3},
                 {"version 0", 4, 0}, {"version 257", 5, 1}};
     for (size_t i = 0; i < sizeof muts / sizeof muts[0]; i++) {
         memcpy(b, img, n);
