@@ -821,7 +821,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         if (!f->link_down && now >= f->next_adopt) adopt(c, f, now);
         try_send(c, f, now);
         /* what was spooled lazily is fsynced at most every spool_fsync_interval_ms */
-        int64_t sync_at = c->spool ? posthog__spool_tick(c->spool, now) : INT64_MAX;
+        int64_t sync_in = c->spool ? posthog__spool_tick(c->spool) : INT64_MAX;
 
         bool idle = !f->http.busy && !f->ready && !open_count(f);
         bool disk_idle = !c->spool || f->link_down || !posthog__spool_idle_events(c->spool);
@@ -845,7 +845,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         if (!f->link_down && !f->http.busy && !disk_idle)
             wait = PH_MIN(wait, f->replay_at - now); /* replay next */
         if (f->deferred) wait = PH_MIN(wait, f->deferred_until - now);
-        if (sync_at != INT64_MAX) wait = PH_MIN(wait, sync_at - now);
+        if (sync_in != INT64_MAX) wait = PH_MIN(wait, sync_in);
         if (stop) wait = PH_MIN(wait, deadline - now);
         if (flushing && head != tail) wait = PH_MIN(wait, SPIN_WAIT_MS); /* late publisher */
         if (wait < 0) wait = 0;

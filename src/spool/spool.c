@@ -698,6 +698,13 @@ void posthog__spool_set_segments(ph_spool_t *s, uint32_t max_files, int64_t fsyn
     s->fsync_interval_ms = fsync_interval_ms < 0 ? 0 : fsync_interval_ms;
 }
 
+/* Whether a lazy fsync may run now (wall clock, so that tests can step
+ * it; a clock set back makes it due at once rather than late). [amu] */
+static bool sync_due(const ph_spool_t *s, int64_t now) {
+    return s->fsync_interval_ms <= 0 || now < s->synced_ms ||
+           now - s->synced_ms >= s->fsync_interval_ms;
+}
+
 /* A PPHB or PPHD record (20 bytes). */
 static void ctl_record(unsigned char *o, uint32_t magic, uint64_t v) {
     put32(o, magic);
@@ -887,7 +894,7 @@ ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
         memcpy(o + 12, events[i], lens[i]);
         o += PH_SPOOL_REC_HDR + lens[i];
     }
-    int64_t now = posthog__now_ms(), mono = posthog__mono_ms();
+    int64_t now = posthog__now_ms();
     ph_spool_file_t *f = NULL;
     int err = 0;
     ph_spool_seg_t *g = s->cur;
@@ -922,7 +929,7 @@ ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
     /* room is made only now that the new data is written */
     evict_for(s, 0, tag, loss);
     pthread_mutex_unlock(&s->mu);
-    if (sync || s->fsync_interval_ms <= 0 || mono - s->synced_mono >= s->fsync_interval_ms) {
+    if (sync || sync_due(s, now)) {
         if (seg_sync(s, g)) {
             err = errno ? errno : EIO;
             if (sync) { /* not durable: the caller keeps the events; undo */
@@ -930,7 +937,7 @@ ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
                 goto fail;
             }
         }
-        if (!sync || s->fsync_interval_ms <= 0) s->synced_mono = mono;
+        if (!sync || s->fsync_interval_ms <= 0) s->synced_ms = now;
     }
     f->seg = g;
     f->off = off;
@@ -948,20 +955,21 @@ out:
     return f;
 }
 
-int64_t posthog__spool_tick(ph_spool_t *s, int64_t now_mono) {
-    int64_t next = INT64_MAX;
+int64_t posthog__spool_tick(ph_spool_t *s) {
+    int64_t wait = INT64_MAX;
     pthread_mutex_lock(&s->amu);
     ph_spool_seg_t *g = s->cur;
     if (g && (g->dirty || !g->named)) {
-        if (now_mono - s->synced_mono >= s->fsync_interval_ms) {
-            s->synced_mono = now_mono;
-            if (seg_sync(s, g)) next = now_mono + s->fsync_interval_ms; /* try again later */
+        int64_t now = posthog__now_ms();
+        if (sync_due(s, now)) {
+            s->synced_ms = now;
+            if (seg_sync(s, g)) wait = s->fsync_interval_ms; /* try again later */
         } else {
-            next = s->synced_mono + s->fsync_interval_ms;
+            wait = s->synced_ms + s->fsync_interval_ms - now;
         }
     }
     pthread_mutex_unlock(&s->amu);
-    return next;
+    return wait;
 }
 
 /* A window on a file for reading its records with few system calls. */

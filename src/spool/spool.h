@@ -124,7 +124,7 @@ typedef struct {
     uint32_t max_files;       /* segments at most (posthog__spool_set_segments) */
     uint64_t seg_bytes;       /* a segment is rotated at this size */
     int64_t fsync_interval_ms; /* lazy appends: fsync at most this often (0: every append) */
-    int64_t synced_mono;      /* [amu] monotonic ms of the last lazy fsync */
+    int64_t synced_ms;        /* [amu] wall-clock ms of the last lazy fsync */
 } ph_spool_t;
 
 /* What happened to events while reading or evicting. */
@@ -174,9 +174,9 @@ void posthog__spool_set_segments(ph_spool_t *s, uint32_t max_files, int64_t fsyn
 ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
                                        const size_t *lens, uint32_t count, bool sync,
                                        ph_spool_loss_t *loss);
-/* Runs a lazy fsync that is due. Returns the monotonic ms when the next
- * one is due, INT64_MAX when nothing waits for one. */
-int64_t posthog__spool_tick(ph_spool_t *s, int64_t now_mono);
+/* Runs a lazy fsync that is due. Returns the ms until the next one is
+ * due, INT64_MAX when nothing waits for one. */
+int64_t posthog__spool_tick(ph_spool_t *s);
 
 /*
  * Scans the directory for files nobody owns (untagged, or of an owner whose
