@@ -1,14 +1,22 @@
 /*
  * spool: the disk-backed retry buffer.
  *
- * A spool directory (option storage_path, created 0700) holds one file per
- * batch of events, named ph-<created_ms>-<pid>-<seq>.<tag>.spool (0600),
- * written as: temp file, fsync, rename, fsync of the directory. The format is in
+ * A spool directory (option storage_path, created 0700) holds segments:
+ * files named ph-<created_ms>-<pid>-<seq>.<tag>.spool (0600) to which a
+ * client appends batches (posthog__spool_append: a PPHB record and the
+ * events), marking each done with a PPHD record once delivered or dropped
+ * and unlinking the segment when all are; fsynced at once for durable
+ * writes, at most every fsync_interval_ms otherwise. One-batch files
+ * (version 1: the previous version's, the crash handler's,
+ * posthog__spool_write) are read as one batch. The format is in
  * docs/spool-format.md:
  *
- *   file   := header record*
- *   header := "PHSP" u16 version(1) u16 flags u32 count u64 created_ms  (20 bytes, LE)
+ *   file   := header record*                  (version 1)
+ *   seg    := header (record | batch | done)*  (version 2)
+ *   header := "PHSP" u16 version u16 flags u32 count u64 created_ms  (20 bytes, LE)
  *   record := u32 magic(0x52485050 "PPHR") u32 len u32 crc32(payload) payload[len]
+ *   batch  := u32 magic("PPHB") u32 8 u32 crc32 u32 count u32 0
+ *   done   := u32 magic("PPHD") u32 8 u32 crc32 u64 offset-of-its-PPHB
  *
  * Each payload is one event as the JSON object PostHog receives (uuid and
  * timestamp included, never sent_at). Readers skip a record whose CRC does
