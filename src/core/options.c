@@ -381,6 +381,21 @@ posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key, c
     }
     for (size_t i = 0; i < sizeof bool_opts / sizeof bool_opts[0]; i++) {
         if (strcmp(key, bool_opts[i].key)) continue;
+#ifdef POSTHOG_NO_CRASH_HANDLER
+        bool on = false;
+        if (!strcmp(key, "crash_handler") && !parse_bool(value, &on) && on) {
+            bad_value(err, errlen, key, value,
+                      "this build of libposthog has no crash handler (configured with "
+                      "-DPOSTHOG_WITH_CRASH_HANDLER=OFF%s); only 0 is accepted",
+#ifdef POSTHOG_NO_SPOOL
+                      " or -DPOSTHOG_WITH_SPOOL=OFF"
+#else
+                      ""
+#endif
+            );
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
+#endif
         if (parse_bool(value, (bool *)((char *)o + bool_opts[i].off)) == 0) return POSTHOG_OK;
         bad_value(err, errlen, key, value, bool_choices);
         return POSTHOG_E_BAD_OPTION_VALUE;

@@ -527,12 +527,14 @@ static uint32_t seg_scan_live(ph_spool_t *s, const char *name);
 
 /* Deletes the oldest data until `need` more bytes fit: our idle files,
  * then files nobody owns. A batch in a segment is marked done; the
- * segment's space comes back once all of its batches are. [s->amu, s->mu held] */
+ * segment's space comes back once all of its batches are (the current
+ * one's too: it is then unlinked). [s->amu, s->mu held] */
 static void evict_for(ph_spool_t *s, uint64_t need, const char *mine, ph_spool_loss_t *loss) {
-    while (s->idle && s->bytes_on_disk + need > s->max_bytes) {
-        ph_spool_file_t *f = s->idle;
+    ph_spool_file_t **pf = &s->idle;
+    while (*pf && s->bytes_on_disk + need > s->max_bytes) {
+        ph_spool_file_t *f = *pf;
         if (f->seg) {
-            s->idle = f->next;
+            *pf = f->next;
             s->idle_events -= PH_MIN(s->idle_events, f->count);
             loss->evicted_size += f->count;
             loss->own_evicted += f->count;
@@ -541,7 +543,7 @@ static void evict_for(ph_spool_t *s, uint64_t need, const char *mine, ph_spool_l
             continue;
         }
         if (unlinkat(s->dfd, f->name, 0)) return; /* still on disk, still ours: not lost */
-        s->idle = f->next;
+        *pf = f->next;
         s->idle_events -= PH_MIN(s->idle_events, f->count);
         s->bytes_on_disk -= PH_MIN(s->bytes_on_disk, f->bytes);
         loss->evicted_size += f->count;
@@ -899,11 +901,16 @@ ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
     int err = 0;
     ph_spool_seg_t *g = s->cur;
     if (g && g->bytes > PH_SPOOL_HDR && g->bytes + size > s->seg_bytes) seg_seal(s);
-    if (!s->cur) {
-        pthread_mutex_lock(&s->mu);
+    /* Room first (a segment's space comes back only when all of it is
+     * done, so this cannot wait until the batch is written as a one-batch
+     * file's can): the oldest data goes, then at most max_files segments. */
+    pthread_mutex_lock(&s->mu);
+    evict_for(s, size + (s->cur ? 0 : PH_SPOOL_HDR), tag, loss);
+    if (!s->cur)
         while (s->nsegs >= s->max_files && evict_oldest_seg(s, loss)) {
         }
-        pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (!s->cur) {
         if (!(s->cur = seg_create(s, tag, now))) {
             err = errno;
             goto out;
@@ -926,8 +933,6 @@ ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
     g->dirty = true;
     pthread_mutex_lock(&s->mu);
     s->bytes_on_disk += size;
-    /* room is made only now that the new data is written */
-    evict_for(s, 0, tag, loss);
     pthread_mutex_unlock(&s->mu);
     if (sync || sync_due(s, now)) {
         if (seg_sync(s, g)) {
@@ -957,7 +962,9 @@ out:
 
 int64_t posthog__spool_tick(ph_spool_t *s) {
     int64_t wait = INT64_MAX;
-    pthread_mutex_lock(&s->amu);
+    /* never wait behind a durable capture's fsync (which syncs the file
+     * anyway): look again a little later */
+    if (pthread_mutex_trylock(&s->amu)) return 10;
     ph_spool_seg_t *g = s->cur;
     if (g && (g->dirty || !g->named)) {
         int64_t now = posthog__now_ms();

@@ -51,6 +51,7 @@
 #define POSTHOG_SPOOL_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "common.h"
@@ -143,6 +144,7 @@ typedef struct {
     uint32_t own_evicted;  /* of evicted_size: events from files this process owned */
 } ph_spool_loss_t;
 
+#ifndef POSTHOG_NO_SPOOL
 /* Creates (0700) or opens and checks the directory, and takes a lease.
  * 0 ok; -1 with errno and, when err is not NULL, what is wrong in err
  * (for instance "writable by group or others (mode 0777): ..."). */
@@ -239,5 +241,67 @@ void posthog__spool_fork_child(ph_spool_t *s);
 /* Parses a whole file image (for the fuzzer and tests). */
 long posthog__spool_parse(const unsigned char *data, size_t n, ph_spool_event_fn fn, void *ud,
                           ph_spool_loss_t *loss);
+
+#else /* POSTHOG_NO_SPOOL */
+/*
+ * Built without the spool (-DPOSTHOG_WITH_SPOOL=OFF): posthog_client_new
+ * refuses storage_path, so a client never has a spool (c->spool is NULL)
+ * and none of these is reached; they fail like an unusable directory.
+ */
+#include <errno.h>
+static inline int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes,
+                                      int64_t max_age_ms, char *err, size_t errlen) {
+    (void)s, (void)dir, (void)max_bytes, (void)max_age_ms;
+    if (err && errlen) snprintf(err, errlen, "this build has no disk spool");
+    errno = ENOTSUP;
+    return -1;
+}
+static inline void posthog__spool_close(ph_spool_t *s) { (void)s; }
+static inline void posthog__spool_release_all(ph_spool_t *s) { (void)s; }
+static inline void posthog__spool_set_segments(ph_spool_t *s, uint32_t m, int64_t i) {
+    (void)s, (void)m, (void)i;
+}
+static inline ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
+                                                     const size_t *lens, uint32_t count,
+                                                     bool sync, ph_spool_loss_t *loss) {
+    (void)s, (void)events, (void)lens, (void)count, (void)sync, (void)loss;
+    errno = ENOTSUP;
+    return NULL;
+}
+static inline int64_t posthog__spool_tick(ph_spool_t *s) {
+    (void)s;
+    return INT64_MAX;
+}
+static inline uint64_t posthog__spool_adopt(ph_spool_t *s, ph_spool_loss_t *loss) {
+    (void)s, (void)loss;
+    return 0;
+}
+static inline void posthog__spool_park(ph_spool_t *s, ph_spool_file_t *f) { (void)s, (void)f; }
+static inline ph_spool_file_t *posthog__spool_take(ph_spool_t *s) {
+    (void)s;
+    return NULL;
+}
+static inline uint64_t posthog__spool_idle_events(ph_spool_t *s) {
+    (void)s;
+    return 0;
+}
+typedef int (*ph_spool_event_fn)(const char *json, size_t len, void *ud);
+static inline long posthog__spool_read(ph_spool_file_t *f, ph_spool_event_fn fn, void *ud,
+                                       ph_spool_loss_t *loss) {
+    (void)f, (void)fn, (void)ud, (void)loss;
+    return -1;
+}
+static inline long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes,
+                                        ph_spool_loss_t *loss) {
+    (void)s, (void)f, (void)part_bytes, (void)loss;
+    return -1;
+}
+static inline void posthog__spool_remove(ph_spool_t *s, ph_spool_file_t *f) { (void)s, (void)f; }
+static inline uint64_t posthog__spool_bytes(ph_spool_t *s) {
+    (void)s;
+    return 0;
+}
+static inline void posthog__spool_fork_child(ph_spool_t *s) { (void)s; }
+#endif /* POSTHOG_NO_SPOOL */
 
 #endif

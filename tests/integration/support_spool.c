@@ -137,6 +137,7 @@ int it_blackhole(int *port)
     return fd;
 }
 
+#ifndef POSTHOG_NO_SPOOL
 long it_spool_events(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return -1;
@@ -169,3 +170,4 @@ long it_spool_events(const char *dir) {
     closedir(d);
     return n;
 }
+#endif

@@ -782,7 +782,11 @@ static Suite *suite(void) {
     tcase_add_test(tc, shutdown_down_then_new_client_delivers);
     tcase_add_test(tc, shutdown_down_across_processes);
     tcase_add_test(tc, kill9_durability_always);
+#ifndef POSTHOG_NO_CRASH_HANDLER
     tcase_add_test(tc, crash_handler_saves_queue);
+#else
+    (void)crash_handler_saves_queue; /* needs the crash handler */
+#endif
     tcase_add_test(tc, durable_file_exists_on_return);
     tcase_add_test(tc, durable_group_commit_concurrent);
     tcase_add_test(tc, durable_errors);

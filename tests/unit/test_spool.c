@@ -1509,6 +1509,58 @@ START_TEST(segment_rotation_and_max_files) {
 }
 END_TEST
 
+/* Bytes of the ph-* files of dir. */
+static uint64_t dir_bytes(const char *dir) {
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    uint64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "ph-", 3)) continue;
+        char p[512];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (!stat(p, &st)) n += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return n;
+}
+
+/* max_bytes holds with segments: the oldest batches are evicted (counted)
+ * before an append, whole segments unlinked, the current one included. */
+START_TEST(segment_max_bytes) {
+    enum { UNITS = 20, PER = 4, MAXB = 200 << 10 };
+    char *dir = make_dir();
+    evset_t e = make_events(PER, 10000); /* about 40 KiB a batch */
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, MAXB, 0, NULL, 0), 0);
+    posthog__spool_set_segments(&s, 4, 0); /* segments of 100 KiB */
+    ph_spool_loss_t loss = {0};
+    for (int k = 0; k < UNITS; k++) {
+        posthog__spool_park(&s, append_ev(&s, &e, false, &loss));
+        ck_assert_uint_le(dir_bytes(dir), MAXB);
+        ck_assert_uint_eq(posthog__spool_bytes(&s), dir_bytes(dir));
+        ck_assert_int_le(count_entries(dir, "ph-"), 4);
+    }
+    ck_assert_uint_gt(loss.evicted_size, 0);
+    ck_assert_uint_eq(loss.evicted_size + posthog__spool_idle_events(&s), UNITS * PER);
+    /* what is left is read back whole, newest batches last */
+    ph_spool_file_t *f;
+    uint64_t got = 0;
+    while ((f = posthog__spool_take(&s))) {
+        got += (uint64_t)posthog__spool_read(f, NULL, NULL, &loss);
+        posthog__spool_remove(&s, f);
+    }
+    ck_assert_uint_eq(got + loss.evicted_size, UNITS * PER);
+    ck_assert_uint_eq(loss.corrupt, 0);
+    ck_assert_int_eq(count_entries(dir, "ph-"), 0);
+    posthog__spool_close(&s);
+    free_events(&e);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 static _Atomic int seg_fsyncs;
 static int count_seg_fsync(void) {
     atomic_fetch_add(&seg_fsyncs, 1);
@@ -1583,6 +1635,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, segment_torn_tail_and_old_file);
     tcase_add_test(tc, segment_rotation_and_max_files);
     tcase_add_test(tc, segment_fsync_interval);
+    tcase_add_test(tc, segment_max_bytes);
     suite_add_tcase(s, tc);
     return s;
 }
