@@ -19,6 +19,10 @@
 #               one-command install in a fresh venv (bindings/python/test_install.sh)
 #   ruby        Ruby bindings suite (hook: bindings/ruby/run_tests.sh) and the
 #               gem build + install in a fresh GEM_HOME (bindings/ruby/test_install.sh)
+#   minimal     the builds that leave parts out (MINIMAL_CONFIGS below: no spool,
+#               no crash handler): gcc -Werror, library + unit tests, ctest -R ^unit_
+#               (suites that need a missing part are skipped by name at configure)
+#               -> build-min-<name>/
 # ctest runs include tests/install (install + pkg-config + find_package).
 #
 # Environment: JOBS [2] build parallelism, CTEST_JOBS [2], BUILD_PREFIX [build-]
@@ -47,7 +51,14 @@ VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-240} # seconds per test
 VALGRIND_BUDGET=${VALGRIND_BUDGET:-420}   # seconds for the whole stage
 SKIP=77 # a stage function returns this to report SKIP
 
-ALL_STAGES=(gcc asan tsan valgrind fuzz compliance python ruby)
+ALL_STAGES=(gcc asan tsan valgrind fuzz compliance python ruby minimal)
+
+# The minimal builds of the `minimal` stage, "name:cmake args" (one word per
+# arg); add one line per option that leaves something out.
+MINIMAL_CONFIGS=(
+  "nospool:-DPOSTHOG_WITH_SPOOL=OFF"
+  "nocrash:-DPOSTHOG_WITH_CRASH_HANDLER=OFF"
+)
 
 # ------------------------------------------------------------------ helpers
 
@@ -260,6 +271,22 @@ stage_ruby() {
   LIBPOSTHOG_BUILD_DIR="$repo/${BUILD_PREFIX}test" bash "$runner"
   # the one-command install (builds the C library itself) in a fresh GEM_HOME
   bash bindings/ruby/test_install.sh
+}
+
+# Cheap: no tools, examples or integration suites; each build only needs the
+# library and the unit tests.
+stage_minimal() {
+  local cfg name args rc=0
+  for cfg in "${MINIMAL_CONFIGS[@]}"; do
+    name=${cfg%%:*}
+    read -r -a args <<<"${cfg#*:}"
+    say "minimal build '$name': ${args[*]}"
+    configure_build "${BUILD_PREFIX}min-$name" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE= -DPOSTHOG_BUILD_TOOLS=OFF \
+      -DPOSTHOG_BUILD_EXAMPLES=OFF -DPOSTHOG_BUILD_BENCH=OFF "${args[@]}" || { rc=1; continue; }
+    run_ctest "${BUILD_PREFIX}min-$name" -R '^unit_' || rc=1
+  done
+  return $rc
 }
 
 stage_fuzz() {

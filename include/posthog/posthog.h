@@ -188,9 +188,26 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        by group or others, else it is refused (logged: the
  *                        path and the problem) and the client keeps events in
  *                        memory only; a relative path is resolved at creation
- *                        (docs/spool-format.md) [none]
+ *                        (docs/spool-format.md). A build configured with
+ *                        -DPOSTHOG_WITH_SPOOL=OFF has no spool:
+ *                        posthog_client_new then fails with an error naming
+ *                        that option [none]
  *   max_storage_bytes    spool size limit; oldest files evicted [67108864]
  *   max_storage_age_s    spooled events older than this are discarded [604800]
+ *   spool_fsync_interval_ms  batches spooled because the endpoint is down (or
+ *                        at the shutdown deadline) are appended to a segment
+ *                        file and fsynced at most this often: at the default,
+ *                        at most 60 fsyncs an hour plus two per new segment.
+ *                        They survive the process being killed at once; a
+ *                        power loss may cost the last interval's. 0: fsync
+ *                        at every append. durability=always batches and
+ *                        posthog_capture_durable events are fsynced before
+ *                        they count as stored, whatever this is [60000]
+ *   spool_max_files      segment files per client (2 to 100000); a segment
+ *                        is rotated at max(max_storage_bytes * 2 /
+ *                        spool_max_files, 64 KiB); when a new one would be
+ *                        one too many the oldest is evicted (storage_full)
+ *                        [32]
  *   durability           "failures": spool what cannot be delivered (retries
  *                        exhausted, endpoint down, left at shutdown);
  *                        "always": also every batch before its first send,
@@ -206,7 +223,10 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        its first capture, so a stack overflow is covered.
  *                        posthog_client_free restores the previous signal
  *                        dispositions only if the handler is still the
- *                        library's. README "Crash handler". [0]
+ *                        library's. README "Crash handler". A build
+ *                        configured with -DPOSTHOG_WITH_CRASH_HANDLER=OFF (or
+ *                        without the spool) refuses 1 (POSTHOG_E_BAD_OPTION_VALUE,
+ *                        naming the build option). [0]
  *   feature_flags_request_timeout_ms  each /flags request [3000]
  *   feature_flags_request_max_retries retries of a /flags request after a
  *                        transport error, 502 or 504 (300 ms, doubling) [1]
@@ -505,8 +525,11 @@ POSTHOG_API posthog_status_t posthog_capture_ex(posthog_client_t *c, const char 
  * returns POSTHOG_OK only once the event is on disk in the spool (written
  * and fsync'ed; concurrent callers share one fsync), from where it is
  * delivered like any spooled batch. Blocks for the disk write. Needs
- * storage_path (else POSTHOG_E_NO_STORAGE); POSTHOG_E_STORAGE when the
+ * storage_path (else POSTHOG_E_NO_STORAGE; always so in a build configured
+ * with -DPOSTHOG_WITH_SPOOL=OFF, logged as such); POSTHOG_E_STORAGE when the
  * write failed (the event is then not captured and counted as dropped).
+ * The event is appended to the client's spool segment and fsynced whatever
+ * spool_fsync_interval_ms is.
  */
 POSTHOG_API posthog_status_t posthog_capture_durable(posthog_client_t *c, const char *distinct_id,
                                                      const char *event,

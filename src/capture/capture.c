@@ -434,9 +434,14 @@ static posthog_status_t capture_ex(posthog_client_t *c, const char *distinct_id,
         (unsigned)eo->cookieless_mode > POSTHOG_FALSE ||
         (unsigned)eo->disable_skew_correction > POSTHOG_FALSE)
         return posthog__drop_at_capture(c, POSTHOG_DROP_INVALID, POSTHOG_E_INVALID_ARG, event, distinct_id);
-    if (durable && !c->spool)
+    if (durable && !c->spool) {
+#ifdef POSTHOG_NO_SPOOL
+        posthog__log(c, POSTHOG_LOG_ERROR, "posthog_capture_durable: %s",
+                     posthog_strerror(POSTHOG_E_NO_STORAGE));
+#endif
         return posthog__drop_at_capture(c, POSTHOG_DROP_STORAGE_FULL, POSTHOG_E_NO_STORAGE, event,
                                distinct_id);
+    }
     /* a flags snapshot adds $feature/<key> and $active_feature_flags */
     char *with_flags = NULL;
     if (eo->flags) {

@@ -67,7 +67,7 @@ posthog_status_t posthog__durable_commit(posthog_client_t *c, const ph_rec_t *im
 
         ph_spool_loss_t loss = {0};
         ph_spool_file_t *f =
-            posthog__spool_write(c->spool, (const char *const *)ev, len, (uint32_t)n, &loss);
+            posthog__spool_append(c->spool, (const char *const *)ev, len, (uint32_t)n, true, &loss);
         int err = errno;
         posthog__report_spool_loss(c, &loss);
         posthog_status_t st = f ? POSTHOG_OK : POSTHOG_E_STORAGE;

@@ -141,6 +141,16 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
         posthog_options_free(o);
         return NULL;
     }
+#ifdef POSTHOG_NO_SPOOL
+    if (o->storage_path) {
+        set_err(errbuf, errlen,
+                "option storage_path is set, but this build of libposthog has no disk spool "
+                "(configured with -DPOSTHOG_WITH_SPOOL=OFF): unset storage_path, or use a build "
+                "with the spool");
+        posthog_options_free(o);
+        return NULL;
+    }
+#endif
     if (o->max_batch_size < o->flush_at) o->max_batch_size = o->flush_at;
     static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
     pthread_once(&curl_once, curl_init_once);
@@ -195,6 +205,8 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
                          "storage_path %s unusable (%s): events are kept in memory only",
                          o->storage_path, why);
         } else {
+            posthog__spool_set_segments(c->spool, o->spool_max_files,
+                                        (int64_t)o->spool_fsync_interval_ms);
             /* Files left by earlier runs are ours to deliver from now on, so
              * that a posthog_flush right after creation waits for them. */
             ph_spool_loss_t loss = {0};

@@ -154,6 +154,7 @@ void posthog__report_spool_loss(posthog_client_t *c, const ph_spool_loss_t *l);
 /* Hands a file written by a durable capture to the flusher. */
 void posthog__spool_incoming(posthog_client_t *c, ph_spool_file_t *f);
 /* Crash handler (crash.c). */
+#ifndef POSTHOG_NO_CRASH_HANDLER
 int posthog__crash_install(posthog_client_t *c);
 void posthog__crash_uninstall(posthog_client_t *c);
 /* The calling thread gets an alternate signal stack if it has none (once
@@ -164,6 +165,16 @@ static inline void posthog__crash_thread_prepare(posthog_client_t *c) {
     if (PH_UNLIKELY(c->crash_buf != NULL) && PH_UNLIKELY(!posthog__crash_thread_ready))
         posthog__crash_thread_slow();
 }
+#else
+/* Built without it (-DPOSTHOG_WITH_CRASH_HANDLER=OFF): crash_handler=1 is
+ * refused when set (options.c), so nothing is ever installed. */
+static inline int posthog__crash_install(posthog_client_t *c) {
+    (void)c;
+    return -1;
+}
+static inline void posthog__crash_uninstall(posthog_client_t *c) { (void)c; }
+static inline void posthog__crash_thread_prepare(posthog_client_t *c) { (void)c; }
+#endif
 
 /* Wakes the flusher (eventfd write). */
 void posthog__wake(posthog_client_t *c);
@@ -174,8 +185,10 @@ void posthog__flags_fork_child(posthog_client_t *c);
 void posthog__flags_client_start(posthog_client_t *c);
 /* errors/crash_report.c: the crash report of a fatal signal, written from
  * the crash handler; sent by the next client on the storage_path */
+#ifndef POSTHOG_NO_CRASH_HANDLER
 void posthog__crash_report_prepare(void);
 void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *info, const void *uctx);
+#endif
 void posthog__crash_reports_send(posthog_client_t *c);
 void posthog__crash_ctx_free(posthog_client_t *c);
 /* The properties text with the snapshot's $feature/<key> and

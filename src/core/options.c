@@ -35,6 +35,8 @@ posthog_options_t *posthog_options_new(void) {
     o->tls_verify = true;
     o->max_storage_bytes = (uint64_t)64 << 20;
     o->max_storage_age_s = 7 * 86400;
+    o->spool_fsync_interval_ms = 60000;
+    o->spool_max_files = 32;
     o->gzip_level = 1;
     o->zstd_level = 1;
     o->brotli_level = 4;
@@ -284,6 +286,8 @@ static const num_opt_t num_opts[] = {
     NUM("shutdown_timeout_ms", 0, 3600000, shutdown_timeout_ms),
     NUM("max_storage_bytes", 4096, (uint64_t)1 << 40, max_storage_bytes),
     NUM("max_storage_age_s", 1, 10u * 365 * 86400, max_storage_age_s),
+    NUM("spool_fsync_interval_ms", 0, 3600000, spool_fsync_interval_ms),
+    NUM("spool_max_files", 2, 100000, spool_max_files),
     NUM("gzip_level", 1, 9, gzip_level),
     NUM("zstd_level", 1, 19, zstd_level),
     NUM("brotli_level", 0, 11, brotli_level),
@@ -377,6 +381,21 @@ posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key, c
     }
     for (size_t i = 0; i < sizeof bool_opts / sizeof bool_opts[0]; i++) {
         if (strcmp(key, bool_opts[i].key)) continue;
+#ifdef POSTHOG_NO_CRASH_HANDLER
+        bool on = false;
+        if (!strcmp(key, "crash_handler") && !parse_bool(value, &on) && on) {
+            bad_value(err, errlen, key, value,
+                      "this build of libposthog has no crash handler (configured with "
+                      "-DPOSTHOG_WITH_CRASH_HANDLER=OFF%s); only 0 is accepted",
+#ifdef POSTHOG_NO_SPOOL
+                      " or -DPOSTHOG_WITH_SPOOL=OFF"
+#else
+                      ""
+#endif
+            );
+            return POSTHOG_E_BAD_OPTION_VALUE;
+        }
+#endif
         if (parse_bool(value, (bool *)((char *)o + bool_opts[i].off)) == 0) return POSTHOG_OK;
         bad_value(err, errlen, key, value, bool_choices);
         return POSTHOG_E_BAD_OPTION_VALUE;

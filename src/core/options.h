@@ -43,6 +43,8 @@ struct posthog_options {
     char *storage_path;
     uint64_t max_storage_bytes;
     uint32_t max_storage_age_s;
+    uint32_t spool_fsync_interval_ms; /* lazy (outage) appends: fsync at most this often */
+    uint32_t spool_max_files;         /* segment files per client */
     bool durability_always;
     bool crash_handler;
     uint32_t feature_flags_request_timeout_ms;

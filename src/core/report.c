@@ -40,7 +40,13 @@ const char *posthog_strerror(posthog_status_t s) {
     case POSTHOG_E_THREAD: return "could not start the flusher thread";
     case POSTHOG_E_HTTP: return "HTTP delivery failed";
     case POSTHOG_E_STORAGE: return "the spool directory could not be written";
+#ifdef POSTHOG_NO_SPOOL
+    case POSTHOG_E_NO_STORAGE:
+        return "durable capture needs the disk spool, which this build does not have (configured "
+               "with -DPOSTHOG_WITH_SPOOL=OFF)";
+#else
     case POSTHOG_E_NO_STORAGE: return "durable capture needs the storage_path option";
+#endif
     case POSTHOG_E_UNDELIVERED:
         return "flushed, but events were dropped instead of delivered (see the drop callback)";
     case POSTHOG_E_INTERNAL: return "internal error";

@@ -135,15 +135,18 @@ static void drop_batch(posthog_client_t *c, ph_batch_t *b, posthog_drop_reason_t
     finish(c, b);
 }
 
-/* Writes the batch's events as a spool file; NULL on failure (logged).
- * `fresh`: its events were not on disk before (counted as spooled). */
-static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b, bool fresh) {
+/* Appends the batch's events to the spool's segment; NULL on failure
+ * (logged). `fresh`: its events were not on disk before (counted as
+ * spooled). `sync`: fsynced before it returns (durability=always, and the
+ * parts of a batch that was on disk); otherwise within
+ * spool_fsync_interval_ms. */
+static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b, bool fresh, bool sync) {
     char *raw;
     const char **ev;
     size_t *len;
     if (posthog__batch_texts(b, &raw, &ev, &len)) return NULL;
     ph_spool_loss_t loss = {0};
-    ph_spool_file_t *file = posthog__spool_write(c->spool, ev, len, b->count, &loss);
+    ph_spool_file_t *file = posthog__spool_append(c->spool, ev, len, b->count, sync, &loss);
     int err = errno;
     free(raw);
     free(ev);
@@ -168,7 +171,7 @@ static ph_spool_file_t *write_file(posthog_client_t *c, ph_batch_t *b, bool fres
  */
 static void carry_file(posthog_client_t *c, const ph_batch_t *from, ph_batch_t *part) {
     if (!from->file || part->file) return;
-    if (!(part->file = write_file(c, part, false)))
+    if (!(part->file = write_file(c, part, false, true)))
         posthog__log(c, POSTHOG_LOG_WARN,
                      "%u spooled events are kept in memory only until delivered", part->count);
 }
@@ -177,7 +180,7 @@ static void carry_file(posthog_client_t *c, const ph_batch_t *from, ph_batch_t *
  * done: the batch is freed and its queue position resolved. */
 static bool spool_batch(posthog_client_t *c, ph_batch_t *b) {
     if (!c->spool) return false;
-    if (!b->file && !(b->file = write_file(c, b, true))) return false;
+    if (!b->file && !(b->file = write_file(c, b, true, false))) return false;
     posthog__spool_park(c->spool, b->file);
     b->file = NULL;
     finish(c, b);
@@ -225,7 +228,7 @@ static void relieve(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
         for (ph_batch_t *b = first_unresolved(f); b; b = next_unresolved(f, b)) {
             if (ph_queue_head(q) - ph_queue_rel(q) <= q->cap / 4 * 3) return;
             if (b->replay || b->file) continue;
-            if (!(b->file = write_file(c, b, true))) {
+            if (!(b->file = write_file(c, b, true, false))) {
                 f->relieve_at = now + RELIEVE_RETRY_MS;
                 posthog__log(c, POSTHOG_LOG_WARN,
                              "drained events hold %llu bytes of the queue and could not be "
@@ -257,7 +260,7 @@ static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
     b->end_pos = ph_queue_tail(&c->q);
     for (int i = 0; i < 2; i++)
         if (ph_builder_count(&f->bld[i])) b->end_pos = PH_MIN(b->end_pos, f->first_pos[i]);
-    if (c->spool && c->o->durability_always) b->file = write_file(c, b, true);
+    if (c->spool && c->o->durability_always) b->file = write_file(c, b, true, true);
     ready_push_back(f, b);
     release_durable(c, f);
 }
@@ -817,6 +820,8 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
 
         if (!f->link_down && now >= f->next_adopt) adopt(c, f, now);
         try_send(c, f, now);
+        /* what was spooled lazily is fsynced at most every spool_fsync_interval_ms */
+        int64_t sync_in = c->spool ? posthog__spool_tick(c->spool) : INT64_MAX;
 
         bool idle = !f->http.busy && !f->ready && !open_count(f);
         bool disk_idle = !c->spool || f->link_down || !posthog__spool_idle_events(c->spool);
@@ -840,6 +845,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         if (!f->link_down && !f->http.busy && !disk_idle)
             wait = PH_MIN(wait, f->replay_at - now); /* replay next */
         if (f->deferred) wait = PH_MIN(wait, f->deferred_until - now);
+        if (sync_in != INT64_MAX) wait = PH_MIN(wait, sync_in);
         if (stop) wait = PH_MIN(wait, deadline - now);
         if (flushing && head != tail) wait = PH_MIN(wait, SPIN_WAIT_MS); /* late publisher */
         if (wait < 0) wait = 0;

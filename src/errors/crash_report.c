@@ -109,6 +109,7 @@ posthog_status_t posthog_set_crash_context(posthog_client_t *c, const char *dist
     return POSTHOG_OK;
 }
 
+#ifndef POSTHOG_NO_CRASH_HANDLER /* the handler's parts: left out without it */
 void posthog__crash_report_prepare(void) {
 #if defined(__GLIBC__)
     /* the first backtrace() loads libgcc_s: never in a signal handler */
@@ -281,6 +282,8 @@ void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *
     close(w.fd);
     if (bad || renameat(dfd, tmp, dfd, fin)) unlinkat(dfd, tmp, 0);
 }
+
+#endif /* POSTHOG_NO_CRASH_HANDLER */
 
 /* ---------------------------------------------------------------- the next start */
 

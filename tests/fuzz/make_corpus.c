@@ -1,7 +1,9 @@
 /*
  * Writes the seed corpus of fuzz_spool into a directory (default
- * tests/fuzz/corpus_spool): valid files made by posthog__spool_write and a
- * few hand-corrupted variants. Run once; the outputs are committed.
+ * tests/fuzz/corpus_spool): valid files made by posthog__spool_write (one
+ * batch, version 1) and segments made by posthog__spool_append (version 2:
+ * batches, done markers), and a few hand-corrupted variants. Run once; the
+ * outputs are committed.
  *
  *   cc -Iinclude -Isrc tests/fuzz/make_corpus.c build/libposthog.a -lz -lcurl -lcjson -lpthread -o /tmp/mk
  *   /tmp/mk tests/fuzz/corpus_spool
@@ -55,6 +57,27 @@ static unsigned char *make(ph_spool_t *s, const char **ev, uint32_t n, size_t *s
     return b;
 }
 
+/* A segment of `batches` batches of the events; batch `done` (or none: -1)
+ * delivered (marked done). Returns the segment's image. */
+static unsigned char *make_seg(ph_spool_t *s, const char **ev, uint32_t n, int batches, int done,
+                               size_t *size) {
+    size_t lens[16];
+    for (uint32_t i = 0; i < n; i++) lens[i] = strlen(ev[i]);
+    ph_spool_file_t *f[8];
+    for (int k = 0; k < batches; k++) {
+        ph_spool_loss_t loss = {0};
+        if (!(f[k] = posthog__spool_append(s, ev, lens, n, false, &loss))) {
+            perror("spool_append");
+            exit(1);
+        }
+    }
+    if (done >= 0) posthog__spool_remove(s, f[done]);
+    unsigned char *b = slurp(f[done == 0 ? 1 : 0]->path, size);
+    for (int k = 0; k < batches; k++)
+        if (k != done) posthog__spool_remove(s, f[k]); /* the last one unlinks it */
+    return b;
+}
+
 int main(int argc, char **argv) {
     out = argc > 1 ? argv[1] : "tests/fuzz/corpus_spool";
     char tmpl[] = "/tmp/ph-mkcorpus-XXXXXX";
@@ -87,7 +110,7 @@ int main(int argc, char **argv) {
     c[PH_SPOOL_HDR + 7] = 0x7f;
     emit("huge-length", c, n);
     memcpy(c, b, n);
-    c[4] = 2;
+    c[4] = 3; /* 1: one batch, 2: a segment */
     emit("bad-version", c, n);
     memcpy(c, b, n);
     c[8] = 9;
@@ -106,6 +129,26 @@ int main(int argc, char **argv) {
     free(b);
     b = make(&s, unicode, 1, &n);
     emit("valid-unicode", b, n);
+    free(b);
+    /* segments (version 2) */
+    b = make_seg(&s, three, 3, 3, 1, &n);
+    emit("seg-valid-three-batches-one-done", b, n);
+    c = malloc(n + 32);
+    memcpy(c, b, n);
+    emit("seg-torn-tail", c, n - 9);
+    size_t first = PH_SPOOL_HDR; /* the first batch's PPHB record */
+    c[first + 8] ^= 0x40;         /* its CRC: the events that follow are orphans */
+    emit("seg-bad-batch-crc", c, n);
+    memcpy(c, b, n);
+    c[first + 12] = 9; /* its count, so its CRC no longer matches: an orphaned batch */
+    emit("seg-bad-batch-count", c, n);
+    memcpy(c, b, n);
+    c[n - 1] ^= 0x01; /* the done marker's offset: marks nothing */
+    emit("seg-bad-done", c, n);
+    free(c);
+    free(b);
+    b = make_seg(&s, one, 1, 2, -1, &n);
+    emit("seg-valid-two-batches", b, n);
     free(b);
     posthog__spool_close(&s);
     rmdir(tmpl);

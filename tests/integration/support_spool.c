@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spool.h"
+
 char *it_tmp_dir(const char *prefix)
 {
     char *t = malloc(strlen(prefix) + 16);
@@ -134,3 +136,38 @@ int it_blackhole(int *port)
     *port = ntohs(a.sin_port);
     return fd;
 }
+
+#ifndef POSTHOG_NO_SPOOL
+long it_spool_events(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (strncmp(e->d_name, "ph-", 3) || l < 7 || strcmp(e->d_name + l - 6, ".spool")) continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(p, "rb");
+        if (!f) continue;
+        size_t cap = 1 << 16, len = 0;
+        unsigned char *buf = malloc(cap);
+        size_t r;
+        while (buf && (r = fread(buf + len, 1, cap - len, f)) > 0) {
+            len += r;
+            if (len == cap) {
+                unsigned char *b2 = realloc(buf, cap * 2);
+                if (!b2) break;
+                buf = b2;
+                cap *= 2;
+            }
+        }
+        fclose(f);
+        ph_spool_loss_t loss = {0};
+        if (buf) n += posthog__spool_parse(buf, len, NULL, NULL, &loss);
+        free(buf);
+    }
+    closedir(d);
+    return n;
+}
+#endif

@@ -20,6 +20,10 @@ void it_rm_rf(const char *dir);
 /* Entries of dir whose name starts with prefix and, unless NULL, ends with
  * suffix; -1 when dir cannot be read. */
 int it_count_files(const char *dir, const char *prefix, const char *suffix);
+/* Events pending in the directory's spool files (ph-*.spool, read with
+ * posthog__spool_parse: batches marked done in a segment do not count);
+ * -1 when dir cannot be read. */
+long it_spool_events(const char *dir);
 /* "http://127.0.0.1:<port>" (malloc'd). */
 char *it_url_of_port(int port);
 /* A TCP listener on 127.0.0.1 that never accepts (connections complete,

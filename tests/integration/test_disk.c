@@ -116,8 +116,11 @@ START_TEST(outage_holds_bounded_descriptors) {
             ck_assert_int_eq(cap_seq(c, "fd", g * GROUP + i), POSTHOG_OK);
         ck_assert_int_eq(it_wait_stat_ge(c, "spooled", (uint64_t)(g + 1) * GROUP, 10000), 0);
     }
+    /* the batches are appended to segments: few files, every event on disk */
     int files = spool_files(dir);
-    ck_assert_int_ge(files, GROUPS * 3 / 4);
+    ck_assert_int_ge(files, 1);
+    ck_assert_int_le(files, 32);
+    ck_assert_int_eq(it_spool_events(dir), N);
     int no_cloexec = -1;
     int held = fds_into(dir, &no_cloexec);
     ck_assert_msg(held >= 1 && held <= 4, "%d descriptors held for %d spool files", held, files);
@@ -521,7 +524,8 @@ START_TEST(split_halves_keep_disk_copies) {
     ck_assert_int_eq(it_wait_stat_ge(c, "requests", 2, 5000), 0);
     posthog_stats_t s = it_stats(c);
     ck_assert_uint_eq(s.sent, 0);
-    ck_assert_msg(spool_files(dir) == 2 && s.spool_pending == N,
+    /* the halves are appended (fsynced) to the segment, the batch marked done */
+    ck_assert_msg(spool_files(dir) == 1 && it_spool_events(dir) == N && s.spool_pending == N,
                   "while the halves are sent: %d files, %llu events pending", spool_files(dir),
                   (unsigned long long)s.spool_pending);
     ck_assert_int_eq(posthog_flush(c, 15000), POSTHOG_OK);
@@ -577,7 +581,11 @@ static Suite *suite(void) {
     tcase_add_test(tc, relative_storage_path_survives_chdir);
     tcase_add_test(tc, unsafe_storage_path_refused);
     tcase_add_test(tc, planted_spool_symlink_not_followed);
+#ifndef POSTHOG_NO_CRASH_HANDLER
     tcase_add_test(tc, crash_temp_symlink_not_followed);
+#else
+    (void)crash_temp_symlink_not_followed; /* needs the crash handler */
+#endif
     tcase_add_test(tc, redirect_and_portal_are_not_answers);
     tcase_add_test(tc, portal_answer_keeps_the_file);
     tcase_add_test(tc, split_halves_keep_disk_copies);

@@ -492,7 +492,11 @@ int main(void) {
     tcase_add_loop_test(tc, test_super_properties_keep_numbers, 0, 2);
     tcase_add_loop_test(tc, test_depth_refused_at_capture, 0, 2);
     tcase_add_test(tc, test_builder_depth_keeps_batch);
+#ifndef POSTHOG_NO_SPOOL
     tcase_add_loop_test(tc, test_depth_at_limit_survives_spool, 0, 2);
+#else
+    (void)test_depth_at_limit_survives_spool; /* needs the disk spool */
+#endif
     tcase_add_loop_test(tc, test_before_send_keeps_numbers, 0, 2);
     tcase_add_loop_test(tc, test_before_send_replacement_owned_by_library, 0, 2);
     tcase_add_loop_test(tc, test_before_send_depth_limit, 0, 2);

@@ -577,6 +577,51 @@ START_TEST(strerror_and_drop_names) {
 }
 END_TEST
 
+/* The parts a build may leave out (-DPOSTHOG_WITH_SPOOL=OFF,
+ * -DPOSTHOG_WITH_CRASH_HANDLER=OFF) are refused with an error that names the
+ * build option; in a build that has them they are accepted. */
+START_TEST(build_option_gates) {
+    char dir[] = "/tmp/ph-gates-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char err[512] = "";
+    posthog_options_t *o = posthog_options_new();
+    ck_assert_int_eq(posthog_options_set(o, "api_key", "phc_test"), POSTHOG_OK);
+    ck_assert_int_eq(posthog_options_set(o, "host", "http://127.0.0.1:9"), POSTHOG_OK);
+    ck_assert_int_eq(posthog_options_set(o, "storage_path", dir), POSTHOG_OK);
+    ck_assert_int_eq(posthog_options_set(o, "spool_fsync_interval_ms", "0"), POSTHOG_OK);
+    ck_assert_int_eq(posthog_options_set(o, "spool_max_files", "1"), POSTHOG_E_BAD_OPTION_VALUE);
+    posthog_client_t *c = posthog_client_new(o, err, sizeof err);
+#ifdef POSTHOG_NO_SPOOL
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(err, "storage_path") && strstr(err, "-DPOSTHOG_WITH_SPOOL=OFF"), "%s", err);
+    o = posthog_options_new();
+    ck_assert_int_eq(posthog_options_set(o, "disabled", "1"), POSTHOG_OK);
+    c = posthog_client_new(o, err, sizeof err);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(posthog_capture_durable(c, "u", "e", NULL), POSTHOG_E_NO_STORAGE);
+    ck_assert_ptr_nonnull(strstr(posthog_strerror(POSTHOG_E_NO_STORAGE), "POSTHOG_WITH_SPOOL=OFF"));
+#else
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(posthog_capture_durable(c, "u", "e", NULL), POSTHOG_OK);
+#endif
+    posthog_client_free(c);
+    o = posthog_options_new();
+    ck_assert_int_eq(posthog_options_set(o, "crash_handler", "0"), POSTHOG_OK);
+    posthog_status_t st = posthog_options_set_ex(o, "crash_handler", "1", err, sizeof err);
+#ifdef POSTHOG_NO_CRASH_HANDLER
+    ck_assert_int_eq(st, POSTHOG_E_BAD_OPTION_VALUE);
+    ck_assert_msg(strstr(err, "crash_handler") && strstr(err, "-DPOSTHOG_WITH_CRASH_HANDLER=OFF"),
+                  "%s", err);
+#else
+    ck_assert_int_eq(st, POSTHOG_OK);
+#endif
+    posthog_options_free(o);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* posthog_get_stat: every name the header documents resolves; others do not. */
 START_TEST(get_stat_names) {
     posthog_options_t *o = posthog_options_new();
@@ -628,6 +673,7 @@ static Suite *options_suite(void) {
     tcase_add_test(t, log_callback_replaces_stderr);
     tcase_add_test(t, stderr_is_rate_limited);
     tcase_add_test(t, client_new_errors);
+    tcase_add_test(t, build_option_gates);
     tcase_add_test(t, strerror_and_drop_names);
     suite_add_tcase(s, t);
     return s;

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -545,7 +546,7 @@ START_TEST(bad_file_headers) {
         const char *what;
         size_t at;
         unsigned char v;
-    } muts[] = {{"magic", 0, 'X'}, {"magic", 3, 'p'}, {"version 2", 4, 2},
+    } muts[] = {{"magic", 0, 'X'}, {"magic", 3, 'p'}, {"version 3", 4, 3},
                 {"version 0", 4, 0}, {"version 257", 5, 1}};
     for (size_t i = 0; i < sizeof muts / sizeof muts[0]; i++) {
         memcpy(b, img, n);
@@ -1326,6 +1327,281 @@ START_TEST(fault_injection) {
 }
 END_TEST
 
+/* ------------------------------------------------------------ segments */
+
+static ph_spool_file_t *append_ev(ph_spool_t *s, const evset_t *e, bool sync,
+                                  ph_spool_loss_t *loss) {
+    ph_spool_loss_t l = {0};
+    ph_spool_file_t *f = posthog__spool_append(s, (const char *const *)e->ev, e->len, e->n, sync,
+                                               loss ? loss : &l);
+    ck_assert_msg(f != NULL, "spool_append failed: %s", strerror(errno));
+    return f;
+}
+
+/* The one ph-* file of dir (Check fails unless there is exactly one). */
+static void only_file(const char *dir, char *out, size_t cap) {
+    ck_assert_int_eq(count_entries(dir, "ph-"), 1);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (!strncmp(e->d_name, "ph-", 3)) snprintf(out, cap, "%s/%s", dir, e->d_name);
+    closedir(d);
+}
+
+START_TEST(segment_done_markers_and_adopt) {
+    enum { B = 5 };
+    char *dir = make_dir();
+    evset_t e[B];
+    for (int k = 0; k < B; k++) e[k] = make_events(3, (size_t)k * 7 + 1);
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
+    ph_spool_file_t *f[B];
+    for (int k = 0; k < B; k++) f[k] = append_ev(&s, &e[k], false, NULL);
+    ck_assert_int_eq(count_entries(dir, "ph-"), 1); /* one segment, not a file per batch */
+    for (int k = 0; k < B; k++) {
+        ck_assert_ptr_eq(f[k]->seg, f[0]->seg);
+        sink_t k2 = SINK_INIT;
+        ph_spool_loss_t loss = {0};
+        ck_assert_int_eq(posthog__spool_read(f[k], sink_fn, &k2, &loss), 3);
+        assert_prefix(&k2, &e[k], 3);
+        ck_assert_uint_eq(loss.corrupt, 0);
+        sink_clear(&k2);
+    }
+    posthog__spool_remove(&s, f[1]); /* delivered: marked done */
+    posthog__spool_remove(&s, f[3]);
+    for (int k = 0; k < B; k++)
+        if (k != 1 && k != 3) posthog__spool_park(&s, f[k]);
+    ck_assert_int_eq(count_entries(dir, "ph-"), 1);
+    char path[512];
+    only_file(dir, path, sizeof path);
+    size_t n;
+    unsigned char *img = slurp(path, &n);
+    sink_t all = SINK_INIT;
+    ph_spool_loss_t loss = {0};
+    ck_assert_int_eq(posthog__spool_parse(img, n, sink_fn, &all, &loss), 9);
+    ck_assert_uint_eq(loss.corrupt, 0);
+    sink_clear(&all);
+    free(img);
+    posthog__spool_close(&s); /* as if the process ended: nobody's now */
+
+    ph_spool_t s2;
+    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0, NULL, 0), 0);
+    ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 9);
+    for (int k = 0; k < B; k++) {
+        if (k == 1 || k == 3) continue;
+        ph_spool_file_t *g = posthog__spool_take(&s2); /* in the order written */
+        ck_assert_ptr_nonnull(g);
+        sink_t k2 = SINK_INIT;
+        ck_assert_int_eq(posthog__spool_read(g, sink_fn, &k2, &loss), 3);
+        assert_prefix(&k2, &e[k], 3);
+        sink_clear(&k2);
+        posthog__spool_remove(&s2, g);
+    }
+    ck_assert_ptr_null(posthog__spool_take(&s2));
+    ck_assert_int_eq(count_entries(dir, "ph-"), 0); /* the last batch done unlinks it */
+    ck_assert_uint_eq(posthog__spool_bytes(&s2), 0);
+    ck_assert_uint_eq(loss.corrupt, 0);
+    posthog__spool_close(&s2);
+    for (int k = 0; k < B; k++) free_events(&e[k]);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* An old one-batch file (version 1) and a segment whose tail is torn, side
+ * by side: both are adopted; the torn batch loses what is missing (counted),
+ * the tail is cut, and done markers appended afterwards are honoured. */
+START_TEST(segment_torn_tail_and_old_file) {
+    char *dir = make_dir();
+    evset_t old = make_events(4, 3), e = make_events(3, 50);
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
+    posthog__spool_park(&s, write_ev(&s, &old, NULL)); /* the previous version's format */
+    for (int k = 0; k < 3; k++) posthog__spool_park(&s, append_ev(&s, &e, true, NULL));
+    ck_assert_int_eq(count_entries(dir, "ph-"), 2);
+    char seg[512] = "";
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        size_t n;
+        if (strncmp(de->d_name, "ph-", 3)) continue;
+        unsigned char *b = slurp(p, &n);
+        if (b[4] == PH_SPOOL_VERSION_SEG) snprintf(seg, sizeof seg, "%s", p);
+        free(b);
+    }
+    closedir(d);
+    ck_assert(seg[0]);
+    posthog__spool_close(&s);
+    struct stat st;
+    ck_assert_int_eq(stat(seg, &st), 0);
+    ck_assert_int_eq(truncate(seg, st.st_size - 5), 0); /* inside the last event */
+
+    ph_spool_t s2;
+    ph_spool_loss_t loss = {0};
+    ck_assert_int_eq(posthog__spool_open(&s2, dir, BIG, 0, NULL, 0), 0);
+    ck_assert_uint_eq(posthog__spool_adopt(&s2, &loss), 4 + 9);
+    long got = 0;
+    ph_spool_file_t *g;
+    int units = 0;
+    while ((g = posthog__spool_take(&s2))) {
+        long r = posthog__spool_read(g, NULL, NULL, &loss);
+        ck_assert_int_ge(r, 0);
+        got += r;
+        units++;
+        if (units == 3) break; /* the old file and two batches; the torn one stays */
+        posthog__spool_remove(&s2, g);
+        g = NULL;
+    }
+    ck_assert_int_eq(got, 4 + 3 + 3);
+    ck_assert_uint_eq(loss.corrupt, 0);
+    ph_spool_file_t *torn = posthog__spool_take(&s2);
+    ck_assert_ptr_nonnull(torn);
+    ck_assert_int_eq(posthog__spool_read(torn, NULL, NULL, &loss), 2);
+    ck_assert_uint_eq(loss.corrupt, 1); /* the torn event */
+    /* the tail was cut, so the done marker of the batch delivered is read */
+    only_file(dir, seg, sizeof seg); /* renamed to its new owner */
+    size_t n;
+    unsigned char *img = slurp(seg, &n);
+    ph_spool_loss_t l2 = {0};
+    ck_assert_int_eq(posthog__spool_parse(img, n, NULL, NULL, &l2), 3 + 2);
+    ck_assert_uint_eq(l2.corrupt, 1);
+    free(img);
+    posthog__spool_remove(&s2, g);
+    img = slurp(seg, &n);
+    l2 = (ph_spool_loss_t){0};
+    ck_assert_int_eq(posthog__spool_parse(img, n, NULL, NULL, &l2), 2);
+    ck_assert_uint_eq(l2.corrupt, 1);
+    free(img);
+    posthog__spool_remove(&s2, torn);
+    ck_assert_int_eq(count_entries(dir, "ph-"), 0);
+    posthog__spool_close(&s2);
+    free_events(&old);
+    free_events(&e);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* At most max_files segments: the oldest (all idle) is evicted, counted. */
+START_TEST(segment_rotation_and_max_files) {
+    enum { UNITS = 10 };
+    char *dir = make_dir();
+    evset_t e = make_events(4, 10000); /* about 40 KiB a batch */
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
+    posthog__spool_set_segments(&s, 3, 0);
+    s.seg_bytes = PH_SPOOL_MIN_SEGMENT; /* rotated after every batch */
+    ph_spool_loss_t loss = {0};
+    for (int k = 0; k < UNITS; k++) {
+        posthog__spool_park(&s, append_ev(&s, &e, false, &loss));
+        ck_assert_int_le(count_entries(dir, "ph-"), 3);
+    }
+    ck_assert_int_eq(count_entries(dir, "ph-"), 3);
+    ck_assert_uint_eq(loss.evicted_size, (UNITS - 3) * 4);
+    ck_assert_uint_eq(loss.own_evicted, (UNITS - 3) * 4);
+    ck_assert_uint_eq(posthog__spool_idle_events(&s), 3 * 4);
+    posthog__spool_close(&s);
+    free_events(&e);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* Bytes of the ph-* files of dir. */
+static uint64_t dir_bytes(const char *dir) {
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    uint64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "ph-", 3)) continue;
+        char p[512];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (!stat(p, &st)) n += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return n;
+}
+
+/* max_bytes holds with segments: the oldest batches are evicted (counted)
+ * before an append, whole segments unlinked, the current one included. */
+START_TEST(segment_max_bytes) {
+    enum { UNITS = 20, PER = 4, MAXB = 200 << 10 };
+    char *dir = make_dir();
+    evset_t e = make_events(PER, 10000); /* about 40 KiB a batch */
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, MAXB, 0, NULL, 0), 0);
+    posthog__spool_set_segments(&s, 4, 0); /* segments of 100 KiB */
+    ph_spool_loss_t loss = {0};
+    for (int k = 0; k < UNITS; k++) {
+        posthog__spool_park(&s, append_ev(&s, &e, false, &loss));
+        ck_assert_uint_le(dir_bytes(dir), MAXB);
+        ck_assert_uint_eq(posthog__spool_bytes(&s), dir_bytes(dir));
+        ck_assert_int_le(count_entries(dir, "ph-"), 4);
+    }
+    ck_assert_uint_gt(loss.evicted_size, 0);
+    ck_assert_uint_eq(loss.evicted_size + posthog__spool_idle_events(&s), UNITS * PER);
+    /* what is left is read back whole, newest batches last */
+    ph_spool_file_t *f;
+    uint64_t got = 0;
+    while ((f = posthog__spool_take(&s))) {
+        got += (uint64_t)posthog__spool_read(f, NULL, NULL, &loss);
+        posthog__spool_remove(&s, f);
+    }
+    ck_assert_uint_eq(got + loss.evicted_size, UNITS * PER);
+    ck_assert_uint_eq(loss.corrupt, 0);
+    ck_assert_int_eq(count_entries(dir, "ph-"), 0);
+    posthog__spool_close(&s);
+    free_events(&e);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+static _Atomic int seg_fsyncs;
+static int count_seg_fsync(void) {
+    atomic_fetch_add(&seg_fsyncs, 1);
+    return 0;
+}
+
+/* Lazy appends are fsynced at most once per interval (the tick runs the
+ * one due); a sync append always is. */
+START_TEST(segment_fsync_interval) {
+    char *dir = make_dir();
+    evset_t e = make_events(2, 10);
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
+    posthog__spool_set_segments(&s, 32, 60000);
+    posthog__spool_faults.before_fsync = count_seg_fsync;
+    atomic_store(&seg_fsyncs, 0);
+    posthog__spool_park(&s, append_ev(&s, &e, false, NULL));
+    ck_assert_int_eq(atomic_load(&seg_fsyncs), 2); /* the first: the file, and its name */
+    for (int k = 0; k < 50; k++) posthog__spool_park(&s, append_ev(&s, &e, false, NULL));
+    ck_assert_int_eq(atomic_load(&seg_fsyncs), 2);
+    int64_t wait = posthog__spool_tick(&s);
+    ck_assert(wait > 0 && wait <= 60000);
+    ck_assert_int_eq(atomic_load(&seg_fsyncs), 2);
+    posthog__test_step_wall_clock(60000);
+    ck_assert_int_eq(posthog__spool_tick(&s), INT64_MAX); /* done: nothing waits */
+    ck_assert_int_eq(atomic_load(&seg_fsyncs), 3);
+    posthog__spool_park(&s, append_ev(&s, &e, true, NULL)); /* durable on return */
+    ck_assert_int_eq(atomic_load(&seg_fsyncs), 4);
+    posthog__spool_park(&s, append_ev(&s, &e, false, NULL));
+    ck_assert_int_eq(atomic_load(&seg_fsyncs), 4);
+    posthog__test_step_wall_clock(-60000); /* set back: due at once, not an hour late */
+    ck_assert_int_eq(posthog__spool_tick(&s), INT64_MAX);
+    ck_assert_int_eq(atomic_load(&seg_fsyncs), 5);
+    posthog__spool_faults.before_fsync = NULL;
+    posthog__spool_close(&s);
+    free_events(&e);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 /* A write that fails must not evict data for nothing... is documented as
  * "first evicts": this test pins that eviction happens before the write. */
 
@@ -1355,6 +1631,11 @@ static Suite *suite(void) {
     tcase_add_test(tc, release_idle_then_adopt);
     tcase_add_test(tc, park_take_oldest_first);
     tcase_add_test(tc, fault_injection);
+    tcase_add_test(tc, segment_done_markers_and_adopt);
+    tcase_add_test(tc, segment_torn_tail_and_old_file);
+    tcase_add_test(tc, segment_rotation_and_max_files);
+    tcase_add_test(tc, segment_fsync_interval);
+    tcase_add_test(tc, segment_max_bytes);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -295,6 +295,21 @@ def test_capture_durable_is_on_disk_before_returning(server, make_client, tmp_pa
     assert make_client().capture_durable("purchase", distinct_id="u") is None
 
 
+def test_spool_segment_options(server, make_client, tmp_path):
+    # issue 13: the spool appends to one segment; its fsync interval and file
+    # cap are plain options (passed through options=)
+    spool = tmp_path / "spool"
+    c = make_client(storage_path=str(spool), flush_interval=60,
+                    options={"spool_fsync_interval_ms": 0, "spool_max_files": 4})
+    uuids = [c.capture_durable("durable%d" % i, distinct_id="u") for i in range(3)]
+    assert all(uuids)
+    files = [p for p in spool.iterdir() if p.name.endswith(".spool")]
+    assert len(files) == 1, "three durable captures are appended to one segment"
+    c.flush()
+    assert sorted(e["uuid"] for e in server.events()) == sorted(uuids)
+    assert not [p for p in spool.iterdir() if p.name.endswith(".spool")]
+
+
 def test_disabled(server, make_client):
     c = make_client(disabled=True)
     assert c.capture("e", distinct_id="u") is None

@@ -94,6 +94,21 @@ class TestMethods < LibPostHogTest
     FileUtils.rm_rf(dir) if dir
   end
 
+  # issue 13: durable captures are appended to one segment; the fsync
+  # interval and file cap are plain options passed through to libposthog
+  def test_spool_segment_options
+    dir = Dir.mktmpdir('libposthog-rb-seg')
+    c = client(storage_path: File.join(dir, 'spool'), spool_fsync_interval_ms: 0,
+               spool_max_files: 4)
+    3.times { |i| assert c.capture_durable(distinct_id: 'u', event: "durable#{i}") }
+    assert_equal 1, Dir.glob(File.join(dir, 'spool', '*.spool')).size
+    assert c.flush
+    assert_equal 3, events.count { |e| e['event'].start_with?('durable') }
+    assert_empty Dir.glob(File.join(dir, 'spool', '*.spool'))
+  ensure
+    FileUtils.rm_rf(dir) if dir
+  end
+
   def test_capture_groups
     c = client
     assert c.capture(distinct_id: 'u', event: 'e', groups: { company: 'acme', team: 7 })
