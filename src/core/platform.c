@@ -26,7 +26,7 @@
 #endif
 #if defined(__APPLE__)
 #include <sys/ucontext.h> /* <ucontext.h> refuses without _XOPEN_SOURCE */
-#else
+#elif !defined(__OpenBSD__) /* OpenBSD: ucontext_t is signal.h's struct sigcontext */
 #include <ucontext.h>
 #endif
 
