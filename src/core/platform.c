@@ -32,7 +32,7 @@
 
 /* ---------------------------------------------------------------- wake-up */
 
-#if !PH_HAVE_EVENTFD
+#if !PH_HAVE_EVENTFD && !PH_HAVE_PIPE2
 /* FD_CLOEXEC and O_NONBLOCK on a descriptor that has neither. */
 static int set_flags(int fd) {
     int fdf = fcntl(fd, F_GETFD);
