@@ -8,11 +8,19 @@
  * first time, then up: the second run delivers the first run's events.
  *
  *   ./durable http://127.0.0.1:8000 /var/lib/myapp/posthog-spool
+ *   ./durable http://127.0.0.1:8000 /var/lib/myapp/posthog-spool offline
+ *
+ * "offline": the application knows the device has no network (its OS said
+ * so) and tells the client with posthog_set_network_state: no request is
+ * tried, no retry used up, the events go to disk, and the next run (or a
+ * posthog_set_network_state(c, POSTHOG_NETWORK_UP) once the OS reports the
+ * network back) delivers them at once.
  *
  * Exit status: 0 when every event was delivered or is safe on disk.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <posthog/posthog.h>
 
@@ -22,8 +30,8 @@ static void on_log(posthog_log_level_t level, const char *message, void *user_da
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s HOST_URL SPOOL_DIR\n", argv[0]);
+    if (argc != 3 && !(argc == 4 && !strcmp(argv[3], "offline"))) {
+        fprintf(stderr, "usage: %s HOST_URL SPOOL_DIR [offline]\n", argv[0]);
         return 2;
     }
     posthog_options_t *o = posthog_options_new();
@@ -47,6 +55,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "posthog_client_new: %s\n", err);
         return 1;
     }
+    if (argc == 4) posthog_set_network_state(c, POSTHOG_NETWORK_DOWN);
 
     /* a purchase must never be lost: this returns once it is on disk */
     posthog_status_t st =

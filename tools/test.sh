@@ -9,6 +9,11 @@
 #   gcc         gcc, -DPOSTHOG_WERROR=ON, RelWithDebInfo, ctest     -> build-test/
 #   asan        clang, ASan+UBSan, ctest                            -> build-asan/
 #   tsan        clang, ThreadSanitizer, ctest                       -> build-tsan/
+#   fallbacks   gcc, -Werror, -DPOSTHOG_FORCE_POSIX_FALLBACKS=ON: the platform
+#               layer's POSIX fallbacks (a pipe, getentropy, realtime-clock
+#               condition waits, POSIX spool locks, no /proc) instead of the
+#               Linux primitives, as macOS and the BSDs build it; ctest
+#               -> build-fallbacks/
 #   valgrind    memcheck of the demo and the unit tests (build-test), time-boxed;
 #               runs when VALGRIND=1 or CI=true, else SKIP (VALGRIND=0 forces SKIP)
 #   fuzz        libFuzzer on the spool reader (tools/fuzz.sh) for FUZZ_SECONDS [60]
@@ -51,7 +56,7 @@ VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-240} # seconds per test
 VALGRIND_BUDGET=${VALGRIND_BUDGET:-420}   # seconds for the whole stage
 SKIP=77 # a stage function returns this to report SKIP
 
-ALL_STAGES=(gcc asan tsan valgrind fuzz compliance python ruby minimal)
+ALL_STAGES=(gcc asan tsan fallbacks valgrind fuzz compliance python ruby minimal)
 
 # The minimal builds of the `minimal` stage, "name:cmake args" (one word per
 # arg); add one line per option that leaves something out.
@@ -109,6 +114,17 @@ stage_asan() {
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1} \
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     run_ctest "${BUILD_PREFIX}asan"
+}
+
+# The code macOS and the BSDs get, built and tested on Linux: every PH_HAVE_*
+# of cmake/PosthogPlatform.cmake off. The configure summary must say so.
+stage_fallbacks() {
+  local dir="${BUILD_PREFIX}fallbacks"
+  configure_build "$dir" "$CC_GCC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE= -DPOSTHOG_FORCE_POSIX_FALLBACKS=ON
+  grep -q '^POSTHOG_FORCE_POSIX_FALLBACKS:BOOL=ON' "$dir/CMakeCache.txt" ||
+    { echo "fallbacks: $dir is not configured with POSTHOG_FORCE_POSIX_FALLBACKS=ON"; return 1; }
+  run_ctest "$dir"
 }
 
 # Some kernels (vm.mmap_rnd_bits > 28) break the TSan runtime of older

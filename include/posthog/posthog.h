@@ -696,6 +696,44 @@ POSTHOG_API posthog_status_t posthog_flush_resolved(posthog_client_t *c, int tim
 POSTHOG_API posthog_status_t posthog_shutdown(posthog_client_t *c, int timeout_ms);
 
 /*
+ * What the application knows of the network (the OS's reachability or
+ * connectivity callbacks, a modem's link state, airplane mode).
+ */
+typedef enum posthog_network_state {
+    POSTHOG_NETWORK_UP = 0,  /* reachable (the default) */
+    POSTHOG_NETWORK_DOWN = 1 /* no network: do not try */
+} posthog_network_state_t;
+
+/*
+ * Tells the client the network is down or back, so that it neither burns
+ * retries while it cannot succeed nor waits out a backoff once it can.
+ *
+ * POSTHOG_NETWORK_DOWN: the flusher starts no request (no retry attempt
+ * is used up, no failure counted, no probe sent). Captures go on as
+ * usual: events stay queued and batched; with a spool (storage_path)
+ * sealed batches go to disk as during an outage, without one they wait in
+ * memory up to the queue's budget, after which captures are dropped and
+ * counted (queue_full), as during an outage. A request already in flight
+ * is left to finish: delivered if it can be, and if it fails its attempt
+ * is not counted. A shutdown while down with a spool writes what is left
+ * to disk at once instead of waiting for its timeout; without a spool it
+ * waits for its timeout, in case the network comes back.
+ *
+ * POSTHOG_NETWORK_UP: the flusher tries at once: a batch waiting for its
+ * retry (backoff or Retry-After) and the probe of an unreachable endpoint
+ * go now, and the spool is replayed. Also when the client thought the
+ * network was up (a network change: the backoff is skipped all the same).
+ *
+ * Stats: posthog_get_stat(c, "network_down") is 1 while down, and
+ * "network_down_periods" counts the transitions from up to down.
+ * Thread-safe and never blocks, on any thread, also inside the client's
+ * callbacks. POSTHOG_E_INVALID_ARG for a NULL client or a
+ * state other than those two (logged, nothing changes).
+ */
+POSTHOG_API posthog_status_t posthog_set_network_state(posthog_client_t *c,
+                                                       posthog_network_state_t state);
+
+/*
  * Counts one event that the caller refused before handing it to the
  * library (a binding that cannot serialise a value, e.g. a self-referencing
  * dict), as a drop at capture under `reason` (POSTHOG_DROP_INVALID,
@@ -749,8 +787,10 @@ typedef struct posthog_stats {
 POSTHOG_API posthog_status_t posthog_get_stats(const posthog_client_t *c, posthog_stats_t *out);
 
 /* One counter by name: each field of posthog_stats_t ("captured", "sent",
- * "spool_bytes", ...), "dropped_<reason>" for each drop reason, and the
- * spool's "evicted" (storage_full + expired) and "corrupt_skipped";
+ * "spool_bytes", ...), "dropped_<reason>" for each drop reason, the
+ * spool's "evicted" (storage_full + expired) and "corrupt_skipped", and
+ * "network_down" (1 while posthog_set_network_state says so) and
+ * "network_down_periods" (its up -> down transitions);
  * UINT64_MAX for an unknown name. Convenient for bindings. */
 POSTHOG_API uint64_t posthog_get_stat(const posthog_client_t *c, const char *name);
 

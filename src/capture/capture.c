@@ -1,8 +1,9 @@
 /*
  * capture: the capture path. It validates, merges properties, and writes a
  * compact record straight into the queue with no lock, no allocation and
- * no syscall in the common case (the flusher is woken through an eventfd
- * only when it sleeps and enough events have piled up). Also the
+ * no syscall in the common case (the flusher is woken through the
+ * platform's wake-up primitive, platform.h, only when it sleeps and enough
+ * events have piled up). Also the
  * person/group calls built on capture; before_send is in before_send.c.
  *
  * Shutdown race: capture reserves (seq_cst CAS on the queue head) and then

@@ -9,6 +9,12 @@
 
 #include <sys/mman.h>
 
+#include "platform.h" /* PH_HAVE_MADV_POPULATE_WRITE */
+
+#if !defined(MAP_ANONYMOUS) && defined(MAP_ANON)
+#define MAP_ANONYMOUS MAP_ANON
+#endif
+
 #define HDR 8u
 
 static inline _Atomic uint64_t *hdr_at(ph_queue_t *q, uint64_t pos) {
@@ -174,7 +180,7 @@ void posthog__queue_prefault(ph_queue_t *q, uint64_t ahead) {
     const uint64_t page = 4096;
     want = PH_MIN(q->cap, (want + page - 1) & ~(page - 1));
     if (want <= q->populated) return;
-#ifdef MADV_POPULATE_WRITE
+#if PH_HAVE_MADV_POPULATE_WRITE
     /* populates without changing contents: safe while producers write */
     if (madvise(q->buf + q->populated, want - q->populated, MADV_POPULATE_WRITE) == 0) {
         q->populated = want;

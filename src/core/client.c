@@ -10,7 +10,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,7 +101,7 @@ static void client_destroy(posthog_client_t *c) {
     free(c->super);
     free(c->super_inner);
     posthog__queue_destroy(&c->q);
-    if (c->wake_fd >= 0) close(c->wake_fd);
+    posthog__wake_close(&c->wake);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->park_cv);
@@ -165,7 +164,7 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     }
     memset(c, 0, sizeof *c);
     c->o = o;
-    c->wake_fd = -1;
+    c->wake = PH_WAKE_NONE;
     pthread_mutex_init(&c->mu, NULL);
     posthog__init_conds(c);
     c->wake_at = UINT64_MAX;
@@ -187,9 +186,11 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
         set_err(errbuf, errlen, "cannot load super_properties");
         goto fail;
     }
-    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (c->wake_fd < 0) {
-        set_err(errbuf, errlen, "cannot create the wake-up eventfd");
+    if (posthog__wake_open(&c->wake)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "cannot create the flusher's wake-up %s: %s",
+                 posthog__wake_kind(), strerror(errno));
+        set_err(errbuf, errlen, msg);
         goto fail;
     }
     if (o->storage_path) {
@@ -271,18 +272,7 @@ bool posthog__in_callback(const posthog_client_t *c) {
 }
 
 struct timespec posthog__abs_deadline(int64_t mono_deadline_ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    int64_t d = mono_deadline_ms - now;
-    if (d < 0) d = 0;
-    ts.tv_sec += d / 1000;
-    ts.tv_nsec += (d % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    return ts;
+    return posthog__cond_deadline(mono_deadline_ms);
 }
 
 /* Waits (c->mu held) until done_pos >= target and (with `settle`) nothing
@@ -423,6 +413,34 @@ void posthog_client_free(posthog_client_t *c) {
     client_destroy(c);
 }
 
+/* ---------------------------------------------------------------- network state */
+
+posthog_status_t posthog_set_network_state(posthog_client_t *c, posthog_network_state_t state) {
+    if (!c) return POSTHOG_E_INVALID_ARG;
+    if (state != POSTHOG_NETWORK_UP && state != POSTHOG_NETWORK_DOWN) {
+        posthog__log(c, POSTHOG_LOG_ERROR,
+                     "posthog_set_network_state: state %d is neither POSTHOG_NETWORK_UP (0) "
+                     "nor POSTHOG_NETWORK_DOWN (1); nothing changed",
+                     (int)state);
+        return POSTHOG_E_INVALID_ARG;
+    }
+    bool down = state == POSTHOG_NETWORK_DOWN;
+    /* seq_cst: the flusher reads net_down after net_up_seq moved */
+    bool was = atomic_exchange(&c->net_down, down ? 1 : 0) != 0;
+    if (down) {
+        if (!was) {
+            ph_counter_add(&c->net_down_periods, 1);
+            posthog__log(c, POSTHOG_LOG_INFO, "network down: no requests until it is back");
+        }
+    } else {
+        atomic_fetch_add(&c->net_up_seq, 1);
+        if (was) posthog__log(c, POSTHOG_LOG_INFO, "network back: delivering now");
+    }
+    /* the flusher re-plans: spools or sends at once */
+    if (!c->o->disabled) posthog__wake(c);
+    return POSTHOG_OK;
+}
+
 /* ---------------------------------------------------------------- stats */
 
 posthog_status_t posthog_get_stats(const posthog_client_t *cc, posthog_stats_t *out) {
@@ -482,6 +500,8 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
     if (!strcmp(name, "evicted"))
         return s.dropped[POSTHOG_DROP_STORAGE_FULL] + s.dropped[POSTHOG_DROP_EXPIRED];
     if (!strcmp(name, "corrupt_skipped")) return s.dropped[POSTHOG_DROP_CORRUPT];
+    if (!strcmp(name, "network_down")) return atomic_load(&((posthog_client_t *)c)->net_down) ? 1 : 0;
+    if (!strcmp(name, "network_down_periods")) return ph_counter_get(&c->net_down_periods);
     if (!strncmp(name, "flags_", 6)) return posthog__flags_stat(c, name);
     return UINT64_MAX;
 }

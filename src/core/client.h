@@ -24,6 +24,7 @@
 
 #include "common.h"
 #include "options.h"
+#include "platform.h"
 #include "queue.h"
 #include "spool.h"
 
@@ -60,7 +61,7 @@ struct posthog_client {
     _Atomic int need_thread;              /* 1: start the flusher at next capture */
     /* 0: flusher awake; else it sleeps until this many events are queued */
     PH_ALIGNED_CL _Atomic uint32_t sleeping;
-    int wake_fd;                          /* eventfd the flusher polls */
+    ph_wake_t wake;                       /* what the flusher polls (platform.h) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;        /* signalled when done_pos moves or the flusher exits */
@@ -105,6 +106,12 @@ struct posthog_client {
     PH_ALIGNED_CL _Atomic int64_t spool_pending; /* events in files we own */
     ph_counter_t dropped[POSTHOG_DROP_REASON_COUNT];
     ph_counter_t delivery_dropped; /* of those, the delivery side's (posthog_flush) */
+    /* posthog_set_network_state: 1 while the application says the network
+     * is down (the flusher sends nothing); every "up" bumps net_up_seq, and
+     * the flusher skips the waits on the network when it sees it move */
+    _Atomic int net_down;
+    _Atomic uint64_t net_up_seq;
+    ph_counter_t net_down_periods; /* up -> down transitions */
     /* stderr logging without a callback: at most PH_STDERR_PER_S lines a
      * second, the rest counted and reported in the next second's first line */
     _Atomic int64_t log_window_s;
@@ -176,7 +183,7 @@ static inline void posthog__crash_uninstall(posthog_client_t *c) { (void)c; }
 static inline void posthog__crash_thread_prepare(posthog_client_t *c) { (void)c; }
 #endif
 
-/* Wakes the flusher (eventfd write). */
+/* Wakes the flusher (platform.h: posthog__wake_signal). */
 void posthog__wake(posthog_client_t *c);
 /* flags/api.c: the client's flags state at free, shutdown and in a forked child */
 void posthog__flags_client_free(posthog_client_t *c);
@@ -218,9 +225,9 @@ posthog_status_t posthog__durable_commit(posthog_client_t *c, const struct ph_re
 void posthog__fork_init(void);
 void posthog__registry_add(posthog_client_t *c);
 void posthog__registry_remove(posthog_client_t *c);
-/* (Re)initialises cv and park_cv on CLOCK_MONOTONIC (client.c). */
+/* (Re)initialises cv and park_cv for timed waits on the monotonic clock (fork.c). */
 void posthog__init_conds(posthog_client_t *c);
-/* A CLOCK_MONOTONIC deadline in ms as a timespec for timed waits (client.c). */
+/* A posthog__mono_ms deadline as a timespec for timed waits on those (client.c). */
 struct timespec posthog__abs_deadline(int64_t mono_deadline_ms);
 
 /*

@@ -5,7 +5,6 @@
 #include "client.h"
 
 #include <errno.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,14 +15,10 @@
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static posthog_client_t *registry;
 
-/* Timed waits compute deadlines on CLOCK_MONOTONIC (posthog__abs_deadline). */
+/* Timed waits compute deadlines with posthog__abs_deadline (platform.h). */
 void posthog__init_conds(posthog_client_t *c) {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_cond_init(&c->park_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    posthog__cond_init_mono(&c->cv);
+    posthog__cond_init_mono(&c->park_cv);
 }
 
 /*
@@ -84,10 +79,13 @@ static void fork_child(void) {
         c->fl_parked = false;
         /* their waiters (flush callers, the parked flusher) are the parent's */
         posthog__init_conds(c);
-        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (fd >= 0) {
-            close(c->wake_fd);
-            c->wake_fd = fd;
+        /* a primitive of its own: the inherited one is shared with the
+         * parent, whose writes would wake this flusher and whose flusher
+         * would swallow this one's signals (kept when no new one opens) */
+        ph_wake_t w;
+        if (posthog__wake_open(&w) == 0) {
+            posthog__wake_close(&c->wake);
+            c->wake = w;
         }
         atomic_store(&c->sleeping, 0);
         /* A shutdown in progress on another thread of the parent has no
@@ -102,6 +100,7 @@ static void fork_child(void) {
         for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) atomic_store(&cs[i]->v, 0);
         for (int i = 0; i < POSTHOG_DROP_REASON_COUNT; i++) atomic_store(&c->dropped[i].v, 0);
         atomic_store(&c->spooled.v, 0);
+        atomic_store(&c->net_down_periods.v, 0); /* net_down stays: the device's state */
         atomic_store(&c->replayed.v, 0);
         atomic_store(&c->spool_pending, 0);
         /* durable capture: the parent's waiters do not exist here */

@@ -194,11 +194,7 @@ void posthog__spool_incoming(posthog_client_t *c, ph_spool_file_t *f) {
     posthog__wake(c);
 }
 
-void posthog__wake(posthog_client_t *c) {
-    uint64_t one = 1;
-    ssize_t w = write(c->wake_fd, &one, sizeof one);
-    (void)w; /* EAGAIN: the counter is already non-zero, the flusher will wake */
-}
+void posthog__wake(posthog_client_t *c) { posthog__wake_signal(&c->wake); }
 
 void posthog__wake_waiters_locked(posthog_client_t *c) {
     if (c->waiters && c->done_pos >= c->wake_at &&

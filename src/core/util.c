@@ -5,11 +5,12 @@
  */
 #include "util.h"
 
+#include "platform.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,22 +18,15 @@
 static _Atomic int64_t wall_offset_ms;
 
 int64_t posthog__now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     /* relaxed: a test hook; zero outside tests */
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 +
-           atomic_load_explicit(&wall_offset_ms, memory_order_relaxed);
+    return posthog__os_wall_ms() + atomic_load_explicit(&wall_offset_ms, memory_order_relaxed);
 }
 
 void posthog__test_step_wall_clock(int64_t delta_ms) {
     atomic_fetch_add_explicit(&wall_offset_ms, delta_ms, memory_order_relaxed);
 }
 
-int64_t posthog__mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+int64_t posthog__mono_ns(void) { return posthog__os_mono_ns(); }
 
 int64_t posthog__mono_ms(void) { return posthog__mono_ns() / 1000000; }
 
@@ -56,13 +50,8 @@ static uint64_t splitmix64(uint64_t *x) {
 
 static void rng_seed(rng_t *r, unsigned gen) {
     uint64_t seed[4] = {0, 0, 0, 0};
-    size_t got = 0;
-    while (got < sizeof seed) {
-        ssize_t n = getrandom((char *)seed + got, sizeof seed - got, 0);
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
-    /* Mix in time, pid and the state's address so a failed getrandom
+    if (posthog__os_random(seed, sizeof seed)) memset(seed, 0, sizeof seed);
+    /* Mix in time, pid and the state's address so a failed system source
      * still gives distinct streams per thread and per process. */
     uint64_t x = seed[0] ^ (uint64_t)posthog__mono_ns() ^ ((uint64_t)getpid() << 32) ^
                  (uint64_t)(uintptr_t)r;

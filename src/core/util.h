@@ -1,12 +1,12 @@
 /*
  * util: time, randomness and UUIDs.
- *  - posthog__now_ms: wall clock (CLOCK_REALTIME through the vDSO, no syscall),
+ *  - posthog__now_ms: wall clock (CLOCK_REALTIME, through the vDSO on Linux),
  *    for event timestamps, sent_at, HTTP dates and spool file ages only.
  *    Every interval inside the process (batch age, retry waits, probes,
  *    deadlines, timed waits) is measured on posthog__mono_ms: the wall clock
  *    may step (NTP, an administrator, a VM resume) by hours either way.
  *  - Randomness comes from a per-thread xoshiro256** generator seeded from
- *    getrandom() once per thread and again in a forked child (the fork
+ *    the system's generator (platform.h: getrandom, getentropy, ...) once per thread and again in a forked child (the fork
  *    generation is bumped by the atfork child handler), so parent and child
  *    never produce the same UUIDs.
  */

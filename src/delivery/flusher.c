@@ -33,6 +33,12 @@
  *    the spool (relieve) until it is three quarters full, so that an
  *    in-flight or retrying batch does not starve the producers of ring
  *    space.
+ *
+ * Network down (posthog_set_network_state): no request starts, no probe,
+ * no replay; sealed batches go to disk as when the link is down (without
+ * a spool they wait in memory, up to pending_max); a request in flight
+ * that fails meanwhile does not count as an attempt. Every "up" ends the
+ * waits on the network (backoff, Retry-After, the probe interval).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -80,7 +86,13 @@ struct ph_flusher {
     int64_t deferred_until; /* monotonic ms: load it again then */
     int64_t defer_wait;     /* ms, doubles on every failure of it */
     int64_t replay_at;      /* monotonic ms: no replay before (a second file failed) */
+    uint64_t net_up_seen;   /* c->net_up_seq when last acted on */
 };
+
+/* The application says the network is down (posthog_set_network_state). */
+static bool net_down(posthog_client_t *c) {
+    return atomic_load_explicit(&c->net_down, memory_order_seq_cst) != 0;
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -493,18 +505,37 @@ static void link_down(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
     f->probe_at = now + f->probe_wait;
 }
 
+/* Ready batches go to disk, oldest first (without a spool they stay). */
+static void spool_ready(posthog_client_t *c, ph_flusher_t *f) {
+    while (f->ready) {
+        ph_batch_t *b = ready_pop(f);
+        if (!spool_batch(c, b)) {
+            ready_push_front(f, b);
+            break;
+        }
+    }
+}
+
+/* posthog_set_network_state(UP): what waits on the network goes now. */
+static void network_up(ph_flusher_t *f, int64_t now) {
+    for (ph_batch_t *b = f->ready; b; b = b->next)
+        if (b->not_before_ms > now) b->not_before_ms = now;
+    if (f->link_down) {
+        f->probe_at = now;
+        f->probe_wait = PROBE_FIRST_MS / 2; /* a failure waits PROBE_FIRST_MS again */
+    }
+}
+
 static void try_send(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
     if (f->deferred && now >= f->deferred_until) undefer(c, f);
     if (f->http.busy) return;
+    if (net_down(c)) { /* as when the link is down, without probing */
+        spool_ready(c, f);
+        return;
+    }
     if (f->link_down) {
         /* don't hammer a dead link: ready batches go to disk */
-        while (f->ready) {
-            ph_batch_t *b = ready_pop(f);
-            if (!spool_batch(c, b)) {
-                ready_push_front(f, b);
-                break;
-            }
-        }
+        spool_ready(c, f);
         if (now < f->probe_at) return;
         ph_batch_t *b = load_replay(c, f);
         if (!b) b = ready_pop(f);
@@ -711,6 +742,17 @@ static void on_result(posthog_client_t *c, ph_flusher_t *f, ph_http_result_t *re
     case PH_OUTCOME_RETRY:
         break;
     }
+    if (net_down(c)) {
+        /* it failed after the application said the network is down: not
+         * the endpoint's failure, and not an attempt; it waits for "up" */
+        if (b->attempts) b->attempts--;
+        b->probe = false;
+        b->not_before_ms = now;
+        posthog__log(c, POSTHOG_LOG_DEBUG, "%s while the network is down: not counted",
+                     res->error);
+        ready_push_front(f, b);
+        return;
+    }
     if (b->probe || b->attempts > c->o->max_retries) {
         b->probe = false;
         if (spool_batch(c, b)) {
@@ -774,12 +816,6 @@ static void abandon_all(posthog_client_t *c, ph_flusher_t *f, uint64_t upto) {
     posthog__outcome_resolved(c, ph_queue_tail(&c->q));
 }
 
-static void drain_wake_fd(int fd) {
-    uint64_t v;
-    while (read(fd, &v, sizeof v) > 0) {
-    }
-}
-
 /* ---------------------------------------------------------------- loop */
 
 static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
@@ -804,6 +840,12 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         uint64_t target = c->flush_target, done = c->done_pos;
         pthread_mutex_unlock(&c->mu);
         bool flushing = stop || target > done;
+        uint64_t up_seq = atomic_load_explicit(&c->net_up_seq, memory_order_seq_cst);
+        bool down = net_down(c);
+        if (up_seq != f->net_up_seen) {
+            f->net_up_seen = up_seq;
+            if (!down) network_up(f, now);
+        }
 
         size_t drained = drain(c, f, DRAIN_CHUNK, wall, now);
         relieve(c, f, now);
@@ -824,12 +866,14 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         int64_t sync_in = c->spool ? posthog__spool_tick(c->spool) : INT64_MAX;
 
         bool idle = !f->http.busy && !f->ready && !open_count(f);
-        bool disk_idle = !c->spool || f->link_down || !posthog__spool_idle_events(c->spool);
+        bool disk_idle =
+            !c->spool || f->link_down || down || !posthog__spool_idle_events(c->spool);
         /* idle: every drained record is resolved */
         if (idle) posthog__queue_release(&c->q, tail);
         if (idle && head == tail) posthog__outcome_resolved(c, tail);
         if (stop && idle && disk_idle && tail >= head) break;
-        if (stop && now >= deadline) {
+        /* network down with a spool: nothing to wait for, it all goes to disk */
+        if (stop && (now >= deadline || (down && c->spool))) {
             abandon_all(c, f, head);
             break;
         }
@@ -839,9 +883,9 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
         if (more) wait = 0;
         if (open_count(f))
             wait = PH_MIN(wait, open_since(f) + (int64_t)o->flush_interval_ms - now);
-        if (f->ready && !f->http.busy && !f->link_down)
+        if (f->ready && !f->http.busy && !f->link_down && !down)
             wait = PH_MIN(wait, f->ready->not_before_ms - now);
-        if (f->link_down && !f->http.busy) wait = PH_MIN(wait, f->probe_at - now);
+        if (f->link_down && !f->http.busy && !down) wait = PH_MIN(wait, f->probe_at - now);
         if (!f->link_down && !f->http.busy && !disk_idle)
             wait = PH_MIN(wait, f->replay_at - now); /* replay next */
         if (f->deferred) wait = PH_MIN(wait, f->deferred_until - now);
@@ -865,9 +909,9 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
             if (atomic_load_explicit(&c->q.count, memory_order_seq_cst) >= th) wait = 0;
         }
         ph_http_result_t res;
-        if (posthog__http_poll(&f->http, c->wake_fd, (int)wait, &res)) on_result(c, f, &res);
+        if (posthog__http_poll(&f->http, c->wake.rfd, (int)wait, &res)) on_result(c, f, &res);
         atomic_store_explicit(&c->sleeping, 0, memory_order_relaxed);
-        drain_wake_fd(c->wake_fd);
+        posthog__wake_drain(&c->wake);
     }
 }
 
@@ -957,6 +1001,7 @@ int posthog__flusher_start(posthog_client_t *c) {
         flusher_free(f);
         return -1;
     }
+    f->net_up_seen = atomic_load(&c->net_up_seq);
     c->fl = f;
     if (pthread_create(&c->thread, NULL, flusher_thread, c)) {
         flusher_free(f);

@@ -11,7 +11,7 @@
  *   signal <n>\n code <n>\n addr <hex>\n pid <n>\n time_ms <n>\n
  *   frames <n>\n <hex>\n ...          the crashing thread, innermost first
  *   context <bytes>\n <distinct_id>\0<properties JSON>   (posthog_set_crash_context)
- *   maps\n <the process's /proc/self/maps>
+ *   maps\n <the process's /proc/self/maps, or without /proc the images loaded at install>
  *
  * The next client on the same storage_path (posthog__crash_reports_send, at
  * creation) turns each report into one $exception ($exception_level fatal,
@@ -29,12 +29,12 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "client.h"
 #include "json.h"
 #include "native.h"
+#include "platform.h"
 #include "spool.h"
 #include "util.h"
 
@@ -110,7 +110,38 @@ posthog_status_t posthog_set_crash_context(posthog_client_t *c, const char *dist
 }
 
 #ifndef POSTHOG_NO_CRASH_HANDLER /* the handler's parts: left out without it */
+#if !PH_HAVE_PROCFS
+/* Without /proc/self/maps: the images loaded when the first crash handler
+ * was installed, in its format, written by the handler in its place (an
+ * image loaded later is missing from the report's $debug_images). */
+static char *maps_snap;
+static size_t maps_snap_len;
+
+static void maps_snap_build(void) {
+    ph_modules_t mods;
+    if (posthog__native_modules(&mods)) return;
+    ph_buf_t b;
+    posthog__buf_init(&b, REPORT_MAX);
+    for (size_t i = 0; i < mods.n; i++) {
+        const ph_module_t *m = &mods.m[i];
+        if (m->path[0] != '/') continue;
+        char line[640];
+        int n = snprintf(line, sizeof line, "%llx-%llx r-xp 00000000 00:00 0 %s\n",
+                         (unsigned long long)m->addr, (unsigned long long)(m->addr + m->size),
+                         m->path);
+        if (n > 0 && (size_t)n < sizeof line && posthog__buf_append(&b, line, (size_t)n)) break;
+    }
+    posthog__native_modules_free(&mods);
+    maps_snap_len = b.len;
+    maps_snap = b.data; /* kept for the process's life: a crash may read it any time */
+}
+#endif
+
 void posthog__crash_report_prepare(void) {
+#if !PH_HAVE_PROCFS
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, maps_snap_build);
+#endif
 #if defined(__GLIBC__)
     /* the first backtrace() loads libgcc_s: never in a signal handler */
     void *b[4];
@@ -169,21 +200,6 @@ static void sw_hex(sw_t *w, uint64_t v) {
     sw_bytes(w, t + i, (size_t)(18 - i));
 }
 
-static uintptr_t fault_pc(const void *uctx) {
-    const ucontext_t *uc = uctx;
-    if (!uc) return 0;
-#if defined(__x86_64__)
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-#elif defined(__i386__)
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_EIP];
-#elif defined(__aarch64__)
-    return (uintptr_t)uc->uc_mcontext.pc;
-#elif defined(__arm__)
-    return (uintptr_t)uc->uc_mcontext.arm_pc;
-#else
-    return 0;
-#endif
-}
 
 /* Copies a decimal or text field into a path buffer. */
 static size_t path_put(char *o, size_t at, size_t cap, const char *s) {
@@ -222,7 +238,7 @@ void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *
     if (w.fd < 0) return;
 
     /* the crashing thread: its frames from the faulting instruction out */
-    uintptr_t pc = fault_pc(uctx);
+    uintptr_t pc = posthog__os_fault_pc(uctx);
     void *bt[PH_MAX_FRAMES + 16];
     int nb = 0;
 #if defined(__GLIBC__)
@@ -266,7 +282,7 @@ void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *
     sw_str(&w, "\n");
     if (cl) sw_bytes(&w, x->buf[a], cl);
     sw_str(&w, "\nmaps\n");
-    int mfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int mfd = posthog__os_maps_fd();
     if (mfd >= 0) {
         char mb[4096];
         ssize_t r;
@@ -277,6 +293,11 @@ void posthog__crash_report_write(posthog_client_t *c, int sig, const siginfo_t *
         }
         close(mfd);
     }
+#if !PH_HAVE_PROCFS
+    else if (maps_snap) {
+        sw_bytes(&w, maps_snap, maps_snap_len);
+    }
+#endif
     sw_flush(&w);
     int bad = w.err || fsync(w.fd);
     close(w.fd);

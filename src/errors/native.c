@@ -3,12 +3,27 @@
  */
 #include "native.h"
 
-#include <elf.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "platform.h" /* PH_HAVE_DL_ITERATE_PHDR: ELF images (not macOS) */
+
+#if PH_HAVE_DL_ITERATE_PHDR
+#include <elf.h>
+#include <link.h>
+#ifndef ElfW /* glibc's; the BSDs spell it out */
+#if UINTPTR_MAX > 0xffffffffu
+#define ElfW(t) Elf64_##t
+#else
+#define ElfW(t) Elf32_##t
+#endif
+#endif
+#ifndef NT_GNU_BUILD_ID
+#define NT_GNU_BUILD_ID 3
+#endif
+#endif
 
 #if defined(__GLIBC__)
 #include <execinfo.h>
@@ -53,6 +68,8 @@ __attribute__((noinline)) size_t posthog__native_stack(uintptr_t *pcs, size_t ma
 }
 
 /* ---------------------------------------------------------------- modules */
+
+#if PH_HAVE_DL_ITERATE_PHDR
 
 typedef struct {
     ph_modules_t *out;
@@ -113,8 +130,7 @@ static int collect_one(struct dl_phdr_info *info, size_t size, void *arg) {
     if (name && *name) {
         snprintf(m->path, sizeof m->path, "%s", name);
     } else if (c->out->n == 1) { /* the first entry is the main program */
-        ssize_t r = readlink("/proc/self/exe", m->path, sizeof m->path - 1);
-        m->path[r > 0 ? (size_t)r : 0] = '\0';
+        posthog__os_exe_path(m->path, sizeof m->path, (const void *)lo);
     }
     find_build_id(info, m);
     return 0;
@@ -130,6 +146,14 @@ int posthog__native_modules(ph_modules_t *out) {
     }
     return 0;
 }
+#else
+/* No dl_iterate_phdr (macOS: its images are Mach-O, listed through dyld):
+ * events carry raw frames without $debug_images. */
+int posthog__native_modules(ph_modules_t *out) {
+    memset(out, 0, sizeof *out);
+    return 0;
+}
+#endif
 
 void posthog__native_modules_free(ph_modules_t *m) {
     free(m->m);
@@ -164,6 +188,7 @@ void posthog__debug_id(const uint8_t *build_id, size_t len, char out[37]) {
 
 /* ---------------------------------------------------------------- files */
 
+#if PH_HAVE_DL_ITERATE_PHDR
 static int read_at(int fd, void *buf, size_t n, off_t off) {
     size_t got = 0;
     while (got < n) {
@@ -173,9 +198,16 @@ static int read_at(int fd, void *buf, size_t n, off_t off) {
     }
     return 0;
 }
+#endif
 
 int posthog__file_build_id(const char *path, uint8_t *out, size_t cap, size_t *len) {
     *len = 0;
+#if !PH_HAVE_DL_ITERATE_PHDR
+    (void)path;
+    (void)out;
+    (void)cap;
+    return -1;
+#else
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     int rc = -1;
@@ -213,4 +245,5 @@ int posthog__file_build_id(const char *path, uint8_t *out, size_t cap, size_t *l
 out:
     close(fd);
     return rc;
+#endif
 }

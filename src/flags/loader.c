@@ -287,11 +287,7 @@ static void *loader_main(void *arg) {
 
 static void init_sync(ph_loader_t *l) {
     pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    posthog__cond_init_mono(&l->cv); /* deadlines: posthog__abs_deadline */
 }
 
 static int start_thread(ph_loader_t *l) {

@@ -11,6 +11,8 @@
 #endif
 #include "spool.h"
 
+#include "platform.h" /* PH_HAVE_OFD_LOCKS */
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -42,14 +44,14 @@ ph_spool_faults_t posthog__spool_faults;
  */
 static int lock_fd(int fd) {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-#ifdef F_OFD_SETLK
+#if PH_HAVE_OFD_LOCKS
     return fcntl(fd, F_OFD_SETLK, &fl);
 #else
     return fcntl(fd, F_SETLK, &fl);
 #endif
 }
 
-#ifndef F_OFD_SETLK
+#if !PH_HAVE_OFD_LOCKS
 /* The tags whose lease this process holds: a POSIX lock would not keep a
  * second client of this process out, and closing its descriptor of a
  * lease would drop the owner's lock. */
@@ -107,7 +109,7 @@ static void reg_del(const char *tag) { (void)tag; }
 void posthog__spool_fork_child(ph_spool_t *s) {
     /* The child owns nothing of its parent's. Its memory is a copy: the
      * parent's file list is abandoned without freeing anything shared. */
-#ifndef F_OFD_SETLK
+#if !PH_HAVE_OFD_LOCKS
     reg_n = 0;
     pthread_mutex_init(&reg_mu, NULL);
 #endif

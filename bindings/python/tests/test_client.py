@@ -546,3 +546,22 @@ def test_exit_with_daemon_threads_capturing(server):
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
     assert server.summary()["duplicate_uuids"] == 0
+
+
+def test_network_state_down_holds_up_delivers(server, make_client):
+    c = make_client(flush_interval=0.05)
+    assert c.set_network_state(False)
+    for i in range(6):
+        c.capture("net%d" % i, distinct_id="u")
+    assert c.flush(timeout_seconds=0.3) is False  # held, not lost
+    assert server.summary()["requests"] == 0
+    st = c.stats()
+    assert st["network_down"] == 1 and st["network_down_periods"] == 1
+    assert st["requests"] == 0 and st["retries"] == 0 and st["dropped_total"] == 0
+    assert c.set_network_state(True)
+    assert c.flush(timeout_seconds=10) is True
+    assert sorted(_names(server.events())) == ["net%d" % i for i in range(6)]
+    st = c.stats()
+    assert st["network_down"] == 0 and st["sent"] == 6 and st["retries"] == 0
+    with pytest.raises(TypeError, match="True .network back. or False"):
+        c.set_network_state("down")

@@ -260,4 +260,23 @@ class TestMethods < LibPostHogTest
     require 'libposthog/compat'
     assert_same LibPostHog::Client, PostHog::Client
   end
+
+  def test_network_state_down_holds_up_delivers
+    c = client
+    assert c.set_network_state(:down)
+    6.times { |i| c.capture(distinct_id: 'u', event: "net#{i}") }
+    refute c.flush(timeout: 0.3) # held, not lost
+    assert_equal 0, IngestServer.summary['requests']
+    st = c.stats
+    assert_equal 1, st[:network_down]
+    assert_equal 1, st[:network_down_periods]
+    assert_equal 0, st[:requests]
+    assert_equal 0, st[:dropped_total]
+    assert c.set_network_state(:up)
+    assert c.flush(timeout: 10)
+    assert_equal((0...6).map { |i| "net#{i}" }, events.map { |e| e['event'] }.sort)
+    assert_equal 0, c.stats[:network_down]
+    assert_equal 0, c.stats[:retries]
+    assert_raises(ArgumentError) { c.set_network_state(:sideways) }
+  end
 end

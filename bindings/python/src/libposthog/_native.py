@@ -34,6 +34,8 @@ from typing import List, Optional, Tuple
 # ------------------------------------------------------------------ constants
 
 OK = 0
+NETWORK_UP = 0  # posthog_network_state_t
+NETWORK_DOWN = 1
 E_INVALID_ARG = 1
 E_INVALID_EVENT = 2
 E_INVALID_UTF8 = 3
@@ -233,6 +235,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     fn("posthog_shutdown", c_int, c_void_p, c_int)
     fn("posthog_client_free", None, c_void_p)
     fn("posthog_get_stat", c_uint64, c_void_p, c_char_p)
+    fn("posthog_set_network_state", c_int, c_void_p, c_int)
 
 
 _lib: Optional[ctypes.CDLL] = None

@@ -1031,12 +1031,28 @@ class Posthog(FlagsMixin):
 
     # ------------------------------------------------------------ extras
 
+    def set_network_state(self, up: bool) -> bool:
+        """Tells the client the network is back (True) or down (False), e.g.
+        from the OS's connectivity callback. While down it sends nothing and
+        uses up no retries: events wait in memory (on disk with
+        storage_path) and are not lost. Back up, it sends at once, skipping
+        any retry backoff or Retry-After in progress. stats() shows
+        network_down and network_down_periods. Returns True when applied."""
+        handle = self._handle
+        if handle is None or not handle.ptr:
+            return False
+        if not isinstance(up, bool):
+            raise TypeError("set_network_state(up): up must be True (network back) or False "
+                            "(network down), not %r" % (up,))
+        state = _native.NETWORK_UP if up else _native.NETWORK_DOWN
+        return _native.load().posthog_set_network_state(handle.ptr, state) == _native.OK
+
     def stats(self) -> Dict[str, int]:
         """libposthog's counters (captured, sent, requests, dropped_*...)."""
         handle = self._handle
         names = ["captured", "sent", "requests", "retries", "bytes_raw", "bytes_sent",
                  "queue_depth", "queue_bytes", "spooled", "replayed", "spool_bytes",
-                 "spool_pending", "dropped_total"]
+                 "spool_pending", "dropped_total", "network_down", "network_down_periods"]
         names += ["dropped_" + r for r in _native.drop_reason_names()]
         if handle is None or not handle.ptr:
             return {n: 0 for n in names}

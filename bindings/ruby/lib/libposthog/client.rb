@@ -335,7 +335,26 @@ module LibPostHog
              spool_bytes spool_pending dropped_total]
           .to_h { |k| [k, s[k]] }
       h[:dropped] = Native::DROP_REASONS.each_with_index.to_h { |r, i| [r, s[:dropped][i]] }
+      %i[network_down network_down_periods].each { |k| h[k] = Native.posthog_get_stat(@state.ptr, k.to_s) }
       h
+    end
+
+    NETWORK_STATES = { up: 0, down: 1 }.freeze
+
+    # Tells the client the network is :up (back) or :down, e.g. from the
+    # OS's connectivity callback. While down it sends nothing and uses up no
+    # retries: events wait in memory (on disk with storage_path) and are not
+    # lost. Back up, it sends at once, skipping any retry backoff or
+    # Retry-After in progress. stats shows :network_down and
+    # :network_down_periods.
+    # @param state [Symbol] :up or :down
+    # @return [Boolean] true when applied
+    def set_network_state(state)
+      code = NETWORK_STATES[state]
+      raise ArgumentError, "set_network_state: #{state.inspect} is not :up or :down" if code.nil?
+      return false unless live?
+
+      Native.posthog_set_network_state(@state.ptr, code) == Native::OK
     end
 
     # test_mode: the events captured so far (Hashes as they would be sent).

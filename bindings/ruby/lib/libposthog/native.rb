@@ -191,6 +191,8 @@ module LibPostHog
 
     attach_function :posthog_get_stats, %i[pointer pointer], :int
     attach_function :posthog_get_stat, %i[pointer string], :uint64
+    # posthog_network_state_t: POSTHOG_NETWORK_UP 0, POSTHOG_NETWORK_DOWN 1
+    attach_function :posthog_set_network_state, %i[pointer int], :int
 
     # Every drop reason the library has, by number (:queue_full, :invalid,
     # ..., :server_dropped), from posthog_drop_reason_name: a reason added in
