@@ -238,6 +238,31 @@ POSTHOG_API posthog_status_t posthog_options_set_ex(posthog_options_t *o, const 
 /* Frees an option set. NULL is a no-op. */
 POSTHOG_API void posthog_options_free(posthog_options_t *o);
 
+/*
+ * The allocator of everything the library allocates itself: its own
+ * structures, the queue's companions, batches, compressor state (zlib's
+ * zalloc, libzstd's customMem, libbrotli's alloc hooks) and cJSON's nodes.
+ * Call it once, before any other posthog_ function (including
+ * posthog_options_new); afterwards it returns POSTHOG_E_INVALID_ARG unless
+ * given the functions already installed. All three or none (NULL, NULL,
+ * NULL: the system's malloc, realloc and free). realloc_fn gets only
+ * pointers from malloc_fn/realloc_fn; the library never asks for 0 bytes.
+ *
+ * cJSON's hooks are process-wide: this installs the functions there too
+ * (cJSON_InitHooks), so an application that uses cJSON itself must not
+ * hold cJSON memory across this call. Still from the system: libcurl's
+ * allocations (the transport, outside memory_budget; an application that
+ * wants them can call curl_global_init_mem before its first client), the
+ * queue's ring (an anonymous mapping of its size, see memory_budget),
+ * thread stacks, and what libc allocates internally.
+ */
+typedef void *(*posthog_malloc_fn)(size_t size);
+typedef void *(*posthog_realloc_fn)(void *ptr, size_t size);
+typedef void (*posthog_free_fn)(void *ptr);
+POSTHOG_API posthog_status_t posthog_set_allocator(posthog_malloc_fn malloc_fn,
+                                                   posthog_realloc_fn realloc_fn,
+                                                   posthog_free_fn free_fn);
+
 /* Log levels for the log callback. */
 typedef enum posthog_log_level {
     POSTHOG_LOG_DEBUG = 0,

@@ -109,7 +109,7 @@ static void client_destroy(posthog_client_t *c) {
     posthog__flags_client_free(c);
     posthog__crash_ctx_free(c);
     posthog_options_free(c->o);
-    free(c);
+    posthog__aligned_free(c);
 }
 
 posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t errlen) {
@@ -146,7 +146,7 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     pthread_once(&curl_once, curl_init_once);
     posthog__fork_init();
 
-    posthog_client_t *c = aligned_alloc(PH_CACHELINE, (sizeof *c + PH_CACHELINE - 1) &
+    posthog_client_t *c = posthog__aligned_alloc(PH_CACHELINE, (sizeof *c + PH_CACHELINE - 1) &
                                                           ~(size_t)(PH_CACHELINE - 1));
     if (!c) {
         set_err(errbuf, errlen, "out of memory");

@@ -5,6 +5,8 @@
  */
 #include "util.h"
 
+#include "alloc.h"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
