@@ -2,6 +2,7 @@
  * ph-heap: the library's heap, counted through posthog_set_allocator.
  *
  *   ph-heap URL [--budget BYTES] [--events N] [--compression C] [--pace]
+ *           [--stack BYTES]
  *
  * Prints one line of key=value pairs:
  *  idle_heap    bytes the library holds after posthog_client_new, once its
@@ -106,12 +107,27 @@ static long stack_used(size_t size) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--arch")) { /* tools/heap.sh's header */
+#if defined(__aarch64__)
+        const char *arch = "arm64";
+#elif defined(__arm__)
+        const char *arch = "armhf";
+#elif defined(__x86_64__)
+        const char *arch = "x86_64";
+#else
+        const char *arch = "other";
+#endif
+        printf("%s, %zu-bit\n", arch, sizeof(void *) * 8);
+        return 0;
+    }
     if (argc < 2) {
         fprintf(stderr, "usage: ph-heap URL [--budget BYTES] [--events N] [--compression C] "
                         "[--pace]\n");
         return 2;
     }
     const char *url = argv[1], *budget = NULL, *codec = NULL;
+    /* distinctive, so its mapping can be found (stack_used) */
+    size_t stack = 256 * 1024 + 3 * 4096;
     long events = 10000;
     int pace = 0;
     for (int i = 2; i < argc; i++) {
@@ -119,14 +135,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--events") && i + 1 < argc) events = atol(argv[++i]);
         else if (!strcmp(argv[i], "--compression") && i + 1 < argc) codec = argv[++i];
         else if (!strcmp(argv[i], "--pace")) pace = 1;
+        else if (!strcmp(argv[i], "--stack") && i + 1 < argc) stack = strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "ph-heap: unknown argument %s\n", argv[i]);
             return 2;
         }
     }
     if (posthog_set_allocator(c_malloc, c_realloc, c_free) != POSTHOG_OK) return 2;
-    /* distinctive, so its mapping can be found (stack_used) */
-    const size_t stack = 256 * 1024 + 3 * 4096;
     char sbuf[32];
     snprintf(sbuf, sizeof sbuf, "%zu", stack);
     posthog_options_t *o = posthog_options_new();

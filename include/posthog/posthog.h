@@ -130,6 +130,34 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        flusher's working memory (1/8); the default holds a
  *                        burst of ~220k events of ~170 bytes even if nothing
  *                        is sent meanwhile [50331648]
+ *   memory_budget        bytes that bound everything the library allocates
+ *                        for events (unset: max_queue_bytes as above, today's
+ *                        speed). Split: the queue's ring 1/2 (an anonymous
+ *                        mapping whose pages are touched only as it is used:
+ *                        no prefault), sealed batches waiting to be sent 1/16,
+ *                        one compressor's state 3/16 (zlib windowBits and
+ *                        memLevel, zstd window and tables sized to fit; made
+ *                        when a batch opens, freed when it is sealed; one
+ *                        batch is open at a time), max_batch_bytes,
+ *                        max_event_bytes and max_ai_event_bytes a 32nd each
+ *                        (larger explicit values, or max_queue_bytes, are an
+ *                        error), batch text, output and spool buffers and the
+ *                        client's own structures the rest. Not in it: the
+ *                        transport (libcurl), thread stacks (thread_stack_size),
+ *                        feature-flag definitions. A capture that does not fit
+ *                        is refused (POSTHOG_E_QUEUE_FULL, counted), never
+ *                        silently lost. zstd needs about 200 KiB: below that
+ *                        the default compression is gzip (an explicit zstd is
+ *                        an error saying the least budget); br is refused.
+ *                        At least 131072 (128 KiB). README "Memory" has the
+ *                        measured table (tools/heap.sh) [unset]
+ *   thread_stack_size    stack of the flusher thread and of the flag
+ *                        definitions loader, in bytes; set explicitly so a
+ *                        client does not reserve RLIMIT_STACK (often 8 MiB) of
+ *                        address space per thread. The flusher uses ~16 KiB
+ *                        over HTTP (tools/heap.sh); the rest is margin for
+ *                        TLS and for log/drop callbacks, which run on it
+ *                        [262144]
  *   max_batch_bytes      uncompressed bytes per request [5242880]
  *   max_ai_event_bytes   serialised bytes per posthog_capture_ai event, as the
  *                        official SDKs' AI lane [8388608, at most a quarter

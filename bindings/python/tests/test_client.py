@@ -531,3 +531,17 @@ def test_exit_with_daemon_threads_capturing(server):
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr, r.stderr
     assert server.summary()["duplicate_uuids"] == 0
+
+
+def test_memory_budget(server, make_client):
+    # the C option, through the keyword: the queue's ring is half of it
+    from libposthog import _native
+
+    c = make_client(memory_budget=262144, capture_mode="v1")
+    lib = _native.load()
+    assert lib.posthog_get_stat(c._handle.ptr, b"memory_budget") == 262144
+    assert lib.posthog_get_stat(c._handle.ptr, b"queue_capacity_bytes") == 131072
+    for i in range(200):
+        c.capture("small", distinct_id="u", properties={"i": i})
+    c.flush()
+    assert len(server.events()) == 200
