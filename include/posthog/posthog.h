@@ -130,6 +130,34 @@ POSTHOG_API posthog_options_t *posthog_options_new(void);
  *                        flusher's working memory (1/8); the default holds a
  *                        burst of ~220k events of ~170 bytes even if nothing
  *                        is sent meanwhile [50331648]
+ *   memory_budget        bytes that bound everything the library allocates
+ *                        for events (unset: max_queue_bytes as above, today's
+ *                        speed). Split: the queue's ring 1/2 (an anonymous
+ *                        mapping whose pages are touched only as it is used:
+ *                        no prefault), sealed batches waiting to be sent 1/16,
+ *                        one compressor's state 3/16 (zlib windowBits and
+ *                        memLevel, zstd window and tables sized to fit; made
+ *                        when a batch opens, freed when it is sealed; one
+ *                        batch is open at a time), max_batch_bytes,
+ *                        max_event_bytes and max_ai_event_bytes a 32nd each
+ *                        (larger explicit values, or max_queue_bytes, are an
+ *                        error), batch text, output and spool buffers and the
+ *                        client's own structures the rest. Not in it: the
+ *                        transport (libcurl), thread stacks (thread_stack_size),
+ *                        feature-flag definitions. A capture that does not fit
+ *                        is refused (POSTHOG_E_QUEUE_FULL, counted), never
+ *                        silently lost. zstd needs about 200 KiB: below that
+ *                        the default compression is gzip (an explicit zstd is
+ *                        an error saying the least budget); br is refused.
+ *                        At least 131072 (128 KiB). README "Memory" has the
+ *                        measured table (tools/heap.sh) [unset]
+ *   thread_stack_size    stack of the flusher thread and of the flag
+ *                        definitions loader, in bytes; set explicitly so a
+ *                        client does not reserve RLIMIT_STACK (often 8 MiB) of
+ *                        address space per thread. The flusher uses ~16 KiB
+ *                        over HTTP (tools/heap.sh); the rest is margin for
+ *                        TLS and for log/drop callbacks, which run on it
+ *                        [262144]
  *   max_batch_bytes      uncompressed bytes per request [5242880]
  *   max_ai_event_bytes   serialised bytes per posthog_capture_ai event, as the
  *                        official SDKs' AI lane [8388608, at most a quarter
@@ -257,6 +285,31 @@ POSTHOG_API posthog_status_t posthog_options_set_ex(posthog_options_t *o, const 
 
 /* Frees an option set. NULL is a no-op. */
 POSTHOG_API void posthog_options_free(posthog_options_t *o);
+
+/*
+ * The allocator of everything the library allocates itself: its own
+ * structures, the queue's companions, batches, compressor state (zlib's
+ * zalloc, libzstd's customMem, libbrotli's alloc hooks) and cJSON's nodes.
+ * Call it once, before any other posthog_ function (including
+ * posthog_options_new); afterwards it returns POSTHOG_E_INVALID_ARG unless
+ * given the functions already installed. All three or none (NULL, NULL,
+ * NULL: the system's malloc, realloc and free). realloc_fn gets only
+ * pointers from malloc_fn/realloc_fn; the library never asks for 0 bytes.
+ *
+ * cJSON's hooks are process-wide: this installs the functions there too
+ * (cJSON_InitHooks), so an application that uses cJSON itself must not
+ * hold cJSON memory across this call. Still from the system: libcurl's
+ * allocations (the transport, outside memory_budget; an application that
+ * wants them can call curl_global_init_mem before its first client), the
+ * queue's ring (an anonymous mapping of its size, see memory_budget),
+ * thread stacks, and what libc allocates internally.
+ */
+typedef void *(*posthog_malloc_fn)(size_t size);
+typedef void *(*posthog_realloc_fn)(void *ptr, size_t size);
+typedef void (*posthog_free_fn)(void *ptr);
+POSTHOG_API posthog_status_t posthog_set_allocator(posthog_malloc_fn malloc_fn,
+                                                   posthog_realloc_fn realloc_fn,
+                                                   posthog_free_fn free_fn);
 
 /* Log levels for the log callback. */
 typedef enum posthog_log_level {
@@ -788,9 +841,11 @@ POSTHOG_API posthog_status_t posthog_get_stats(const posthog_client_t *c, postho
 
 /* One counter by name: each field of posthog_stats_t ("captured", "sent",
  * "spool_bytes", ...), "dropped_<reason>" for each drop reason, the
- * spool's "evicted" (storage_full + expired) and "corrupt_skipped", and
+ * spool's "evicted" (storage_full + expired) and "corrupt_skipped",
  * "network_down" (1 while posthog_set_network_state says so) and
- * "network_down_periods" (its up -> down transitions);
+ * "network_down_periods" (its up -> down transitions); and two sizes:
+ * "queue_capacity_bytes" (the queue's ring) and "memory_budget" (the
+ * option; 0 when unset);
  * UINT64_MAX for an unknown name. Convenient for bindings. */
 POSTHOG_API uint64_t posthog_get_stat(const posthog_client_t *c, const char *name);
 

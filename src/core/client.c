@@ -108,7 +108,7 @@ static void client_destroy(posthog_client_t *c) {
     posthog__flags_client_free(c);
     posthog__crash_ctx_free(c);
     posthog_options_free(c->o);
-    free(c);
+    posthog__aligned_free(c);
 }
 
 posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t errlen) {
@@ -133,7 +133,7 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
         posthog_options_free(o);
         return NULL;
     }
-    if ((uint64_t)PH_MAX(o->max_event_bytes, o->max_ai_event_bytes) > o->max_queue_bytes / 4) {
+    if ((uint64_t)PH_MAX(o->max_event_bytes, o->max_ai_event_bytes) > o->ring_bytes / 3) {
         set_err(errbuf, errlen,
                 "max_event_bytes and max_ai_event_bytes must be at most a quarter of "
                 "max_queue_bytes");
@@ -155,7 +155,7 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     pthread_once(&curl_once, curl_init_once);
     posthog__fork_init();
 
-    posthog_client_t *c = aligned_alloc(PH_CACHELINE, (sizeof *c + PH_CACHELINE - 1) &
+    posthog_client_t *c = posthog__aligned_alloc(PH_CACHELINE, (sizeof *c + PH_CACHELINE - 1) &
                                                           ~(size_t)(PH_CACHELINE - 1));
     if (!c) {
         set_err(errbuf, errlen, "out of memory");
@@ -175,10 +175,9 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     c->wake_threshold_busy =
         PH_MIN(PH_MAX(o->flush_at, PH_MIN(o->max_queue_size / 8, 4096u)),
                PH_MAX(o->max_queue_size / 2, 1u));
-    /* max_queue_bytes is the whole memory budget: 3/4 for the queue, 1/8
-     * for sealed batches waiting to be sent (flusher.c: pending_max), 1/8
-     * for the flusher's working memory (deflate state, buffers, curl) */
-    if (posthog__queue_init(&c->q, o->max_queue_bytes / 4 * 3, o->max_queue_size)) {
+    /* the ring's share of memory_budget or max_queue_bytes (options.c:
+     * resolve_budget; sealed batches: flusher.c pending_max) */
+    if (posthog__queue_init(&c->q, o->ring_bytes, o->max_queue_size)) {
         set_err(errbuf, errlen, "cannot allocate the queue");
         goto fail;
     }
@@ -502,6 +501,9 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
     if (!strcmp(name, "corrupt_skipped")) return s.dropped[POSTHOG_DROP_CORRUPT];
     if (!strcmp(name, "network_down")) return atomic_load(&((posthog_client_t *)c)->net_down) ? 1 : 0;
     if (!strcmp(name, "network_down_periods")) return ph_counter_get(&c->net_down_periods);
+    /* the memory split (memory_budget): sizes, not counters */
+    if (!strcmp(name, "queue_capacity_bytes")) return c->q.cap;
+    if (!strcmp(name, "memory_budget")) return c->o->memory_budget;
     if (!strncmp(name, "flags_", 6)) return posthog__flags_stat(c, name);
     return UINT64_MAX;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "posthog/posthog.h"
 
 #define PH_CACHELINE 64

@@ -52,6 +52,7 @@ posthog_options_t *posthog_options_new(void) {
     o->send_feature_flag_events = true;
     o->feature_flag_called_cache_size = 50000;
     o->poll_interval_ms = 30000;
+    o->thread_stack_size = PH_THREAD_STACK_DEFAULT;
     return o;
 }
 
@@ -295,7 +296,83 @@ static const num_opt_t num_opts[] = {
     NUM("feature_flags_request_max_retries", 0, 10, feature_flags_request_max_retries),
     NUM("feature_flag_called_cache_size", 0, 10000000, feature_flag_called_cache_size),
     NUM("poll_interval_ms", 1000, 86400000, poll_interval_ms),
+    NUM("memory_budget", PH_MEMORY_BUDGET_MIN, (uint64_t)16 << 30, memory_budget),
+    NUM("thread_stack_size", 64 * 1024, 64u << 20, thread_stack_size),
 };
+_Static_assert(sizeof num_opts / sizeof num_opts[0] <= 32, "num_set has a bit per option");
+
+static bool num_was_set(const posthog_options_t *o, const char *key) {
+    for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++)
+        if (!strcmp(num_opts[i].key, key)) return (o->num_set >> i) & 1u;
+    return false;
+}
+
+/* memory_budget B: the split documented in posthog.h. An explicit option
+ * that would not fit it is an error, not silently lowered. */
+static int resolve_budget(posthog_options_t *o, char *err, size_t errlen) {
+    uint64_t b = o->memory_budget;
+    if (!b) {
+        /* max_queue_bytes: 3/4 for the queue, 1/8 for sealed batches, 1/8
+         * for the flusher's working memory (compressors unbounded) */
+        o->ring_bytes = o->max_queue_bytes / 4 * 3;
+        o->pending_bytes = o->max_queue_bytes / 8;
+        o->codec_bytes = 0;
+        o->prefault = true;
+        return 0;
+    }
+    if (num_was_set(o, "max_queue_bytes")) {
+        snprintf(err, errlen,
+                 "options memory_budget and max_queue_bytes cannot both be set: memory_budget "
+                 "sizes the queue (half of it); set only one");
+        return -1;
+    }
+    uint64_t part = b / 32; /* largest batch text and event */
+    static const char *const limited[] = {"max_batch_bytes", "max_event_bytes",
+                                          "max_ai_event_bytes"};
+    for (int i = 0; i < 3; i++) {
+        uint64_t v = i == 0 ? o->max_batch_bytes : i == 1 ? o->max_event_bytes
+                                                          : o->max_ai_event_bytes;
+        if (num_was_set(o, limited[i]) && v > part) {
+            snprintf(err, errlen,
+                     "option %s=%llu does not fit memory_budget=%llu: expected at most %llu "
+                     "(a 32nd of the budget), or a larger memory_budget",
+                     limited[i], (unsigned long long)v, (unsigned long long)b,
+                     (unsigned long long)part);
+            return -1;
+        }
+    }
+    if (!num_was_set(o, "max_batch_bytes")) o->max_batch_bytes = part;
+    if (!num_was_set(o, "max_event_bytes")) o->max_event_bytes = (uint32_t)PH_MIN(part, 900 * 1024);
+    if (!num_was_set(o, "max_ai_event_bytes")) o->max_ai_event_bytes = (uint32_t)PH_MIN(part, 8u << 20);
+    o->max_queue_bytes = b;
+    o->ring_bytes = b / 2;
+    o->pending_bytes = b / 16;
+    o->codec_bytes = b / 16 * 3; /* one compressor at a time (flusher.c) */
+    o->prefault = false;         /* pages are touched only as the queue is used */
+    /* the compressor must fit its share: zstd's smallest context is ~37 KiB,
+     * so below ~200 KiB the default is gzip; br is not bounded */
+    ph_codec_kind_t k = (ph_codec_kind_t)o->compression;
+    int level = (int)(k == PH_CODEC_ZSTD ? o->zstd_level : o->gzip_level);
+    size_t need = posthog__codec_min_mem(k, level);
+    if (need > o->codec_bytes) {
+        if (!o->compression_set && k == PH_CODEC_ZSTD) {
+            o->compression = PH_CODEC_GZIP;
+            return 0;
+        }
+        if (k == PH_CODEC_BROTLI)
+            snprintf(err, errlen,
+                     "compression=br cannot be bounded by memory_budget: use zstd, gzip, "
+                     "deflate or none, or no memory_budget");
+        else
+            snprintf(err, errlen,
+                     "compression=%s at level %d needs memory_budget of at least %llu (its "
+                     "compressor gets 3/16 of it); memory_budget is %llu",
+                     posthog__codec_name(k), level,
+                     (unsigned long long)((need + 2) / 3 * 16), (unsigned long long)b);
+        return -1;
+    }
+    return 0;
+}
 
 typedef struct {
     const char *key;
@@ -377,6 +454,7 @@ posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key, c
         }
         if (d->width == 4) *(uint32_t *)((char *)o + d->off) = (uint32_t)x;
         else *(uint64_t *)((char *)o + d->off) = x;
+        o->num_set |= 1u << i;
         return POSTHOG_OK;
     }
     for (size_t i = 0; i < sizeof bool_opts / sizeof bool_opts[0]; i++) {
@@ -612,7 +690,7 @@ int posthog__options_resolve(posthog_options_t *o, char *err, size_t errlen) {
         return -1;
     }
     if (o->ca_bundle && check_ca_bundle(o->ca_bundle, err, errlen)) return -1;
-    return 0;
+    return resolve_budget(o, err, errlen); /* after compression's default */
 }
 
 int posthog__options_apply_env(posthog_options_t *o, char *err, size_t errlen, char *warn,

@@ -56,6 +56,14 @@ struct posthog_options {
     bool api_key_set, host_set;
     int log_level;      /* posthog_log_level_t, or 4: none */
     bool log_level_set; /* unset: warn (info with a callback; debug with debug=1) */
+    uint64_t memory_budget;      /* 0: none (max_queue_bytes splits as before) */
+    uint32_t thread_stack_size;  /* the flusher's and the flags loader's stacks */
+    uint32_t num_set;            /* bit i: num_opts[i] was set (options.c) */
+    /* resolved by posthog__options_resolve from memory_budget or max_queue_bytes */
+    uint64_t ring_bytes;    /* the queue's ring */
+    uint64_t pending_bytes; /* sealed batches waiting to be sent */
+    uint64_t codec_bytes;   /* each compressor's state (0: unbounded) */
+    bool prefault;          /* the flusher faults the ring's pages in ahead of the producers */
 
     posthog_log_fn log_fn;
     void *log_ud;
@@ -64,6 +72,10 @@ struct posthog_options {
     posthog_before_send_fn before_send_fn;
     void *before_send_ud;
 };
+
+/* memory_budget's least value, and the threads' default stack */
+#define PH_MEMORY_BUDGET_MIN (128u * 1024)
+#define PH_THREAD_STACK_DEFAULT (256u * 1024)
 
 /* log_level "none": above every level */
 #define PH_LOG_NONE 4

@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include "platform.h"
+#include "alloc.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -235,6 +235,7 @@ int posthog__builder_init_like(ph_builder_t *dst, const ph_builder_t *src) {
     if (posthog__builder_init(dst, src->proto, src->codec.kind, src->codec.level, "",
                               src->historical, src->ai, src->max_raw))
         return -1;
+    posthog__codec_limit(&dst->codec, src->codec.mem);
     if (src->prefix) {
         free((void *)dst->prefix);
         dst->prefix = strdup(src->prefix);

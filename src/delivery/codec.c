@@ -7,7 +7,11 @@
 #include <stdlib.h>
 
 #ifdef POSTHOG_HAVE_ZSTD
+/* ZSTD_customMem, ZSTD_createCCtx_advanced, the size estimates: exported by
+ * libzstd's shared library since 1.3 */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
+static const ZSTD_customMem zmem = {posthog__opaque_alloc, posthog__opaque_free, NULL};
 #endif
 #ifdef POSTHOG_HAVE_BROTLI
 #include <brotli/decode.h>
@@ -45,9 +49,25 @@ const char *posthog__codec_encoding(ph_codec_kind_t kind) {
     return kind == PH_CODEC_NONE ? NULL : names[kind];
 }
 
-static int zlib_bits(ph_codec_kind_t kind, bool raw) {
-    if (kind == PH_CODEC_GZIP) return raw ? -15 : 16 + 15;
-    return 15; /* deflate: zlib wrapper */
+static int zlib_bits(ph_codec_kind_t kind, bool raw, int wbits) {
+    if (kind == PH_CODEC_GZIP) return raw ? -wbits : 16 + wbits;
+    return wbits; /* deflate: zlib wrapper */
+}
+
+/* zlib's deflate needs (1 << (windowBits + 2)) + (1 << (memLevel + 9))
+ * bytes (zconf.h) plus its state (~6 KiB): the largest window (15 down to
+ * 9) whose memory fits `mem`, memLevel following it as 15/8 does. */
+void posthog__codec_zlib_params(size_t mem, int *wbits, int *mlevel) {
+    int w = 15, m = 8;
+    if (mem) {
+        for (; w > 9; w--) {
+            m = PH_MAX(1, PH_MIN(8, w - 7));
+            if (((size_t)1 << (w + 2)) + ((size_t)1 << (m + 9)) + PH_CODEC_ZLIB_STATE <= mem) break;
+        }
+        m = PH_MAX(1, PH_MIN(8, w - 7));
+    }
+    *wbits = w;
+    *mlevel = m;
 }
 
 int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw) {
@@ -57,34 +77,94 @@ int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw
     c->level = level;
     c->raw = raw && kind == PH_CODEC_GZIP;
     posthog__buf_init(&c->once, SIZE_MAX / 2);
-    if (kind == PH_CODEC_GZIP || kind == PH_CODEC_DEFLATE) {
-        if (deflateInit2(&c->z, level, Z_DEFLATED, zlib_bits(kind, c->raw), 8,
+    /* the compressor's state is made at the first write (see codec_make):
+     * an idle client holds none of it */
+    return posthog__codec_available(kind) ? 0 : -1;
+}
+
+void posthog__codec_limit(ph_codec_t *c, size_t mem) { c->mem = mem; }
+
+#ifdef POSTHOG_HAVE_ZSTD
+/* A streaming context's size with the level's parameters, the window (and
+ * the tables, never larger than it) at 2^w. */
+static size_t zstd_size(int level, unsigned w) {
+    ZSTD_compressionParameters q = ZSTD_getCParams(level, 0, 0);
+    q.windowLog = w;
+    q.hashLog = PH_MIN(q.hashLog, w);
+    q.chainLog = PH_MIN(q.chainLog, w);
+    q = ZSTD_adjustCParams(q, 0, 0);
+    return ZSTD_estimateCStreamSize_usingCParams(q);
+}
+
+/* Under a limit: the largest window (at most 2^20) whose context fits. */
+static void zstd_limit(ph_codec_t *c, ZSTD_CCtx *z) {
+    ZSTD_compressionParameters p = ZSTD_getCParams(c->level, 0, 0);
+    unsigned w = PH_MIN(p.windowLog, 20u);
+    while (w > ZSTD_WINDOWLOG_MIN && zstd_size(c->level, w) > c->mem) w--;
+    ZSTD_CCtx_setParameter(z, ZSTD_c_windowLog, (int)w);
+    ZSTD_CCtx_setParameter(z, ZSTD_c_hashLog, (int)PH_MIN(p.hashLog, w));
+    ZSTD_CCtx_setParameter(z, ZSTD_c_chainLog, (int)PH_MIN(p.chainLog, w));
+}
+#endif
+
+size_t posthog__codec_min_mem(ph_codec_kind_t kind, int level) {
+    if (kind == PH_CODEC_GZIP || kind == PH_CODEC_DEFLATE)
+        return ((size_t)1 << 11) + ((size_t)1 << 10) + PH_CODEC_ZLIB_STATE;
+#ifdef POSTHOG_HAVE_ZSTD
+    if (kind == PH_CODEC_ZSTD) return zstd_size(level, ZSTD_WINDOWLOG_MIN);
+#endif
+    if (kind == PH_CODEC_BROTLI) return SIZE_MAX; /* not bounded: see codec.h */
+    return 0;
+}
+
+#ifdef POSTHOG_HAVE_BROTLI
+static BrotliEncoderState *brotli_make(const ph_codec_t *c) {
+    BrotliEncoderState *e =
+        BrotliEncoderCreateInstance(posthog__opaque_alloc, posthog__opaque_free, NULL);
+    if (!e) return NULL;
+    BrotliEncoderSetParameter(e, BROTLI_PARAM_QUALITY, (uint32_t)PH_MIN(c->level, 11));
+    BrotliEncoderSetParameter(e, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT);
+    if (c->mem) {
+        /* the window's ring buffer is 2^lgwin; a quarter of the limit */
+        uint32_t lg = BROTLI_MIN_WINDOW_BITS;
+        while (lg < 22 && ((size_t)2 << lg) <= c->mem / 4) lg++;
+        BrotliEncoderSetParameter(e, BROTLI_PARAM_LGWIN, lg);
+    }
+    return e;
+}
+#endif
+
+/* Creates the compressor's state (first use, or after codec_free). */
+static int codec_make(ph_codec_t *c) {
+    if (c->ready || c->kind == PH_CODEC_NONE) return 0;
+    if (c->kind == PH_CODEC_GZIP || c->kind == PH_CODEC_DEFLATE) {
+        int w, m;
+        posthog__codec_zlib_params(c->mem, &w, &m);
+        memset(&c->z, 0, sizeof c->z);
+        c->z.zalloc = (alloc_func)posthog__zalloc;
+        c->z.zfree = (free_func)posthog__zfree;
+        if (deflateInit2(&c->z, c->level, Z_DEFLATED, zlib_bits(c->kind, c->raw, w), m,
                          Z_DEFAULT_STRATEGY) != Z_OK)
             return -1;
-        c->ready = true;
-    } else if (kind == PH_CODEC_ZSTD) {
+    } else if (c->kind == PH_CODEC_ZSTD) {
 #ifdef POSTHOG_HAVE_ZSTD
-        ZSTD_CCtx *z = ZSTD_createCCtx();
+        ZSTD_CCtx *z = ZSTD_createCCtx_advanced(zmem);
         if (!z) return -1;
-        ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level);
+        ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, c->level);
         ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0);
+        if (c->mem) zstd_limit(c, z);
         c->zs = z;
-        c->ready = true;
 #else
         return -1;
 #endif
-    } else if (kind == PH_CODEC_BROTLI) {
+    } else if (c->kind == PH_CODEC_BROTLI) {
 #ifdef POSTHOG_HAVE_BROTLI
-        BrotliEncoderState *e = BrotliEncoderCreateInstance(NULL, NULL, NULL);
-        if (!e) return -1;
-        BrotliEncoderSetParameter(e, BROTLI_PARAM_QUALITY, (uint32_t)PH_MIN(level, 11));
-        BrotliEncoderSetParameter(e, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT);
-        c->br = e;
-        c->ready = true;
+        if (!(c->br = brotli_make(c))) return -1;
 #else
         return -1;
 #endif
     }
+    c->ready = true;
     return 0;
 }
 
@@ -92,13 +172,11 @@ int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw
 /* A brotli encoder cannot be reset: a new stream is a new instance. */
 static int brotli_renew(ph_codec_t *c) {
     BrotliEncoderDestroyInstance(c->br);
-    c->br = BrotliEncoderCreateInstance(NULL, NULL, NULL);
+    c->br = brotli_make(c);
     if (!c->br) {
         c->ready = false;
         return -1;
     }
-    BrotliEncoderSetParameter(c->br, BROTLI_PARAM_QUALITY, (uint32_t)PH_MIN(c->level, 11));
-    BrotliEncoderSetParameter(c->br, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT);
     return 0;
 }
 
@@ -137,7 +215,21 @@ void posthog__codec_free(ph_codec_t *c) {
     if (c->kind == PH_CODEC_BROTLI) BrotliEncoderDestroyInstance(c->br);
     c->br = NULL;
 #endif
+    c->zs = NULL;
     c->ready = false;
+}
+
+void posthog__codec_release(ph_codec_t *c) {
+    posthog__buf_free(&c->once);
+    posthog__buf_init(&c->once, SIZE_MAX / 2);
+    if (!c->ready) return;
+    ph_codec_t keep = *c;
+    posthog__codec_free(c);
+    c->kind = keep.kind;
+    c->level = keep.level;
+    c->raw = keep.raw;
+    c->mem = keep.mem;
+    c->fresh = true;
 }
 
 void posthog__codec_reset(ph_codec_t *c) {
@@ -203,6 +295,7 @@ static int zstd_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, in
 
 int posthog__codec_write(ph_codec_t *c, ph_buf_t *out, const char *in, size_t n, int mode) {
     int rc = -1;
+    if (codec_make(c)) return -1;
     switch (c->kind) {
     case PH_CODEC_NONE:
         rc = posthog__buf_append(out, in, n);
@@ -235,7 +328,7 @@ int posthog__codec_decode(ph_codec_kind_t kind, bool raw, const char *in, size_t
     }
     if (kind == PH_CODEC_ZSTD) {
 #ifdef POSTHOG_HAVE_ZSTD
-        ZSTD_DCtx *d = ZSTD_createDCtx();
+        ZSTD_DCtx *d = ZSTD_createDCtx_advanced(zmem);
         if (!d) return -1;
         ZSTD_inBuffer ib = {in, n, 0};
         ZSTD_outBuffer ob = {out, out_len, 0};
@@ -252,19 +345,26 @@ int posthog__codec_decode(ph_codec_kind_t kind, bool raw, const char *in, size_t
     }
     if (kind == PH_CODEC_BROTLI) {
 #ifdef POSTHOG_HAVE_BROTLI
-        size_t got = out_len;
-        return BrotliDecoderDecompress(n, (const uint8_t *)in, &got, (uint8_t *)out) ==
-                           BROTLI_DECODER_RESULT_SUCCESS &&
-                       got == out_len
-                   ? 0
-                   : -1;
+        BrotliDecoderState *d =
+            BrotliDecoderCreateInstance(posthog__opaque_alloc, posthog__opaque_free, NULL);
+        if (!d) return -1;
+        size_t avail_in = n, avail_out = out_len;
+        const uint8_t *next_in = (const uint8_t *)in;
+        uint8_t *next_out = (uint8_t *)out;
+        BrotliDecoderResult r = BrotliDecoderDecompressStream(d, &avail_in, &next_in, &avail_out,
+                                                              &next_out, NULL);
+        BrotliDecoderDestroyInstance(d);
+        return r == BROTLI_DECODER_RESULT_SUCCESS && avail_out == 0 ? 0 : -1;
 #else
         return -1;
 #endif
     }
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, zlib_bits(kind, raw)) != Z_OK) return -1;
+    z.zalloc = (alloc_func)posthog__zalloc;
+    z.zfree = (free_func)posthog__zfree;
+    /* 15: decodes a stream made with any window */
+    if (inflateInit2(&z, zlib_bits(kind, raw, 15)) != Z_OK) return -1;
     z.next_in = (Bytef *)in;
     z.avail_in = (uInt)n;
     z.next_out = (Bytef *)out;

@@ -43,7 +43,12 @@ typedef struct {
                        * exactly the compressed size (no bound-sized buffer per batch, which
                        * glibc would mmap, shrink and unmap each time) */
     void *br; /* BrotliEncoderState */
+    size_t mem; /* 0, or the bytes its state and buffers may take (posthog__codec_limit) */
 } ph_codec_t;
+
+/* deflate's own state beside its window and hash tables (zlib 1.2: 5.8 KiB
+ * on 64-bit), rounded up */
+#define PH_CODEC_ZLIB_STATE 6144
 
 /* Whether the codec is faster given a whole body at once (PH_CODEC_END on
  * everything) than fed in chunks: zstd then compresses in one pass with
@@ -58,8 +63,23 @@ const char *posthog__codec_name(ph_codec_kind_t kind);
 /* The Content-Encoding value, NULL for none. */
 const char *posthog__codec_encoding(ph_codec_kind_t kind);
 
+/* Sets the codec up; its compressor state is created lazily, at the first
+ * write, so an idle client holds none. -1 when the codec is not built in. */
 int posthog__codec_init(ph_codec_t *c, ph_codec_kind_t kind, int level, bool raw);
+/* Before the first write: the bytes the compressor may take (0: no limit).
+ * zlib's windowBits/memLevel, zstd's window and tables and brotli's window
+ * are chosen to fit (posthog__codec_zlib_params). Output buffers are the
+ * caller's (bounded by the batch size). */
+void posthog__codec_limit(ph_codec_t *c, size_t mem);
+/* The least limit the codec can keep to (its smallest window and tables);
+ * SIZE_MAX for br, whose encoder's memory is not bounded here. */
+size_t posthog__codec_min_mem(ph_codec_kind_t kind, int level);
+/* zlib's windowBits and memLevel for a limit (0: 15 and 8). */
+void posthog__codec_zlib_params(size_t mem, int *wbits, int *mlevel);
 void posthog__codec_free(ph_codec_t *c);
+/* Frees the compressor's state and buffers but keeps the settings: the next
+ * write creates them again. */
+void posthog__codec_release(ph_codec_t *c);
 /* Starts a new stream (after END, or to abandon one). */
 void posthog__codec_reset(ph_codec_t *c);
 /* Compresses n bytes (n may be 0) and appends the output to out. -1 on

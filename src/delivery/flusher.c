@@ -272,6 +272,8 @@ static void seal_one(posthog_client_t *c, ph_flusher_t *f, ph_builder_t *bl) {
     b->end_pos = ph_queue_tail(&c->q);
     for (int i = 0; i < 2; i++)
         if (ph_builder_count(&f->bld[i])) b->end_pos = PH_MIN(b->end_pos, f->first_pos[i]);
+    /* under a memory_budget the compressor exists only while a batch is open */
+    if (c->o->memory_budget) posthog__codec_release(&bl->codec);
     if (c->spool && c->o->durability_always) b->file = write_file(c, b, true, true);
     ready_push_back(f, b);
     release_durable(c, f);
@@ -307,8 +309,9 @@ static size_t drain(posthog_client_t *c, ph_flusher_t *f, size_t max, int64_t no
         if (!r) break;
         ph_builder_t *bl = &f->bld[(r->flags & PH_REC_AI) ? 1 : 0];
         size_t jl = ph_rec_json_len_proto(r, bl->proto);
-        if (!posthog__builder_fits(bl, jl) || ph_builder_count(bl) >= f->max_batch_events)
-            seal(c, f);
+        if (!posthog__builder_fits(bl, jl) || ph_builder_count(bl) >= f->max_batch_events ||
+            (c->o->memory_budget && ph_builder_count(&f->bld[bl == &f->bld[0]])))
+            seal(c, f); /* under a memory_budget: one open batch (one compressor) at a time */
         int ai = bl == &f->bld[1];
         if (!ph_builder_count(bl)) f->first_pos[ai] = ph_queue_tail(&c->q);
         int rc = posthog__builder_add(bl, r, now_wall, now_mono);
@@ -849,7 +852,7 @@ static void flusher_main(posthog_client_t *c, ph_flusher_t *f) {
 
         size_t drained = drain(c, f, DRAIN_CHUNK, wall, now);
         relieve(c, f, now);
-        posthog__queue_prefault(&c->q, PREFAULT_AHEAD);
+        if (c->o->prefault) posthog__queue_prefault(&c->q, PREFAULT_AHEAD);
         uint64_t head = ph_queue_head(&c->q), tail = ph_queue_tail(&c->q);
         /* more: records are waiting and there is room to take them now */
         bool more = drained == DRAIN_CHUNK && f->ready_bytes < f->pending_max;
@@ -979,7 +982,7 @@ int posthog__flusher_start(posthog_client_t *c) {
     if (!f) return -1;
     const posthog_options_t *o = c->o;
     f->max_batch_events = o->max_batch_size;
-    f->pending_max = (size_t)(o->max_queue_bytes / 8); /* the rest of the budget: client.c */
+    f->pending_max = (size_t)o->pending_bytes; /* the budget's split: options.c */
     ph_proto_t proto = o->capture_v0 ? PH_PROTO_V0 : PH_PROTO_V1;
     const ph_protocol_t *p = ph_protocol(proto);
     resolve_sdk(f, o);
@@ -997,17 +1000,25 @@ int posthog__flusher_start(posthog_client_t *c) {
     for (int ai = 0; ai < 2; ai++)
         ok = ok && posthog__builder_init(&f->bld[ai], proto, codec, level, o->api_key,
                                          o->historical_migration, ai, o->max_batch_bytes) == 0;
+    for (int ai = 0; ai < 2 && ok; ai++) posthog__codec_limit(&f->bld[ai].codec, o->codec_bytes);
     if (!ok || posthog__http_init(&f->http, o)) {
         flusher_free(f);
         return -1;
     }
     f->net_up_seen = atomic_load(&c->net_up_seq);
     c->fl = f;
-    if (pthread_create(&c->thread, NULL, flusher_thread, c)) {
+    pthread_attr_t at;
+    int arc = pthread_attr_init(&at);
+    /* an explicit stack: the default (RLIMIT_STACK, often 8 MiB) reserves
+     * more address space than a small device may give (ulimit -v) */
+    if (!arc) arc = pthread_attr_setstacksize(&at, o->thread_stack_size);
+    if (arc || pthread_create(&c->thread, &at, flusher_thread, c)) {
+        if (!arc) pthread_attr_destroy(&at);
         flusher_free(f);
         c->fl = NULL;
         return -1;
     }
+    pthread_attr_destroy(&at);
     c->thread_running = true;
     return 0;
 }

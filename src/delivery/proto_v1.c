@@ -97,7 +97,7 @@ static struct ph_seen_slot *seen_find(ph_builder_t *b, const uint8_t u[16]) {
 }
 
 static int seen_grow(ph_builder_t *b) {
-    uint32_t cap = b->seen_cap ? b->seen_cap * 2 : 2048;
+    uint32_t cap = b->seen_cap ? b->seen_cap * 2 : 64; /* grows with the batch */
     struct ph_seen_slot *old = b->seen, *s = calloc(cap, sizeof *s);
     if (!s) return -1;
     uint32_t old_cap = b->seen_cap, gen = b->seen_gen;

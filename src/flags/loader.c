@@ -25,6 +25,7 @@ struct ph_loader {
     char *auth;          /* "Authorization: Bearer ..." */
     char *cache_path;    /* NULL without storage_path */
     uint32_t interval_ms;
+    uint32_t stack_size; /* thread_stack_size */
     int timeout_ms;
     ph_req_pool_t *pool;
     ph_loader_sink_t sink;
@@ -293,7 +294,7 @@ static void init_sync(ph_loader_t *l) {
 static int start_thread(ph_loader_t *l) {
     pthread_attr_t at;
     pthread_attr_init(&at);
-    pthread_attr_setstacksize(&at, 256 * 1024);
+    pthread_attr_setstacksize(&at, l->stack_size); /* the option; the default is 256 KiB */
     int rc = pthread_create(&l->th, &at, loader_main, l);
     pthread_attr_destroy(&at);
     if (rc == 0) l->running = true;
@@ -307,6 +308,7 @@ ph_loader_t *posthog__loader_start(const posthog_options_t *o, ph_req_pool_t *po
     l->pool = pool;
     l->sink = *sink;
     l->interval_ms = o->poll_interval_ms;
+    l->stack_size = o->thread_stack_size;
     l->timeout_ms = (int)o->request_timeout_ms;
     l->st.loaded_at_ms = -1;
     /* the project key goes in the query: percent-encode it */

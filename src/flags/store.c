@@ -30,7 +30,7 @@
 static _Thread_local unsigned slot_hint;
 
 ph_flags_store_t *posthog__flags_store_new(void) {
-    ph_flags_store_t *s = aligned_alloc(PH_CACHELINE, sizeof *s);
+    ph_flags_store_t *s = posthog__aligned_alloc(PH_CACHELINE, sizeof *s);
     if (!s) return NULL;
     memset(s, 0, sizeof *s);
     atomic_init(&s->cur, NULL);
@@ -127,5 +127,5 @@ void posthog__flags_store_free(ph_flags_store_t *s) {
     ph_flags_defs_t *old = atomic_exchange(&s->cur, NULL);
     drop(s, old);
     sweep(s); /* no readers remain: nothing is hazarded, all is freed */
-    free(s);
+    posthog__aligned_free(s);
 }

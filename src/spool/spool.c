@@ -427,8 +427,9 @@ int posthog__spool_open(ph_spool_t *s, const char *dir, uint64_t max_bytes, int6
     if (dfd < 0) return -1;
     /* absolute, so that a chdir() changes nothing (the crash handler
      * builds its paths from it) */
-    char *abs = realpath(dir, NULL);
-    s->dir = abs ? abs : strdup(dir);
+    char *abs = realpath(dir, NULL); /* the system's malloc: (free) */
+    s->dir = strdup(abs ? abs : dir);
+    (free)(abs);
     if (!s->dir) {
         close(dfd);
         errno = ENOMEM;

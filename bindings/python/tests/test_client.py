@@ -565,3 +565,17 @@ def test_network_state_down_holds_up_delivers(server, make_client):
     assert st["network_down"] == 0 and st["sent"] == 6 and st["retries"] == 0
     with pytest.raises(TypeError, match="True .network back. or False"):
         c.set_network_state("down")
+
+
+def test_memory_budget(server, make_client):
+    # the C option, through the keyword: the queue's ring is half of it
+    from libposthog import _native
+
+    c = make_client(memory_budget=262144, capture_mode="v1")
+    lib = _native.load()
+    assert lib.posthog_get_stat(c._handle.ptr, b"memory_budget") == 262144
+    assert lib.posthog_get_stat(c._handle.ptr, b"queue_capacity_bytes") == 131072
+    for i in range(200):
+        c.capture("small", distinct_id="u", properties={"i": i})
+    c.flush()
+    assert len(server.events()) == 200

@@ -335,6 +335,7 @@ class Posthog(FlagsMixin):
         storage_path: Optional[str] = None,
         durability: Optional[str] = None,
         max_queue_bytes: Optional[int] = None,
+        memory_budget: Optional[int] = None,
         capture_mode: Optional[Union[CaptureMode, str]] = None,
         capture_compression: Optional[Union[CaptureCompression, str]] = None,
         options: Optional[Mapping[str, Any]] = None,
@@ -438,6 +439,8 @@ class Posthog(FlagsMixin):
         opts["super_properties"] = json.dumps(lib_props)
         if max_queue_bytes is not None:
             opts["max_queue_bytes"] = int(max_queue_bytes)
+        if memory_budget is not None:
+            opts["memory_budget"] = int(memory_budget)
         if storage_path is not None:
             opts["storage_path"] = os.fspath(storage_path)
         if durability is not None:
