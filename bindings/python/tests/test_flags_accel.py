@@ -459,3 +459,31 @@ def test_accelerator_status():
     assert F.accelerator() and F.accelerator().endswith(".so")
     assert F.accelerator_status().startswith("on (")
     assert libposthog.flags.accelerator() == F.accelerator()
+
+
+def test_methods_patched_on_the_class_later_are_used(server, make_client, monkeypatch):
+    """mock.patch.object(Posthog, ...) after the client was made (a test suite
+    patching the module-level client's class) wins over the compiled methods,
+    as it does over the Python ones."""
+    set_definitions(server, DEFS)
+    c = make_client(secret_key=SECRET, poll_interval=60)
+    assert c.wait_for_flag_definitions(10)
+    assert "get_feature_flag" in c.__dict__
+    seen = []
+
+    def fake(self, key, distinct_id, **kw):
+        seen.append((key, distinct_id))
+        return "patched"
+
+    with monkeypatch.context() as m:
+        m.setattr(libposthog.Posthog, "get_feature_flag", fake)
+        assert c.get_feature_flag("mv", "u1") == "patched"
+        assert c.feature_enabled("mv", "u2") is True  # FlagsMixin's, through the patched one
+        assert seen == [("mv", "u1"), ("mv", "u2")]
+        m.setattr(libposthog.Posthog, "get_all_flags_and_payloads",
+                  lambda self, did, **kw: {"featureFlags": {"x": did}, "featureFlagPayloads": {}})
+        assert c.get_all_flags("u3") == {"x": "u3"}
+        m.setattr(libposthog.Posthog, "get_feature_flag_payload", lambda self, *a, **kw: 42)
+        assert c.get_feature_flag_payload("mv", "u1") == 42
+    assert c.get_feature_flag("mv", "u1", only_evaluate_locally=True) in ("a", "b", "вариант-✓")
+    assert c.get_feature_flag_payload("props", "u1", only_evaluate_locally=True) is None

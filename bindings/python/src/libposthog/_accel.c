@@ -92,6 +92,7 @@ static const char *const helper_names[H_N] = {
     "status_error", "payload_mismatch", "tls",
 };
 static PyObject *helpers[H_N];
+static PyObject *helper_str[H_SLOW_ALL_PAYLOADS + 1]; /* the five method names, interned */
 
 /* types the JSON converter handles besides JSON's own (exact types only) */
 static PyObject *t_datetime, *t_date, *t_decimal, *t_uuid;
@@ -508,7 +509,8 @@ static int parse_kw(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, 
     return 0;
 }
 
-/* The live Posthog object (borrowed), or NULL when it was collected. */
+/* The live Posthog object (borrowed), or NULL when it was collected. The
+ * methods call their _impl with a strong reference (client_call). */
 static PyObject *client_of(Flags *self) {
     NO_DEPRECATION_BEGIN
     PyObject *c = PyWeakref_GetObject(self->wclient);
@@ -516,9 +518,52 @@ static PyObject *client_of(Flags *self) {
     return (c && c != Py_None && self->ptr) ? c : NULL;
 }
 
+static PyObject *call_with(PyObject *fn, PyObject *client, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames, int override, PyObject *value);
+
+/* The method `which` as the client's class has it now, when that is not
+ * FlagsMixin's (patched on the class after the client was made, e.g. by
+ * mock.patch.object(Posthog, "feature_enabled")): a new reference; NULL
+ * when it is FlagsMixin's (or on error, with the exception set). */
+static PyObject *replaced(PyObject *client, int which) {
+    PyObject *cur = PyObject_GetAttr((PyObject *)Py_TYPE(client), helper_str[which]);
+    if (!cur || cur != helpers[which]) return cur;
+    Py_DECREF(cur);
+    return NULL;
+}
+
+/* The call as the client's class would answer it when it or a method it
+ * uses (`uses`, or -1) was replaced on the class: 1 and *out (NULL on
+ * error), else 0. */
+static int class_patched(PyObject *client, int which, int uses, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames, PyObject **out) {
+    PyObject *cur = replaced(client, which);
+    if (!cur && !PyErr_Occurred() && uses >= 0) {
+        cur = replaced(client, uses);
+        if (cur) { /* FlagsMixin's own method, which calls the replaced one */
+            Py_DECREF(cur);
+            cur = helpers[which];
+            Py_INCREF(cur);
+        }
+    }
+    if (!cur) {
+        if (!PyErr_Occurred()) return 0;
+        *out = NULL;
+        return 1;
+    }
+    *out = call_with(cur, client, args, nargs, kwnames, -1, NULL);
+    Py_DECREF(cur);
+    return 1;
+}
+
 /* helpers[fn](client, *args, **kwargs), with kwargs[override] = value when
  * override >= 0. */
 static PyObject *slow(int fn, PyObject *client, PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames, int override, PyObject *value) {
+    return call_with(helpers[fn], client, args, nargs, kwnames, override, value);
+}
+
+static PyObject *call_with(PyObject *fn, PyObject *client, PyObject *const *args, Py_ssize_t nargs,
                       PyObject *kwnames, int override, PyObject *value) {
     PyObject *t = PyTuple_New(nargs + 1), *kw = NULL, *r = NULL;
     if (!t) return NULL;
@@ -535,7 +580,7 @@ static PyObject *slow(int fn, PyObject *client, PyObject *const *args, Py_ssize_
             if (PyDict_SetItem(kw, PyTuple_GetItem(kwnames, i), args[nargs + i])) goto out;
         if (override >= 0 && PyDict_SetItem(kw, kw_str[override], value)) goto out;
     }
-    r = PyObject_Call(helpers[fn], t, kw);
+    r = PyObject_Call(fn, t, kw);
 out:
     Py_DECREF(t);
     Py_XDECREF(kw);
@@ -648,11 +693,13 @@ static int given(PyObject *v) { return v && v != Py_None; }
 enum { M_VALUE, M_ENABLED };
 
 /* get_feature_flag / feature_enabled */
-static PyObject *one_flag(Flags *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-                          int mode) {
+static PyObject *one_flag_impl(Flags *self, PyObject *client, PyObject *const *args,
+                               Py_ssize_t nargs, PyObject *kwnames, int mode) {
     int slow_fn = mode == M_VALUE ? H_SLOW_GET : H_SLOW_ENABLED;
-    PyObject *client = client_of(self);
-    if (!client) Py_RETURN_NONE; /* collected: its C client is gone */
+    PyObject *patched;
+    if (class_patched(client, slow_fn, mode == M_VALUE ? -1 : H_SLOW_GET, args, nargs, kwnames,
+                      &patched))
+        return patched;
     PyObject *kv[K_N];
     if (nargs != 2 || parse_kw(args, nargs, kwnames, KW_COMMON | KW(K_SEND), kv))
         return slow(slow_fn, client, args, nargs, kwnames, -1, NULL);
@@ -747,6 +794,16 @@ done:
     return out;
 }
 
+static PyObject *one_flag(Flags *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                          int mode) {
+    PyObject *client = client_of(self);
+    if (!client) Py_RETURN_NONE; /* collected: its C client is gone */
+    Py_INCREF(client);
+    PyObject *r = one_flag_impl(self, client, args, nargs, kwnames, mode);
+    Py_DECREF(client);
+    return r;
+}
+
 static PyObject *Flags_get_feature_flag(Flags *self, PyObject *const *args, Py_ssize_t nargs,
                                         PyObject *kwnames) {
     return one_flag(self, args, nargs, kwnames, M_VALUE);
@@ -817,10 +874,10 @@ static int evaluate(Flags *self, const char *did, call_t *c, posthog_flags_t **o
 /* get_feature_flag_payload(key, distinct_id, *, match_value, groups,
  * person_properties, group_properties, only_evaluate_locally,
  * send_feature_flag_events=False, disable_geoip, device_id) */
-static PyObject *Flags_get_feature_flag_payload(Flags *self, PyObject *const *args,
-                                                Py_ssize_t nargs, PyObject *kwnames) {
-    PyObject *client = client_of(self);
-    if (!client) Py_RETURN_NONE;
+static PyObject *payload_impl(Flags *self, PyObject *client, PyObject *const *args,
+                              Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *patched;
+    if (class_patched(client, H_SLOW_PAYLOAD, -1, args, nargs, kwnames, &patched)) return patched;
     PyObject *kv[K_N];
     if (nargs != 2 || parse_kw(args, nargs, kwnames, KW_COMMON | KW(K_SEND) | KW(K_MATCH), kv))
         return slow(H_SLOW_PAYLOAD, client, args, nargs, kwnames, -1, NULL);
@@ -915,6 +972,16 @@ done:
     return out;
 }
 
+static PyObject *Flags_get_feature_flag_payload(Flags *self, PyObject *const *args,
+                                                Py_ssize_t nargs, PyObject *kwnames) {
+    PyObject *client = client_of(self);
+    if (!client) Py_RETURN_NONE;
+    Py_INCREF(client);
+    PyObject *r = payload_impl(self, client, args, nargs, kwnames);
+    Py_DECREF(client);
+    return r;
+}
+
 /* {"featureFlags": {}, "featureFlagPayloads": {}} or {} */
 static PyObject *empty_all(int both) {
     if (!both) return PyDict_New();
@@ -932,11 +999,13 @@ static PyObject *empty_all(int both) {
 /* get_all_flags / get_all_flags_and_payloads(distinct_id, *, groups,
  * person_properties, group_properties, only_evaluate_locally, disable_geoip,
  * flag_keys_to_evaluate, device_id) */
-static PyObject *all_flags(Flags *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
-                           int both) {
+static PyObject *all_flags_impl(Flags *self, PyObject *client, PyObject *const *args,
+                                Py_ssize_t nargs, PyObject *kwnames, int both) {
     int slow_fn = both ? H_SLOW_ALL_PAYLOADS : H_SLOW_ALL;
-    PyObject *client = client_of(self);
-    if (!client) return empty_all(both);
+    PyObject *patched;
+    if (class_patched(client, slow_fn, both ? -1 : H_SLOW_ALL_PAYLOADS, args, nargs, kwnames,
+                      &patched))
+        return patched;
     PyObject *kv[K_N];
     if (nargs != 1 || parse_kw(args, nargs, kwnames, KW_COMMON | KW(K_FLAG_KEYS), kv))
         return slow(slow_fn, client, args, nargs, kwnames, -1, NULL);
@@ -1027,6 +1096,16 @@ done:
     call_free(&c);
     Py_DECREF(client);
     return out;
+}
+
+static PyObject *all_flags(Flags *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                           int both) {
+    PyObject *client = client_of(self);
+    if (!client) return empty_all(both);
+    Py_INCREF(client);
+    PyObject *r = all_flags_impl(self, client, args, nargs, kwnames, both);
+    Py_DECREF(client);
+    return r;
 }
 
 static PyObject *Flags_get_all_flags(Flags *self, PyObject *const *args, Py_ssize_t nargs,
@@ -1199,6 +1278,8 @@ PyMODINIT_FUNC PyInit__accel(void) {
     if (!m) return NULL;
     for (int k = 0; k < K_N; k++)
         if (!(kw_str[k] = PyUnicode_InternFromString(kw_names[k]))) goto fail;
+    for (int h = 0; h <= H_SLOW_ALL_PAYLOADS; h++)
+        if (!(helper_str[h] = PyUnicode_InternFromString(helper_names[h]))) goto fail;
     if (!(s_disabled = PyUnicode_InternFromString("disabled")) ||
         !(s_disable_geoip = PyUnicode_InternFromString("disable_geoip")) ||
         !(s_raise_after = PyUnicode_InternFromString("raise_after")) ||
