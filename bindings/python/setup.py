@@ -206,14 +206,32 @@ def _accel_skip_reason():
     if sys.version_info < (3, 10):
         return "CPython %d.%d < 3.10 (its stable ABI lacks what it needs)" % sys.version_info[:2]
     if _accel_include() is None:
-        return "include/posthog/posthog.h not found (no repository or csrc/)"
+        return ("include/posthog/posthog.h not found (not in the repository or an sdist, and "
+                "nothing beside $LIBPOSTHOG_BUILD_DIR / $LIBPOSTHOG_PATH)")
     return None
 
 
 def _accel_include():
-    for d in (SDIST_CSRC, REPO):
-        if (d / "include" / "posthog" / "posthog.h").is_file():
-            return d / "include"
+    """The directory holding posthog/posthog.h: the sdist's csrc/ or the
+    repository, else the sources of $LIBPOSTHOG_BUILD_DIR (its CMake cache
+    names them), else the prefix of $LIBPOSTHOG_PATH (<prefix>/lib/.. ->
+    <prefix>/include)."""
+    dirs = [SDIST_CSRC / "include", REPO / "include"]
+    bd = os.environ.get("LIBPOSTHOG_BUILD_DIR")
+    if bd:
+        try:
+            for line in (Path(bd) / "CMakeCache.txt").read_text(errors="replace").splitlines():
+                if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
+                    dirs.append(Path(line.split("=", 1)[1]) / "include")
+        except OSError:
+            pass
+    lp = os.environ.get("LIBPOSTHOG_PATH")
+    if lp:
+        p = Path(lp).resolve()
+        dirs.append((p if p.is_dir() else p.parent).parent / "include")
+    for d in dirs:
+        if (d / "posthog" / "posthog.h").is_file():
+            return d
     return None
 
 

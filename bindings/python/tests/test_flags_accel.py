@@ -487,3 +487,14 @@ def test_methods_patched_on_the_class_later_are_used(server, make_client, monkey
         assert c.get_feature_flag_payload("mv", "u1") == 42
     assert c.get_feature_flag("mv", "u1", only_evaluate_locally=True) in ("a", "b", "вариант-✓")
     assert c.get_feature_flag_payload("props", "u1", only_evaluate_locally=True) is None
+
+
+def test_signatures_match_the_python_methods(pair):
+    import inspect
+
+    fast, ref = pair
+    for name in F._ACCEL_METHODS:
+        got = inspect.signature(getattr(fast, name))
+        want = inspect.signature(getattr(ref, name))
+        assert [(p.name, p.kind, p.default) for p in got.parameters.values()] == \
+            [(p.name, p.kind, p.default) for p in want.parameters.values()], name

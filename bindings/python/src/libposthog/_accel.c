@@ -610,6 +610,8 @@ static PyObject *failed(PyObject *client, PyObject *dflt) {
 
 /* Options common to every call; 0, 1 (the Python path takes the call) or
  * -1 (exception set). */
+static PyObject *client_attr(PyObject *client, PyObject *name);
+
 static int common_options(Flags *self, PyObject *client, PyObject **kv, call_t *c) {
     (void)self;
     if (call_dict(c, 0, kv[K_PERSON], s_person_properties) ||
@@ -622,7 +624,7 @@ static int common_options(Flags *self, PyObject *client, PyObject **kv, call_t *
     }
     PyObject *geo = kv[K_GEOIP];
     PyObject *own = NULL;
-    if (!geo || geo == Py_None) geo = own = PyObject_GetAttr(client, s_disable_geoip);
+    if (!geo || geo == Py_None) geo = own = client_attr(client, s_disable_geoip);
     if (!geo) return -1;
     int t = tristate(geo);
     Py_XDECREF(own);
@@ -637,9 +639,28 @@ static int common_options(Flags *self, PyObject *client, PyObject **kv, call_t *
     return 0;
 }
 
+/* client.<name> (a new reference, NULL with the exception set): from the
+ * instance __dict__ when it is there (a plain attribute, as Posthog sets
+ * them: no class lookup), else by the normal attribute lookup. */
+static PyObject *client_attr(PyObject *client, PyObject *name) {
+    PyObject *d = PyObject_GenericGetDict(client, NULL);
+    if (!d) {
+        PyErr_Clear();
+        return PyObject_GetAttr(client, name);
+    }
+    PyObject *v = PyDict_GetItemWithError(d, name);
+    Py_DECREF(d);
+    if (v) {
+        Py_INCREF(v);
+        return v;
+    }
+    if (PyErr_Occurred()) return NULL;
+    return PyObject_GetAttr(client, name);
+}
+
 /* client.disabled: 1, 0, or -1 (exception set) */
 static int is_disabled(PyObject *client) {
-    PyObject *d = PyObject_GetAttr(client, s_disabled);
+    PyObject *d = client_attr(client, s_disabled);
     if (!d) return -1;
     int r = PyObject_IsTrue(d);
     Py_DECREF(d);
@@ -1159,15 +1180,15 @@ static void Flags_dealloc(Flags *self) {
 #define FASTKW (METH_FASTCALL | METH_KEYWORDS)
 static PyMethodDef Flags_methods[] = {
     {"get_feature_flag", (PyCFunction)(void (*)(void))Flags_get_feature_flag, FASTKW,
-     "Posthog.get_feature_flag, compiled (same arguments and results)."},
+     "get_feature_flag($self, key, distinct_id, *, groups=None, person_properties=None, group_properties=None, only_evaluate_locally=False, send_feature_flag_events=None, disable_geoip=None, device_id=None)\n--\n\nPosthog.get_feature_flag, compiled (same arguments and results)."},
     {"feature_enabled", (PyCFunction)(void (*)(void))Flags_feature_enabled, FASTKW,
-     "Posthog.feature_enabled, compiled (same arguments and results)."},
+     "feature_enabled($self, key, distinct_id, *, groups=None, person_properties=None, group_properties=None, only_evaluate_locally=False, send_feature_flag_events=None, disable_geoip=None, device_id=None)\n--\n\nPosthog.feature_enabled, compiled (same arguments and results)."},
     {"get_feature_flag_payload", (PyCFunction)(void (*)(void))Flags_get_feature_flag_payload,
-     FASTKW, "Posthog.get_feature_flag_payload, compiled (same arguments and results)."},
+     FASTKW, "get_feature_flag_payload($self, key, distinct_id, *, match_value=None, groups=None, person_properties=None, group_properties=None, only_evaluate_locally=False, send_feature_flag_events=False, disable_geoip=None, device_id=None)\n--\n\nPosthog.get_feature_flag_payload, compiled (same arguments and results)."},
     {"get_all_flags", (PyCFunction)(void (*)(void))Flags_get_all_flags, FASTKW,
-     "Posthog.get_all_flags, compiled (same arguments and results)."},
+     "get_all_flags($self, distinct_id, *, groups=None, person_properties=None, group_properties=None, only_evaluate_locally=False, disable_geoip=None, flag_keys_to_evaluate=None, device_id=None)\n--\n\nPosthog.get_all_flags, compiled (same arguments and results)."},
     {"get_all_flags_and_payloads", (PyCFunction)(void (*)(void))Flags_get_all_flags_and_payloads,
-     FASTKW, "Posthog.get_all_flags_and_payloads, compiled (same arguments and results)."},
+     FASTKW, "get_all_flags_and_payloads($self, distinct_id, *, groups=None, person_properties=None, group_properties=None, only_evaluate_locally=False, disable_geoip=None, flag_keys_to_evaluate=None, device_id=None)\n--\n\nPosthog.get_all_flags_and_payloads, compiled (same arguments and results)."},
     {"detach", (PyCFunction)Flags_detach, METH_NOARGS,
      "Forget the C client (it is being freed): later calls answer as for a gone client."},
     {NULL, NULL, 0, NULL},

@@ -14,6 +14,7 @@ and frees it (``posthog_flags_free``) when the last view of it is collected.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
 import logging
 import os
@@ -857,7 +858,7 @@ def _load_accel() -> "tuple[Any, str]":
     if os.environ.get("LIBPOSTHOG_NO_ACCEL", "") not in ("", "0"):
         return None, "LIBPOSTHOG_NO_ACCEL is set"
     try:
-        from . import _accel as mod  # noqa: PLC0415
+        mod = importlib.import_module(__name__.rpartition(".")[0] + "._accel")
     except ImportError as e:
         return None, "not built (%s)" % e
     return mod, ""
