@@ -498,3 +498,43 @@ def test_signatures_match_the_python_methods(pair):
         want = inspect.signature(getattr(ref, name))
         assert [(p.name, p.kind, p.default) for p in got.parameters.values()] == \
             [(p.name, p.kind, p.default) for p in want.parameters.values()], name
+
+
+def test_threads_get_the_answers_of_one_thread(pair, server):
+    """Concurrent compiled calls (local ones keep the GIL, those that may go
+    to the server release it) answer as the ctypes client does on one
+    thread, and each exposure is captured once."""
+    import threading
+
+    fast, ref = pair
+    set_flags(server, {"featureFlags": {"needs-prop": "remote-variant"}})
+    rng = random.Random(5)
+    work = []
+    for i in range(40):
+        did, pp, _, _ = person(rng, i)
+        pp = {k: v for k, v in pp.items() if not k.startswith("extra_")}
+        for key in ("rollout-30", "mv", "props", "needs-prop"):
+            work.append((key, did, pp))
+    want = [ref.get_feature_flag(k, d, person_properties=p, send_feature_flag_events=False)
+            for k, d, p in work]
+    server.reset()
+    set_flags(server, {"featureFlags": {"needs-prop": "remote-variant"}})
+    got = {}
+    errors = []
+
+    def run(t):
+        try:
+            got[t] = [fast.get_feature_flag(k, d, person_properties=p) for k, d, p in work]
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(got[t] == want for t in range(4))
+    ev = called_events(server, fast)
+    keys = [(e["distinct_id"], e["properties"]["$feature_flag"]) for e in ev]
+    assert len(keys) == len(set(keys)) == len(set((d, k) for k, d, _ in work))
