@@ -14,6 +14,13 @@ perf_counter_ns, over rotating persons):
           for all100 (ITERATIONS/20 calls)
   engine  posthog-python only: Client._compute_flag_locally on the loaded
           definitions (its evaluation engine without the public wrapper)
+  overhead  libposthog only: "floor", the harness's own cost per timed call
+          (the same closure returning at once), and "disabled", the
+          binding's fixed cost (get_feature_flag with the same arguments on
+          a disabled client: call, argument checks, no evaluation)
+libposthog runs with its compiled flags accelerator when the installed
+package has one, unless LIBPOSTHOG_NO_ACCEL=1 (the ctypes path); the line
+says which ("accelerator").
 Prints ONE JSON line. When the module has no local flag evaluation (the
 libposthog binding before its flags API) the line is {"unsupported": why}
 and the exit status 3, which run.py reports as n/a.
@@ -51,6 +58,27 @@ def timed(fn, persons, iters, warm):
         if v is None:
             undecided += 1
     return stats(out), undecided
+
+
+def overhead(Client, url, persons, iters):
+    """The harness's floor and the binding's fixed cost per call (see the
+    module doc), timed like the api rows."""
+    out = {}
+
+    def floor(p):
+        return p["distinct_id"], p["person_properties"], True
+    out["floor"], _ = timed(floor, persons, iters, min(iters, 2000))
+    off = Client("phc_bench_flags", host=url, disabled=True)
+    try:
+        def disabled(p):
+            off.get_feature_flag("rollout", p["distinct_id"],
+                                 person_properties=p["person_properties"],
+                                 only_evaluate_locally=True, send_feature_flag_events=False)
+            return True
+        out["disabled"], _ = timed(disabled, persons, iters, min(iters, 2000))
+    finally:
+        off.shutdown()
+    return out
 
 
 def unsupported(why):
@@ -93,6 +121,9 @@ def main():
             return unsupported("%s %s: definitions not loaded / not evaluated locally"
                                % (modname, version))
         res = {"client": modname, "version": version, "api": {}, "engine": {}, "undecided": 0}
+        fl = getattr(mod, "flags", None)
+        if modname == "libposthog" and hasattr(fl, "accelerator_status"):
+            res["accelerator"] = fl.accelerator_status()
         for w in WORKLOADS:
             def fn(p, w=w):
                 return client.get_feature_flag(w, p["distinct_id"],
@@ -109,6 +140,9 @@ def main():
             return r if r is not None and len(r) == nflags else None
         res["api"]["all100"], u = timed(fn_all, persons, all_iters, 50)
         res["undecided"] += u
+
+        if modname == "libposthog":
+            res["overhead"] = overhead(Client, url, persons, iters)
 
         compute = getattr(client, "_compute_flag_locally", None)
         snap_fn = getattr(client, "_local_evaluation_snapshot", None)

@@ -6,8 +6,9 @@ then runs, on the same definitions file:
   ph-bench-flags            libposthog from C: engine and public API rows,
                             capture cost without/with flags
   flags_bench.py posthog    posthog-python (public API and its engine)
-  flags_bench.py libposthog libposthog's Python binding (n/a until it has
-                            local flag evaluation)
+  flags_bench.py libposthog libposthog's Python binding with its compiled
+                            flags accelerator, and again with
+                            LIBPOSTHOG_NO_ACCEL=1 (the ctypes path)
   flags_bench.js            posthog-node
 and reports, per workload, the median over the rounds of each client's p50
 and p99, the ratios to posthog-python and posthog-node, and the issue's
@@ -80,7 +81,11 @@ def run_flags(a, Server, run_proc, last_json, log):
         "python": ([a.python, os.path.join(HERE, "flags_bench.py"), "posthog", defs_path, "{url}",
                     str(iters_py)] if a.python else None, None),
         "py-binding": ([a.python, os.path.join(HERE, "flags_bench.py"), "libposthog", defs_path,
-                        "{url}", str(iters_py)] if a.python else None, None),
+                        "{url}", str(iters_py)] if a.python else None,
+                       {k: v for k, v in os.environ.items() if k != "LIBPOSTHOG_NO_ACCEL"}),
+        "py-ctypes": ([a.python, os.path.join(HERE, "flags_bench.py"), "libposthog", defs_path,
+                       "{url}", str(iters_py)] if a.python else None,
+                      dict(os.environ, LIBPOSTHOG_NO_ACCEL="1")),
         "node": (["node", os.path.join(HERE, "flags_bench.js"), defs_path, "{url}",
                   str(iters_node)] if a.node_modules and os.path.isdir(
                       os.path.join(a.node_modules, "posthog-node")) else None,
@@ -135,7 +140,9 @@ def run_flags(a, Server, run_proc, last_json, log):
                 (runs["node"][0]["version"] if runs["node"] else "n/a")))
     L.append("")
     cols = [("c", "engine", "C engine"), ("c", "api", "C public API"),
-            ("py-binding", "api", "Python binding"), ("python", "engine", "posthog-python engine"),
+            ("py-binding", "api", "Python binding"),
+            ("py-ctypes", "api", "Python binding, ctypes"),
+            ("python", "engine", "posthog-python engine"),
             ("python", "api", "posthog-python"), ("node", "api", "posthog-node")]
     L.append("| workload | " + " | ".join(c[2] for c in cols) + " |")
     L.append("|---" * (len(cols) + 1) + "|")
@@ -152,15 +159,28 @@ def run_flags(a, Server, run_proc, last_json, log):
     L.append("Ratios (p50; how many times faster than the peer):")
     L.append("")
     L.append("| workload | C engine vs posthog-python engine | C API vs posthog-python | "
-             "C API vs posthog-node | Python binding vs posthog-python |")
-    L.append("|---|---|---|---|---|")
+             "C API vs posthog-node | Python binding vs posthog-python | "
+             "Python binding, ctypes, vs posthog-python |")
+    L.append("|---|---|---|---|---|---|")
     for w, label in WORKLOADS:
-        L.append("| %s | %s | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s | %s |" % (
             label, _ratio(get("python", "engine", w, "p50_ns"), get("c", "engine", w, "p50_ns")),
             _ratio(get("python", "api", w, "p50_ns"), get("c", "api", w, "p50_ns")),
             _ratio(get("node", "api", w, "p50_ns"), get("c", "api", w, "p50_ns")),
-            _ratio(get("python", "api", w, "p50_ns"), get("py-binding", "api", w, "p50_ns"))))
+            _ratio(get("python", "api", w, "p50_ns"), get("py-binding", "api", w, "p50_ns")),
+            _ratio(get("python", "api", w, "p50_ns"), get("py-ctypes", "api", w, "p50_ns"))))
     L.append("")
+    acc = [x.get("accelerator") for x in runs["py-binding"] if x.get("accelerator")]
+    if acc:
+        L.append("Python binding: flags accelerator %s. Its fixed cost per call (p50, "
+                 "get_feature_flag on a disabled client: call and argument checks): %s with "
+                 "the accelerator, %s with ctypes; the harness's own floor per timed call: "
+                 "%s." % (acc[0], _ns(get("py-binding", "overhead", "disabled", "p50_ns")),
+                          _ns(get("py-ctypes", "overhead", "disabled", "p50_ns")),
+                          _ns(get("py-binding", "overhead", "floor", "p50_ns"))))
+        if not acc[0].startswith("on"):
+            L.append("**The Python binding row ran without its accelerator.**")
+        L.append("")
     floor = get("c", "engine", "hash_floor", "p50_ns")
     if floor is not None:
         L.append("The C engine's floor for a rollout-only flag: one bucketing hash (portable "

@@ -7,6 +7,9 @@
 #                         tools/posthog-ingest-server [<repo>/build]
 #   LIBPOSTHOG_PY_VENV    venv to create/reuse [$LIBPOSTHOG_BUILD_DIR/py-venv]
 #   PYTHON                interpreter for the venv [python3]
+#   LIBPOSTHOG_NO_ACCEL=1 build and test without the compiled flags accelerator
+#                         (else the installed package must have it, and the
+#                         flags tests run both with it and with ctypes)
 # Exits non-zero when anything fails, including pytest collecting no tests.
 set -euo pipefail
 
@@ -51,6 +54,15 @@ case "$bundled" in
   "$venv"/*) log "library: $bundled" ;;
   *) log "error: the installed package loads $bundled, not its bundled copy"; exit 1 ;;
 esac
+
+accel="$(cd / && "$vpy" -c 'import libposthog.flags as f; print(f.accelerator_status())')"
+log "flags accelerator: $accel"
+if [ "${LIBPOSTHOG_NO_ACCEL:-0}" = 0 ]; then
+  case "$accel" in
+    on*) export LIBPOSTHOG_REQUIRE_ACCEL=1 ;;  # its tests must run, not skip
+    *) log "error: the installed package has no flags accelerator (see pip's output)"; exit 1 ;;
+  esac
+fi
 
 export LIBPOSTHOG_BUILD_DIR="$build" LIBPOSTHOG_INGEST_SERVER="$server"
 cd "$here"

@@ -1,7 +1,8 @@
-"""Build hook: bundles the libposthog shared library into the package.
+"""Build hook: bundles the libposthog shared library into the package, and
+builds the optional flags accelerator.
 
-Pure Python otherwise (ctypes, no compiled extension), but the wheel carries
-the platform-specific libposthog.so, so `pip install ./bindings/python` (or of
+The binding is ctypes; the wheel carries the platform-specific
+libposthog.so, so `pip install ./bindings/python` (or of
 an sdist built from it) is the only step. At build time the library is taken
 from, in order:
 
@@ -22,16 +23,29 @@ compiler (they need the run-time libraries: libcurl, libcjson, zlib, ...).
 
 Environment for the CMake build: CMAKE [cmake], LIBPOSTHOG_CMAKE_ARGS (extra
 arguments, split like a shell), LIBPOSTHOG_JOBS [2] (build parallelism).
+
+The accelerator (libposthog._accel, src/libposthog/_accel.c) is a CPython
+extension of the feature-flag calls built with the stable ABI
+(Py_LIMITED_API 3.10: the wheel is tagged cp310-abi3 and serves every
+CPython >= 3.10). It needs a C compiler, the Python headers and
+include/posthog/posthog.h (from the repository or the sdist's csrc/); it
+does not link against libposthog (flags.py hands it the loaded library's
+functions). It is optional: without a compiler, on CPython < 3.10 or other
+interpreters, or with LIBPOSTHOG_NO_ACCEL=1, the package is built without it
+and the flag calls go through ctypes as before.
 """
 
 import os
+import platform
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 from setuptools.dist import Distribution
@@ -174,8 +188,80 @@ class BinaryDistribution(Distribution):
     """The wheel holds a platform-specific .so, so it is not 'pure'."""
 
     def has_ext_modules(self):
-        return _bundling()
+        return _bundling() or super().has_ext_modules()
 
 
-setup(cmdclass={"build_py": BuildPyWithLib, "sdist": SdistWithCSources},
-      distclass=BinaryDistribution)
+# ------------------------------------------------------------------ accelerator
+
+ACCEL_SOURCE = "src/libposthog/_accel.c"
+ACCEL_LIMITED_API = (0x030A0000, "cp310")
+
+
+def _accel_skip_reason():
+    """Why the accelerator is not built, or None."""
+    if os.environ.get("LIBPOSTHOG_NO_ACCEL", "") not in ("", "0"):
+        return "LIBPOSTHOG_NO_ACCEL is set"
+    if platform.python_implementation() != "CPython":
+        return "not CPython (%s)" % platform.python_implementation()
+    if sys.version_info < (3, 10):
+        return "CPython %d.%d < 3.10 (its stable ABI lacks what it needs)" % sys.version_info[:2]
+    if _accel_include() is None:
+        return ("include/posthog/posthog.h not found (not in the repository or an sdist, and "
+                "nothing beside $LIBPOSTHOG_BUILD_DIR / $LIBPOSTHOG_PATH)")
+    return None
+
+
+def _accel_include():
+    """The directory holding posthog/posthog.h: the sdist's csrc/ or the
+    repository, else the sources of $LIBPOSTHOG_BUILD_DIR (its CMake cache
+    names them), else the prefix of $LIBPOSTHOG_PATH (<prefix>/lib/.. ->
+    <prefix>/include)."""
+    dirs = [SDIST_CSRC / "include", REPO / "include"]
+    bd = os.environ.get("LIBPOSTHOG_BUILD_DIR")
+    if bd:
+        try:
+            for line in (Path(bd) / "CMakeCache.txt").read_text(errors="replace").splitlines():
+                if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
+                    dirs.append(Path(line.split("=", 1)[1]) / "include")
+        except OSError:
+            pass
+    lp = os.environ.get("LIBPOSTHOG_PATH")
+    if lp:
+        p = Path(lp).resolve()
+        dirs.append((p if p.is_dir() else p.parent).parent / "include")
+    for d in dirs:
+        if (d / "posthog" / "posthog.h").is_file():
+            return d
+    return None
+
+
+class BuildExtOptional(build_ext):
+    """Builds the accelerator when it can; a failure (no compiler, no Python
+    headers) leaves the package without it, with the reason in the log."""
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as e:  # noqa: BLE001 - any compiler failure
+            self.warn("libposthog: the flags accelerator (%s) was not built: %s; the flag "
+                      "calls use ctypes" % (ext.name, e))
+
+
+def _ext_modules():
+    why = _accel_skip_reason()
+    if why is not None:
+        print("libposthog: flags accelerator not built: %s" % why, file=sys.stderr)
+        return [], {}
+    ext = Extension(
+        "libposthog._accel", [ACCEL_SOURCE],
+        include_dirs=[str(_accel_include())],
+        define_macros=[("Py_LIMITED_API", "0x%08X" % ACCEL_LIMITED_API[0])],
+        py_limited_api=True,
+    )
+    return [ext], {"bdist_wheel": {"py_limited_api": ACCEL_LIMITED_API[1]}}
+
+
+_exts, _options = _ext_modules()
+setup(cmdclass={"build_py": BuildPyWithLib, "sdist": SdistWithCSources,
+                "build_ext": BuildExtOptional},
+      distclass=BinaryDistribution, ext_modules=_exts, options=_options)

@@ -5,7 +5,9 @@
 #   2. an sdist built from it -> a wheel (built from the sdist alone, which
 #      carries the C sources), installed into another fresh venv with CMake
 #      and the compiler made unusable: the wheel carries the library
-# Each install must load its own bundled copy and create a working client.
+# Each install must load its own bundled copy, create a working client, and
+# have the compiled flags accelerator (libposthog._accel) inside the venv,
+# used by the client's flag calls.
 #
 # Usage: bindings/python/test_install.sh     (PYTHON [python3], WORK [mktemp -d])
 # Needs a C compiler, CMake, the C library's -dev packages and PyPI access
@@ -32,9 +34,15 @@ assert path.startswith(venv + "/"), "loads %s, not the copy bundled in %s" % (pa
 c = libposthog.Posthog("phc_install_check", host="http://127.0.0.1:9", send=False)
 assert not c.disabled, "the client is disabled"
 assert c.capture("installed", distinct_id="u1") is not None
+accel = libposthog.flags.accelerator()
+assert accel and accel.startswith(venv + "/"), \
+    "no flags accelerator in %s: %s" % (venv, libposthog.flags.accelerator_status())
+gff = c.__dict__.get("get_feature_flag")
+assert type(gff).__name__ == "builtin_function_or_method", "flag calls not accelerated: %r" % gff
+assert c.get_feature_flag("f", "u1", only_evaluate_locally=True) is None
 c.shutdown()
-print("python-install: ok: libposthog %s (C %s) from %s"
-      % (libposthog.VERSION, libposthog.library_version(), path))
+print("python-install: ok: libposthog %s (C %s) from %s, accelerator %s"
+      % (libposthog.VERSION, libposthog.library_version(), path, accel))
 PY
   )
 }
@@ -66,6 +74,9 @@ wheel=$(ls "$work"/wheels/libposthog-*.whl)
 grep -q 'libposthog/_lib/libposthog.so.0' "$work/wheel.list" ||
   { log "FAIL: $(basename "$wheel") carries no libposthog.so.0"; exit 1; }
 case $(basename "$wheel") in *-none-any.whl) log "FAIL: $(basename "$wheel") is tagged pure"; exit 1 ;; esac
+grep -q 'libposthog/_accel.abi3.so' "$work/wheel.list" ||
+  { log "FAIL: $(basename "$wheel") carries no flags accelerator (_accel.abi3.so)"; exit 1; }
+case $(basename "$wheel") in *-cp310-abi3-*.whl) ;; *) log "FAIL: $(basename "$wheel") is not tagged cp310-abi3"; exit 1 ;; esac
 log "built $(basename "$wheel")"
 "$python" -m venv "$work/venv2"
 mkdir -p "$work/nobin"

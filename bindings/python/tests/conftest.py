@@ -139,3 +139,22 @@ def make_client(server: IngestServer):
     yield make
     for c in made:
         c.shutdown()
+
+
+@pytest.fixture(params=["accel", "ctypes"])
+def flags_path(request, monkeypatch):
+    """Runs a flags test twice: with the compiled accelerator (libposthog._accel)
+    and with the ctypes path (clients made while flags._accel is None are not
+    accelerated). Without an accelerator the "accel" run is skipped, or fails
+    when LIBPOSTHOG_REQUIRE_ACCEL=1 (run_tests.sh sets it: the installed
+    package must have one)."""
+    from libposthog import flags
+
+    if request.param == "ctypes":
+        monkeypatch.setattr(flags, "_accel", None)
+    elif flags._accel is None:
+        msg = "no compiled accelerator: " + flags.accelerator_status()
+        if os.environ.get("LIBPOSTHOG_REQUIRE_ACCEL", "") not in ("", "0"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return request.param

@@ -45,6 +45,9 @@ V2 = {
 
 SECRET = "phs_flags_secret"
 
+# every test here runs with the compiled accelerator and with ctypes
+pytestmark = pytest.mark.usefixtures("flags_path")
+
 DEFINITIONS = {
     "flags": [
         {"id": 1, "key": "simple-50", "active": True,

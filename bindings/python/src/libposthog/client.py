@@ -28,7 +28,7 @@ from ._serialize import (
     system_context,
     timestamp_ms,
 )
-from .flags import FlagsMixin, client_flag_options
+from .flags import FlagsMixin, accel_bind, accel_capture_depth, client_flag_options
 from .version import VERSION
 
 log = logging.getLogger("libposthog")
@@ -232,11 +232,13 @@ class _Handle:
     is collected; the callbacks must outlive every call the C side can make.
     """
 
-    __slots__ = ("ptr", "callbacks", "exit_timeout_ms", "__weakref__")
+    __slots__ = ("ptr", "callbacks", "exit_timeout_ms", "accel", "__weakref__")
 
     def __init__(self, ptr: int, callbacks: tuple):
         self.ptr: Optional[int] = ptr
         self.callbacks = callbacks
+        # the compiled flag calls bound to ptr (flags.accel_bind), or None
+        self.accel: Any = None
         # the shutdown_timeout_ms the application set (then the exit hook
         # waits that long), or None (the exit hook's shared deadline)
         self.exit_timeout_ms: Optional[int] = None
@@ -266,6 +268,8 @@ def _free_handle(handle: _Handle) -> None:
 
 def _free_handle_now(handle: _Handle) -> None:
     ptr, handle.ptr = handle.ptr, None
+    if handle.accel is not None:
+        handle.accel.detach()
     if ptr:
         _native.load().posthog_client_free(ptr)
     if handle in _leaked:
@@ -479,6 +483,8 @@ class Posthog(FlagsMixin):
                 pass  # refused by the C library already
         if self._handle is None:
             self.disabled = True
+        else:
+            self._handle.accel = accel_bind(self, self._handle)
         exceptions.start(self)  # enable_exception_autocapture
 
     # ------------------------------------------------------------ setup
@@ -1091,7 +1097,7 @@ def _log_trampoline(level: int, message: Optional[bytes], _ud: Any) -> None:
 def _drop_trampoline(wself: "weakref.ref[Posthog]", info_p: Any, _ud: Any) -> None:
     try:
         info = info_p.contents
-        if _depth("capture") > 0:
+        if _depth("capture") > 0 or accel_capture_depth() > 0:
             # A capture-time drop on this thread: posthog_capture_opts returns its
             # status; keep the detail for the log line.
             _tls.drop = _native.drop_reason_name(info.reason)

@@ -14,8 +14,10 @@ and frees it (``posthog_flags_free``) when the last view of it is collected.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
 import logging
+import os
 import threading
 import weakref
 from ctypes import POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_void_p
@@ -831,4 +833,125 @@ class FlagsMixin:
         return _lib().posthog_wait_for_flag_definitions(handle.ptr, ms) == _native.OK
 
 
-__all__ = ["FeatureFlagEvaluations", "FeatureFlagResult", "FlagsMixin", "client_flag_options"]
+# ------------------------------------------------------------------ compiled accelerator
+# libposthog/_accel.c: get_feature_flag, feature_enabled,
+# get_feature_flag_payload, get_all_flags and get_all_flags_and_payloads in C
+# (argument conversion, the JSON of person_properties/groups/group_properties
+# and the C call without ctypes), with the results, events and logging of
+# the methods above, which it calls for every case it does not handle.
+# Optional: a build without a compiler has none, LIBPOSTHOG_NO_ACCEL=1 (any
+# value but "" and "0") turns it off at run time.
+
+# the methods the accelerator answers, with the methods each one's Python
+# version calls (a subclass that overrides any of them keeps its own)
+_ACCEL_METHODS = {
+    "get_feature_flag": ("get_feature_flag",),
+    "feature_enabled": ("feature_enabled", "get_feature_flag"),
+    "get_feature_flag_payload": ("get_feature_flag_payload",),
+    "get_all_flags": ("get_all_flags", "get_all_flags_and_payloads"),
+    "get_all_flags_and_payloads": ("get_all_flags_and_payloads",),
+}
+
+
+def _load_accel() -> "tuple[Any, str]":
+    """(the _accel module or None, why it is not used)."""
+    if os.environ.get("LIBPOSTHOG_NO_ACCEL", "") not in ("", "0"):
+        return None, "LIBPOSTHOG_NO_ACCEL is set"
+    try:
+        mod = importlib.import_module(__name__.rpartition(".")[0] + "._accel")
+    except ImportError as e:
+        return None, "not built (%s)" % e
+    return mod, ""
+
+
+_accel, _accel_why = _load_accel()
+_accel_lib: Optional[ctypes.CDLL] = None  # the library _accel.setup() was given
+
+
+def accelerator() -> Optional[str]:
+    """The path of the compiled accelerator the flag calls of new clients
+    use, or None (then ``accelerator_status()`` says why)."""
+    return getattr(_accel, "__file__", None) if _accel is not None else None
+
+
+def accelerator_status() -> str:
+    """"on (<path>)" or "off: <why>"."""
+    return "on (%s)" % accelerator() if _accel is not None else "off: " + _accel_why
+
+
+def _accel_failed(client: Any, e: BaseException) -> None:
+    """The fast paths' `except Exception`: raised again with debug=True, else
+    logged (the caller answers the method's default)."""
+    if client.debug:
+        raise e
+    log.error("[FEATURE FLAGS] %s", e)
+
+
+def _accel_status_error(st: int) -> Exception:
+    return ValueError("feature flags: %s" % _native.strerror(st))
+
+
+def _accel_payload_mismatch(key: str, value: Any, match_value: Any) -> None:
+    log.debug("get_feature_flag_payload(%r): the flag is %r, not %r: no payload",
+              key, value, match_value)
+
+
+def _accel_setup(mod: Any) -> None:
+    """Hands _accel the C functions of the library ctypes loaded (so both
+    call the same copy) and the Python helpers; once per library."""
+    global _accel_lib
+    lib = _lib()
+    if _accel_lib is lib:
+        return
+    from .client import _tls  # noqa: PLC0415 (client imports this module)
+
+    names = ("posthog_get_feature_flag", "posthog_evaluate_flags", "posthog_flags_get",
+             "posthog_flags_peek", "posthog_flags_count", "posthog_flags_key",
+             "posthog_flags_free")
+    addrs = {n: ctypes.cast(lib[n], c_void_p).value for n in names}
+    mod.setup(addrs, {
+        "get_feature_flag": FlagsMixin.get_feature_flag,
+        "feature_enabled": FlagsMixin.feature_enabled,
+        "get_feature_flag_payload": FlagsMixin.get_feature_flag_payload,
+        "get_all_flags": FlagsMixin.get_all_flags,
+        "get_all_flags_and_payloads": FlagsMixin.get_all_flags_and_payloads,
+        "dumps": dumps_clean_fast,
+        "json_object": _json_object,
+        "decode_payload": _decode_payload,
+        "failed": _accel_failed,
+        "status_error": _accel_status_error,
+        "payload_mismatch": _accel_payload_mismatch,
+        "tls": _tls,
+    })
+    _accel_lib = lib
+
+
+def accel_bind(client: Any, handle: Any) -> Any:
+    """Makes the client's flag methods the compiled ones (instance
+    attributes: bound methods of an _accel.Flags), unless the accelerator
+    is off or a subclass overrides them. Returns the Flags object (the
+    handle detaches it before freeing the C client) or None."""
+    mod = _accel
+    if mod is None or handle is None or not handle.ptr:
+        return None
+    try:
+        _accel_setup(mod)
+        fast = mod.Flags(client, handle.ptr, bool(client._has_before_send_hook))
+    except Exception as e:  # never worse than the ctypes path
+        log.warning("libposthog: the compiled flags accelerator is not used: %s", e)
+        return None
+    cls = type(client)
+    for name, uses in _ACCEL_METHODS.items():
+        if all(getattr(cls, u, None) is getattr(FlagsMixin, u) for u in uses):
+            client.__dict__[name] = getattr(fast, name)
+    return fast
+
+
+def accel_capture_depth() -> int:
+    """Compiled flag calls on this thread that may be capturing
+    $feature_flag_called right now (the drop callback's question)."""
+    return _accel.capture_depth() if _accel is not None else 0
+
+
+__all__ = ["FeatureFlagEvaluations", "FeatureFlagResult", "FlagsMixin", "client_flag_options",
+           "accelerator", "accelerator_status"]
