@@ -61,6 +61,8 @@ struct posthog_options {
     void *drop_ud;
     posthog_before_send_fn before_send_fn;
     void *before_send_ud;
+    posthog_transport_fn transport_fn; /* NULL: libcurl (delivery/transport.h) */
+    void *transport_ud;
 };
 
 /* log_level "none": above every level */
