@@ -962,8 +962,10 @@ typedef struct posthog_transport_call posthog_transport_call_t;
  * requests concurrently). No internal lock is held. The hook may block, but
  * a hook that sends synchronously must itself return within
  * req->timeout_ms: the library cannot interrupt a function that is running,
- * and the flusher (and so flush and shutdown) waits for it to return. It
- * must not call flush, shutdown or free of the client.
+ * and the flusher (and so flush and shutdown) waits for it to return. As in
+ * the other callbacks, the client's posthog_flush*, posthog_shutdown return
+ * POSTHOG_E_IN_CALLBACK inside the hook and posthog_client_free only logs
+ * an error.
  *
  * A call not completed within req->timeout_ms (plus a second) is given up
  * by the library: counted as a timed-out attempt and retried, spooled or

@@ -947,7 +947,7 @@ int posthog__flusher_start(posthog_client_t *c) {
     for (int ai = 0; ai < 2; ai++)
         ok = ok && posthog__builder_init(&f->bld[ai], proto, codec, level, o->api_key,
                                          o->historical_migration, ai, o->max_batch_bytes) == 0;
-    if (!ok || posthog__http_init(&f->http, o, c->wake_fd)) {
+    if (!ok || posthog__http_init(&f->http, o, c->wake_fd, c)) {
         flusher_free(f);
         return -1;
     }

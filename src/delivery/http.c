@@ -6,13 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int posthog__http_init(ph_http_t *h, const posthog_options_t *o, int wake_fd) {
+int posthog__http_init(ph_http_t *h, const posthog_options_t *o, int wake_fd,
+                       const posthog_client_t *owner) {
     memset(h, 0, sizeof *h);
     posthog__resp_init(&h->resp, 0);
     h->wake_fd = wake_fd;
     h->timeout_ms = (int)o->request_timeout_ms;
     char err[256];
-    return (h->t = posthog__transport_new(o, err, sizeof err)) ? 0 : -1;
+    if (!(h->t = posthog__transport_new(o, err, sizeof err))) return -1;
+    posthog__transport_set_owner(h->t, owner);
+    return 0;
 }
 
 void posthog__http_free(ph_http_t *h) {

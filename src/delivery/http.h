@@ -34,7 +34,8 @@ typedef struct {
 
 /* 0 ok; -1 (no transport, out of memory). wake_fd: polled while waiting,
  * written by a hook completing from another thread. */
-int posthog__http_init(ph_http_t *h, const posthog_options_t *o, int wake_fd);
+int posthog__http_init(ph_http_t *h, const posthog_options_t *o, int wake_fd,
+                       const posthog_client_t *owner);
 void posthog__http_free(ph_http_t *h);
 /* Starts POSTing the batch's body (its attempt already prepared) to `url`
  * with these header lines (copied). The transport knows nothing of

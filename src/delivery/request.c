@@ -10,13 +10,14 @@ struct ph_req_pool {
     ph_transport_t *t;
 };
 
-ph_req_pool_t *posthog__req_pool_new(const posthog_options_t *o) {
+ph_req_pool_t *posthog__req_pool_new(const posthog_options_t *o, const posthog_client_t *owner) {
     ph_req_pool_t *p = calloc(1, sizeof *p);
     char err[256];
     if (p && !(p->t = posthog__transport_new(o, err, sizeof err))) {
         free(p);
         return NULL;
     }
+    if (p) posthog__transport_set_owner(p->t, owner);
     return p;
 }
 

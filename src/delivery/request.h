@@ -18,7 +18,7 @@ typedef struct ph_req_pool ph_req_pool_t;
 
 /* NULL when out of memory or when no transport is available (the client
  * refuses to start then: posthog__transport_check). */
-ph_req_pool_t *posthog__req_pool_new(const posthog_options_t *o);
+ph_req_pool_t *posthog__req_pool_new(const posthog_options_t *o, const posthog_client_t *owner);
 void posthog__req_pool_free(ph_req_pool_t *p);
 /* Performs the request; *out is always initialised (free with
  * posthog__req_done). 0 when an HTTP response arrived (any status), -1 on a

@@ -31,6 +31,10 @@ ph_transport_t *posthog__transport_new(const posthog_options_t *o, char *err, si
     return t;
 }
 
+void posthog__transport_set_owner(ph_transport_t *t, const posthog_client_t *c) {
+    if (t) t->owner = c;
+}
+
 void posthog__transport_free(ph_transport_t *t) {
     if (t) t->ops->free(t);
 }

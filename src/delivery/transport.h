@@ -83,11 +83,15 @@ typedef struct {
 
 struct ph_transport {
     const ph_transport_ops_t *ops;
+    const posthog_client_t *owner; /* may be NULL */
 };
 
 /* The client's transport as its options say: the hook when set, else
  * libcurl (NULL with a message when the build has none). */
 ph_transport_t *posthog__transport_new(const posthog_options_t *o, char *err, size_t errlen);
+/* The client whose callback frame the hook runs in (posthog_flush,
+ * shutdown and free of that client are refused inside the hook). */
+void posthog__transport_set_owner(ph_transport_t *t, const posthog_client_t *c);
 void posthog__transport_free(ph_transport_t *t);
 /* 0 when a client with these options has a transport; else -1 and why. */
 int posthog__transport_check(const posthog_options_t *o, char *err, size_t errlen);

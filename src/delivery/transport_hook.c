@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "retry.h"
 #include "transport.h"
 #include "util.h"
@@ -191,7 +192,12 @@ int posthog_transport_call_abandoned(const posthog_transport_call_t *call) {
 /* Runs the hook on k. A refusal (non-zero) completes the call with that
  * failure in the hook's place. */
 static void invoke(hook_transport_t *h, posthog_transport_call_t *k) {
+    /* in the client's callback frame: its flush/shutdown/free are refused
+     * inside the hook (they would wait for the flusher running the hook) */
+    ph_cb_frame_t fr;
+    if (h->base.owner) ph_cb_enter(&fr, h->base.owner);
     int rc = h->fn(&k->req, k, h->ud);
+    if (h->base.owner) ph_cb_leave(&fr);
     if (rc) {
         char msg[96];
         snprintf(msg, sizeof msg, "the hook refused the request (returned %d)", rc);

@@ -12,6 +12,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,6 +497,44 @@ static int bad_status_hook(const posthog_transport_request_t *req, posthog_trans
     return 0;
 }
 
+typedef struct {
+    posthog_client_t *_Atomic c;
+    int flush_rc, shutdown_rc, calls;
+} reentry_t;
+
+static int reentry_hook(const posthog_transport_request_t *req, posthog_transport_call_t *call,
+                        void *ud) {
+    (void)req;
+    reentry_t *r = ud;
+    posthog_client_t *c = atomic_load(&r->c);
+    if (c && !r->calls++) {
+        r->flush_rc = posthog_flush(c, 1000);
+        r->shutdown_rc = posthog_shutdown(c, 1000);
+    }
+    posthog_transport_complete(call, 200, NULL, NULL, "{\"status\":1}", 12);
+    return 0;
+}
+
+START_TEST(flush_inside_the_hook_refused) {
+    /* the hook runs in the client's callback frame: waiting for the flusher
+     * from the flusher would deadlock until the timeout */
+    reentry_t r = {.calls = 0};
+    posthog_options_t *o = it_options(NULL);
+    it_set(o, "host", "http://127.0.0.1:9");
+    it_set(o, "log_level", "none");
+    posthog_options_set_transport(o, reentry_hook, &r);
+    posthog_client_t *c = it_client(o);
+    atomic_store(&r.c, c);
+    capture_set(c, 2);
+    ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
+    ck_assert_int_eq(r.calls, 1);
+    ck_assert_int_eq(r.flush_rc, POSTHOG_E_IN_CALLBACK);
+    ck_assert_int_eq(r.shutdown_rc, POSTHOG_E_IN_CALLBACK);
+    ck_assert_uint_eq(it_stats(c).sent, 2);
+    posthog_client_free(c);
+}
+END_TEST
+
 START_TEST(bad_status_is_a_failure) {
     int n = 0;
     posthog_options_t *o = it_options(NULL);
@@ -608,6 +647,7 @@ static Suite *transport_suite(void) {
     tcase_add_loop_test(t, v1_per_event_results, 0, 2);
     tcase_add_test(t, refusal_and_bad_completion);
     tcase_add_test(t, bad_status_is_a_failure);
+    tcase_add_test(t, flush_inside_the_hook_refused);
     tcase_add_test(t, never_completes_spools);
     tcase_add_test(t, never_completes_counted);
     tcase_add_test(t, no_transport_without_curl);
