@@ -985,9 +985,10 @@ POSTHOG_API void posthog_options_set_transport(posthog_options_t *o, posthog_tra
 /*
  * Completes a call with the server's answer: its HTTP status (100..599),
  * the values of its Retry-After and ETag headers (NULL when absent) and its
- * body (copied; NULL with body_len 0 when empty). The call is finished and
- * must not be used again. POSTHOG_E_INVALID_ARG for a NULL call or a status
- * out of range (the call is then failed with that message instead).
+ * body (NULL with body_len 0 when empty); all borrowed for the call (the
+ * library copies what it keeps). May be called from any thread. The call is
+ * finished and must not be used again. POSTHOG_E_INVALID_ARG for a NULL call
+ * or a status out of range (the call is then failed with that message).
  */
 POSTHOG_API posthog_status_t posthog_transport_complete(posthog_transport_call_t *call,
                                                         int32_t http_status,
