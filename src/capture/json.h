@@ -100,6 +100,10 @@ int posthog__json_depth(const char *s, size_t n);
  * equals "plan". posthog__json_unescape writes the decoded bytes into out
  * (room for n bytes always suffices) and returns their count.
  */
+/* The value of a validated JSON number text, as strtod in the C locale
+ * (whatever locale the host set). */
+double posthog__json_number(const char *s, size_t n);
+
 bool posthog__json_str_eq(const char *a, size_t an, const char *b, size_t bn);
 size_t posthog__json_unescape(char *out, const char *s, size_t n);
 

@@ -24,6 +24,7 @@ struct posthog_props {
     uint32_t count, mcap;
     uint32_t *mstart, *kstart, *klen;
     bool is_array;
+    bool key_escapes; /* some key's text holds an escape (cleared with the builder) */
     char inline_text[INLINE_TEXT];
     uint32_t inline_m[3][INLINE_MEMBERS];
 };
@@ -41,6 +42,7 @@ static posthog_props_t *props_alloc(bool array) {
     p->kstart = p->inline_m[1];
     p->klen = p->inline_m[2];
     p->is_array = array;
+    p->key_escapes = false;
     return p;
 }
 
@@ -51,6 +53,7 @@ void posthog_props_clear(posthog_props_t *p) {
     if (!p) return;
     p->len = 1;
     p->count = 0;
+    p->key_escapes = false;
 }
 
 void posthog_props_free(posthog_props_t *p) {
@@ -140,6 +143,12 @@ bool posthog__props_any_key(const posthog_props_t *p, bool (*pred)(const char *,
 }
 
 bool posthog__props_has_key(const posthog_props_t *p, const char *key, size_t klen) {
+    if (!p->key_escapes && !memchr(key, '\\', klen)) {
+        /* no escapes on either side: equal keys are equal bytes */
+        for (uint32_t i = 0; i < p->count; i++)
+            if (p->klen[i] == klen && memcmp(p->text + p->kstart[i], key, klen) == 0) return true;
+        return false;
+    }
     for (uint32_t i = 0; i < p->count; i++)
         if (posthog__json_str_eq(p->text + p->kstart[i], p->klen[i], key, klen)) return true;
     return false;
@@ -178,6 +187,7 @@ static long member_begin(posthog_props_t *p, const char *key, size_t value_room,
         o += kesc;
         *o++ = '"';
         *o++ = ':';
+        if (kesc != klen) p->key_escapes = true; /* escaping always lengthens */
     }
     p->len = (size_t)(o - p->text);
     p->mstart[p->count] = (uint32_t)start;

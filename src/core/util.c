@@ -112,15 +112,25 @@ void posthog__uuid_v7(uint8_t out[16], int64_t unix_ms) {
     for (int i = 9; i < 16; i++) out[i] = (uint8_t)(b >> (8 * (15 - i)));
 }
 
-static const char hexdig[] = "0123456789abcdef";
+
+/* "00".."ff": one two-char load per byte (the uuid of every event). */
+#define HD(n) ((char)((n) < 10 ? '0' + (n) : 'a' + (n) - 10))
+#define H1(x) {HD((x) >> 4), HD((x) & 15)}
+#define H4(x) H1(x), H1((x) + 1), H1((x) + 2), H1((x) + 3)
+#define H16(x) H4(x), H4((x) + 4), H4((x) + 8), H4((x) + 12)
+#define H64(x) H16(x), H16((x) + 16), H16((x) + 32), H16((x) + 48)
+static const char hexpair[256][2] = {H64(0), H64(64), H64(128), H64(192)};
+#undef H64
+#undef H16
+#undef H4
+#undef H1
+#undef HD
 
 void posthog__uuid_format(char out[PH_UUID_STR_LEN], const uint8_t u[16]) {
-    char *p = out;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
-        *p++ = hexdig[u[i] >> 4];
-        *p++ = hexdig[u[i] & 15];
-    }
+    /* 8-4-4-4-12 */
+    static const uint8_t at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    for (int i = 0; i < 16; i++) memcpy(out + at[i], hexpair[u[i]], 2);
+    out[8] = out[13] = out[18] = out[23] = '-';
 }
 
 static int hexval(char c) {
@@ -191,9 +201,25 @@ static void put2(char *p, unsigned v) {
     p[1] = (char)('0' + v % 10);
 }
 
+/* The "YYYY-MM-DDTHH:MM:SS." of the last second this thread formatted:
+ * events come many per second, so most calls only write the milliseconds. */
+static _Thread_local struct {
+    int64_t secs;
+    bool valid;
+    char text[20];
+} tl_iso;
+
 void posthog__iso8601_ms(char out[PH_ISO8601_LEN], int64_t unix_ms) {
     int64_t secs = unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000;
     unsigned ms = (unsigned)(unix_ms - secs * 1000);
+    if (tl_iso.valid && tl_iso.secs == secs) {
+        memcpy(out, tl_iso.text, 20);
+        out[20] = (char)('0' + ms / 100);
+        out[21] = (char)('0' + ms / 10 % 10);
+        out[22] = (char)('0' + ms % 10);
+        out[23] = 'Z';
+        return;
+    }
     int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
     unsigned sod = (unsigned)(secs - days * 86400);
     int64_t y64;
@@ -219,6 +245,9 @@ void posthog__iso8601_ms(char out[PH_ISO8601_LEN], int64_t unix_ms) {
     out[21] = (char)('0' + ms / 10 % 10);
     out[22] = (char)('0' + ms % 10);
     out[23] = 'Z';
+    memcpy(tl_iso.text, out, 20);
+    tl_iso.secs = secs;
+    tl_iso.valid = true;
 }
 
 static int digits(const char *s, int n, int *out) {

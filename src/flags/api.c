@@ -16,6 +16,7 @@
 #include "client.h"
 #include "exposure.h"
 #include "flags.h"
+#include "json.h"
 #include "loader.h"
 #include "remote.h"
 #include "request.h"
@@ -214,12 +215,21 @@ done:
 }
 
 /* Validates an optional JSON object argument. */
+/* Whether json is one JSON object (strict, nesting as capture allows);
+ * checked without building a tree. */
+static bool is_object_text(const char *json) {
+    int type = 0;
+    return posthog__json_check(json, strlen(json), PH_JSON_MAX_DEPTH, &type, NULL, NULL) ==
+               POSTHOG_OK &&
+           type == PH_JSON_OBJECT;
+}
+
 static posthog_status_t check_object_arg(posthog_client_t *c, const char *what, const char *json,
                                          cJSON **out) {
     if (out) *out = NULL;
     if (!json) return POSTHOG_OK;
-    cJSON *v = cJSON_Parse(json);
-    if (!cJSON_IsObject(v)) {
+    cJSON *v = NULL;
+    if (!is_object_text(json) || (out && !cJSON_IsObject(v = cJSON_Parse(json)))) {
         cJSON_Delete(v);
         posthog__log(c, POSTHOG_LOG_ERROR,
                      "feature flags: %s must be a JSON object (for example {\"plan\": \"pro\"}), "
@@ -297,12 +307,16 @@ static posthog_status_t take_result(posthog_flags_t *f, ph_flags_client_t *s, co
 static posthog_status_t local_eval(posthog_flags_t *f, ph_flags_client_t *s,
                                    const ph_flags_defs_t *d, const posthog_flags_options_t *opts,
                                    ph_keys_t *ask) {
-    cJSON *pp = opts->person_properties_json ? cJSON_Parse(opts->person_properties_json) : NULL;
+    /* validated by snapshot_new; parsed only if a flag reads them */
+    ph_flags_lazy_t pp;
+    posthog__flags_lazy_init(&pp, opts->person_properties_json,
+                             opts->person_properties_json ? strlen(opts->person_properties_json) : 0,
+                             true);
     cJSON *groups = opts->groups_json ? cJSON_Parse(opts->groups_json) : NULL;
     cJSON *gp = opts->group_properties_json ? cJSON_Parse(opts->group_properties_json) : NULL;
     ph_flags_ctx_t ctx = {.distinct_id = f->did,
                           .device_id = opts->device_id,
-                          .person_properties = pp,
+                          .person_lazy = &pp,
                           .groups = groups,
                           .group_properties = gp};
     posthog_status_t st = POSTHOG_OK;
@@ -320,7 +334,7 @@ static posthog_status_t local_eval(posthog_flags_t *f, ph_flags_client_t *s,
         }
     }
     f->a.minimal_events = posthog__flags_minimal_events(d);
-    cJSON_Delete(pp);
+    posthog__flags_lazy_free(&pp);
     cJSON_Delete(groups);
     cJSON_Delete(gp);
     return st;
@@ -691,16 +705,23 @@ static bool local_fast(posthog_client_t *c, const char *key, const char *did,
     if (!s || !s->store || opts->force_remote || !did || !*did || c->o->disabled) return false;
     const ph_flags_defs_t *d = posthog__flags_store_acquire(s->store);
     if (!d) return false;
-    cJSON *pp = NULL, *groups = NULL, *gp = NULL;
+    cJSON *groups = NULL, *gp = NULL;
     bool done = false;
-    if ((opts->person_properties_json && !cJSON_IsObject(pp = cJSON_Parse(opts->person_properties_json))) ||
-        (opts->groups_json && !cJSON_IsObject(groups = cJSON_Parse(opts->groups_json))) ||
+    /* person properties: checked and parsed only if the flag reads them (a
+     * plain rollout does not); when they are read and are not a JSON
+     * object, the slow path names the bad argument */
+    ph_flags_lazy_t pp;
+    posthog__flags_lazy_init(&pp, opts->person_properties_json,
+                             opts->person_properties_json ? strlen(opts->person_properties_json) : 0,
+                             false);
+    if ((opts->groups_json && !cJSON_IsObject(groups = cJSON_Parse(opts->groups_json))) ||
         (opts->group_properties_json && !cJSON_IsObject(gp = cJSON_Parse(opts->group_properties_json))))
         goto out; /* the slow path names the bad argument */
     ph_flags_ctx_t ctx = {.distinct_id = did, .device_id = opts->device_id,
-                          .person_properties = pp, .groups = groups, .group_properties = gp};
+                          .person_lazy = &pp, .groups = groups, .group_properties = gp};
     ph_flag_result_t r;
     posthog__flags_evaluate(d, key, &ctx, &r);
+    if (pp.invalid) goto out;                      /* the slow path names the bad argument */
     if (r.value == PH_FLAG_INCONCLUSIVE) goto out; /* the slow path counts it and asks the server */
     ph_counter_add(&s->local, 1);
     done = true;
@@ -724,7 +745,7 @@ static bool local_fast(posthog_client_t *c, const char *key, const char *did,
     }
 out:
     posthog__flags_store_release(s->store, d);
-    cJSON_Delete(pp);
+    posthog__flags_lazy_free(&pp);
     cJSON_Delete(groups);
     cJSON_Delete(gp);
     return done;

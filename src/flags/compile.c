@@ -17,6 +17,8 @@
 typedef struct {
     bool oom;
     bool uses_regex;
+    int matching_version; /* property_matching_version: 1 (absent) the SDKs'
+                             truthy exact matching, 2 strict, 0 unknown */
     char **cohort_ids; /* cohort ids as text, index = cohort index */
     size_t ncohorts;
     const cJSON *flags_json; /* the "flags" array, for dependency lookups */
@@ -256,7 +258,12 @@ static void compile_filter(cc_t *c, const cJSON *p, ph_filter_t *f) {
     }
     if (!f->has_value) return;
     compile_strings(c, f);
-    f->truthy_mode = truthy_or_falsy(f->value);
+    /* version 2: "true"/true compare as text, only an empty list still
+     * means "truthy" */
+    f->truthy_mode = c->matching_version == 2
+                         ? cJSON_IsArray(f->value) && !f->value->child
+                         : truthy_or_falsy(f->value);
+    f->matching_unknown = c->matching_version == 0;
     f->truthy = truthy_value(f->value);
     switch (f->op) {
     case PH_OP_GT:
@@ -688,6 +695,11 @@ ph_flags_defs_t *posthog__flags_compile_tree(const cJSON *root, char *err, size_
     atomic_init(&d->refs, 1);
     atomic_init(&d->retire_next, NULL);
     d->minimal_events = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "minimal_flag_called_events"));
+    const cJSON *pmv = cJSON_GetObjectItemCaseSensitive(root, "property_matching_version");
+    c.matching_version = !pmv || cJSON_IsNull(pmv)                               ? 1
+                         : cJSON_IsNumber(pmv) && (pmv->valuedouble == 1 || pmv->valuedouble == 2)
+                             ? (int)pmv->valuedouble
+                             : 0;
     load_groups(&c, d, cJSON_GetObjectItemCaseSensitive(root, "group_type_mapping"));
 
     /* cohort ids first, so references resolve in any order */

@@ -68,7 +68,9 @@ typedef enum {
 typedef enum {
     PH_INCONCLUSIVE_NONE = 0,
     PH_INCONCLUSIVE_UNKNOWN_FLAG,       /* key not in the definitions */
-    PH_INCONCLUSIVE_CONFIG_VERSION,     /* filters.version is not 1 (opaque v2 config) */
+    PH_INCONCLUSIVE_CONFIG_VERSION,     /* filters.version is not 1 (opaque v2 config), or
+                                           exact/is_not under an unknown
+                                           property_matching_version */
     PH_INCONCLUSIVE_EXPERIENCE_CONTINUITY, /* ensure_experience_continuity needs the server's overrides */
     PH_INCONCLUSIVE_STATIC_COHORT,      /* cohort id not in the definitions (static or missing) */
     PH_INCONCLUSIVE_UNKNOWN_OPERATOR,   /* operator this engine does not know */
@@ -113,13 +115,42 @@ typedef struct {
  * Like the SDKs, `distinct_id` resolves to the distinct id when the person
  * properties lack it, and `$group_key` to the group's key.
  */
+/*
+ * Person properties given as JSON text and parsed only when a matcher reads
+ * them, into the arena (heap only when it does not fit). Lives on the
+ * caller's stack; one may serve many evaluations of one subject; not
+ * thread-safe; free with posthog__flags_lazy_free. Unless the caller says
+ * the text was checked already, it is checked when first read (one JSON
+ * object, nesting as capture allows); if it is not, `invalid` is set, the
+ * matchers see no properties and the caller must discard the results.
+ */
+typedef struct {
+    const char *json;
+    size_t len;
+    bool checked;   /* the caller validated json */
+    bool invalid;   /* read, and not one valid JSON object */
+    bool parsed;
+    const cJSON *tree;
+    cJSON *heap;
+    size_t used;
+    _Alignas(16) unsigned char arena[2048];
+} ph_flags_lazy_t;
+
+void posthog__flags_lazy_init(ph_flags_lazy_t *l, const char *json, size_t len, bool checked);
+/* The tree (NULL when no text was given or it is invalid); parses on first
+ * use. */
+const cJSON *posthog__flags_lazy_get(ph_flags_lazy_t *l);
+void posthog__flags_lazy_free(ph_flags_lazy_t *l);
+
 typedef struct {
     const char *distinct_id;
     const char *device_id;
-    const cJSON *person_properties;
+    const cJSON *person_properties; /* or, when NULL, person_lazy's */
     const cJSON *groups;
     const cJSON *group_properties;
     int64_t now_ms;
+    ph_flags_lazy_t *person_lazy;   /* person properties as text, when
+                                       person_properties is NULL */
 } ph_flags_ctx_t;
 
 /* ------------------------------------------------------------ definitions */

@@ -104,6 +104,7 @@ typedef struct {
     char **strs;
     size_t nstrs;
     bool value_is_array;
+    bool matching_unknown; /* an unknown property_matching_version: exact/is_not undecidable */
     bool truthy_mode;    /* the value is a bool, "true"/"false" (any case) or an array of those */
     bool truthy;         /* its truth (arrays: all elements true) */
     /* numeric operators */

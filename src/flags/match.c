@@ -22,7 +22,7 @@ typedef struct {
     const ph_flags_ctx_t *ctx;
     int64_t now_ms;
     const char *distinct_id;
-    const char *device_id;       /* resolved, or NULL */
+    struct ev_device *dev;       /* the device id, resolved on first use */
     ph_flag_result_t *all;       /* evaluate_all: results by flag index */
     const int32_t *closure;      /* single evaluation: the memo's flags */
     size_t nclosure;
@@ -61,18 +61,42 @@ static const cJSON *obj_get(const cJSON *o, const char *k) {
     return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
 }
 
+/* The person properties: the caller's tree, or its text parsed now (once
+ * per context, and only by a flag that reads them). */
+static const cJSON *person_props(const ev_t *e) {
+    return e->ctx->person_properties ? e->ctx->person_properties
+                                     : posthog__flags_lazy_get(e->ctx->person_lazy);
+}
+
+struct ev_device {
+    const char *id;
+    bool resolved;
+};
+
+/* The device id (the context's, else person_properties.$device_id, as the
+ * server does), or NULL; looked up only by device-bucketed flags. */
+static const char *device_id(const ev_t *e) {
+    if (!e->dev->resolved) {
+        e->dev->resolved = true;
+        const cJSON *dv = obj_get(person_props(e), "$device_id");
+        if (cJSON_IsString(dv) && *dv->valuestring) e->dev->id = dv->valuestring;
+    }
+    return e->dev->id;
+}
+
 /* Resolve agg into *id. Returns false when the group type is unknown or
  * the caller did not pass that group. */
 static bool resolve(const ev_t *e, const ph_flag_t *f, int32_t agg, ident_t *id) {
-    memset(id, 0, sizeof *id);
     id->agg = agg;
     if (agg < 0) {
-        id->props = e->ctx->person_properties;
+        id->props = NULL; /* person_props(e), read when a filter needs it */
         id->extra_key = "distinct_id";
         id->extra_val = e->distinct_id;
-        id->bucket = f->bucket_device ? e->device_id : e->distinct_id;
+        id->bucket = f->bucket_device ? device_id(e) : e->distinct_id;
         return true;
     }
+    id->props = NULL;
+    id->extra_key = id->extra_val = id->bucket = NULL;
     const char *name = (size_t)agg < e->d->ngroup_names ? e->d->group_names[agg] : NULL;
     const cJSON *key = name ? obj_get(e->ctx->groups, name) : NULL;
     if (!key) return false;
@@ -159,16 +183,9 @@ static int match_dependency(const ev_t *e, const ph_filter_t *p, why_t *w) {
 static int match_filter(const ev_t *e, const ph_filter_t *p, const ident_t *id, int depth, why_t *w) {
     int r;
     switch (p->type) {
-    case PH_PT_PERSON:
-        if (id->agg >= 0) { /* a person filter inside a group condition */
-            ident_t person;
-            resolve(e, &(ph_flag_t){0}, -1, &person);
-            r = posthog__flags_match_property(p, person.props, true, person.extra_key,
-                                              person.extra_val, e->now_ms, &w->cause);
-        } else {
-            r = posthog__flags_match_property(p, id->props, true, id->extra_key, id->extra_val,
-                                              e->now_ms, &w->cause);
-        }
+    case PH_PT_PERSON: /* also inside a group condition: the person's */
+        r = posthog__flags_match_property(p, person_props(e), true, "distinct_id", e->distinct_id,
+                                          e->now_ms, &w->cause);
         break;
     case PH_PT_GROUP: {
         int32_t gti = p->group_type_index >= 0 ? p->group_type_index : id->agg;
@@ -268,7 +285,8 @@ static void decided(ph_flag_result_t *out, bool on, ph_flag_reason_t r, int32_t 
 /* Early access (feature_enrollment) or the legacy super condition.
  * Returns true when it decided *out. */
 static bool super_condition(const ev_t *e, const ph_flag_t *f, ph_flag_result_t *out) {
-    const cJSON *person = e->ctx->person_properties;
+    if (!f->enrollment && !f->super_cond) return false;
+    const cJSON *person = person_props(e);
     if (f->enrollment) {
         const cJSON *v = obj_get(person, f->enroll_key);
         if (!v) {
@@ -373,7 +391,7 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
         ident_t cid;
         /* the server skips a person condition of a device-bucketed flag
          * without a device id as out of rollout, whatever its percentage */
-        bool no_device = agg < 0 && f->bucket_device && !e->device_id;
+        bool no_device = agg < 0 && f->bucket_device && !device_id(e);
         cres_t r = no_device ? C_OUT_OF_ROLLOUT : eval_condition(e, f, k, &cid, &w);
         if (r == C_INCONCLUSIVE) {
             if (!pend) {
@@ -423,17 +441,16 @@ static void eval_flag(const ev_t *e, size_t fi, ph_flag_result_t *out) {
     decided(out, false, reason, reason_idx);
 }
 
-static void ev_init(ev_t *e, const ph_flags_defs_t *d, const ph_flags_ctx_t *ctx) {
+static void ev_init(ev_t *e, struct ev_device *dev, const ph_flags_defs_t *d,
+                    const ph_flags_ctx_t *ctx) {
     memset(e, 0, sizeof *e);
     e->d = d;
     e->ctx = ctx;
     e->now_ms = ctx->now_ms ? ctx->now_ms : now_ms_real();
     e->distinct_id = ctx->distinct_id ? ctx->distinct_id : "";
-    e->device_id = ctx->device_id && *ctx->device_id ? ctx->device_id : NULL;
-    if (!e->device_id) {
-        const cJSON *dv = obj_get(ctx->person_properties, "$device_id");
-        if (cJSON_IsString(dv) && *dv->valuestring) e->device_id = dv->valuestring;
-    }
+    dev->id = ctx->device_id && *ctx->device_id ? ctx->device_id : NULL;
+    dev->resolved = dev->id != NULL;
+    e->dev = dev;
 }
 
 void posthog__flags_evaluate_index(const ph_flags_defs_t *d, size_t i, const ph_flags_ctx_t *ctx,
@@ -449,7 +466,8 @@ void posthog__flags_evaluate_index(const ph_flags_defs_t *d, size_t i, const ph_
         return;
     }
     ev_t e;
-    ev_init(&e, d, ctx);
+    struct ev_device dev;
+    ev_init(&e, &dev, d, ctx);
     const ph_flag_t *f = &d->flags[i];
     ph_flag_result_t stack[PH_FLAGS_STACK_MEMO];
     ph_flag_result_t *memo = stack;
@@ -482,7 +500,8 @@ void posthog__flags_evaluate_all(const ph_flags_defs_t *d, const ph_flags_ctx_t 
     static const ph_flags_ctx_t empty = {0};
     if (!d) return;
     ev_t e;
-    ev_init(&e, d, ctx ? ctx : &empty);
+    struct ev_device dev;
+    ev_init(&e, &dev, d, ctx ? ctx : &empty);
     e.all = out;
     for (size_t j = 0; j < d->nflags; j++) eval_flag(&e, (size_t)d->order[j], &out[d->order[j]]);
 }

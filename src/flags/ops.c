@@ -182,6 +182,10 @@ int posthog__flags_match_property(const ph_filter_t *f, const cJSON *props, bool
     switch (f->op) {
     case PH_OP_EXACT:
     case PH_OP_IS_NOT:
+        if (f->matching_unknown) {
+            *cause = PH_INCONCLUSIVE_CONFIG_VERSION;
+            return -1;
+        }
         if (!v) return f->op == PH_OP_IS_NOT;
         r = exact(f, v, cause);
         return r < 0 ? -1 : (r == (f->op == PH_OP_EXACT));

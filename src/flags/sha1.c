@@ -260,13 +260,17 @@ double posthog__flags_hash_n(const char *prefix, size_t prefix_len, const char *
          * at once in one or two blocks */
         uint8_t b[128];
         size_t nb = n < 56 ? 64 : 128;
+        /* fixed-size clears (a few vector stores), then the message */
+        memset(b, 0, 64);
+        if (nb == 128) memset(b + 64, 0, 64);
         if (prefix_len) memcpy(b, prefix, prefix_len);
         if (id_len) memcpy(b + prefix_len, id, id_len);
         if (salt_len) memcpy(b + prefix_len + id_len, salt, salt_len);
         b[n] = 0x80;
-        memset(b + n + 1, 0, nb - 8 - n - 1);
-        uint64_t bits = (uint64_t)n * 8;
-        for (int i = 0; i < 8; i++) b[nb - 8 + (size_t)i] = (uint8_t)(bits >> (56 - 8 * i));
+        /* the bit length, big-endian: below 2^16 here (n < 120) */
+        uint32_t bits = (uint32_t)n * 8;
+        b[nb - 2] = (uint8_t)(bits >> 8);
+        b[nb - 1] = (uint8_t)bits;
         memcpy(h, iv, sizeof iv);
         blocks(h, b, nb / 64);
     } else {

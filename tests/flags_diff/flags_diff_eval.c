@@ -102,10 +102,19 @@ static int run_suite(const cJSON *suite, size_t si, cJSON *out) {
             .now_ms = 0,
         };
         posthog__flags_evaluate_all(d, &ctx, all);
+        /* one by one with the person properties as text, as the public API
+         * passes them (parsed lazily into an arena tree): any difference
+         * from the tree above shows as a disagreement */
+        char *ptext = ctx.person_properties ? cJSON_PrintUnformatted(ctx.person_properties) : NULL;
+        static ph_flags_lazy_t lz;
+        posthog__flags_lazy_init(&lz, ptext, ptext ? strlen(ptext) : 0, false);
+        ph_flags_ctx_t lctx = ctx;
+        lctx.person_properties = NULL;
+        lctx.person_lazy = &lz;
         cJSON *row = cJSON_CreateArray();
         for (size_t i = 0; i < n; i++) {
             ph_flag_result_t one;
-            posthog__flags_evaluate(d, posthog__flags_key(d, i), &ctx, &one);
+            posthog__flags_evaluate(d, posthog__flags_key(d, i), &lctx, &one);
             char b1[160], b2[160], both[330];
             const char *e1 = encode(&one, b1, sizeof b1);
             const char *e2 = encode(&all[i], b2, sizeof b2);
@@ -115,6 +124,8 @@ static int run_suite(const cJSON *suite, size_t si, cJSON *out) {
             }
             cJSON_AddItemToArray(row, cJSON_CreateString(e1));
         }
+        posthog__flags_lazy_free(&lz);
+        cJSON_free(ptext);
         cJSON_AddItemToArray(rows, row);
     }
     cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(out, "suites"), rows);

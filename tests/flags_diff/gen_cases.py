@@ -42,8 +42,8 @@ EXCLUDED = [
     "operators icontains_multi, not_icontains_multi, between, not_between, is_date_exact: "
     "posthog-python has none of them (unknown operator -> inconclusive), the engine evaluates "
     "them as the server does (docs/flags.md 7 #6)",
-    "property_matching_version 2 definitions: not generated (the engine does not read the "
-    "field yet; reported to the lead)",
+    "property_matching_version other than 1 and 2: posthog-python matches as 1, the engine "
+    "leaves exact/is_not undecided (an unknown matching rule; docs/flags.md)",
     "semver values with an upper-case 'V' prefix: the server strips only 'v' "
     "(docs/flags.md 5), posthog-python both; "
     "semver with a pre-release, build metadata or leading zeros, non-string or invalid semver "
@@ -413,6 +413,9 @@ class Gen:
             if dependable and not has_mixed(flag):
                 self.dependable.append(flag)
         definitions = {"flags": flags, "group_type_mapping": dict(GROUP_TYPES), "cohorts": cohorts}
+        # every other suite: strict exact matching ("true" is text, not a boolean)
+        if si % 2:
+            definitions["property_matching_version"] = 2
 
         cases = []
         for p in range(npersons):

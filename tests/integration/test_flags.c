@@ -305,6 +305,68 @@ END_TEST
 
 /* ---------------------------------------------------------------- local */
 
+/* Person properties that are not one JSON object: a flag that reads them
+ * is not evaluated on what they would have said (no value, no event, no
+ * request: the argument is named in the log), also on the fast one-flag
+ * path that checks them only when a flag reads them; a plain rollout flag,
+ * which reads none, is decided. */
+START_TEST(test_local_bad_person_properties)
+{
+    ph_ingest_t *srv = it_server(NULL);
+    /* bucketed by device_id: without $device_id (empty properties) it
+     * would be decided false */
+    ck_assert_int_eq(ph_ingest_set_definitions(srv,
+        "{\"body\":{\"flags\":["
+        "{\"id\":1,\"key\":\"everyone\",\"active\":true,\"filters\":{\"groups\":[{\"properties\":[],"
+        "\"rollout_percentage\":100}]}},"
+        "{\"id\":2,\"key\":\"by-device\",\"active\":true,\"bucketing_identifier\":\"device_id\","
+        "\"filters\":{\"groups\":[{\"properties\":[],\"rollout_percentage\":100}]}}],\"group_type_mapping\":{},\"cohorts\":{}},"
+        "\"secret_key\":\"phs_test\"}"), 0);
+    posthog_client_t *c = flags_client(srv, "phs_test", NULL);
+    ck_assert_int_eq(posthog_wait_for_flag_definitions(c, 10000), POSTHOG_OK);
+    static char deep[256];
+    size_t n = 0;
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"$device_id\":\"d1\",\"x\":");
+    for (int i = 0; i < POSTHOG_MAX_JSON_DEPTH; i++) deep[n++] = '[';
+    for (int i = 0; i < POSTHOG_MAX_JSON_DEPTH; i++) deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    const char *bad[] = {"{\"$device_id\":\"d1\"", "[\"$device_id\"]",
+                         "{\"$device_id\":\"d1\"} x", "{\"$device_id\":\"d1\",\"p\":\"\xff\"}",
+                         "{$device_id:1}", deep};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        posthog_flags_options_t o = {.person_properties_json = bad[i]};
+        char variant[16] = "x";
+        ck_assert_msg(posthog_get_feature_flag(c, "by-device", "u1", &o, variant, sizeof variant) ==
+                          POSTHOG_FLAG_UNKNOWN, "%s", bad[i]);
+        ck_assert_str_eq(variant, "");
+        ck_assert_int_eq(posthog_is_feature_enabled(c, "by-device", "u1", &o), -1);
+        posthog_flags_t *f = (posthog_flags_t *)1;
+        ck_assert_int_eq(posthog_evaluate_flags(c, "u1", &o, &f), POSTHOG_E_INVALID_JSON);
+        ck_assert_ptr_null(f);
+        /* the rollout flag reads no property */
+        ck_assert_int_eq(posthog_is_feature_enabled(c, "everyone", "u1", &o), 1);
+    }
+    /* and valid ones still decide locally */
+    posthog_flags_options_t dev = {.person_properties_json = " {\"$device_id\" : \"d1\"} "};
+    ck_assert_int_eq(posthog_is_feature_enabled(c, "by-device", "u1", &dev), 1);
+    ck_assert_int_eq(count_flags_requests(srv), 0);
+    ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
+    cJSON *called = called_events(srv);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, called) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "properties");
+        if (!strcmp(it_str(p, "$feature_flag"), "by-device"))
+            ck_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "$feature_flag_response")));
+    }
+    ck_assert_int_eq(cJSON_GetArraySize(called), 2); /* everyone, by-device=true */
+    cJSON_Delete(called);
+    posthog_client_free(c);
+    it_stop(srv);
+}
+END_TEST
+
+
 START_TEST(test_local_evaluation_and_fallback)
 {
     ph_ingest_t *srv = it_server(NULL);
@@ -476,6 +538,7 @@ static Suite *suite(void) {
     t = tcase_create("local");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_local_evaluation_and_fallback);
+    tcase_add_test(t, test_local_bad_person_properties);
     tcase_add_test(t, test_local_bad_key_and_disk_copy);
     tcase_add_test(t, test_local_definitions_survive_fork);
     suite_add_tcase(s, t);

@@ -72,7 +72,7 @@ static ph_flag_result_t eval_in(const ph_flags_defs_t *d, const char *key, ctxs_
     ck_assert_msg(!c.person || p, "bad test JSON %s", c.person);
     ck_assert_msg(!c.groups || g, "bad test JSON %s", c.groups);
     ck_assert_msg(!c.group_props || gp, "bad test JSON %s", c.group_props);
-    ph_flags_ctx_t ctx = {c.distinct_id ? c.distinct_id : "user-1", c.device_id, p, g, gp, c.now_ms};
+    ph_flags_ctx_t ctx = {c.distinct_id ? c.distinct_id : "user-1", c.device_id, p, g, gp, c.now_ms, NULL};
     ph_flag_result_t r, all_r;
     posthog__flags_evaluate(d, key, &ctx, &r);
     /* evaluate_all must agree with the single evaluation */
@@ -88,6 +88,29 @@ static ph_flag_result_t eval_in(const ph_flags_defs_t *d, const char *key, ctxs_
                           all_r.variant == r.variant && all_r.payload == r.payload,
                       "%s: evaluate_all (%d/%d/%d) differs from evaluate (%d/%d/%d)", key,
                       all_r.value, all_r.reason, all_r.cause, r.value, r.reason, r.cause);
+    }
+    /* the person properties as text (the public API's lazily parsed
+     * arena tree, and its heap fallback) must give the same answer */
+    if (c.person) {
+        for (int pass = 0; pass < 2; pass++) {
+            ph_flags_lazy_t *lz = malloc(sizeof *lz);
+            ck_assert_ptr_nonnull(lz);
+            posthog__flags_lazy_init(lz, c.person, strlen(c.person), pass == 0);
+            if (pass) lz->used = sizeof lz->arena; /* a full arena: heap fallback */
+            ph_flags_ctx_t lctx = ctx;
+            lctx.person_properties = NULL;
+            lctx.person_lazy = lz;
+            ph_flag_result_t lr;
+            posthog__flags_evaluate(d, key, &lctx, &lr);
+            ck_assert_msg(lr.value == r.value && lr.reason == r.reason && lr.cause == r.cause &&
+                              lr.condition_index == r.condition_index && lr.variant == r.variant &&
+                              lr.payload == r.payload,
+                          "%s: person properties as text (%s) give %d/%d/%d, as a tree %d/%d/%d",
+                          key, pass ? "heap" : "arena", lr.value, lr.reason, lr.cause, r.value,
+                          r.reason, r.cause);
+            posthog__flags_lazy_free(lz);
+            free(lz);
+        }
     }
     cJSON_Delete(p);
     cJSON_Delete(g);
@@ -321,16 +344,17 @@ typedef struct {
 /* 2024-06-15T12:00:00Z: the clock of every date case */
 #define NOW_MS 1718452800000LL
 
-static void run_ops(const opcase_t *t, size_t n) {
+/* top: extra top-level members of the definitions ("" or "\"k\":v,") */
+static void run_ops_in(const opcase_t *t, size_t n, const char *top) {
     for (size_t i = 0; i < n; i++) {
         char defs[1024];
         char value[300] = "";
         if (t[i].value) snprintf(value, sizeof value, ",\"value\":%s", t[i].value);
         snprintf(defs, sizeof defs,
-                 "{\"flags\":[{\"id\":7,\"key\":\"f\",\"active\":true,\"filters\":{\"groups\":[{"
+                 "{%s\"flags\":[{\"id\":7,\"key\":\"f\",\"active\":true,\"filters\":{\"groups\":[{"
                  "\"properties\":[{\"key\":\"p\",\"type\":\"person\",\"operator\":\"%s\"%s}],"
                  "\"rollout_percentage\":100}]}}]}",
-                 t[i].op, value);
+                 top, t[i].op, value);
         ph_flag_result_t r = eval1(defs, "f", (ctxs_t){.person = t[i].props, .now_ms = NOW_MS});
         int got = r.value == PH_FLAG_TRUE ? 1 : r.value == PH_FLAG_FALSE ? 0 : -1;
         ck_assert_msg(got == t[i].want, "case %zu: %s %s vs %s: got %d (cause %s), want %d", i,
@@ -341,6 +365,8 @@ static void run_ops(const opcase_t *t, size_t n) {
                           posthog__flags_cause_name(r.cause), posthog__flags_cause_name(t[i].cause));
     }
 }
+
+static void run_ops(const opcase_t *t, size_t n) { run_ops_in(t, n, ""); }
 
 #define MISSING PH_INCONCLUSIVE_MISSING_PROPERTY
 
@@ -382,6 +408,49 @@ START_TEST(op_exact_is_not) {
         {"is_not", "[\"value1\",\"value2\"]", "{\"p\":\"value4\"}", 1, 0},
     };
     run_ops(t, sizeof t / sizeof t[0]);
+}
+END_TEST
+
+/* property_matching_version (top level of /flags/definitions, as
+ * posthog-python reads it): 1 or absent, "true"/true/"True" are one value;
+ * 2, they compare as text (only an empty list still means truthy); any
+ * other version: exact/is_not are not decided locally. */
+START_TEST(op_exact_matching_version) {
+    static const opcase_t v1[] = {
+        {"exact", "true", "{\"p\":\"TRUE\"}", 1, 0},
+        {"exact", "\"true\"", "{\"p\":true}", 1, 0},
+        {"is_not", "\"false\"", "{\"p\":false}", 0, 0},
+    };
+    static const opcase_t v2[] = {
+        {"exact", "true", "{\"p\":\"TRUE\"}", 1, 0},     /* "true" == "true" as text */
+        {"exact", "\"true\"", "{\"p\":true}", 1, 0},     /* true's text is "true" */
+        {"exact", "true", "{\"p\":[true]}", 0, 0},         /* no truthy arrays: "[true]" */
+        {"exact", "[\"true\"]", "{\"p\":[\"true\"]}", 0, 0},
+        {"exact", "[true, false]", "{\"p\":false}", 1, 0}, /* membership by text */
+        {"exact", "\"false\"", "{\"p\":\"no\"}", 0, 0},
+        {"exact", "[]", "{\"p\":true}", 1, 0},             /* empty list: still truthy */
+        {"exact", "[]", "{\"p\":\"x\"}", 0, 0},
+        {"is_not", "\"false\"", "{\"p\":false}", 0, 0},
+        {"is_not", "\"false\"", "{\"p\":\"False\"}", 0, 0},
+        {"exact", "\"pro\"", "{\"p\":\"PRO\"}", 1, 0},
+    };
+    static const opcase_t vx[] = {
+        {"exact", "\"pro\"", "{\"p\":\"pro\"}", -1, PH_INCONCLUSIVE_CONFIG_VERSION},
+        {"is_not", "true", "{\"p\":true}", -1, PH_INCONCLUSIVE_CONFIG_VERSION},
+        {"icontains", "\"pr\"", "{\"p\":\"pro\"}", 1, 0}, /* other operators decide */
+    };
+    /* where v1 and v2 differ */
+    static const opcase_t v1_only[] = {
+        {"exact", "true", "{\"p\":[true]}", 1, 0},
+        {"exact", "[\"true\"]", "{\"p\":[\"true\"]}", 1, 0},
+    };
+    run_ops_in(v1, sizeof v1 / sizeof v1[0], "");
+    run_ops_in(v1, sizeof v1 / sizeof v1[0], "\"property_matching_version\":1,");
+    run_ops_in(v1, sizeof v1 / sizeof v1[0], "\"property_matching_version\":null,");
+    run_ops_in(v1_only, sizeof v1_only / sizeof v1_only[0], "\"property_matching_version\":1,");
+    run_ops_in(v2, sizeof v2 / sizeof v2[0], "\"property_matching_version\":2,");
+    run_ops_in(vx, sizeof vx / sizeof vx[0], "\"property_matching_version\":3,");
+    run_ops_in(vx, sizeof vx / sizeof vx[0], "\"property_matching_version\":\"2\",");
 }
 END_TEST
 
@@ -672,7 +741,7 @@ START_TEST(flag_basics) {
     ck_assert_int_eq(r.reason, PH_REASON_OUT_OF_ROLLOUT_BOUND);
     /* unknown key */
     ph_flags_defs_t *d = compile_ok(DEFS("{\"key\":\"f\",\"active\":true,\"filters\":{}}"));
-    ph_flags_ctx_t ctx = {"u", NULL, NULL, NULL, NULL, 0};
+    ph_flags_ctx_t ctx = {"u", NULL, NULL, NULL, NULL, 0, NULL};
     ph_flag_result_t u;
     posthog__flags_evaluate(d, "nope", &ctx, &u);
     ck_assert_int_eq(u.value, PH_FLAG_INCONCLUSIVE);
@@ -1432,7 +1501,7 @@ typedef struct {
 static void *reader(void *arg) {
     reader_t *r = arg;
     cJSON *props = cJSON_Parse("{\"email\":\"someone@example.com\"}");
-    ph_flags_ctx_t ctx = {"reader", NULL, props, NULL, NULL, 0};
+    ph_flags_ctx_t ctx = {"reader", NULL, props, NULL, NULL, 0, NULL};
     int last = 0;
     while (!atomic_load(r->stop) || r->evaluations < 1000) {
         const ph_flags_defs_t *d = posthog__flags_store_acquire(r->s);
@@ -1456,7 +1525,7 @@ static void *reader(void *arg) {
 
 static void *reader_any(void *arg) {
     reader_t *r = arg;
-    ph_flags_ctx_t ctx = {"reader", NULL, NULL, NULL, NULL, 0};
+    ph_flags_ctx_t ctx = {"reader", NULL, NULL, NULL, NULL, 0, NULL};
     while (!atomic_load(r->stop) || r->evaluations < 100) {
         const ph_flags_defs_t *d = posthog__flags_store_acquire(r->s);
         if (!d) continue;
@@ -1565,7 +1634,7 @@ START_TEST(store_fork) {
         posthog__flags_store_fork_child(s);
         int ok = atomic_load(&s->hz[5].p) == NULL;
         const ph_flags_defs_t *d = posthog__flags_store_acquire(s);
-        ph_flags_ctx_t ctx = {"child", NULL, NULL, NULL, NULL, 0};
+        ph_flags_ctx_t ctx = {"child", NULL, NULL, NULL, NULL, 0, NULL};
         ph_flag_result_t r;
         posthog__flags_evaluate(d, "a", &ctx, &r);
         ok = ok && r.value == PH_FLAG_TRUE;
@@ -1627,7 +1696,7 @@ START_TEST(evaluation_allocates_nothing) {
     for (int i = 0; i < 200; i++) {
         char id[32];
         snprintf(id, sizeof id, "user-%d", i);
-        ph_flags_ctx_t ctx = {id, NULL, props, groups, gprops, NOW_MS};
+        ph_flags_ctx_t ctx = {id, NULL, props, groups, gprops, NOW_MS, NULL};
         const ph_flags_defs_t *v = posthog__flags_store_acquire(s);
         posthog__flags_evaluate_all(v, &ctx, all);
         for (size_t k = 0; k < 5; k++) posthog__flags_evaluate_index(v, k, &ctx, &one);
@@ -1651,16 +1720,97 @@ END_TEST
 
 /* ------------------------------------------------------------ main */
 
+/* Person properties as text: the arena tree is the tree cJSON builds
+ * (printed the same), in the arena and, when it does not fit, on the heap;
+ * text that is not one JSON object is flagged, not guessed at. */
+START_TEST(lazy_tree_equals_cjson)
+{
+    static char many[8192];
+    size_t n = 0;
+    n += (size_t)snprintf(many + n, sizeof many - n, "{");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(many + n, sizeof many - n, "%s\"k%d\":[%d,\"v\\u00e9%d\",{\"x\":null}]",
+                              i ? "," : "", i, i * 7 - 300, i);
+    snprintf(many + n, sizeof many - n, "}");
+    const char *texts[] = {
+        "{}", " { } ", "{\"a\":1}", "{\"plan\":\"pro\",\"age\":23,\"ok\":true,\"no\":false,\"z\":null}",
+        "{\"e\\\"sc\":\"a\\\\\",\"t\":\"\\t\\n\\r\\b\\f\\/\",\"u\":\"\\u00e9\\ud83d\\ude00\"}",
+        "{\"q\":\"say \\\"hi\\\"\",\"bs\":\"\\\\\\\\\",\"mix\":\"a\\\\\\\"b\"}",
+        "{\"n\":[-0,0.5,-1.25e-3,1E+2,123456789012345,1234567890123456789,9007199254740993,"
+        "2147483648,-2147483649,1e308,-1e-308,0.1]}",
+        "{\"nested\":{\"a\":[1,[2,[3,{\"b\":[]}]]],\"c\":{}},\"dup\":1,\"dup\":2}",
+        "{ \"sp\" :\t\"x\" ,\n\"y\"\r: [ 1 , 2 ] }",
+        "{\"utf8\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}",
+        many,
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        cJSON *ref = cJSON_Parse(texts[i]);
+        ck_assert_ptr_nonnull(ref);
+        char *want = cJSON_PrintUnformatted(ref);
+        for (int checked = 0; checked < 2; checked++) {
+            ph_flags_lazy_t *lz = malloc(sizeof *lz);
+            ck_assert_ptr_nonnull(lz);
+            posthog__flags_lazy_init(lz, texts[i], strlen(texts[i]), checked);
+            const cJSON *t = posthog__flags_lazy_get(lz);
+            ck_assert_msg(t != NULL && !lz->invalid, "%s", texts[i]);
+            ck_assert_ptr_eq(posthog__flags_lazy_get(lz), t); /* parsed once */
+            ck_assert_int_eq(lz->heap != NULL, texts[i] == many); /* only the big one spills */
+            char *got = cJSON_PrintUnformatted(t);
+            ck_assert_str_eq(got, want);
+            /* cJSON's own accessors work on it */
+            if (texts[i] == many) {
+                ck_assert_int_eq(cJSON_GetArraySize(t), 100);
+                const cJSON *k99 = cJSON_GetObjectItemCaseSensitive(t, "k99");
+                ck_assert_int_eq(cJSON_GetArrayItem(k99, 0)->valueint, 99 * 7 - 300);
+            }
+            cJSON_free(got);
+            posthog__flags_lazy_free(lz);
+            free(lz);
+        }
+        cJSON_free(want);
+        cJSON_Delete(ref);
+    }
+    /* numbers: valuedouble exact, valueint saturating as cJSON's */
+    ph_flags_lazy_t *lz = malloc(sizeof *lz);
+    const char *nums = "{\"a\":9007199254740993,\"b\":1e400,\"c\":-3000000000,\"d\":2.5}";
+    cJSON *ref = cJSON_Parse(nums);
+    posthog__flags_lazy_init(lz, nums, strlen(nums), true);
+    const cJSON *t = posthog__flags_lazy_get(lz);
+    for (const cJSON *a = ref->child, *b = t->child; a || b; a = a->next, b = b->next) {
+        ck_assert(a && b);
+        ck_assert_str_eq(a->string, b->string);
+        ck_assert(a->valuedouble == b->valuedouble || (a->valuedouble != a->valuedouble));
+        ck_assert_int_eq(a->valueint, b->valueint);
+    }
+    cJSON_Delete(ref);
+    posthog__flags_lazy_free(lz);
+    /* not one JSON object: flagged when read (unless the caller vouched) */
+    const char *bad[] = {"", "[]", "\"x\"", "{\"a\":1", "{\"a\":1}}", "{a:1}", "{\"a\":\"\xff\"}",
+                         "{\"a\":01}", "{\"a\":1,}", "{\"a\":\"\\x\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        posthog__flags_lazy_init(lz, bad[i], strlen(bad[i]), false);
+        ck_assert_msg(posthog__flags_lazy_get(lz) == NULL && lz->invalid, "%s", bad[i]);
+        posthog__flags_lazy_free(lz);
+    }
+    posthog__flags_lazy_init(lz, NULL, 0, false);
+    ck_assert_ptr_null(posthog__flags_lazy_get(lz));
+    ck_assert(!lz->invalid);
+    free(lz);
+}
+END_TEST
+
 static Suite *flags_suite(void) {
     Suite *s = suite_create("flags");
     TCase *t = tcase_create("flags");
     tcase_set_timeout(t, 120);
     tcase_add_test(t, sha1_vectors);
+    tcase_add_test(t, lazy_tree_equals_cjson);
     tcase_add_test(t, sha1_paths_agree);
     tcase_add_test(t, bucketing_hash_vectors);
     tcase_add_test(t, consistency_simple);
     tcase_add_test(t, consistency_multivariate);
     tcase_add_test(t, op_exact_is_not);
+    tcase_add_test(t, op_exact_matching_version);
     tcase_add_test(t, op_presence);
     tcase_add_test(t, op_strings);
     tcase_add_test(t, op_regex);

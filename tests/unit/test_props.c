@@ -150,6 +150,27 @@ START_TEST(key_rules) {
 }
 END_TEST
 
+/* has_key on keys without escapes (the byte-compare path), also after a
+ * clear of a builder that had an escaped key, and an escaped lookup. */
+START_TEST(has_key_plain_and_escaped_lookups) {
+    posthog_props_t *p = posthog_props_new();
+    ck_assert_int_eq(posthog_props_set_int(p, "tab\there", 1), POSTHOG_OK);
+    posthog_props_clear(p);
+    const char *keys[] = {"plan", "$set", "$set_once", "count", "caf\xC3\xA9"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        ck_assert_int_eq(posthog_props_set_int(p, keys[i], (int64_t)i), POSTHOG_OK);
+    ck_assert(posthog__props_has_key(p, "$set", 4));
+    ck_assert(posthog__props_has_key(p, "$set_once", 9));
+    ck_assert(!posthog__props_has_key(p, "$se", 3));
+    ck_assert(!posthog__props_has_key(p, "$set_onc", 8));
+    ck_assert(!posthog__props_has_key(p, "tab\\there", 10)); /* cleared */
+    ck_assert(posthog__props_has_key(p, "\\u0024set", 9));    /* escaped lookup, decoded */
+    ck_assert(posthog__props_has_key(p, "caf\\u00e9", 9));
+    ck_assert(posthog__props_has_key(p, "caf\xC3\xA9", 5));
+    posthog_props_free(p);
+}
+END_TEST
+
 START_TEST(keys_needing_escapes) {
     posthog_props_t *p = posthog_props_new();
     const char *keys[] = {"a\"b", "back\\slash", "tab\there", "nl\n", "\x01", "caf\xC3\xA9",
@@ -582,6 +603,7 @@ static Suite *props_suite(void) {
     tcase_add_test(t, every_setter_array);
     tcase_add_test(t, key_rules);
     tcase_add_test(t, keys_needing_escapes);
+    tcase_add_test(t, has_key_plain_and_escaped_lookups);
     tcase_add_test(t, replace_first_middle_last);
     tcase_add_test(t, replace_random_vs_model);
     tcase_add_test(t, invalid_utf8_rejected_unchanged);

@@ -49,6 +49,26 @@ static void check_uuid_text(const char *s, int64_t ms) {
                   (long long)ms);
 }
 
+/* Every byte value at every position formats as its two lower-case hex
+ * digits, dashes at 8-4-4-4-12. */
+START_TEST(uuid_format_every_byte) {
+    for (int v = 0; v < 256; v++) {
+        for (int pos = 0; pos < 16; pos++) {
+            uint8_t u[16] = {0};
+            u[pos] = (uint8_t)v;
+            char s[37], want[37];
+            posthog__uuid_format(s, u);
+            s[36] = '\0';
+            char hex[33];
+            for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", u[i]);
+            snprintf(want, sizeof want, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12,
+                     hex + 16, hex + 20);
+            ck_assert_str_eq(s, want);
+        }
+    }
+}
+END_TEST
+
 START_TEST(uuid_v7_format_and_timestamp) {
     const int64_t times[] = {0, 1, 1700000000123, 0xFFFFFFFFFFFF, 4102444800000,
                              posthog__now_ms()};
@@ -217,6 +237,18 @@ START_TEST(iso8601_vs_gmtime) {
         int64_t ms = (int64_t)(xrand() % 4133980800000ULL); /* 1970 .. end of 2100 */
         check_iso(ms);
     }
+    /* runs of milliseconds inside one second and across seconds, minutes,
+     * days and years, also before 1970 and alternating between two
+     * seconds (the formatter keeps the last second's text per thread) */
+    const int64_t starts[] = {0, -2000, 1735689598000, 68255998500, 1700000000000};
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++)
+        for (int64_t ms = starts[i]; ms < starts[i] + 2600; ms += 7) check_iso(ms);
+    for (int k = 0; k < 100; k++) {
+        check_iso(1735689599000 + k);
+        check_iso(1735689600000 + k); /* the next year */
+        check_iso(-1000 + k);
+        check_iso(k);
+    }
     /* every day boundary of 1970..2100, plus/minus one ms */
     for (int64_t day = 0; day < 47847; day++) {
         check_iso(day * 86400000);
@@ -367,6 +399,7 @@ static Suite *util_suite(void) {
     TCase *t = tcase_create("uuid");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, uuid_v7_format_and_timestamp);
+    tcase_add_test(t, uuid_format_every_byte);
     tcase_add_test(t, uuid_random_bits_vary);
     tcase_add_test(t, uuid_unique_1m);
     tcase_add_test(t, uuid_unique_across_threads);

@@ -1,11 +1,12 @@
 # frozen_string_literal: true
 
 require_relative 'test_helper'
+require_relative 'reference/libposthog_sdk'
 
 # Error tracking: capture_exception's $exception_list (posthog-ruby's shape:
 # cause chains, Ruby backtraces as frames with source context), checked on
-# what the local ingestion server received; and, when the posthog-ruby gem
-# is installed, compared field by field with the event it builds.
+# what the local ingestion server received, and compared field by field with
+# what posthog-ruby 3.23.2 sent for the same exceptions (its recording).
 class ExceptionsTest < LibPostHogTest
   class AppError < StandardError; end
 
@@ -124,7 +125,24 @@ class ExceptionsTest < LibPostHogTest
     list = only_exception['properties']['$exception_list']
     assert_equal LibPostHog::Exceptions::MAX_CHAIN, list.length
     assert_equal '70', list.first['value']
+    assert_operator JSON.generate(list).bytesize, :<=, LibPostHog::Exceptions::MAX_LIST_BYTES
     assert(list.all? { |x| x['stacktrace']['frames'].length <= LibPostHog::Exceptions::MAX_FRAMES })
+  end
+
+  # A list too large for an event loses its source context (pre/post lines
+  # first), not the frames: the error report still fits max_event_bytes.
+  def test_large_list_drops_context_first
+    frame = { 'function' => 'f', 'lineno' => 1, 'context_line' => 'x' * 100,
+              'pre_context' => ['p' * 100] * 5, 'post_context' => ['q' * 100] * 5 }
+    list = Array.new(3) { { 'type' => 'E', 'stacktrace' => { 'frames' => Array.new(10) { frame.dup } } } }
+    small = LibPostHog::Exceptions.fit(Marshal.load(Marshal.dump(list)), 1_000_000)
+    assert_equal list, small
+    mid = LibPostHog::Exceptions.fit(Marshal.load(Marshal.dump(list)), 10_000)
+    f = mid[0]['stacktrace']['frames'][0]
+    assert_equal %w[context_line function lineno], f.keys.sort
+    tiny = LibPostHog::Exceptions.fit(Marshal.load(Marshal.dump(list)), 1_000)
+    assert_equal %w[function lineno], tiny[2]['stacktrace']['frames'][9].keys.sort
+    assert_equal 10, tiny[2]['stacktrace']['frames'].length
   end
 
   def test_backtrace_line_forms
@@ -139,55 +157,42 @@ class ExceptionsTest < LibPostHogTest
     assert_nil LibPostHog::Exceptions.frame('not a backtrace line', root, deps)
   end
 
-  # posthog-ruby, when the gem is installed (rubygems.org reachable when the
-  # test environment was made): the same exception through its
-  # capture_exception, the $exception_list compared field by field.
-  def test_matches_posthog_ruby
+  # posthog-ruby 3.23.2's $exception events for the same exceptions (a cause
+  # chain, a deeper backtrace, one never raised, a String, a mechanism, no
+  # distinct_id), as recorded in fixtures/posthog-ruby-3.23.2/exceptions.json
+  # by tools/record_ruby_reference.rb (test_reference.rb records posthog-ruby
+  # again, live, when it can be loaded): every $exception_list equal field by
+  # field, frames and source context included; the other properties equal
+  # but $exception_level, which the C library always sends (README).
+  def test_matches_posthog_ruby_recording
+    theirs = JSON.parse(File.read(File.join(RubyRef::FIXTURES, 'exceptions.json')))['events']
+    old_logger = LibPostHog.logger
     begin
-      begin
-        gem 'posthog-ruby'
-      rescue Gem::LoadError
-        nil # not a gem here: maybe on the load path (RUBYLIB=.../posthog-ruby/lib)
-      end
-      require 'posthog'
-    rescue LoadError
-      skip('posthog-ruby is not installed (gem install posthog-ruby): comparison skipped')
+      ours = RubyRef.run('exceptions', RubyRef::LIBPOSTHOG, IngestServer)['events']
+    ensure
+      LibPostHog.logger = old_logger
     end
-    theirs = PostHog::Client.new(api_key: 'phc_test', host: IngestServer.url, test_mode: true)
-    c = client
-    inputs = [rescued { load_value('z') }, 'a plain message', AppError.new('never raised')]
-    inputs.each { |e| [c, theirs].each { |x| x.capture_exception(e, 'user-1', { 'k' => 1 }) } }
-    assert c.flush
-    ours_all = wait_for { (e = events).length >= inputs.length ? e : nil }
-    assert_equal inputs.length, ours_all.length
-    ours_all.each_with_index do |ev, n|
-      ours = ev['properties']
-      msg = theirs.dequeue_last_message
-      tp = JSON.parse(JSON.generate(msg[:properties] || msg['properties']))
-      compare_exception_lists(ours['$exception_list'], tp['$exception_list'], n)
-      assert_equal 1, ours['k']
-      # every other property posthog-ruby sends, libposthog sends too (but
-      # $is_server, README "Differences"); libposthog adds $exception_level
-      # (the C library always sets it; PostHog's default is "error" too)
-      (tp.keys - %w[$lib $lib_version $is_server]).each { |k| assert_equal tp[k], ours[k], k }
-      assert_equal 'error', ours['$exception_level']
-    end
-  end
-
-  def compare_exception_lists(ol, tl, n)
-    assert_equal tl.length, ol.length, "input #{n}"
-    ol.zip(tl).each_with_index do |(o, t), i|
-      assert_equal t.keys.sort, o.keys.sort, "input #{n} entry #{i}"
-      %w[type value mechanism].each { |k| assert_equal t[k], o[k], "input #{n} entry #{i} #{k}" }
-      if t['stacktrace'].nil?
-        assert_nil o['stacktrace']
-        next
+    assert_equal 6, theirs.length
+    assert_equal theirs.length, ours.length
+    theirs.zip(ours).each_with_index do |(t, o), n|
+      assert_equal '$exception', o['event']
+      assert_equal t['distinct_id'], o['distinct_id'], "event #{n}"
+      tl = t['properties']['$exception_list']
+      ol = o['properties']['$exception_list']
+      assert_equal tl.length, ol.length, "event #{n}"
+      tl.zip(ol).each_with_index do |(te, oe), i|
+        assert_equal te.keys.sort, oe.keys.sort, "event #{n} exception #{i}"
+        %w[type value mechanism].each { |k| assert_equal te[k], oe[k], "event #{n} exception #{i} #{k}" }
+        (te['stacktrace'] || {}).fetch('frames', []).each_with_index do |f, j|
+          assert_equal f, oe['stacktrace']['frames'][j], "event #{n} exception #{i} frame #{j}"
+        end
+        assert_equal te, oe
       end
-      assert_equal t['stacktrace']['frames'].length, o['stacktrace']['frames'].length
-      o['stacktrace']['frames'].zip(t['stacktrace']['frames']).each_with_index do |(a, b), j|
-        assert_equal b, a, "input #{n} entry #{i} frame #{j}"
-      end
-      assert_equal t, o
+      assert_equal 'error', o['properties']['$exception_level']
+      assert_equal t['properties'], o['properties'].reject { |k, _| k == '$exception_level' }
     end
+    frames = ours[0]['properties']['$exception_list'][0]['stacktrace']['frames']
+    assert_equal ['block in rescued', 'block in chained', 'nested_failure', 'charge', 'rescue in charge'],
+                 frames.map { |f| f['function'] }
   end
 end

@@ -70,10 +70,11 @@ class TestFlags < LibPostHogTest
     assert_equal true, c.get_feature_flag('beta', 'u1')
     assert_equal 'variant-b', c.get_feature_flag('exp', 'u1')
     assert_equal false, c.get_feature_flag('off', 'u1')
-    assert_nil c.get_feature_flag('missing', 'u1')
+    assert_equal false, c.get_feature_flag('missing', 'u1') # posthog-ruby: not in the answer is false
     assert_equal true, c.is_feature_enabled('exp', 'u1')
     assert_equal false, c.is_feature_enabled('off', 'u1')
-    assert_nil c.is_feature_enabled('missing', 'u1')
+    assert_equal false, c.is_feature_enabled('missing', 'u1')
+    assert_nil c.get_feature_flag('missing', 'u1', only_evaluate_locally: true) # nothing evaluated it
     req = flags_requests.first
     assert_equal 'v=2', req['query']
     assert_equal 'u1', req['body']['distinct_id']
@@ -90,17 +91,19 @@ class TestFlags < LibPostHogTest
     assert_nil c.get_feature_flag_result('missing', 'u1')
   end
 
-  def test_payloads_are_parsed_and_silent
+  # posthog-ruby 3.23.2: get_feature_flag_payload and get_all_flags_and_payloads
+  # give the payload's JSON text (get_feature_flag_result and snapshots parse it)
+  def test_payloads_are_json_text_and_silent
     set_flags(V1)
     c = client
-    assert_equal({ 'color' => 'blue' }, c.get_feature_flag_payload('beta', 'u1'))
-    assert_equal [1, 2], c.get_feature_flag_payload('exp', 'u1')
-    assert_equal [1, 2], c.get_feature_flag_payload('exp', 'u1', match_value: 'variant-b')
+    assert_equal '{"color":"blue"}', c.get_feature_flag_payload('beta', 'u1')
+    assert_equal '[1, 2]', c.get_feature_flag_payload('exp', 'u1')
+    assert_equal '[1, 2]', c.get_feature_flag_payload('exp', 'u1', match_value: 'variant-b')
     assert_nil c.get_feature_flag_payload('exp', 'u1', match_value: 'other')
     assert_nil c.get_feature_flag_payload('off', 'u1')
     assert_equal({ 'beta' => true, 'exp' => 'variant-b', 'off' => false }, c.get_all_flags('u1'))
     assert_equal({ featureFlags: { 'beta' => true, 'exp' => 'variant-b', 'off' => false },
-                   featureFlagPayloads: { 'beta' => { 'color' => 'blue' }, 'exp' => [1, 2] } },
+                   featureFlagPayloads: { 'beta' => '{"color":"blue"}', 'exp' => '[1, 2]' } },
                  c.get_all_flags_and_payloads('u1'))
     assert_empty called(c)
   end
@@ -138,7 +141,8 @@ class TestFlags < LibPostHogTest
     reqs = flags_requests
     assert_equal({ 'company' => 'acme' }, reqs[0]['body']['groups'])
     assert_equal({ 'plan' => 'pro' }, reqs[0]['body']['person_properties'])
-    assert_equal 50, reqs[0]['body']['group_properties']['company']['size']
+    # posthog-ruby adds each group's $group_key to its properties
+    assert_equal({ '$group_key' => 'acme', 'size' => 50 }, reqs[0]['body']['group_properties']['company'])
     assert_equal false, reqs[0]['body']['geoip_disable'] # posthog-ruby's default
     assert_equal true, reqs[1]['body']['geoip_disable']
     ev = called(c).to_h { |e| [e['properties']['$feature_flag'], e['properties']] }
@@ -252,7 +256,7 @@ class TestFlags < LibPostHogTest
     assert_equal true, c.get_feature_flag('simple-50', 'user_1')
     assert_equal true, c.get_feature_flag('pro-only', 'u1', person_properties: { plan: 'pro' })
     assert_equal false, c.get_feature_flag('pro-only', 'u2', person_properties: { plan: 'free' })
-    assert_equal({ 'tier' => 2 }, c.get_feature_flag_payload('pro-only', 'u1', person_properties: { plan: 'pro' }))
+    assert_equal('{"tier":2}', c.get_feature_flag_payload('pro-only', 'u1', person_properties: { plan: 'pro' }))
     assert_empty flags_requests
     assert_equal true, c.get_feature_flag('needs-server', 'u1')
     assert_equal [['needs-server']], flags_requests.map { |r| r['body']['flag_keys_to_evaluate'] }

@@ -1,7 +1,7 @@
-require 'tmpdir'
-require 'fileutils'
 # frozen_string_literal: true
 
+require 'tmpdir'
+require 'fileutils'
 require_relative 'test_helper'
 
 # Every event method and the payload it produces on the wire.
@@ -49,7 +49,18 @@ class TestMethods < LibPostHogTest
     assert_equal '7', e['uuid'][14], 'a v7 uuid'
     assert_match TS_RE, e['timestamp']
     assert_in_delta t0.to_f, Time.iso8601(e['timestamp']).to_f, 5
-    assert_equal({ '$lib' => 'posthog-ruby', '$lib_version' => LibPostHog::VERSION }, e['properties'])
+    assert_equal({ '$lib' => 'posthog-ruby', '$lib_version' => LibPostHog::VERSION, '$is_server' => true },
+                 e['properties'])
+  end
+
+  # posthog-ruby's is_server option: $is_server unless is_server: false.
+  def test_is_server_option
+    assert client(is_server: false).capture(distinct_id: 'u', event: 'cli')
+    assert client(is_server: true, super_properties: { '$is_server' => false }).capture(distinct_id: 'u', event: 'own')
+    @clients.each(&:flush)
+    by = events.to_h { |e| [e['event'], e['properties']] }
+    refute by['cli'].key?('$is_server')
+    assert_equal false, by['own']['$is_server'] # super_properties win over the SDK's
   end
 
   def test_distinct_id_stringified_and_timestamp_types
@@ -208,10 +219,12 @@ class TestMethods < LibPostHogTest
     assert_equal 1, e['properties']['extra']
   end
 
-  def test_unknown_feature_flag_is_nil
+  # posthog-ruby 3.23.2: a flag the /flags answer lacks is false (nil only
+  # when the flags could not be evaluated)
+  def test_unknown_feature_flag_is_false
     c = client # the server's default /flags answer has no flags
-    assert_nil c.get_feature_flag('f', 'u')
-    assert_nil c.is_feature_enabled('f', 'u')
+    assert_equal false, c.get_feature_flag('f', 'u')
+    assert_equal false, c.is_feature_enabled('f', 'u')
     assert_equal({}, c.get_all_flags('u'))
     assert_nil c.get_remote_config_payload('f')
     assert_match(/get_remote_config_payload is not supported/, log_text)

@@ -8,9 +8,9 @@ require 'rbconfig'
 # before_send's key types, clients without an API key, personless capture,
 # PostHog::VERSION under the compat layer.
 class TestPostHogRubyParity < LibPostHogTest
-  # without the SDK's String keys ($lib, $lib_version in capture v0)
+  # without the SDK's String keys ($lib, $lib_version, $is_server in capture v0)
   def own(props)
-    props.reject { |k, _| k.is_a?(String) && k.start_with?('$lib') }
+    props.reject { |k, _| k.is_a?(String) && (k.start_with?('$lib') || k == '$is_server') }
   end
 
   # A filter written for posthog-ruby: properties keep the caller's key

@@ -77,7 +77,8 @@ module LibPostHog
     #   max_queue_size, on_error (proc |status, message|), test_mode,
     #   sync_mode, disabled, before_send (proc |event_hash| -> hash or nil),
     #   skip_ssl_verification, logger; plus on_drop (proc |DropReport|),
-    #   lib_name, super_properties (Hash), flush_timeout (seconds), and any
+    #   lib_name, super_properties (Hash), flush_timeout (seconds), is_server
+    #   (default true: $is_server on every event, as posthog-ruby), and any
     #   libposthog option key (flush_at, flush_interval_ms, gzip, max_retries,
     #   storage_path, capture_mode, compression, disable_geoip,
     #   historical_migration, default_distinct_id, ...), passed to
@@ -99,6 +100,7 @@ module LibPostHog
       raise ArgumentError, 'transport must respond to call(request)' if transport && !transport.respond_to?(:call)
       lib_name = opts.delete(:lib_name) || 'posthog-ruby'
       super_props = opts.delete(:super_properties) || {}
+      is_server = opts.key?(:is_server) ? opts.delete(:is_server) != false : true
 
       api_key = opts[:api_key]
       api_key = opts[:api_key] = api_key.strip if api_key.is_a?(String)
@@ -131,8 +133,11 @@ module LibPostHog
       o = Native.posthog_options_new
       raise NoMemoryError, 'libposthog: posthog_options_new failed' if o.null?
 
-      set_option(o, 'super_properties',
-                 Utils.to_json({ '$lib' => lib_name, '$lib_version' => VERSION }.merge(Utils.jsonable(super_props))))
+      sdk_props = { '$lib' => lib_name, '$lib_version' => VERSION }
+      # posthog-ruby stamps server events so PostHog does not take the
+      # server's OS for the user's device; is_server: false for a client/CLI
+      sdk_props['$is_server'] = true if is_server
+      set_option(o, 'super_properties', Utils.to_json(sdk_props.merge(Utils.jsonable(super_props))))
       @refused = nil
       opts.each { |k, v| apply_option(o, k, v) }
       if @refused
@@ -188,6 +193,8 @@ module LibPostHog
     def identify(attrs = {}, **kw)
       guard('identify') do
         a = symbolize(attrs).merge(symbolize(kw))
+        return missing_argument('identify', 'distinct_id') if blank?(a[:distinct_id])
+
         props = hash_arg(a[:properties], 'properties')
         with_shape({ properties: props, '$set': props, '$set_once': a[:set_once] }) do
           enqueue(a, '$identify', props, set: props, set_once: a[:set_once])
@@ -199,10 +206,9 @@ module LibPostHog
     def alias(attrs = {}, **kw)
       guard('alias') do
         a = symbolize(attrs).merge(symbolize(kw))
-        if blank?(a[:alias])
-          @logger.error('[libposthog] alias must be given')
-          return false
-        end
+        return missing_argument('alias', 'distinct_id') if blank?(a[:distinct_id])
+        return missing_argument('alias', 'alias') if blank?(a[:alias])
+
         with_shape({ properties: { distinct_id: nil, alias: nil } }) do
           enqueue(a, '$create_alias', { 'distinct_id' => a[:distinct_id].to_s, 'alias' => a[:alias].to_s })
         end
@@ -395,6 +401,13 @@ module LibPostHog
 
     def blank?(v)
       v.nil? || v.to_s.empty?
+    end
+
+    # posthog-ruby raises ArgumentError "<name> must be given"; the binding
+    # logs it and refuses the call (nothing is sent).
+    def missing_argument(method, name)
+      @logger.error("[libposthog] #{method}: #{name} must be given (a non-empty String); nothing sent")
+      false
     end
 
     def uuid_arg(a)
@@ -691,8 +704,11 @@ module LibPostHog
           result = state.before_send.call(event)
           replaced = true
         rescue StandardError => e
-          state.logger.error("[libposthog] Error in before_send function - using original event: #{e.message}")
-          result = event
+          # posthog-ruby 3.23.2: an event whose filter failed is not sent
+          # (it may be the one the filter was meant to strip); counted as a
+          # before_send drop
+          state.logger.error("[libposthog] Error in before_send function - dropping event: #{e.message}")
+          return Native::BEFORE_SEND_DROP
         end
         if result.nil?
           state.logger.warn("[libposthog] Event #{event[:event]} was rejected in before_send function")

@@ -1,5 +1,7 @@
 # frozen_string_literal: true
 
+require 'json'
+
 module LibPostHog
   # Error tracking: the $exception_list posthog-ruby (3.23) sends for an
   # exception, built here and handed to posthog_capture_exception_ex
@@ -26,6 +28,12 @@ module LibPostHog
     MAX_CHAIN = 50
     MAX_FRAMES = 50
     CONTEXT = 5
+    # A list larger than this as JSON loses its source context (pre/post
+    # lines first, then the lines themselves), so that a long cause chain
+    # of deep backtraces still fits the library's max_event_bytes (900 KiB
+    # by default) instead of the whole error report being dropped as too
+    # large.
+    MAX_LIST_BYTES = 512 * 1024
 
     # "path:lineno" with an optional ":in `meth'" / ":in 'Klass#meth'" (the
     # Ruby >= 3.4 form names the class); a Windows drive or JRuby
@@ -53,7 +61,21 @@ module LibPostHog
         seen[current] = true
         current = current.respond_to?(:cause) ? current.cause : nil
       end
-      list.empty? ? nil : list
+      list.empty? ? nil : fit(list)
+    end
+
+    # The list, without source context when it is too large (MAX_LIST_BYTES).
+    def fit(list, limit = MAX_LIST_BYTES)
+      [%w[pre_context post_context], %w[context_line]].each do |keys|
+        break if JSON.generate(list).bytesize <= limit
+
+        list.each do |x|
+          (x.dig('stacktrace', 'frames') || []).each { |f| keys.each { |k| f.delete(k) } }
+        end
+      end
+      list
+    rescue StandardError
+      list
     end
 
     def mechanism_at(root, index)

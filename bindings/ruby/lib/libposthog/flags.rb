@@ -93,7 +93,7 @@ module LibPostHog
   # out reads as missing and, unlike posthog-ruby, captures no event.
   class FeatureFlagEvaluations
     Record = Struct.new(:key, :enabled, :variant, :payload, :reason, :locally_evaluated, :id, :version,
-                        keyword_init: true) do
+                        :payload_json, keyword_init: true) do
       def value
         return false unless enabled
 
@@ -248,6 +248,7 @@ module LibPostHog
       FeatureFlagEvaluations::Record.new(
         key: str(f[:key]), enabled: f[:enabled] != 0, variant: str(f[:variant]),
         payload: FeatureFlagResult.parse_payload(str(f[:payload_json])), reason: str(f[:reason]),
+        payload_json: str(f[:payload_json]),
         locally_evaluated: f[:locally_evaluated] != 0,
         id: f[:id] >= 0 ? f[:id] : nil, version: f[:version] >= 0 ? f[:version] : nil
       )
@@ -266,14 +267,21 @@ module LibPostHog
     # send_feature_flag_events: false (nil: the client's option, on by default).
     def get_feature_flag(key, distinct_id, groups: {}, person_properties: {}, group_properties: {},
                          only_evaluate_locally: false, send_feature_flag_events: nil, disable_geoip: nil)
+      found = false
       rec = flag_guard('get_feature_flag') do
         one_flag(key, distinct_id, send_feature_flag_events, true, groups: groups,
                                                                    person_properties: person_properties,
                                                                    group_properties: group_properties,
                                                                    only_evaluate_locally: only_evaluate_locally,
-                                                                   disable_geoip: disable_geoip)
+                                                                   disable_geoip: disable_geoip) { |missing| found = missing }
       end
-      rec&.value
+      return rec.value if rec
+      return nil if distinct_id.nil? || distinct_id.to_s.empty?
+
+      # posthog-ruby: a flag that an answered evaluation does not know is
+      # false; nil only when it could not be evaluated (the server failed,
+      # or only_evaluate_locally without its definition)
+      found ? false : nil
     end
 
     # Whether the flag is on (a variant counts), nil when unknown.
@@ -321,7 +329,7 @@ module LibPostHog
       return nil if rec.nil?
       return nil if !match_value.nil? && match_value != rec.value
 
-      rec.payload
+      rec.payload_json
     end
 
     # { 'flag' => value } of every flag ({} when none could be evaluated); no event.
@@ -343,7 +351,7 @@ module LibPostHog
                               disable_geoip: disable_geoip, flag_keys: flag_keys, send_events: false).records
       end || {}
       { featureFlags: recs.transform_values(&:value),
-        featureFlagPayloads: recs.select { |_, r| r.enabled && !r.payload.nil? }.transform_values(&:payload) }
+        featureFlagPayloads: recs.select { |_, r| r.enabled && !r.payload_json.nil? }.transform_values(&:payload_json) }
     end
 
     # Evaluates the flags (all, or flag_keys:) at once, one /flags request
@@ -400,12 +408,17 @@ module LibPostHog
       nil
     end
 
+    # The flag's record, or nil. A block is told whether a nil comes from an
+    # evaluation that succeeded without the flag (the server answered, or
+    # local evaluation decided, and the flag is not among them).
     def one_flag(key, distinct_id, send_events, fire, **kw)
       raise ArgumentError, 'flag key must be given' if key.nil? || key.to_s.empty?
 
       key = key.to_s
       snap = evaluate(distinct_id, flag_keys: [key], send_events: send_events, **kw)
-      fire ? snap.read(key) : snap.records[key]
+      rec = fire ? snap.read(key) : snap.records[key]
+      yield(rec.nil? && !snap.empty? && snap.error.empty? && !kw[:only_evaluate_locally]) if block_given?
+      rec
     end
 
     def flag_json(v, name)
@@ -429,7 +442,7 @@ module LibPostHog
       o[:person_properties_json] = cstr.call(flag_json(person_properties, 'person_properties'))
       groups = groups.transform_values { |v| v.nil? ? nil : v.to_s } if groups.is_a?(Hash)
       o[:groups_json] = cstr.call(flag_json(groups, 'groups'))
-      o[:group_properties_json] = cstr.call(flag_json(group_properties, 'group_properties'))
+      o[:group_properties_json] = cstr.call(flag_json(with_group_keys(groups, group_properties), 'group_properties'))
       unless flag_keys.nil?
         list = Array(flag_keys).map { |k| cstr.call(k.to_s) }
         arr = FFI::MemoryPointer.new(:pointer, list.size + 1)
@@ -448,6 +461,25 @@ module LibPostHog
       raise ArgumentError, Native.posthog_strerror(st) unless st == Native::OK
 
       FlagsSnapshot.new(out.read_pointer, self, @logger)
+    end
+
+    # As posthog-ruby: each group's properties start with its $group_key
+    # (the caller's own properties win), so flags can match on the key.
+    def with_group_keys(groups, group_properties)
+      return group_properties unless groups.is_a?(Hash) && !groups.empty?
+      raise ArgumentError, 'group_properties must be a Hash' unless group_properties.nil? || group_properties.is_a?(Hash)
+
+      gp = (group_properties || {}).transform_keys(&:to_s)
+      out = gp.dup
+      groups.each do |name, key|
+        next if key.nil?
+
+        own = gp[name.to_s]
+        raise ArgumentError, "group_properties[#{name.to_s.inspect}] must be a Hash" unless own.nil? || own.is_a?(Hash)
+
+        out[name.to_s] = { '$group_key' => key }.merge(own || {})
+      end
+      out
     end
 
     # capture(send_feature_flags: true | { ... }): $feature/<key> and

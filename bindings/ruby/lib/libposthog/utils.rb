@@ -38,12 +38,35 @@ module LibPostHog
           when DateTime then ts.to_time
           when Date then ts.to_time
           when String then Time.iso8601(ts)
-          when Numeric then Time.at(ts)
+          when Numeric then time_from_seconds(ts)
           else
             raise ArgumentError, "timestamp must be a Time, not #{ts.class}"
           end
       ms = (t.to_r * 1000).floor
       ms.zero? ? 1 : ms # 0 means "now" to the C library
+    end
+
+    # Seconds since the epoch beyond this are milliseconds (or more) given
+    # by mistake: 1e11 s is the year 5138.
+    MAX_EPOCH_SECONDS = 100_000_000_000
+
+    # A number as a timestamp is seconds since the epoch (Time.at); refused
+    # (ArgumentError naming it) when it cannot be one: not finite, zero or
+    # negative (1970 or before: an unset value, never meant), or so large it
+    # must be milliseconds.
+    def time_from_seconds(n)
+      unless n.respond_to?(:finite?) ? n.finite? : true
+        raise ArgumentError, "timestamp #{n} is not a finite number; give seconds since the epoch or a Time"
+      end
+      if n <= 0
+        raise ArgumentError, "timestamp #{n} is not after 1970-01-01; a number is seconds since the epoch " \
+                             '(give a positive number of seconds or a Time)'
+      end
+      if n >= MAX_EPOCH_SECONDS
+        raise ArgumentError, "timestamp #{n} is too large for seconds since the epoch (milliseconds? " \
+                             "divide by 1000.0) ; give seconds below #{MAX_EPOCH_SECONDS} or a Time"
+      end
+      Time.at(n.is_a?(Float) ? Rational(n) : n)
     end
 
     def string(s)
