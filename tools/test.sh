@@ -14,6 +14,10 @@
 #               condition waits, POSIX spool locks, no /proc) instead of the
 #               Linux primitives, as macOS and the BSDs build it; ctest
 #               -> build-fallbacks/
+#   nocurl      -DPOSTHOG_WITH_CURL=OFF: the library links no libcurl (ldd, nm), its
+#               .pc / CMake package do not require it, and the transport-hook
+#               tests and the install test pass in it (only those targets are
+#               built) -> build-nocurl/
 #   valgrind    memcheck of the demo and the unit tests (build-test), time-boxed;
 #               runs when VALGRIND=1 or CI=true, else SKIP (VALGRIND=0 forces SKIP)
 #   fuzz        libFuzzer on the spool reader (tools/fuzz.sh) for FUZZ_SECONDS [60]
@@ -56,7 +60,7 @@ VALGRIND_TIMEOUT=${VALGRIND_TIMEOUT:-240} # seconds per test
 VALGRIND_BUDGET=${VALGRIND_BUDGET:-420}   # seconds for the whole stage
 SKIP=77 # a stage function returns this to report SKIP
 
-ALL_STAGES=(gcc asan tsan fallbacks valgrind fuzz compliance python ruby minimal)
+ALL_STAGES=(gcc asan tsan fallbacks nocurl valgrind fuzz compliance python ruby minimal)
 
 # The minimal builds of the `minimal` stage, "name:cmake args" (one word per
 # arg); add one line per option that leaves something out.
@@ -150,6 +154,32 @@ stage_tsan() {
   export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
   # shellcheck disable=SC2086  # $wrap is a command prefix
   (cd "${BUILD_PREFIX}tsan" && $wrap ctest --output-on-failure -j "$CTEST_JOBS")
+}
+
+# A library without libcurl: every request through the transport hook. Only
+# the library, the hook tests and the broker example are built (the test
+# programs and the ingestion harness still use libcurl themselves).
+stage_nocurl() {
+  local dir="${BUILD_PREFIX}nocurl" cc_path gen=()
+  cc_path=$(command -v "$CC_GCC") || { echo "compiler $CC_GCC not found"; return 1; }
+  if [[ ! -f $dir/CMakeCache.txt ]] && command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); fi
+  cmake -S . -B "$dir" "${gen[@]}" -DCMAKE_C_COMPILER="$cc_path" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPOSTHOG_WERROR=ON -DPOSTHOG_SANITIZE= -DPOSTHOG_WITH_CURL=OFF -DPOSTHOG_BUILD_TESTS=ON \
+    -DPOSTHOG_BUILD_EXAMPLES=ON -DPOSTHOG_BUILD_TOOLS=ON -DPOSTHOG_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$dir" -j "$JOBS" --target posthog posthog_static unit_test_retry \
+    integration_test_transport integration_test_transport_example
+  local so="$dir/libposthog.so"
+  if ldd "$so" | grep -i curl; then echo "FAIL: $so links libcurl"; return 1; fi
+  if nm -D --undefined-only "$so" | grep -i ' curl_'; then echo "FAIL: $so calls libcurl"; return 1; fi
+  if nm "$dir/libposthog.a" 2>/dev/null | grep -i ' U curl_'; then echo "FAIL: libposthog.a calls libcurl"; return 1; fi
+  if grep -n curl "$dir/libposthog.pc"; then echo "FAIL: libposthog.pc requires libcurl"; return 1; fi
+  if grep -n 'POSTHOG_CURL libcurl' "$dir/posthogConfig.cmake" | grep -v '^.*if(OFF)'; then
+    grep -q 'if(OFF)' "$dir/posthogConfig.cmake" || { echo "FAIL: the CMake package requires libcurl"; return 1; }
+  fi
+  echo "no libcurl in $so (ldd, nm), libposthog.pc or the CMake package"
+  # install_package: pkg-config (shared, --static) and find_package consumers
+  # of the installed library work without libcurl on the system's link line
+  run_ctest "$dir" -R '^(unit_test_retry|integration_test_transport|integration_test_transport_example|install_package)$'
 }
 
 valgrind_wanted() {

@@ -1032,6 +1032,102 @@ POSTHOG_API posthog_status_t posthog_capture_exception_ex(posthog_client_t *c,
                                                           const posthog_exception_options_t *opts,
                                                           char *uuid_out);
 
+/* ---------------------------------------------------------------- transport
+ *
+ * A transport hook replaces libcurl for every request the client makes:
+ * capture batches (v1 and v0), remote feature flags (POST /flags) and flag
+ * definitions (GET /flags/definitions with If-None-Match/ETag). The library
+ * builds the request (URL, headers, compressed body) and interprets the
+ * answer (status, Retry-After, ETag, body) exactly as with libcurl; the hook
+ * only carries bytes, over HTTP or anything else (a broker, a device's own
+ * HTTP stack). A library built with -DPOSTHOG_WITH_CURL=OFF has no other
+ * transport: posthog_client_new fails without a hook.
+ *
+ * One request for the hook. Everything it points to is owned by the library
+ * and stays valid until the call is completed (posthog_transport_complete or
+ * posthog_transport_fail), also when the library has meanwhile given up on
+ * the request: a hook that completes later from another thread may keep
+ * using it until then.
+ */
+typedef struct posthog_transport_request {
+    const char *method;             /* "POST" or "GET" */
+    const char *url;                /* full URL: host option + path (+ query) */
+    const char *const *headers;     /* "Name: value" lines (Content-Type,
+                                       Content-Encoding, If-None-Match, ...) */
+    size_t header_count;
+    const void *body;               /* POST body (may be compressed: see
+                                       Content-Encoding); NULL for GET */
+    size_t body_len;
+    uint32_t timeout_ms;            /* the library's deadline for the answer */
+    uint32_t connect_timeout_ms;    /* the connect_timeout_ms option */
+    const char *kind;               /* "capture", "flags" or "flag_definitions" */
+} posthog_transport_request_t;
+
+/* The handle of one request in flight, owned by the library. */
+typedef struct posthog_transport_call posthog_transport_call_t;
+
+/*
+ * The hook: sends `req` and completes `call` exactly once, either before it
+ * returns (synchronously) or later from any thread. Return 0 when the
+ * request was taken (completed or to be completed); non-zero when it could
+ * not be started: the library then treats it as a failed attempt (retried
+ * with backoff like a network error) and the call needs no completion.
+ *
+ * Threads: called on the flusher thread for capture batches, on the
+ * calling thread for remote flags (posthog_evaluate_flags,
+ * posthog_get_feature_flag, ...), on the definitions loader's thread for
+ * flag definitions; calls may overlap (one capture request at a time, flags
+ * requests concurrently). No internal lock is held. The hook may block, but
+ * a hook that sends synchronously must itself return within
+ * req->timeout_ms: the library cannot interrupt a function that is running,
+ * and the flusher (and so flush and shutdown) waits for it to return. As in
+ * the other callbacks, the client's posthog_flush*, posthog_shutdown return
+ * POSTHOG_E_IN_CALLBACK inside the hook and posthog_client_free only logs
+ * an error.
+ *
+ * A call not completed within req->timeout_ms (plus a second) is given up
+ * by the library: counted as a timed-out attempt and retried, spooled or
+ * dropped (counted) exactly as a libcurl timeout; at the shutdown deadline
+ * the batch in flight goes to the spool or is counted dropped. Nothing
+ * waits for a hook that never completes beyond those bounds. Completing a
+ * call that was given up, even after the client was freed, is safe: the
+ * answer is ignored and the call's memory released then.
+ */
+typedef int (*posthog_transport_fn)(const posthog_transport_request_t *req,
+                                    posthog_transport_call_t *call, void *user_data);
+
+/* Sets the transport hook (fn NULL: libcurl again, when built with it). */
+POSTHOG_API void posthog_options_set_transport(posthog_options_t *o, posthog_transport_fn fn,
+                                               void *user_data);
+
+/*
+ * Completes a call with the server's answer: its HTTP status (100..599),
+ * the values of its Retry-After and ETag headers (NULL when absent) and its
+ * body (NULL with body_len 0 when empty); all borrowed for the call (the
+ * library copies what it keeps). May be called from any thread. The call is
+ * finished and must not be used again. POSTHOG_E_INVALID_ARG for a NULL call
+ * or a status out of range (the call is then failed with that message).
+ */
+POSTHOG_API posthog_status_t posthog_transport_complete(posthog_transport_call_t *call,
+                                                        int32_t http_status,
+                                                        const char *retry_after,
+                                                        const char *etag, const void *body,
+                                                        size_t body_len);
+/*
+ * Completes a call with a transport failure (no answer from the server: a
+ * connection refused, a broker down, ...); `message` (copied, may be NULL)
+ * says why and appears in the library's log and drop messages. Retried like
+ * a network error. The call must not be used again.
+ */
+POSTHOG_API posthog_status_t posthog_transport_fail(posthog_transport_call_t *call,
+                                                    const char *message);
+/* 1 when the library has given up on the call (its deadline passed, the
+ * client shut down): the hook may stop working on it, but must still
+ * complete or fail it once to release it. 0 otherwise. */
+POSTHOG_API int posthog_transport_call_abandoned(const posthog_transport_call_t *call);
+/* 1 when this library was built with libcurl (the default transport). */
+POSTHOG_API int posthog_has_curl(void);
+
 #ifdef __cplusplus
 }
 #endif

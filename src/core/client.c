@@ -5,7 +5,6 @@
  */
 #include "client.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,12 +15,11 @@
 #include "event.h"
 #include "json.h"
 #include "props.h"
+#include "transport.h"
 #include "util.h"
 
 
 /* ---------------------------------------------------------------- create/free */
-
-static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 static void set_err(char *errbuf, size_t errlen, const char *msg) {
     if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
@@ -151,8 +149,15 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
     }
 #endif
     if (o->max_batch_size < o->flush_at) o->max_batch_size = o->flush_at;
-    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-    pthread_once(&curl_once, curl_init_once);
+    /* without libcurl (POSTHOG_WITH_CURL=OFF) only a transport hook can send */
+    if (!o->disabled && posthog__transport_check(o, oerr, sizeof oerr)) {
+        set_err(errbuf, errlen, oerr);
+        posthog_options_free(o);
+        return NULL;
+    }
+#ifdef POSTHOG_HAVE_CURL
+    posthog__transport_curl_global_init();
+#endif
     posthog__fork_init();
 
     posthog_client_t *c = posthog__aligned_alloc(PH_CACHELINE, (sizeof *c + PH_CACHELINE - 1) &

@@ -657,6 +657,12 @@ void posthog_options_set_before_send(posthog_options_t *o, posthog_before_send_f
     o->before_send_ud = user_data;
 }
 
+void posthog_options_set_transport(posthog_options_t *o, posthog_transport_fn fn, void *user_data) {
+    if (!o) return;
+    o->transport_fn = fn;
+    o->transport_ud = user_data;
+}
+
 /* A mistyped ca_bundle would otherwise show only as every request failing. */
 static int check_ca_bundle(const char *path, char *err, size_t errlen) {
     struct stat st;

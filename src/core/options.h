@@ -71,6 +71,8 @@ struct posthog_options {
     void *drop_ud;
     posthog_before_send_fn before_send_fn;
     void *before_send_ud;
+    posthog_transport_fn transport_fn; /* NULL: libcurl (delivery/transport.h) */
+    void *transport_ud;
 };
 
 /* memory_budget's least value, and the threads' default stack */

@@ -1001,7 +1001,9 @@ int posthog__flusher_start(posthog_client_t *c) {
         ok = ok && posthog__builder_init(&f->bld[ai], proto, codec, level, o->api_key,
                                          o->historical_migration, ai, o->max_batch_bytes) == 0;
     for (int ai = 0; ai < 2 && ok; ai++) posthog__codec_limit(&f->bld[ai].codec, o->codec_bytes);
-    if (!ok || posthog__http_init(&f->http, o)) {
+    /* the hook transport signals completions on the write end (a pipe's
+     * differs from the end the flusher polls) */
+    if (!ok || posthog__http_init(&f->http, o, c->wake.wfd, c)) {
         flusher_free(f);
         return -1;
     }

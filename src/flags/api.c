@@ -83,7 +83,7 @@ static ph_flags_client_t *flags_state(posthog_client_t *c) {
     ph_flags_client_t *n = calloc(1, sizeof *n);
     if (!n) return NULL;
     n->c = c;
-    n->pool = posthog__req_pool_new(c->o);
+    n->pool = posthog__req_pool_new(c->o, c);
     n->seen = posthog__exposure_new(c->o->feature_flag_called_cache_size);
     bool local = c->o->secret_key && !c->o->disabled;
     if (local) n->store = posthog__flags_store_new();

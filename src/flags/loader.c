@@ -190,7 +190,8 @@ static void fetch(ph_loader_t *l) {
         hdrs[nh++] = inm;
     }
     ph_req_t r = {.method = "GET", .url = l->url, .headers = hdrs, .nheaders = nh,
-                  .timeout_ms = l->timeout_ms, .max_body = DEFS_BODY_MAX, .cancel = &l->cancel};
+                  .timeout_ms = l->timeout_ms, .max_body = DEFS_BODY_MAX, .cancel = &l->cancel,
+                  .kind = "flag_definitions"};
     ph_resp_t resp;
     posthog__req_perform(l->pool, &r, &resp);
     if (atomic_load(&l->cancel)) { /* stopping: nothing to report */

@@ -131,7 +131,8 @@ int posthog__flags_remote(ph_req_pool_t *pool, const posthog_options_t *o, const
                   .body = body,
                   .body_len = strlen(body),
                   .timeout_ms = (int)o->feature_flags_request_timeout_ms,
-                  .max_body = FLAGS_BODY_MAX};
+                  .max_body = FLAGS_BODY_MAX,
+                  .kind = "flags"};
     int rc = -1;
     for (uint32_t attempt = 0;; attempt++) {
         ph_resp_t resp;

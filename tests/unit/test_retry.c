@@ -153,11 +153,34 @@ START_TEST(parse_retry_after_forms) {
 }
 END_TEST
 
+/* The library's own HTTP-date parser (no libcurl, no time_t): every form,
+ * dates past 2038 (a 32-bit time_t overflows there), malformed dates. */
+START_TEST(parse_http_date_forms) {
+    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777LL);
+    ck_assert_int_eq(posthog__parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777LL);
+    ck_assert_int_eq(posthog__parse_http_date("Sun Nov  6 08:49:37 1994"), 784111777LL);
+    ck_assert_int_eq(posthog__parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
+    ck_assert_int_eq(posthog__parse_http_date("Fri, 01 Jan 2100 00:00:00 GMT"), 4102444800LL);
+    ck_assert_int_eq(posthog__parse_http_date("Tue, 19 Jan 2038 03:14:08 GMT"), 2147483648LL);
+    ck_assert_int_eq(posthog__parse_http_date("Fri, 01 Jan 2100 00:00:00 GMT\r\n"), 4102444800LL);
+    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Xyz 1994 08:49:37 GMT"), -1);
+    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), -1);
+    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT junk"), -1);
+    ck_assert_int_eq(posthog__parse_http_date("Sun, 32 Nov 1994 08:49:37 GMT"), -1);
+    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 94"), -1);
+    ck_assert_int_eq(posthog__parse_http_date(""), -1);
+    /* Retry-After with a date past 2038 */
+    ck_assert_int_eq(posthog__parse_retry_after("Fri, 01 Jan 2100 00:00:10 GMT", 4102444800000LL),
+                     10000);
+}
+END_TEST
+
 static Suite *retry_suite(void) {
     Suite *s = suite_create("retry");
     TCase *t = tcase_create("retry");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, classify_contract_table);
+    tcase_add_test(t, parse_http_date_forms);
     tcase_add_test(t, v0_confirmation_body);
     tcase_add_test(t, backoff_growth_and_jitter);
     tcase_add_test(t, backoff_cap);

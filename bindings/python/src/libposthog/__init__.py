@@ -28,6 +28,9 @@ from .client import (
     OnError,
     Posthog,
     PosthogError,
+    Transport,
+    TransportRequest,
+    TransportResponse,
 )
 from .contexts import (
     get_context_device_id,
@@ -285,6 +288,9 @@ if hasattr(_os, "register_at_fork"):
 
 __all__ = [
     "Posthog",
+    "Transport",
+    "TransportRequest",
+    "TransportResponse",
     "Client",
     "APIError",
     "PosthogError",

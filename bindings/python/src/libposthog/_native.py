@@ -152,6 +152,26 @@ DROP_FN = CFUNCTYPE(None, POINTER(DropInfo), c_void_p)
 # replacement belongs to the library; posthog_replacement_set copies the text.
 BEFORE_SEND_FN = CFUNCTYPE(c_int, c_char_p, c_void_p, c_void_p)
 
+
+class TransportRequestC(Structure):
+    """posthog_transport_request_t"""
+
+    _fields_ = [
+        ("method", c_char_p),
+        ("url", c_char_p),
+        ("headers", POINTER(c_char_p)),
+        ("header_count", c_size_t),
+        ("body", c_void_p),
+        ("body_len", c_size_t),
+        ("timeout_ms", ctypes.c_uint32),
+        ("connect_timeout_ms", ctypes.c_uint32),
+        ("kind", c_char_p),
+    ]
+
+
+# (const posthog_transport_request_t *, posthog_transport_call_t *, user_data) -> 0 taken
+TRANSPORT_FN = CFUNCTYPE(c_int, POINTER(TransportRequestC), c_void_p, c_void_p)
+
 # ------------------------------------------------------------------ loading
 
 _PACKAGE_LIB_DIR = Path(__file__).resolve().parent / "_lib"
@@ -204,6 +224,12 @@ def _declare(lib: ctypes.CDLL) -> None:
     fn("posthog_options_set_on_drop", None, c_void_p, DROP_FN, c_void_p)
     fn("posthog_options_set_before_send", None, c_void_p, BEFORE_SEND_FN, c_void_p)
     fn("posthog_replacement_set", c_int, c_void_p, c_char_p)
+    fn("posthog_options_set_transport", None, c_void_p, TRANSPORT_FN, c_void_p)
+    fn("posthog_transport_complete", c_int, c_void_p, ctypes.c_int32, c_char_p, c_char_p,
+       c_void_p, c_size_t)
+    fn("posthog_transport_fail", c_int, c_void_p, c_char_p)
+    fn("posthog_transport_call_abandoned", c_int, c_void_p)
+    fn("posthog_has_curl", c_int)
     fn("posthog_client_new", c_void_p, c_void_p, c_char_p, c_size_t)
     for name in ("posthog_capture_opts", "posthog_capture_durable_opts", "posthog_capture_ai"):
         fn(

@@ -342,6 +342,7 @@ class Posthog(FlagsMixin):
         memory_budget: Optional[int] = None,
         capture_mode: Optional[Union[CaptureMode, str]] = None,
         capture_compression: Optional[Union[CaptureCompression, str]] = None,
+        transport: Optional["Transport"] = None,
         options: Optional[Mapping[str, Any]] = None,
         **kwargs: Any,
     ):
@@ -363,6 +364,9 @@ class Posthog(FlagsMixin):
             log.warning("before_send is not callable, it will be ignored")
             before_send = None
         self._before_send = before_send
+        if transport is not None and not callable(transport):
+            raise TypeError("transport must be a callable taking a TransportRequest")
+        self._transport = transport
         self._has_before_send_hook = before_send is not None
 
         exceptions.configure(self, kwargs)  # error tracking's keywords
@@ -547,6 +551,11 @@ class Posthog(FlagsMixin):
             bs_cb = _native.BEFORE_SEND_FN(functools.partial(_before_send_trampoline, wself))
             lib.posthog_options_set_before_send(o, bs_cb, None)
             callbacks += (bs_cb,)
+
+        if getattr(self, "_transport", None) is not None:
+            tr_cb = _native.TRANSPORT_FN(functools.partial(_transport_trampoline, self._transport))
+            lib.posthog_options_set_transport(o, tr_cb, None)
+            callbacks += (tr_cb,)
 
         err = ctypes.create_string_buffer(512)
         ptr = lib.posthog_client_new(o, err, len(err))  # takes ownership of o
@@ -1123,6 +1132,94 @@ def _drop_trampoline(wself: "weakref.ref[Posthog]", info_p: Any, _ud: Any) -> No
             _tls.callback -= 1
     except Exception:  # pragma: no cover
         pass
+
+
+class TransportResponse(Tuple[int, bytes, Optional[str], Optional[str]]):
+    """What a transport returns: the server's status, body and the values of
+    its Retry-After and ETag headers (None when absent)."""
+
+    def __new__(cls, status: int, body: bytes = b"", retry_after: Optional[str] = None,
+                etag: Optional[str] = None) -> "TransportResponse":
+        return tuple.__new__(cls, (status, body, retry_after, etag))  # type: ignore[arg-type]
+
+    status = property(lambda self: self[0])
+    body = property(lambda self: self[1])
+    retry_after = property(lambda self: self[2])
+    etag = property(lambda self: self[3])
+
+
+class TransportRequest:
+    """One request libposthog asks a custom transport to carry (the
+    `transport=` keyword): method, url, headers ("Name: value" strings),
+    body (bytes, maybe compressed: see Content-Encoding; None for GET),
+    timeout (seconds), kind ("capture", "flags", "flag_definitions").
+
+    The transport either returns a TransportResponse (or raises: a transport
+    failure, retried like a network error), or returns None and calls
+    complete() or fail() exactly once later, from any thread. A request not
+    answered within its timeout (+1 s) is given up by the library; answering
+    it afterwards is harmless (`abandoned` then says True)."""
+
+    __slots__ = ("method", "url", "headers", "body", "timeout", "kind", "_call", "_done")
+
+    def __init__(self, call: int, method: str, url: str, headers: List[str],
+                 body: Optional[bytes], timeout: float, kind: str):
+        self._call = call
+        self._done = False
+        self.method, self.url, self.headers = method, url, headers
+        self.body, self.timeout, self.kind = body, timeout, kind
+
+    def complete(self, status: int, body: bytes = b"", retry_after: Optional[str] = None,
+                 etag: Optional[str] = None) -> None:
+        if self._done:
+            raise RuntimeError("this transport request was already answered")
+        self._done = True
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        st = _native.load().posthog_transport_complete(
+            self._call, int(status), retry_after.encode() if retry_after else None,
+            etag.encode() if etag else None, body or None, len(body or b""))
+        if st != 0:
+            raise ValueError("libposthog refused the answer: %s (status %r)"
+                             % (_native.strerror(st), status))
+
+    def fail(self, message: str) -> None:
+        if self._done:
+            raise RuntimeError("this transport request was already answered")
+        self._done = True
+        _native.load().posthog_transport_fail(self._call, str(message).encode("utf-8", "replace"))
+
+    @property
+    def abandoned(self) -> bool:
+        return self._done or bool(_native.load().posthog_transport_call_abandoned(self._call))
+
+
+Transport = Callable[[TransportRequest], Optional[TransportResponse]]
+
+
+def _transport_trampoline(fn: Transport, req_p: Any, call: int, _ud: Any) -> int:
+    req = None
+    try:
+        r = req_p.contents
+        headers = [r.headers[i].decode("utf-8", "replace") for i in range(r.header_count)]
+        body = ctypes.string_at(r.body, r.body_len) if r.body else None
+        req = TransportRequest(call, r.method.decode(), r.url.decode("utf-8", "replace"), headers,
+                               body, r.timeout_ms / 1000.0, (r.kind or b"capture").decode())
+        out = fn(req)
+        if out is not None and not req._done:
+            if isinstance(out, tuple):
+                req.complete(*out)
+            else:
+                raise TypeError("a transport returns a TransportResponse or None")
+        return 0
+    except BaseException as e:  # noqa: B036 - must not unwind through C
+        if req is None:
+            return 1  # not started: the library retries it
+        if not req._done:
+            req.fail("%s: %s" % (type(e).__name__, e))
+        if not isinstance(e, Exception):
+            log.warning("transport interrupted by %s", type(e).__name__)
+        return 0
 
 
 def _before_send_trampoline(

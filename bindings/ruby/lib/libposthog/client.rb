@@ -54,7 +54,7 @@ module LibPostHog
     # @api private
     class State
       attr_accessor :ptr, :functions, :reporter, :before_send, :test_mode, :test_queue,
-                    :logger, :freed
+                    :logger, :freed, :transport
 
       def free!
         return if freed || ptr.nil? || ptr.null?
@@ -96,6 +96,8 @@ module LibPostHog
       @flush_timeout = opts.delete(:flush_timeout)
       test_mode = opts.delete(:test_mode) ? true : false
       before_send = opts.delete(:before_send)
+      transport = opts.delete(:transport)
+      raise ArgumentError, 'transport must respond to call(request)' if transport && !transport.respond_to?(:call)
       lib_name = opts.delete(:lib_name) || 'posthog-ruby'
       super_props = opts.delete(:super_properties) || {}
       is_server = opts.key?(:is_server) ? opts.delete(:is_server) != false : true
@@ -110,6 +112,7 @@ module LibPostHog
       @state.test_mode = test_mode
       @state.test_queue = []
       @state.before_send = before_send
+      @state.transport = transport
       @state.functions = []
       @state.reporter = Reporter.new(@logger, @on_error, @on_drop)
       @pid = Process.pid
@@ -669,7 +672,44 @@ module LibPostHog
         functions << bs
         Native.posthog_options_set_before_send(o, bs, nil)
       end
+      if state.transport
+        tr = FFI::Function.new(:int, %i[pointer pointer pointer]) do |req_ptr, call, _ud|
+          run_transport(state, req_ptr, call)
+        end
+        functions << tr
+        Native.posthog_options_set_transport(o, tr, nil)
+      end
       state.functions = functions
+    end
+
+    # The transport hook (libposthog extension, transport: proc |request|):
+    # request is a Hash {method:, url:, headers: ["Name: value", ...], body:
+    # (binary String, nil for GET), timeout: (s), kind: "capture" | "flags" |
+    # "flag_definitions"}; the proc returns [status, body, retry_after, etag]
+    # (the last two nil when absent) or raises (a transport failure, retried).
+    # Runs on the library's threads (the flusher for batches), synchronously.
+    def run_transport(state, req_ptr, call)
+      r = Native::TransportRequest.new(req_ptr)
+      n = r[:header_count]
+      headers = n.zero? ? [] : r[:headers].get_array_of_string(0, n)
+      body = r[:body].null? ? nil : r[:body].read_bytes(r[:body_len])
+      req = { method: r[:method], url: r[:url], headers: headers, body: body,
+              timeout: r[:timeout_ms] / 1000.0, kind: r[:kind] }
+      status, rbody, retry_after, etag = state.transport.call(req)
+      rbody = rbody.to_s.b
+      buf = FFI::MemoryPointer.new(:char, [rbody.bytesize, 1].max)
+      buf.put_bytes(0, rbody) unless rbody.empty?
+      st = Native.posthog_transport_complete(call, Integer(status), retry_after&.to_s, etag&.to_s,
+                                             rbody.empty? ? nil : buf, rbody.bytesize)
+      state.logger.error("[libposthog] transport answered an invalid status #{status.inspect}") unless st.zero?
+      0
+    rescue Exception => e # rubocop:disable Lint/RescueException -- never unwind through C
+      begin
+        Native.posthog_transport_fail(call, "#{e.class}: #{e.message}")
+      rescue Exception # rubocop:disable Lint/RescueException
+        nil
+      end
+      0
     end
 
     # Runs on the capturing thread, inside posthog_capture_opts.

@@ -153,6 +153,20 @@ module LibPostHog
     callback :drop_fn, %i[pointer pointer], :void
     callback :before_send_fn, %i[pointer pointer pointer], :int
 
+    # posthog_transport_request_t
+    class TransportRequest < FFI::Struct
+      layout :method, :string,
+             :url, :string,
+             :headers, :pointer,
+             :header_count, :size_t,
+             :body, :pointer,
+             :body_len, :size_t,
+             :timeout_ms, :uint32,
+             :connect_timeout_ms, :uint32,
+             :kind, :string
+    end
+    callback :transport_fn, %i[pointer pointer pointer], :int
+
     attach_function :posthog_strerror, [:int], :string
     attach_function :posthog_version, [], :string
     attach_function :posthog_drop_reason_name, [:int], :string
@@ -166,6 +180,10 @@ module LibPostHog
     attach_function :posthog_options_set_before_send, %i[pointer before_send_fn pointer], :void
     # before_send's replacement belongs to the library, which copies the text.
     attach_function :posthog_replacement_set, %i[pointer string], :int
+    # the transport hook: every request through a Ruby proc instead of libcurl
+    attach_function :posthog_options_set_transport, %i[pointer transport_fn pointer], :void
+    attach_function :posthog_transport_complete, %i[pointer int32 string string pointer size_t], :int
+    attach_function :posthog_transport_fail, %i[pointer string], :int
 
     attach_function :posthog_client_new, %i[pointer pointer size_t], :pointer
 
