@@ -727,7 +727,9 @@ POSTHOG_API posthog_status_t posthog_get_stats(const posthog_client_t *c, postho
 
 /* One counter by name: each field of posthog_stats_t ("captured", "sent",
  * "spool_bytes", ...), "dropped_<reason>" for each drop reason, and the
- * spool's "evicted" (storage_full + expired) and "corrupt_skipped";
+ * spool's "evicted" (storage_full + expired) and "corrupt_skipped", and
+ * "spool_scan_errors" (listings of the spool directory that failed, each
+ * also logged as an error: spooled files may have been missed);
  * UINT64_MAX for an unknown name. Convenient for bindings. */
 POSTHOG_API uint64_t posthog_get_stat(const posthog_client_t *c, const char *name);
 

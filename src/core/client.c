@@ -470,6 +470,8 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
     if (!strcmp(name, "evicted"))
         return s.dropped[POSTHOG_DROP_STORAGE_FULL] + s.dropped[POSTHOG_DROP_EXPIRED];
     if (!strcmp(name, "corrupt_skipped")) return s.dropped[POSTHOG_DROP_CORRUPT];
+    if (!strcmp(name, "spool_scan_errors")) /* failed listings of the spool directory */
+        return c && c->spool ? atomic_load(&c->spool->scan_failures) : 0;
     if (!strncmp(name, "flags_", 6)) return posthog__flags_stat(c, name);
     return UINT64_MAX;
 }

@@ -3,7 +3,6 @@
  */
 #include "retry.h"
 
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,8 +49,8 @@ int64_t posthog__parse_retry_after(const char *v, int64_t now_wall_ms) {
         if (*v) return -1;
         return PH_RETRY_MIN(secs, 86400) * 1000;
     }
-    time_t t = curl_getdate(v, NULL);
-    if (t < 0) return -1;
-    int64_t d = (int64_t)t * 1000 - now_wall_ms;
+    int64_t t; /* no curl_getdate: see posthog__parse_http_date */
+    if (posthog__parse_http_date(v, now_wall_ms / 1000, &t)) return -1;
+    int64_t d = t * 1000 - now_wall_ms;
     return d < 0 ? 0 : d;
 }

@@ -75,6 +75,7 @@ typedef struct {
     int (*before_rename)(void);
     int (*before_open)(void);
     int (*before_read)(const char *path); /* reading a file's events (read, split) */
+    int (*before_scan)(void);             /* listing the directory (opendir/readdir) */
 } ph_spool_faults_t;
 extern ph_spool_faults_t posthog__spool_faults;
 
@@ -91,6 +92,10 @@ typedef struct {
     uint64_t bytes_on_disk;   /* [mu] approximate total of *.spool files */
     ph_spool_file_t *idle;    /* [mu] owned files waiting to be sent, oldest first */
     uint64_t idle_events;     /* [mu] events in `idle` */
+    _Atomic uint64_t scan_failures; /* directory listings that failed (opendir,
+                                     * readdir, memory): files may have been missed */
+    _Atomic uint64_t scan_reported; /* of those, already reported */
+    _Atomic int scan_errno;   /* the last failure's errno */
 } ph_spool_t;
 
 /* What happened to events while reading or evicting. */
@@ -160,6 +165,11 @@ long posthog__spool_read(ph_spool_file_t *f, ph_spool_event_fn fn, void *ud, ph_
  */
 long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes,
                           ph_spool_loss_t *loss);
+
+/* Directory listings that failed since the last call (never silent: the
+ * flusher logs them), with the last errno in *err; the running total of
+ * failures in *total. */
+uint64_t posthog__spool_scan_failures(ph_spool_t *s, int *err, uint64_t *total);
 
 /* Deletes a file this process owns (delivered or permanently rejected). */
 void posthog__spool_remove(ph_spool_t *s, ph_spool_file_t *f);
