@@ -18,6 +18,13 @@ arch=$1 root=$2
 shift 2
 (($#)) || { echo "usage: $0 ARCH DIR PACKAGE..." >&2; exit 2; }
 
+# Fast path: the same request, and no package list newer than the sysroot.
+if [[ -f $root/.packages && -f $root/.request && $(cat "$root/.request") == "$*" &&
+      -z $(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -newer "$root/.packages" -print -quit) ]]; then
+  echo "$root"
+  exit 0
+fi
+
 want=()
 for p in "$@"; do want+=("$p:$arch"); done
 # Every package the list needs, of this architecture (virtual packages are
@@ -29,6 +36,8 @@ mapfile -t pkgs < <(apt-cache depends --recurse --no-recommends --no-suggests --
 ((${#pkgs[@]})) || { echo "cross-sysroot: apt-cache knows none of: ${want[*]} (dpkg --add-architecture $arch; apt-get update)" >&2; exit 1; }
 stamp=$(apt-cache policy "${pkgs[@]}" 2>/dev/null | awk '/^[^ ]/{p=$1} /Candidate:/{print p, $2}')
 if [[ -f $root/.packages && $(cat "$root/.packages") == "$stamp" ]]; then
+  printf '%s\n' "$*" >"$root/.request"
+  touch "$root/.packages"
   echo "$root"
   exit 0
 fi
@@ -36,7 +45,8 @@ fi
 echo "cross-sysroot: unpacking ${#pkgs[@]} $arch packages into $root" >&2
 rm -rf "$root.tmp"
 mkdir -p "$root.tmp/.debs"
-(cd "$root.tmp/.debs" && apt-get download -qq "${pkgs[@]}" >/dev/null)
+# (as root, apt would drop to its _apt user, who cannot write here)
+(cd "$root.tmp/.debs" && apt-get download -qq -o APT::Sandbox::User=root "${pkgs[@]}" >/dev/null)
 for d in "$root.tmp"/.debs/*.deb; do dpkg-deb -x "$d" "$root.tmp"; done
 rm -rf "$root.tmp/.debs"
 # Absolute symlinks (libfoo.so -> /lib/<triplet>/libfoo.so.1) would point
@@ -46,6 +56,7 @@ while IFS= read -r -d '' l; do
   [[ $t == /* ]] && ln -sfn "$root$t" "$l"
 done < <(find "$root.tmp" -type l -print0)
 printf '%s\n' "$stamp" >"$root.tmp/.packages"
+printf '%s\n' "$*" >"$root.tmp/.request"
 rm -rf "$root"
 mv "$root.tmp" "$root"
 echo "$root"
