@@ -201,6 +201,7 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
             uint64_t n = posthog__spool_adopt(c->spool, &loss);
             posthog__spool_pending_add(c, (int64_t)n);
             posthog__report_spool_loss(c, &loss);
+            posthog__report_spool_scan(c);
             if (n)
                 posthog__log(c, POSTHOG_LOG_INFO, "found %llu spooled events to deliver",
                              (unsigned long long)n);

@@ -439,14 +439,7 @@ static void adopt(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
         posthog__log(c, POSTHOG_LOG_INFO, "found %llu spooled events to deliver",
                      (unsigned long long)n);
     }
-    int scan_err;
-    uint64_t scan_total;
-    if (posthog__spool_scan_failures(c->spool, &scan_err, &scan_total))
-        posthog__log(c, POSTHOG_LOG_ERROR,
-                     "spool directory %s could not be listed: %s; spooled events in it may be "
-                     "missed until a listing succeeds (%llu failed listings, stat "
-                     "spool_scan_errors)",
-                     c->spool->dir, strerror(scan_err), (unsigned long long)scan_total);
+    posthog__report_spool_scan(c);
     posthog__report_spool_loss(c, &loss);
 }
 
