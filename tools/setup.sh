@@ -4,7 +4,11 @@
 # `apt-get update` + `apt-get install` when something is missing, so it
 # takes well under a second when everything is present.
 #
-# Usage: tools/setup.sh [EXTRA_PACKAGE...]
+# Usage: tools/setup.sh [--cross] [EXTRA_PACKAGE...]
+#   --cross: also what `tools/test.sh cross` needs: Debian's cross compilers
+#   for armhf, arm64 and s390x, qemu-user, and (multiarch: the architectures
+#   are added to dpkg) the armhf and arm64 -dev packages of the libraries.
+#   s390x's libraries are unpacked by tools/cross-sysroot.sh instead.
 #   Extra packages (arguments, or $POSTHOG_EXTRA_PACKAGES, space separated)
 #   are installed along with the list below.
 #
@@ -42,11 +46,37 @@ PACKAGES=(
   ruby ruby-dev ruby-ffi
 )
 
+# tools/test.sh cross (with --cross).
+CROSS_PACKAGES=(
+  gcc-arm-linux-gnueabihf gcc-aarch64-linux-gnu gcc-s390x-linux-gnu  # cross compilers
+  qemu-user              # runs the tests of each architecture (no binfmt needed)
+)
+CROSS_MULTIARCH=(armhf arm64)     # their -dev packages come through dpkg multiarch
+CROSS_SYSROOT_ARCHES=(s390x)      # only package lists (tools/cross-sysroot.sh)
+CROSS_ARCH_PACKAGES=(
+  libc6-dev zlib1g-dev libcurl4-openssl-dev libcjson-dev check libsubunit-dev
+  libzstd-dev libbrotli-dev
+  libatomic1             # the ARMv6 build's libatomic at run time (qemu)
+)
+
 log() { printf 'setup: %s\n' "$*"; }
+
+cross=0
+if [[ ${1:-} == --cross ]]; then
+  cross=1
+  shift
+fi
 
 # shellcheck disable=SC2206  # word splitting of the env list is intended
 extra=(${POSTHOG_EXTRA_PACKAGES:-})
 want=("${PACKAGES[@]}" "${extra[@]}" "$@")
+update_needed=0
+if ((cross)); then
+  want+=("${CROSS_PACKAGES[@]}")
+  for a in "${CROSS_MULTIARCH[@]}"; do
+    for p in "${CROSS_ARCH_PACKAGES[@]}"; do want+=("$p:$a"); done
+  done
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   log "not a Debian/Ubuntu system (no dpkg/apt-get): install the equivalents of"
@@ -62,29 +92,46 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
   exit 0
 fi
 
+as_root=()
+if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then as_root=(sudo -n); fi
+
+if ((cross)); then
+  foreign=" $(dpkg --print-foreign-architectures | tr '\n' ' ') "
+  for a in "${CROSS_MULTIARCH[@]}" "${CROSS_SYSROOT_ARCHES[@]}"; do
+    if [[ $foreign != *" $a "* ]]; then
+      log "adding the $a architecture to dpkg"
+      "${as_root[@]}" dpkg --add-architecture "$a"
+      update_needed=1
+    fi
+  done
+fi
+
 # One dpkg-query call for the whole list; absent packages print nothing
-# on stdout (an error on stderr), installed ones print "name ii".
-installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null || true)
+# on stdout (an error on stderr), installed ones print "name ii" (with
+# ":arch" for a multiarch package once foreign architectures exist).
+host_arch=$(dpkg --print-architecture)
+installed=$(dpkg-query -W -f='${binary:Package} ${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null || true)
 missing=()
 for p in "${want[@]}"; do
-  if ! grep -qE "^${p//+/\\+}(:[a-z0-9]+)? ii" <<<"$installed"; then
+  q=${p//+/\\+}
+  if [[ $p == *:* ]]; then re="^$q ii"; else re="^$q(:$host_arch)? ii"; fi
+  if ! grep -qE "$re" <<<"$installed"; then
     missing+=("$p")
   fi
 done
 
+if ((update_needed && ${#missing[@]} == 0)); then
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get -qq -o DPkg::Lock::Timeout=300 update </dev/null >/dev/null
+fi
 if ((${#missing[@]} == 0)); then
   log "all ${#want[@]} packages present"
   exit 0
 fi
 
-as_root=()
-if [[ $(id -u) -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo -n)
-  else
-    log "need root (or sudo) to install: ${missing[*]}"
-    exit 1
-  fi
+if [[ $(id -u) -ne 0 ]] && ! command -v sudo >/dev/null 2>&1; then
+  log "need root (or sudo) to install: ${missing[*]}"
+  exit 1
 fi
 
 export DEBIAN_FRONTEND=noninteractive

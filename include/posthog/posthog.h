@@ -842,6 +842,8 @@ POSTHOG_API posthog_status_t posthog_get_stats(const posthog_client_t *c, postho
 /* One counter by name: each field of posthog_stats_t ("captured", "sent",
  * "spool_bytes", ...), "dropped_<reason>" for each drop reason, the
  * spool's "evicted" (storage_full + expired) and "corrupt_skipped",
+ * "spool_scan_errors" (listings of the spool directory that failed, each
+ * also logged as an error: spooled files may have been missed),
  * "network_down" (1 while posthog_set_network_state says so) and
  * "network_down_periods" (its up -> down transitions); and two sizes:
  * "queue_capacity_bytes" (the queue's ring) and "memory_budget" (the

@@ -175,6 +175,23 @@ size_t posthog__json_escape(char *out, const char *s, size_t n) {
  */
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
+
+/* The word arithmetic below needs the string's first byte in the word's
+ * lowest byte (borrows run towards the later bytes, low_bytes_mask keeps
+ * the first n): little-endian order. A big-endian CPU (s390x, PowerPC,
+ * MIPS-BE) swaps what it loads and stores; little-endian ones are
+ * unchanged (the capture path's speed). */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_BIG_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define LE64(x) __builtin_bswap64(x)
+#define LE32(x) __builtin_bswap32(x)
+#elif defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LE64(x) (x)
+#define LE32(x) (x)
+#else
+#error "json.c: byte order unknown (neither __ORDER_LITTLE_ENDIAN__ nor __ORDER_BIG_ENDIAN__)"
+#endif
 static inline uint64_t special_bytes(uint64_t x) {
     uint64_t lt20 = (x - ONES * 0x20) & ~x;
     uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
@@ -188,13 +205,13 @@ static inline uint64_t load_partial(const unsigned char *s, size_t n) {
     if (n >= 8) {
         uint64_t x;
         memcpy(&x, s, 8);
-        return x;
+        return LE64(x);
     }
     if (n >= 4) {
         uint32_t lo, hi;
         memcpy(&lo, s, 4);
         memcpy(&hi, s + n - 4, 4);
-        return (uint64_t)lo | ((uint64_t)hi << (8 * (n - 4)));
+        return (uint64_t)LE32(lo) | ((uint64_t)LE32(hi) << (8 * (n - 4)));
     }
     return (uint64_t)s[0] | ((uint64_t)s[n / 2] << (8 * (n / 2))) |
            ((uint64_t)s[n - 1] << (8 * (n - 1)));
@@ -239,6 +256,7 @@ size_t posthog__json_escape_valid(char *out, const char *str, size_t n) {
         size_t chunk = n - i < 8 ? n - i : 8;
         uint64_t x = load_partial(s + i, chunk);
         if (!(special_bytes(x) & low_bytes_mask(chunk))) {
+            x = LE64(x); /* back to memory order */
             memcpy(o, &x, 8); /* out has 8 bytes of slack: see json.h */
             o += chunk;
             i += chunk;

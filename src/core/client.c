@@ -218,6 +218,7 @@ posthog_client_t *posthog_client_new(posthog_options_t *o, char *errbuf, size_t 
             uint64_t n = posthog__spool_adopt(c->spool, &loss);
             posthog__spool_pending_add(c, (int64_t)n);
             posthog__report_spool_loss(c, &loss);
+            posthog__report_spool_scan(c);
             if (n)
                 posthog__log(c, POSTHOG_LOG_INFO, "found %llu spooled events to deliver",
                              (unsigned long long)n);
@@ -509,6 +510,8 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
     /* the memory split (memory_budget): sizes, not counters */
     if (!strcmp(name, "queue_capacity_bytes")) return c->q.cap;
     if (!strcmp(name, "memory_budget")) return c->o->memory_budget;
+    if (!strcmp(name, "spool_scan_errors")) /* failed listings of the spool directory */
+        return c && c->spool ? atomic_load(&c->spool->scan_failures) : 0;
     if (!strncmp(name, "flags_", 6)) return posthog__flags_stat(c, name);
     return UINT64_MAX;
 }

@@ -158,6 +158,9 @@ int posthog__flusher_start(posthog_client_t *c);
 void posthog__spool_pending_add(posthog_client_t *c, int64_t n);
 /* Reports spool losses as drops. */
 void posthog__report_spool_loss(posthog_client_t *c, const ph_spool_loss_t *l);
+/* Logs (ERROR) the spool directory listings that failed since the last
+ * call: files in it may have been missed (stat "spool_scan_errors"). */
+void posthog__report_spool_scan(posthog_client_t *c);
 /* Hands a file written by a durable capture to the flusher. */
 void posthog__spool_incoming(posthog_client_t *c, ph_spool_file_t *f);
 /* Crash handler (crash.c). */

@@ -374,6 +374,19 @@ static int resolve_budget(posthog_options_t *o, char *err, size_t errlen) {
     return 0;
 }
 
+/* Sizes of memory the library allocates must fit a size_t with room to
+ * spare: on a 32-bit build 5.7 GB would wrap to a few bytes. Such an
+ * option's upper bound is then half the address space, and a larger value
+ * is refused (naming that bound) rather than truncated. */
+static uint64_t num_opt_hi(const num_opt_t *d) {
+    static const char *const in_memory[] = {"max_queue_bytes", "max_batch_bytes",
+                                            "max_event_bytes", "max_ai_event_bytes"};
+    uint64_t cap = (uint64_t)(SIZE_MAX / 2);
+    for (size_t i = 0; i < sizeof in_memory / sizeof in_memory[0]; i++)
+        if (!strcmp(d->key, in_memory[i])) return d->hi < cap ? d->hi : cap;
+    return d->hi;
+}
+
 typedef struct {
     const char *key;
     size_t off;
@@ -446,10 +459,11 @@ posthog_status_t posthog_options_set_ex(posthog_options_t *o, const char *key, c
     for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++) {
         const num_opt_t *d = &num_opts[i];
         if (strcmp(key, d->key)) continue;
-        uint64_t x;
-        if (parse_u64(value, d->lo, d->hi, &x)) {
-            bad_value(err, errlen, key, value, "expected a whole number from %llu to %llu",
-                      (unsigned long long)d->lo, (unsigned long long)d->hi);
+        uint64_t x, hi = num_opt_hi(d);
+        if (parse_u64(value, d->lo, hi, &x)) {
+            bad_value(err, errlen, key, value, "expected a whole number from %llu to %llu%s",
+                      (unsigned long long)d->lo, (unsigned long long)hi,
+                      hi < d->hi ? " (the most this 32-bit build can hold in memory)" : "");
             return POSTHOG_E_BAD_OPTION_VALUE;
         }
         if (d->width == 4) *(uint32_t *)((char *)o + d->off) = (uint32_t)x;

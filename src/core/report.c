@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- misc API */
@@ -209,4 +210,15 @@ void posthog__outcome_resolved(posthog_client_t *c, uint64_t pos) {
     if (pos > c->done_pos) c->done_pos = pos;
     posthog__wake_waiters_locked(c);
     pthread_mutex_unlock(&c->mu);
+}
+
+void posthog__report_spool_scan(posthog_client_t *c) {
+    int err;
+    uint64_t total;
+    if (c->spool && posthog__spool_scan_failures(c->spool, &err, &total))
+        posthog__log(c, POSTHOG_LOG_ERROR,
+                     "spool directory %s could not be listed: %s; spooled events in it may be "
+                     "missed until a listing succeeds (%llu failed listings, stat "
+                     "spool_scan_errors)",
+                     c->spool->dir, strerror(err), (unsigned long long)total);
 }

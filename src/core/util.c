@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -297,6 +298,91 @@ int posthog__iso8601_parse(const char *s, size_t len, int64_t *out_ms) {
     int64_t days = posthog__days_from_civil(y, (unsigned)mo, (unsigned)d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - off_min * 60;
     *out_ms = secs * 1000 + ms;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- HTTP-date */
+
+/* Index 1..12 of a three-letter month name (any case), 0 if none. */
+static int month_of(const char *p) {
+    static const char names[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+    for (int i = 0; i < 12; i++)
+        if (!strncasecmp(p, names + 3 * i, 3)) return i + 1;
+    return 0;
+}
+
+/* The length of the day name at p (Mon..Sun, or Monday..Sunday when
+ * `full`), 0 if none. */
+static size_t day_name(const char *p, bool full) {
+    static const char *const names[] = {"monday", "tuesday", "wednesday", "thursday",
+                                        "friday", "saturday", "sunday"};
+    for (int i = 0; i < 7; i++) {
+        size_t n = full ? strlen(names[i]) : 3;
+        if (!strncasecmp(p, names[i], n)) return n;
+    }
+    return 0;
+}
+
+/* "HH:MM:SS" */
+static int clock_of(const char *p, int *h, int *mi, int *se) {
+    if (digits(p, 2, h) || p[2] != ':' || digits(p + 3, 2, mi) || p[5] != ':' ||
+        digits(p + 6, 2, se))
+        return -1;
+    return *h > 23 || *mi > 59 || *se > 60 ? -1 : 0;
+}
+
+int posthog__parse_http_date(const char *s, int64_t now_s, int64_t *out_s) {
+    int y, mo, d, h, mi, se;
+    size_t n;
+    while (*s == ' ' || *s == '\t') s++;
+    const char *p;
+    if ((n = day_name(s, false)) && s[n] == ',') {
+        /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
+        p = s + n + 1;
+        if (*p++ != ' ' || digits(p, 2, &d) || p[2] != ' ' || !(mo = month_of(p + 3)) ||
+            p[6] != ' ' || digits(p + 7, 4, &y) || p[11] != ' ' || clock_of(p + 12, &h, &mi, &se) ||
+            p[20] != ' ' || strncasecmp(p + 21, "GMT", 3))
+            return -1;
+        p += 24;
+    } else if ((n = day_name(s, true)) && s[n] == ',') {
+        /* obsolete RFC 850: Sunday, 06-Nov-94 08:49:37 GMT; a two-digit
+         * year more than 50 years ahead is in the past century (RFC 7231) */
+        p = s + n + 1;
+        int yy;
+        if (*p++ != ' ' || digits(p, 2, &d) || p[2] != '-' || !(mo = month_of(p + 3)) ||
+            p[6] != '-' || digits(p + 7, 2, &yy) || p[9] != ' ' || clock_of(p + 10, &h, &mi, &se) ||
+            p[18] != ' ' || strncasecmp(p + 19, "GMT", 3))
+            return -1;
+        int64_t now_y, cent;
+        unsigned um, ud;
+        posthog__civil_from_days(now_s / 86400, &now_y, &um, &ud);
+        cent = now_y - now_y % 100;
+        y = (int)(cent + yy);
+        if (y > now_y + 50) y -= 100;
+        p += 22;
+    } else if ((n = day_name(s, false)) && s[n] == ' ') {
+        /* asctime: Sun Nov  6 08:49:37 1994 */
+        p = s + n + 1;
+        if (!(mo = month_of(p)) || p[3] != ' ') return -1;
+        p += 4;
+        if (*p == ' ') {
+            if (digits(p + 1, 1, &d)) return -1;
+        } else if (digits(p, 2, &d)) {
+            return -1;
+        }
+        if (p[2] != ' ' || clock_of(p + 3, &h, &mi, &se) || p[11] != ' ' || digits(p + 12, 4, &y))
+            return -1;
+        p += 16;
+    } else {
+        return -1;
+    }
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    if (*p) return -1;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap)) return -1;
+    *out_s = posthog__days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 +
+             se;
     return 0;
 }
 

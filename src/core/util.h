@@ -58,4 +58,12 @@ char *posthog__json_append_members(const char *obj, const char *more);
 void posthog__civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 int64_t posthog__days_from_civil(int64_t y, unsigned m, unsigned d);
 
+/* An HTTP-date (RFC 7231 7.1.1.1: IMF-fixdate "Sun, 06 Nov 1994 08:49:37
+ * GMT", obsolete RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT", asctime "Sun Nov
+ * 6 08:49:37 1994") -> seconds since the epoch in *out_s; 0, or -1 if not
+ * one. now_s places an RFC 850 two-digit year. Parsed here rather than by
+ * curl_getdate: its time_t differs from ours on 32-bit systems built with
+ * a 64-bit time_t against a 32-bit time_t libcurl (Debian 12 armhf). */
+int posthog__parse_http_date(const char *s, int64_t now_s, int64_t *out_s);
+
 #endif

@@ -457,6 +457,7 @@ static void adopt(posthog_client_t *c, ph_flusher_t *f, int64_t now) {
         posthog__log(c, POSTHOG_LOG_INFO, "found %llu spooled events to deliver",
                      (unsigned long long)n);
     }
+    posthog__report_spool_scan(c);
     posthog__report_spool_loss(c, &loss);
 }
 

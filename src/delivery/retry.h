@@ -26,9 +26,5 @@ int64_t posthog__backoff_ms(uint32_t retry, uint32_t base_ms, uint32_t cap_ms,
 /* Retry-After value (delta seconds or an HTTP date) as ms from now_wall_ms;
  * -1 when absent or malformed. */
 int64_t posthog__parse_retry_after(const char *v, int64_t now_wall_ms);
-/* An HTTP-date (IMF-fixdate, RFC 850 or asctime form, RFC 9110 5.6.7) as
- * seconds since the epoch in 64 bits (no time_t: right on 32-bit systems
- * past 2038 too); -1 when malformed. */
-int64_t posthog__parse_http_date(const char *v);
 
 #endif

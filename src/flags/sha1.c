@@ -137,9 +137,11 @@ static bool cpu_has_shani(void) {
 }
 #endif
 
+#if PH_SHA1_SHANI
 /* 0: not checked yet, 1: portable, 2: SHA-NI. Racing first callers store
  * the same answer. */
 static atomic_int impl;
+#endif
 
 static void blocks(uint32_t h[5], const uint8_t *p, size_t nblocks) {
 #if PH_SHA1_SHANI

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -204,31 +205,61 @@ static int name_cmp(const void *a, const void *b) {
 /* Sorted names of the directory's spool files (oldest first: the name
  * starts with the zero-padded creation time), and with `others` its temp
  * files and leases too. */
+static void scan_failed(ph_spool_t *s, int err) {
+    atomic_store(&s->scan_errno, err ? err : EIO);
+    atomic_fetch_add(&s->scan_failures, 1);
+}
+
+uint64_t posthog__spool_scan_failures(ph_spool_t *s, int *err, uint64_t *total) {
+    uint64_t all = atomic_load(&s->scan_failures);
+    uint64_t before = atomic_exchange(&s->scan_reported, all);
+    if (err) *err = atomic_load(&s->scan_errno);
+    if (total) *total = all;
+    return all > before ? all - before : 0;
+}
+
+/* A listing that fails (readdir's EOVERFLOW on a 32-bit build without
+ * large-file support, EIO, no memory) is counted in scan_failures and the
+ * names read so far are returned: never a silent "no files". */
 static char **list_files(ph_spool_t *s, size_t *n_out, bool others) {
     *n_out = 0;
-    int fd = openat(s->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = FAULT(before_scan) ? -1 : openat(s->dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
+        scan_failed(s, errno);
         if (fd >= 0) close(fd);
         return NULL;
     }
     char **v = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
-    while ((e = readdir(d))) {
+    int err = 0;
+    for (;;) {
+        errno = 0;
+        if (!(e = readdir(d))) {
+            err = errno; /* 0: the end */
+            break;
+        }
         bool other = !strncmp(e->d_name, TMP_PREFIX, 5) || !strncmp(e->d_name, LEASE_PREFIX, 7);
         if (!is_spool_name(e->d_name) && !(others && other)) continue;
         if (n == cap) {
             size_t c2 = cap ? cap * 2 : 32;
             char **v2 = realloc(v, c2 * sizeof *v);
-            if (!v2) break;
+            if (!v2) {
+                err = ENOMEM;
+                break;
+            }
             v = v2;
             cap = c2;
         }
-        if (!(v[n] = strdup(e->d_name))) break;
+        if (!(v[n] = strdup(e->d_name))) {
+            err = ENOMEM;
+            break;
+        }
         n++;
     }
     closedir(d);
+    if (err) scan_failed(s, err);
     if (n) qsort(v, n, sizeof *v, name_cmp);
     *n_out = n;
     return v;

@@ -109,6 +109,7 @@ typedef struct {
     int (*before_rename)(void);
     int (*before_open)(void);
     int (*before_read)(const char *path); /* reading a file's events (read, split) */
+    int (*before_scan)(void);             /* listing the directory (opendir/readdir) */
 } ph_spool_faults_t;
 extern ph_spool_faults_t posthog__spool_faults;
 
@@ -134,6 +135,10 @@ typedef struct {
     uint64_t seg_bytes;       /* a segment is rotated at this size */
     int64_t fsync_interval_ms; /* lazy appends: fsync at most this often (0: every append) */
     int64_t synced_ms;        /* [amu] wall-clock ms of the last lazy fsync */
+    _Atomic uint64_t scan_failures; /* directory listings that failed (opendir,
+                                     * readdir, memory): files may have been missed */
+    _Atomic uint64_t scan_reported; /* of those, already reported */
+    _Atomic int scan_errno;   /* the last failure's errno */
 } ph_spool_t;
 
 /* What happened to events while reading or evicting. */
@@ -226,6 +231,11 @@ long posthog__spool_read(ph_spool_file_t *f, ph_spool_event_fn fn, void *ud, ph_
  */
 long posthog__spool_split(ph_spool_t *s, ph_spool_file_t *f, uint64_t part_bytes,
                           ph_spool_loss_t *loss);
+
+/* Directory listings that failed since the last call (never silent: the
+ * flusher logs them), with the last errno in *err; the running total of
+ * failures in *total. */
+uint64_t posthog__spool_scan_failures(ph_spool_t *s, int *err, uint64_t *total);
 
 /* Deletes a file this process owns (delivered or permanently rejected). */
 void posthog__spool_remove(ph_spool_t *s, ph_spool_file_t *f);

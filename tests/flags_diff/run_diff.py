@@ -96,6 +96,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval", required=True, help="the flags_diff_eval program")
+    ap.add_argument("--emulator", default="",
+                    help="'|'-separated command to run it under (a cross build: qemu-user)")
     ap.add_argument("--workdir", required=True, help="where the venv and files go (build dir)")
     ap.add_argument("--python", default=sys.executable, help="python to make the venv with")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("FLAGS_DIFF_SEED", "1")))
@@ -115,7 +117,8 @@ def main():
     with open(cases_path, "w", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False)
 
-    c_res, c_s = run_json([a.eval, cases_path], "flags_diff_eval")
+    emu = [w for w in a.emulator.split("|") if w]
+    c_res, c_s = run_json(emu + [a.eval, cases_path], "flags_diff_eval")
     p_res, p_s = run_json([py, os.path.join(HERE, "py_eval.py"), cases_path], "py_eval.py")
     if c_res is None or p_res is None:
         return 1

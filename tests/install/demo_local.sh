@@ -2,9 +2,12 @@
 # ctest example_demo_local: runs examples/demo against a fresh local
 # ingestion server (tools/posthog-ingest-server) on 127.0.0.1. The demo
 # exits non-zero unless every valid event reached the server exactly once.
-# Usage: demo_local.sh SERVER_BINARY DEMO_BINARY
+# Usage: demo_local.sh SERVER_BINARY [EMULATOR...] DEMO_BINARY
+# (a cross build puts qemu-user and its arguments before the demo).
 set -euo pipefail
-server=$1 demo=$2
+server=$1
+shift
+demo=("$@")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/posthog-demo-test.XXXXXX")
 pid=
 cleanup() {
@@ -20,4 +23,4 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 [[ -s $tmp/port ]] || { echo "server did not start"; exit 1; }
-env -u POSTHOG_API_KEY -u POSTHOG_HOST "$demo" "http://127.0.0.1:$(cat "$tmp/port")"
+env -u POSTHOG_API_KEY -u POSTHOG_HOST "${demo[@]}" "http://127.0.0.1:$(cat "$tmp/port")"

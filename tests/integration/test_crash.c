@@ -266,6 +266,12 @@ END_TEST
  * dropped where, without the crash handler, the batches waiting behind the
  * request hold them): with the queue 7/8 full they go to the spool. */
 START_TEST(held_events_do_not_fill_the_queue) {
+    if (getenv("PH_UNDER_EMULATOR")) { /* tools/test.sh cross */
+        printf("SKIP held_events_do_not_fill_the_queue: it needs the flusher to move each chunk to "
+               "the spool while the next is captured, a race emulation (10x slower compression "
+               "and fsync) loses\n");
+        return;
+    }
     enum { N = 2000, CHUNK = 100 };
     char *dir = tmp_dir();
     int port;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "spool.h"
 #include "support_spool.h"
 
 
@@ -288,6 +289,38 @@ START_TEST(unsafe_storage_path_refused) {
     ck_assert_int_eq(posthog_flush(c, 10000), POSTHOG_OK);
     posthog_client_free(c);
     it_stop(srv);
+    it_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+static int scan_fails(void) {
+    errno = EOVERFLOW;
+    return -1;
+}
+
+/* A listing of the spool directory that fails (EOVERFLOW: what a 32-bit
+ * build without large-file support got from readdir) is never silent: the
+ * client logs an error naming the directory and the cause, and counts it
+ * (spool_scan_errors). Once listings work again the files are found. */
+START_TEST(failed_directory_listing_reported) {
+    char *dir = tmp_dir();
+    it_errlog_t logs = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
+    char *down = it_url_of_port(it_closed_port());
+    posthog__spool_faults.before_scan = scan_fails;
+    posthog_options_t *o = opts(down, dir, NULL);
+    posthog_options_set_log(o, it_errlog_fn, &logs);
+    posthog_client_t *c = it_client(o);
+    posthog__spool_faults.before_scan = NULL;
+    ck_assert_uint_ge(posthog_get_stat(c, "spool_scan_errors"), 1);
+    pthread_mutex_lock(&logs.mu);
+    ck_assert_int_ge(logs.errors, 1);
+    ck_assert_msg(strstr(logs.last, dir) && strstr(logs.last, "could not be listed") &&
+                      strstr(logs.last, strerror(EOVERFLOW)) && strstr(logs.last, "spool_scan_errors"),
+                  "message: %s", logs.last);
+    pthread_mutex_unlock(&logs.mu);
+    posthog_client_free(c);
+    free(down);
     it_rm_rf(dir);
     free(dir);
 }
@@ -590,6 +623,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, portal_answer_keeps_the_file);
     tcase_add_test(tc, split_halves_keep_disk_copies);
     tcase_add_test(tc, partial_retry_keeps_disk_copy);
+    tcase_add_test(tc, failed_directory_listing_reported);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -4,6 +4,8 @@
  * against cJSON on random mutations of valid documents.
  */
 #include <check.h>
+#include <stdint.h>
+#include <stdbool.h>
 #include <math.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -945,6 +947,53 @@ START_TEST(buf_limits) {
 }
 END_TEST
 
+/* The one-pass escaper (8 bytes at a time: capture's fast path) against
+ * the byte-at-a-time reference: every length 0..40 (every tail length and
+ * offset), each with one special byte (control, quote, backslash, 0x7f, a
+ * UTF-8 sequence, an invalid byte) at every position. Its word arithmetic
+ * once assumed little-endian order: on s390x most of these differed. */
+START_TEST(escape_valid_matches_reference) {
+    static const char *const specials[] = {"\n", "\"", "\\", "\x01", "\x1f", "\x7f", "\xC3\xA9",
+                                           "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xFF", "\xC3"};
+    char in[64], want[512], got[512 + 8];
+    int cases = 0;
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t sp = 0; sp <= sizeof specials / sizeof specials[0]; sp++) {
+            for (size_t at = 0; at < (sp ? n : 1); at++) {
+                for (size_t i = 0; i < n; i++) in[i] = (char)('a' + (i * 7 + n) % 26);
+                size_t len = n;
+                bool valid = true;
+                if (sp) {
+                    const char *x = specials[sp - 1];
+                    size_t xl = strlen(x);
+                    if (at + xl > n) continue;
+                    memcpy(in + at, x, xl);
+                    valid = !(xl == 1 && (unsigned char)x[0] >= 0x80); /* \xFF, lone \xC3 */
+                }
+                size_t wl = posthog__json_escaped_len(in, len);
+                ck_assert_uint_lt(wl, sizeof want);
+                ck_assert_uint_eq(posthog__json_escape(want, in, len), wl);
+                size_t gl = posthog__json_escaped_len_valid(in, len);
+                memset(got, '#', sizeof got);
+                size_t gw = posthog__json_escape_valid(got, in, len);
+                if (!valid) {
+                    ck_assert_msg(gl == SIZE_MAX && gw == SIZE_MAX, "n=%zu special=%zu at=%zu accepted",
+                                  n, sp, at);
+                } else {
+                    ck_assert_msg(gl == wl, "n=%zu special=%zu at=%zu: length %zu, want %zu", n, sp, at,
+                                  gl, wl);
+                    ck_assert_msg(gw == wl && memcmp(got, want, wl) == 0,
+                                  "n=%zu special=%zu at=%zu: \"%.*s\", want \"%.*s\"", n, sp, at,
+                                  (int)(gw < 512 ? gw : 0), got, (int)wl, want);
+                }
+                cases++;
+            }
+        }
+    }
+    ck_assert_int_gt(cases, 3000);
+}
+END_TEST
+
 static Suite *json_suite(void) {
     Suite *s = suite_create("json");
     TCase *t = tcase_create("utf8");
@@ -960,6 +1009,7 @@ static Suite *json_suite(void) {
     tcase_add_test(t, escape_plain_letters_unchanged);
     tcase_add_test(t, escape_nul_del_and_non_ascii);
     tcase_add_test(t, escape_random_roundtrip);
+    tcase_add_test(t, escape_valid_matches_reference);
     tcase_add_test(t, append_string_quotes_and_limit);
     tcase_add_test(t, append_string_many_f);
     suite_add_tcase(s, t);

@@ -5,6 +5,7 @@
  * posthog_drop_reason_name).
  */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,16 @@
 
 #include "codec.h"
 #include "options.h"
+
+/* max_queue_bytes' upper bound: 16 GiB, or half the address space on a
+ * 32-bit build (a memory size must fit a size_t). */
+#if SIZE_MAX > 0xFFFFFFFFu
+#define QB_MAX "17179869184"
+#define QB_OVER "17179869185"
+#else
+#define QB_MAX "2147483647"
+#define QB_OVER "2147483648"
+#endif
 
 typedef struct {
     const char *key;
@@ -26,8 +37,8 @@ static const opt_case_t cases[] = {
     {"flush_at", {"1", "100", "100000"}, {"", "0", "-1", "abc", "10x", "100001", " 5", "1.5"}},
     {"flush_interval_ms", {"1", "5000", "86400000"}, {"", "0", "-5", "x", "86400001", "5s"}},
     {"max_queue_size", {"1", "262144", "67108864"}, {"", "0", "-1", "67108865", "1e6"}},
-    {"max_queue_bytes", {"65536", "50331648", "17179869184"},
-     {"", "65535", "-1", "17179869185", "32M", "99999999999999999999999"}},
+    {"max_queue_bytes", {"65536", "50331648", QB_MAX},
+     {"", "65535", "-1", QB_OVER, "17179869185", "32M", "99999999999999999999999"}},
     {"max_batch_bytes", {"1024", "5242880", "94371840"}, {"", "1023", "94371841", "-1", "x"}},
     {"max_event_bytes", {"256", "921600", "1000000"}, {"", "255", "1000001", "-1", "lots"}},
     {"gzip", {"1", "0", "true", "false"}, {"", "2", "-1", "maybe", "01", "1 "}},
@@ -116,7 +127,7 @@ START_TEST(values_land_in_fields) {
     ck_assert_ptr_null(o->api_key);
 
     ck_assert_int_eq(posthog_options_set(o, "flush_at", "7"), POSTHOG_OK);
-    ck_assert_int_eq(posthog_options_set(o, "max_queue_bytes", "17179869184"), POSTHOG_OK);
+    ck_assert_int_eq(posthog_options_set(o, "max_queue_bytes", QB_MAX), POSTHOG_OK);
     ck_assert_int_eq(posthog_options_set(o, "max_event_bytes", "1000"), POSTHOG_OK);
     ck_assert_int_eq(posthog_options_set(o, "gzip", "false"), POSTHOG_OK);
     ck_assert_int_eq(posthog_options_set(o, "gzip_level", "9"), POSTHOG_OK);
@@ -128,7 +139,7 @@ START_TEST(values_land_in_fields) {
     ck_assert_int_eq(posthog_options_set(o, "super_properties", "{\"a\":1}"), POSTHOG_OK);
     ck_assert_int_eq(posthog_options_set(o, "ca_bundle", "/x.pem"), POSTHOG_OK);
     ck_assert_uint_eq(o->flush_at, 7);
-    ck_assert_uint_eq(o->max_queue_bytes, (uint64_t)16 << 30); /* 64-bit field, no truncation */
+    ck_assert_uint_eq(o->max_queue_bytes, strtoull(QB_MAX, NULL, 10)); /* no truncation */
     ck_assert_uint_eq(o->max_event_bytes, 1000);
     ck_assert_int_eq(o->compression, PH_CODEC_NONE); /* gzip=0 */
     ck_assert(o->compression_set);
@@ -287,6 +298,36 @@ START_TEST(env_malformed_key_or_host_fails_client) {
 }
 END_TEST
 
+/* A memory size larger than a size_t can hold (5.7 GB on a 32-bit build)
+ * is refused with the bound it exceeds, never truncated (it became 512
+ * bytes on armhf); a 64-bit build takes it. The spool's disk size is not
+ * memory: 5.7 GB is fine everywhere. */
+START_TEST(memory_sizes_fit_size_t) {
+    static const char *const keys[] = {"max_queue_bytes"};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        posthog_options_t *o = posthog_options_new();
+        uint64_t before = o->max_queue_bytes;
+        char err[256] = "";
+        posthog_status_t st = posthog_options_set_ex(o, keys[k], "5700000000", err, sizeof err);
+        if (SIZE_MAX > 0xFFFFFFFFu) {
+            ck_assert_int_eq(st, POSTHOG_OK);
+            ck_assert_uint_eq(o->max_queue_bytes, 5700000000ull);
+        } else {
+            ck_assert_int_eq(st, POSTHOG_E_BAD_OPTION_VALUE);
+            ck_assert_uint_eq(o->max_queue_bytes, before);
+            ck_assert_msg(strstr(err, keys[k]) && strstr(err, "5700000000") &&
+                              strstr(err, "65536 to 2147483647") && strstr(err, "32-bit"),
+                          "message: %s", err);
+        }
+        posthog_options_free(o);
+    }
+    posthog_options_t *o = posthog_options_new();
+    ck_assert_int_eq(posthog_options_set(o, "max_storage_bytes", "5700000000"), POSTHOG_OK);
+    ck_assert_uint_eq(o->max_storage_bytes, 5700000000ull);
+    posthog_options_free(o);
+}
+END_TEST
+
 /* Option errors name the key, the value (masked when secret) and what is
  * allowed; an unknown key's value is never shown. */
 START_TEST(option_error_messages) {
@@ -297,7 +338,7 @@ START_TEST(option_error_messages) {
     } t[] = {
         {"flush_at", "0", POSTHOG_E_BAD_OPTION_VALUE, {"flush_at", "\"0\"", "1 to 100000"}},
         {"max_queue_bytes", "32M", POSTHOG_E_BAD_OPTION_VALUE,
-         {"max_queue_bytes", "\"32M\"", "65536 to 17179869184"}},
+         {"max_queue_bytes", "\"32M\"", "65536 to " QB_MAX}},
         {"disabled", "maybe", POSTHOG_E_BAD_OPTION_VALUE, {"disabled", "\"maybe\"", "true/false"}},
         {"compression", "lz4", POSTHOG_E_BAD_OPTION_VALUE, {"compression", "\"lz4\"", "gzip"}},
         {"capture_mode", "v2", POSTHOG_E_BAD_OPTION_VALUE, {"capture_mode", "\"v2\"", "v0"}},
@@ -668,6 +709,7 @@ static Suite *options_suite(void) {
     tcase_add_test(t, env_applies_only_when_unset);
     tcase_add_test(t, env_malformed_key_or_host_fails_client);
     tcase_add_test(t, option_error_messages);
+    tcase_add_test(t, memory_sizes_fit_size_t);
     tcase_add_test(t, ca_bundle_checked_at_creation);
     tcase_add_test(t, warnings_go_to_stderr_by_default);
     tcase_add_test(t, log_callback_replaces_stderr);

@@ -10,6 +10,7 @@
 
 #include "protocol.h"
 #include "retry.h"
+#include "util.h"
 
 START_TEST(classify_contract_table) {
     static const struct {
@@ -153,25 +154,52 @@ START_TEST(parse_retry_after_forms) {
 }
 END_TEST
 
-/* The library's own HTTP-date parser (no libcurl, no time_t): every form,
- * dates past 2038 (a 32-bit time_t overflows there), malformed dates. */
-START_TEST(parse_http_date_forms) {
-    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777LL);
-    ck_assert_int_eq(posthog__parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777LL);
-    ck_assert_int_eq(posthog__parse_http_date("Sun Nov  6 08:49:37 1994"), 784111777LL);
-    ck_assert_int_eq(posthog__parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
-    ck_assert_int_eq(posthog__parse_http_date("Fri, 01 Jan 2100 00:00:00 GMT"), 4102444800LL);
-    ck_assert_int_eq(posthog__parse_http_date("Tue, 19 Jan 2038 03:14:08 GMT"), 2147483648LL);
-    ck_assert_int_eq(posthog__parse_http_date("Fri, 01 Jan 2100 00:00:00 GMT\r\n"), 4102444800LL);
-    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Xyz 1994 08:49:37 GMT"), -1);
-    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), -1);
-    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT junk"), -1);
-    ck_assert_int_eq(posthog__parse_http_date("Sun, 32 Nov 1994 08:49:37 GMT"), -1);
-    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 94"), -1);
-    ck_assert_int_eq(posthog__parse_http_date(""), -1);
-    /* Retry-After with a date past 2038 */
-    ck_assert_int_eq(posthog__parse_retry_after("Fri, 01 Jan 2100 00:00:10 GMT", 4102444800000LL),
-                     10000);
+/* HTTP-dates are parsed by the library, not curl_getdate (whose time_t is
+ * 32 bits in Debian 12's armhf libcurl while ours is 64): the three forms of
+ * RFC 7231 7.1.1.1, dates past 2038, and what is not a date. */
+START_TEST(http_date_forms) {
+    const int64_t now_s = 1445412480; /* 2015-10-21 */
+    int64_t t = 0;
+    ck_assert_int_eq(posthog__parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", now_s, &t), 0);
+    ck_assert_int_eq(t, 784111777);
+    ck_assert_int_eq(posthog__parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", now_s, &t), 0);
+    ck_assert_int_eq(t, 784111777);
+    ck_assert_int_eq(posthog__parse_http_date("Sun Nov  6 08:49:37 1994", now_s, &t), 0);
+    ck_assert_int_eq(t, 784111777);
+    ck_assert_int_eq(posthog__parse_http_date("Sun Nov 16 08:49:37 1994", now_s, &t), 0);
+    ck_assert_int_eq(t, 784111777 + 10 * 86400);
+    /* past 2^31 seconds: a 32-bit time_t cannot hold these */
+    ck_assert_int_eq(posthog__parse_http_date("Tue, 19 Jan 2038 03:14:08 GMT", now_s, &t), 0);
+    ck_assert_int_eq(t, 2147483648LL);
+    ck_assert_int_eq(posthog__parse_http_date("Thu, 29 Feb 2052 12:00:00 GMT", now_s, &t), 0);
+    ck_assert_int_eq(t, 2592820800LL);
+    ck_assert_int_eq(posthog__parse_http_date("Sun, 07 Feb 2106 06:28:16 GMT", now_s, &t), 0);
+    ck_assert_int_eq(t, 4294967296LL);
+    /* RFC 850 years: more than 50 years ahead is the past century */
+    ck_assert_int_eq(posthog__parse_http_date("Thursday, 01-Jan-65 00:00:00 GMT", now_s, &t), 0);
+    ck_assert_int_eq(t, 2997993600LL); /* 2065 */
+    ck_assert_int_eq(posthog__parse_http_date("Saturday, 01-Jan-66 00:00:00 GMT", now_s, &t), 0);
+    ck_assert_int_eq(t, -126230400LL); /* 1966 */
+    /* names in any case, surrounding blanks */
+    ck_assert_int_eq(posthog__parse_http_date("  sun, 06 nov 1994 08:49:37 gmt\r\n", now_s, &t), 0);
+    ck_assert_int_eq(t, 784111777);
+    static const char *const bad[] = {
+        "", "Sun, 06 Nov 1994 08:49:37",           /* no zone */
+        "Sun, 06 Nov 1994 08:49:37 GMT x",         /* trailing text */
+        "Sun, 31 Nov 1994 08:49:37 GMT",           /* no 31 November */
+        "Tue, 29 Feb 2100 00:00:00 GMT",           /* 2100 is not a leap year */
+        "Sun, 06 Nov 1994 24:00:00 GMT",           /* hour */
+        "Sun, 6 Nov 1994 08:49:37 GMT",            /* one-digit day */
+        "Sun, 06 Nox 1994 08:49:37 GMT",           /* month */
+        "Sunday, 06 Nov 1994 08:49:37 GMT",        /* long name, short form */
+        "Sun, 06-Nov-94 08:49:37 GMT",             /* short name, RFC 850 form */
+        "Sun Nov  6 08:49:37",                     /* asctime without year */
+        "Xyz, 06 Nov 1994 08:49:37 GMT", "1994-11-06T08:49:37Z", "Sun, 06 Nov 19"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(posthog__parse_http_date(bad[i], now_s, &t) == -1, "accepted '%s'", bad[i]);
+    /* Retry-After with a date after 2038 waits the right time */
+    const int64_t now = 2147483000000LL;
+    ck_assert_int_eq(posthog__parse_retry_after("Tue, 19 Jan 2038 03:14:08 GMT", now), 648000);
 }
 END_TEST
 
@@ -180,12 +208,12 @@ static Suite *retry_suite(void) {
     TCase *t = tcase_create("retry");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, classify_contract_table);
-    tcase_add_test(t, parse_http_date_forms);
     tcase_add_test(t, v0_confirmation_body);
     tcase_add_test(t, backoff_growth_and_jitter);
     tcase_add_test(t, backoff_cap);
     tcase_add_test(t, backoff_retry_after);
     tcase_add_test(t, parse_retry_after_forms);
+    tcase_add_test(t, http_date_forms);
     suite_add_tcase(s, t);
     return s;
 }

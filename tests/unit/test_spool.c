@@ -859,7 +859,12 @@ static int child_can_lock(const char *path) {
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         /* a separate program: no copy of our heap for valgrind to leak-check */
+#ifdef PH_EMULATOR_ARGV /* a cross build under qemu-user: through the emulator */
+        char *const argv[] = {PH_EMULATOR_ARGV PH_LOCKPROBE, (char *)path, NULL};
+        execv(argv[0], argv);
+#else
         execl(PH_LOCKPROBE, "ph_lockprobe", path, (char *)NULL);
+#endif
         _exit(2);
     }
     int st;
@@ -1602,6 +1607,81 @@ START_TEST(segment_fsync_interval) {
 }
 END_TEST
 
+/* The library and its tests are built with large-file support (a 64-bit
+ * off_t and ino_t on 32-bit systems too): without it readdir() fails with
+ * EOVERFLOW for 64-bit inode numbers and the spool never finds its files
+ * (armhf). */
+START_TEST(large_file_support) {
+    ck_assert_uint_eq(sizeof(off_t), 8);
+    ck_assert_uint_eq(sizeof(ino_t), 8);
+    ck_assert_uint_eq(sizeof(time_t), 8); /* _TIME_BITS=64: dates past 2038 */
+    /* and a listing finds every file */
+    char *dir = make_dir();
+    evset_t e = make_events(2, 1);
+    size_t n;
+    unsigned char *img = build_image(&e, &n, posthog__now_ms());
+    char name[64];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, "ph-00000000000%02d-9-000001.spool", i);
+        put_file(dir, name, img, n);
+    }
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
+    ph_spool_loss_t loss = {0};
+    ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 80);
+    int err = 0;
+    uint64_t total = 1;
+    ck_assert_uint_eq(posthog__spool_scan_failures(&s, &err, &total), 0);
+    ck_assert_uint_eq(total, 0);
+    posthog__spool_close(&s);
+    rm_rf(dir);
+    free(dir);
+    free(img);
+    free_events(&e);
+}
+END_TEST
+
+static int fail_scan(void) {
+    errno = EOVERFLOW;
+    return -1;
+}
+
+/* A directory listing that fails is counted and its errno kept, reported
+ * once (posthog__spool_scan_failures, which the flusher logs), and the
+ * next listing that works finds the files. */
+START_TEST(scan_failure_counted) {
+    char *dir = make_dir();
+    evset_t e = make_events(3, 1);
+    size_t n;
+    unsigned char *img = build_image(&e, &n, posthog__now_ms());
+    put_file(dir, "ph-0000000000003-9-000001.spool", img, n);
+    put_file(dir, "ph-0000000000005-9-000001.spool", img, n);
+    ph_spool_t s;
+    ck_assert_int_eq(posthog__spool_open(&s, dir, BIG, 0, NULL, 0), 0);
+    int err = 0;
+    uint64_t total = 0;
+    ck_assert_uint_eq(posthog__spool_scan_failures(&s, &err, &total), 0);
+    posthog__spool_faults.before_scan = fail_scan;
+    ph_spool_loss_t loss = {0};
+    ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 0);
+    ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 0);
+    posthog__spool_faults.before_scan = NULL;
+    ck_assert_uint_eq(posthog__spool_scan_failures(&s, &err, &total), 2);
+    ck_assert_int_eq(err, EOVERFLOW);
+    ck_assert_uint_eq(total, 2);
+    ck_assert_uint_eq(posthog__spool_scan_failures(&s, &err, &total), 0); /* reported once */
+    ck_assert_uint_eq(total, 2);
+    ck_assert_uint_eq(posthog__spool_adopt(&s, &loss), 6);
+    ck_assert_uint_eq(posthog__spool_scan_failures(&s, &err, &total), 0);
+    ck_assert_uint_eq(total, 2);
+    posthog__spool_close(&s);
+    rm_rf(dir);
+    free(dir);
+    free(img);
+    free_events(&e);
+}
+END_TEST
+
 /* A write that fails must not evict data for nothing... is documented as
  * "first evicts": this test pins that eviction happens before the write. */
 
@@ -1636,6 +1716,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, segment_rotation_and_max_files);
     tcase_add_test(tc, segment_fsync_interval);
     tcase_add_test(tc, segment_max_bytes);
+    tcase_add_test(tc, large_file_support);
+    tcase_add_test(tc, scan_failure_counted);
     suite_add_tcase(s, tc);
     return s;
 }

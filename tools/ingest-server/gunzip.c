@@ -6,6 +6,7 @@
 #include "gunzip.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -114,6 +115,6 @@ int ph_zinflate(const char *in, size_t inlen, size_t max_out, char **out, size_t
     *outlen = 0;
     if (inlen < 6) /* 2-byte header + 4-byte Adler-32 at least */
         return PH_GUNZIP_CORRUPT;
-    size_t hint = inlen > ((size_t)1 << 40) ? inlen : inlen * 4;
+    size_t hint = inlen > SIZE_MAX / 4 ? inlen : inlen * 4; /* no wrap, 32-bit too */
     return inflate_all(in, inlen, max_out, out, outlen, MAX_WBITS, hint);
 }
