@@ -9,7 +9,8 @@ nothing once every scenario they name has run fail the session (conftest), so
 the list cannot rot.
 
 Paths: "<event name>/properties.$lib" for an event's fields (check_events),
-"return[2]" or "<label>.<key>" for other values. Patterns are fnmatch globs.
+"return/<label>.<key>" for other values. Patterns are fnmatch globs (a
+literal "[" is written "[[]").
 
 Rules an entry can give:
   any             both sides have the field; the values may differ
