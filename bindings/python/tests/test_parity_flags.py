@@ -131,7 +131,7 @@ def test_local_flags(server, make_client):
 
     ov, tv, oe, te = _run(server, make_client, calls,
                           {"secret_key": SECRET, "poll_interval": 60},
-                          {"personal_api_key": SECRET, "poll_interval": 60}, setup, ready=ready)
+                          {"secret_key": SECRET, "poll_interval": 60}, setup, ready=ready)
     assert ov["get_feature_flag(simple-50)"] is True
     ALLOWED.check(current_scenario(), ov, tv, path="return/")
     check_events(oe, te)
