@@ -2,7 +2,8 @@
 clients, remote (against the ingestion server's scripted /flags answer) and
 local (definitions from /api/feature_flag/local_evaluation), compared by the
 values returned and their Python types, and by the $feature_flag_called
-events that arrive. Differences must be listed in parity_allowed.json."""
+events that arrive; through the compiled accelerator and the ctypes path
+(conftest's flags_path). Differences must be listed in parity_allowed.json."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def _flag_calls(did: str, keys: List[str], **kw) -> List[Tuple[str, Callable[[An
     return calls
 
 
-def test_remote_flags(server, make_client):
+def test_remote_flags(server, make_client, flags_path):
     calls = _flag_calls("u1", ["beta", "exp", "off", "missing"])
     calls.append(("get_feature_flag(beta, groups)",
                   lambda c: c.get_feature_flag("beta", "u2", groups={"company": "acme"})))
@@ -88,7 +89,7 @@ def test_remote_flags(server, make_client):
     check_events(oe, te)
 
 
-def test_remote_flags_v1_answer(server, make_client):
+def test_remote_flags_v1_answer(server, make_client, flags_path):
     body = {"featureFlags": {"beta": True, "exp": "variant-b", "off": False},
             "featureFlagPayloads": {"beta": json.dumps({"color": "blue"}), "exp": "[1, 2]"},
             "errorsWhileComputingFlags": False}
@@ -98,7 +99,7 @@ def test_remote_flags_v1_answer(server, make_client):
     check_events(oe, te)
 
 
-def test_remote_flags_server_error(server, make_client):
+def test_remote_flags_server_error(server, make_client, flags_path):
     calls = _flag_calls("u1", ["beta"])
     ov, tv, oe, te = _run(server, make_client, calls, {}, {},
                           lambda: set_flags(server, {"error": "boom"}, status=500))
@@ -106,7 +107,7 @@ def test_remote_flags_server_error(server, make_client):
     check_events(oe, te)
 
 
-def test_local_flags(server, make_client):
+def test_local_flags(server, make_client, flags_path):
     def setup():
         set_definitions(server, DEFINITIONS)
         set_flags(server, {"featureFlags": {"needs-server": True}})
