@@ -158,3 +158,17 @@ def flags_path(request, monkeypatch):
             pytest.fail(msg)
         pytest.skip(msg)
     return request.param
+
+
+@pytest.fixture(scope="session", autouse=True)
+def parity_allowlist_not_stale():
+    """After the session: an entry of parity_allowed.json that matched no
+    difference although every scenario it names ran fails the run, so the
+    allow-list cannot keep differences that are gone."""
+    yield
+    from parity import ALLOWED
+
+    stale = ALLOWED.stale()
+    if stale:
+        pytest.fail("parity_allowed.json entries that matched nothing (remove them):\n%s" % "\n".join(
+            "  %s %s (%s)" % (e["scenario"], e["path"], e["rule"]) for e in stale))

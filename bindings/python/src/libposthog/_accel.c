@@ -1081,6 +1081,13 @@ static PyObject *all_flags_impl(Flags *self, PyObject *client, PyObject *const *
         PyObject *key = PyUnicode_DecodeUTF8(name, (Py_ssize_t)strlen(name), "replace");
         PyObject *v = key ? flag_value(&x) : NULL;
         PyObject *p = v ? flag_payload(&x) : NULL;
+        if (both && p && p != Py_None) {
+            /* get_all_flags_and_payloads: the payload's JSON text, as
+             * posthog-python returns it (and flags.py's slow path) */
+            Py_DECREF(p);
+            p = PyUnicode_DecodeUTF8(x.payload_json, (Py_ssize_t)strlen(x.payload_json),
+                                     "replace");
+        }
         int bad = !p || PyDict_SetItem(values, key, v) ||
                   (x.enabled && p != Py_None && PyDict_SetItem(payloads, key, p));
         Py_XDECREF(key);

@@ -155,6 +155,7 @@ class _Record:
     locally_evaluated: bool
     id: Optional[int]
     version: Optional[int]
+    payload_text: Optional[str] = None  # the payload's JSON text as sent
 
     @property
     def value(self) -> FlagValue:
@@ -176,6 +177,7 @@ def _record(f: Flag) -> _Record:
         locally_evaluated=bool(f.locally_evaluated),
         id=int(f.id) if f.id >= 0 else None,
         version=int(f.version) if f.version >= 0 else None,
+        payload_text=_text(f.payload_json),
     )
 
 
@@ -763,8 +765,9 @@ class FlagsMixin:
                                    flag_keys_to_evaluate: Optional[List[str]] = None,
                                    device_id: Any = None) -> Dict[str, Any]:
         """{"featureFlags": {key: value}, "featureFlagPayloads": {key: payload}}
-        (payloads decoded, of the enabled flags that have one). Captures no
-        event."""
+        (payloads of the enabled flags that have one, as their JSON text, as
+        posthog-python returns them: get_feature_flag_payload decodes).
+        Captures no event."""
 
         def run() -> Dict[str, Any]:
             snap = self._evaluate(distinct_id, groups=groups,
@@ -777,7 +780,7 @@ class FlagsMixin:
             recs = snap.records()
             return {
                 "featureFlags": {k: r.value for k, r in recs.items()},
-                "featureFlagPayloads": {k: r.payload for k, r in recs.items()
+                "featureFlagPayloads": {k: r.payload_text for k, r in recs.items()
                                         if r.enabled and r.payload is not None},
             }
 
