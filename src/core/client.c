@@ -510,8 +510,12 @@ uint64_t posthog_get_stat(const posthog_client_t *c, const char *name) {
     /* the memory split (memory_budget): sizes, not counters */
     if (!strcmp(name, "queue_capacity_bytes")) return c->q.cap;
     if (!strcmp(name, "memory_budget")) return c->o->memory_budget;
+#ifndef POSTHOG_NO_SPOOL
     if (!strcmp(name, "spool_scan_errors")) /* failed listings of the spool directory */
         return c && c->spool ? atomic_load(&c->spool->scan_failures) : 0;
+#else
+    if (!strcmp(name, "spool_scan_errors")) return 0; /* no spool in this build */
+#endif
     if (!strncmp(name, "flags_", 6)) return posthog__flags_stat(c, name);
     return UINT64_MAX;
 }

@@ -312,6 +312,11 @@ static inline uint64_t posthog__spool_bytes(ph_spool_t *s) {
     return 0;
 }
 static inline void posthog__spool_fork_child(ph_spool_t *s) { (void)s; }
+static inline uint64_t posthog__spool_scan_failures(ph_spool_t *s, int *err, uint64_t *total) {
+    (void)s, (void)err;
+    if (total) *total = 0;
+    return 0;
+}
 #endif /* POSTHOG_NO_SPOOL */
 
 #endif
