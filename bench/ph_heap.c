@@ -35,40 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HDR 16
-
-static _Atomic int64_t cur, peak, nalloc;
-
-static void note(int64_t d) {
-    int64_t now = atomic_fetch_add(&cur, d) + d;
-    int64_t p = atomic_load(&peak);
-    while (now > p && !atomic_compare_exchange_weak(&peak, &p, now)) {
-    }
-}
-static void *c_malloc(size_t n) {
-    char *p = malloc(n + HDR);
-    if (!p) return NULL;
-    *(size_t *)p = n;
-    atomic_fetch_add(&nalloc, 1);
-    note((int64_t)n);
-    return p + HDR;
-}
-static void c_free(void *q) {
-    if (!q) return;
-    char *p = (char *)q - HDR;
-    note(-(int64_t) * (size_t *)p);
-    free(p);
-}
-static void *c_realloc(void *q, size_t n) {
-    if (!q) return c_malloc(n);
-    char *p = (char *)q - HDR;
-    size_t old = *(size_t *)p;
-    char *r = realloc(p, n + HDR);
-    if (!r) return NULL;
-    *(size_t *)r = n;
-    note((int64_t)n - (int64_t)old);
-    return r + HDR;
-}
+#include "count_alloc.h"
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -141,7 +108,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (posthog_set_allocator(c_malloc, c_realloc, c_free) != POSTHOG_OK) return 2;
+    if (posthog_set_allocator(ca_malloc, ca_realloc, ca_free) != POSTHOG_OK) return 2;
     char sbuf[32];
     snprintf(sbuf, sizeof sbuf, "%zu", stack);
     posthog_options_t *o = posthog_options_new();
@@ -162,7 +129,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     sleep_ms(300); /* the flusher starts and goes idle */
-    int64_t idle = atomic_load(&cur);
+    int64_t idle = atomic_load(&ca_cur);
     uint64_t ring = posthog_get_stat(c, "queue_capacity_bytes");
     long qfull = 0;
     char props[256];
@@ -187,9 +154,9 @@ int main(int argc, char **argv) {
     long used = stack_used(stack);
     posthog_stats_t s;
     posthog_get_stats(c, &s);
-    int64_t pk = atomic_load(&peak);
+    int64_t pk = atomic_load(&ca_peak);
     posthog_client_free(c);
-    int64_t leaked = atomic_load(&cur);
+    int64_t leaked = atomic_load(&ca_cur);
     unsigned long long b = budget ? strtoull(budget, NULL, 10) : 0;
     unsigned long long total = (unsigned long long)pk + ring;
     printf("budget=%llu compression=%s events=%ld pace=%d idle_heap=%lld peak_heap=%lld ring=%llu "
@@ -198,6 +165,6 @@ int main(int argc, char **argv) {
            b, codec ? codec : "default", events, pace, (long long)idle, (long long)pk,
            (unsigned long long)ring, total, used, stack, (unsigned long long)s.captured, qfull,
            (unsigned long long)s.sent, (unsigned long long)s.dropped_total,
-           (long long)atomic_load(&nalloc), (long long)leaked);
+           (long long)atomic_load(&ca_nalloc), (long long)leaked);
     return leaked == 0 && s.sent == s.captured && (!b || total <= b) ? 0 : 1;
 }

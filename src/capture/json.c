@@ -392,22 +392,6 @@ bad:
 static locale_t c_locale;
 static void c_locale_init(void) { c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0); }
 
-/* Whether the number text (valid JSON syntax) is within the double range.
- * strtod under the C locale: the host may have set one with a decimal comma. */
-static bool number_in_range(const unsigned char *p, size_t n) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, c_locale_init);
-    char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
-    if (!buf) return false;
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    locale_t old = c_locale ? uselocale(c_locale) : (locale_t)0;
-    double d = strtod(buf, NULL);
-    if (old) uselocale(old);
-    if (buf != small) free(buf);
-    return isfinite(d);
-}
-
 double posthog__json_number(const char *text, size_t n) {
     const unsigned char *p = (const unsigned char *)text;
     size_t i = 0;
@@ -419,8 +403,9 @@ double posthog__json_number(const char *text, size_t n) {
     if (i == n && i > (size_t)neg) return neg ? -(double)v : (double)v;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, c_locale_init);
+    /* strtod under the C locale: the host may have set one with a decimal comma */
     char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
-    if (!buf) return 0.0;
+    if (!buf) return NAN; /* out of memory: not a number the caller can use */
     memcpy(buf, text, n);
     buf[n] = '\0';
     locale_t old = c_locale ? uselocale(c_locale) : (locale_t)0;
@@ -428,6 +413,11 @@ double posthog__json_number(const char *text, size_t n) {
     if (old) uselocale(old);
     if (buf != small) free(buf);
     return d;
+}
+
+/* Whether the number text (valid JSON syntax) is within the double range. */
+static bool number_in_range(const unsigned char *p, size_t n) {
+    return isfinite(posthog__json_number((const char *)p, n));
 }
 
 static int scan_number(scan_t *sc) {

@@ -101,7 +101,7 @@ int posthog__json_depth(const char *s, size_t n);
  * (room for n bytes always suffices) and returns their count.
  */
 /* The value of a validated JSON number text, as strtod in the C locale
- * (whatever locale the host set). */
+ * (whatever locale the host set); NaN when out of memory. */
 double posthog__json_number(const char *s, size_t n);
 
 bool posthog__json_str_eq(const char *a, size_t an, const char *b, size_t bn);

@@ -17,47 +17,7 @@
 #include "support_client.h"
 #include "support_spool.h"
 
-#define HDR 16
-static _Atomic int64_t cur, peak, nalloc, nfree;
-
-static void note(int64_t d) {
-    int64_t now = atomic_fetch_add(&cur, d) + d;
-    int64_t p = atomic_load(&peak);
-    while (now > p && !atomic_compare_exchange_weak(&peak, &p, now)) {
-    }
-}
-static void *c_malloc(size_t n) {
-    char *p = malloc(n + HDR);
-    if (!p) return NULL;
-    *(size_t *)p = n;
-    atomic_fetch_add(&nalloc, 1);
-    note((int64_t)n);
-    return p + HDR;
-}
-static void c_free(void *q) {
-    if (!q) return;
-    char *p = (char *)q - HDR;
-    atomic_fetch_add(&nfree, 1);
-    note(-(int64_t) * (size_t *)p);
-    free(p);
-}
-static void *c_realloc(void *q, size_t n) {
-    if (!q) return c_malloc(n);
-    char *p = (char *)q - HDR;
-    size_t old = *(size_t *)p;
-    char *r = realloc(p, n + HDR);
-    if (!r) return NULL;
-    *(size_t *)r = n;
-    note((int64_t)n - (int64_t)old);
-    return r + HDR;
-}
-
-/* Starts a measurement: the peak from now on, above the bytes held now. */
-static int64_t measure_start(void) {
-    int64_t base = atomic_load(&cur);
-    atomic_store(&peak, base);
-    return base;
-}
+#include "count_alloc.h"
 
 static const char props[] = "{\"$current_url\":\"https://example.com/pricing\",\"plan\":\"pro\","
                             "\"seats\":12,\"trial\":false,\"$browser\":\"Firefox\"}";
@@ -66,9 +26,9 @@ START_TEST(test_allocator_called_first_only) {
     /* main installed it before anything was allocated; once the library
      * allocated, it is fixed */
     posthog_options_free(posthog_options_new());
-    ck_assert_int_eq(posthog_set_allocator(c_malloc, c_realloc, c_free), POSTHOG_OK);
+    ck_assert_int_eq(posthog_set_allocator(ca_malloc, ca_realloc, ca_free), POSTHOG_OK);
     ck_assert_int_eq(posthog_set_allocator(NULL, NULL, NULL), POSTHOG_E_INVALID_ARG);
-    ck_assert_int_eq(posthog_set_allocator(c_malloc, NULL, c_free), POSTHOG_E_INVALID_ARG);
+    ck_assert_int_eq(posthog_set_allocator(ca_malloc, NULL, ca_free), POSTHOG_E_INVALID_ARG);
 }
 END_TEST
 
@@ -77,8 +37,8 @@ END_TEST
  * deflate state (~268 KB) at its peak, and nothing after it is freed. */
 static void sees_everything(const char *codec, int64_t least) {
     ph_ingest_t *srv = it_server(NULL);
-    int64_t base = measure_start();
-    int64_t frees = atomic_load(&nfree), allocs = atomic_load(&nalloc);
+    int64_t base = ca_measure_start();
+    int64_t frees = atomic_load(&ca_nfree), allocs = atomic_load(&ca_nalloc);
     posthog_options_t *o = it_options(srv);
     it_set(o, "capture_mode", "v1");
     it_set(o, "compression", codec);
@@ -88,12 +48,12 @@ static void sees_everything(const char *codec, int64_t least) {
     ck_assert_int_eq(posthog_flush(c, 20000), POSTHOG_OK);
     it_check_balance(c, 500, 0);
     posthog_client_free(c);
-    int64_t pk = atomic_load(&peak) - base;
+    int64_t pk = atomic_load(&ca_peak) - base;
     ck_assert_msg(pk >= least, "%s: peak %lld < %lld: the compressor bypassed the hook", codec,
                   (long long)pk, (long long)least);
-    ck_assert_msg(atomic_load(&cur) == base, "%s: %lld bytes not freed", codec,
-                  (long long)(atomic_load(&cur) - base));
-    ck_assert_int_eq(atomic_load(&nalloc) - allocs, atomic_load(&nfree) - frees);
+    ck_assert_msg(atomic_load(&ca_cur) == base, "%s: %lld bytes not freed", codec,
+                  (long long)(atomic_load(&ca_cur) - base));
+    ck_assert_int_eq(atomic_load(&ca_nalloc) - allocs, atomic_load(&ca_nfree) - frees);
     ck_assert_int_eq(it_summary_num(srv, "events"), 500);
     it_stop(srv);
 }
@@ -109,13 +69,13 @@ START_TEST(test_idle_heap_small) {
     ph_ingest_t *srv = it_server(NULL);
     static const char *const codecs[] = {"gzip", "zstd"};
     for (int k = 0; k < 2; k++) {
-        int64_t base = measure_start();
+        int64_t base = ca_measure_start();
         posthog_options_t *o = it_options(srv);
         it_set(o, "capture_mode", "v1");
         it_set(o, "compression", codecs[k]);
         posthog_client_t *c = it_client(o);
         ck_assert_int_eq(posthog_flush(c, 5000), POSTHOG_OK); /* the flusher has run */
-        int64_t idle = atomic_load(&cur) - base;
+        int64_t idle = atomic_load(&ca_cur) - base;
         ck_assert_msg(idle <= 48 * 1024, "%s: idle heap %lld > 48 KiB", codecs[k],
                       (long long)idle);
         posthog_client_free(c);
@@ -129,7 +89,7 @@ END_TEST
  * (queue_full), the rest is delivered, and everything is freed. */
 static void flood(const char *budget, const char *codec) {
     ph_ingest_t *srv = it_server(NULL);
-    int64_t base = measure_start();
+    int64_t base = ca_measure_start();
     posthog_options_t *o = it_options(srv);
     it_set(o, "capture_mode", "v1"); /* zstd by default, as in applications */
     it_set(o, "memory_budget", budget);
@@ -153,10 +113,10 @@ static void flood(const char *budget, const char *codec) {
     it_check_balance(c, ok, full);
     ck_assert_uint_eq(s.sent, ok);
     posthog_client_free(c);
-    int64_t pk = atomic_load(&peak) - base;
+    int64_t pk = atomic_load(&ca_peak) - base;
     ck_assert_msg((uint64_t)pk + ring <= b, "budget %llu: heap peak %lld + ring %llu above it",
                   (unsigned long long)b, (long long)pk, (unsigned long long)ring);
-    ck_assert_int_eq(atomic_load(&cur), base);
+    ck_assert_int_eq(atomic_load(&ca_cur), base);
     ck_assert_int_eq(it_summary_num(srv, "events"), (long long)ok);
     ck_assert_int_eq(it_summary_num(srv, "unique_uuids"), (long long)ok);
     it_stop(srv);
@@ -173,7 +133,7 @@ END_TEST
  * room (posthog_flush) when the queue is full, and every event arrives once. */
 START_TEST(test_small_budget_slow_rate_delivers_all) {
     ph_ingest_t *srv = it_server(NULL);
-    int64_t base = measure_start();
+    int64_t base = ca_measure_start();
     posthog_options_t *o = it_options(srv);
     it_set(o, "capture_mode", "v1");
     it_set(o, "memory_budget", "131072");
@@ -191,7 +151,7 @@ START_TEST(test_small_budget_slow_rate_delivers_all) {
     ck_assert_int_eq(posthog_flush(c, 20000), POSTHOG_OK);
     it_check_balance(c, 3000, refused);
     posthog_client_free(c);
-    ck_assert_int_le(atomic_load(&peak) - base + (int64_t)ring, 131072);
+    ck_assert_int_le(atomic_load(&ca_peak) - base + (int64_t)ring, 131072);
     ck_assert_int_eq(it_summary_num(srv, "events"), 3000);
     ck_assert_int_eq(it_summary_num(srv, "unique_uuids"), 3000);
     it_stop(srv);
@@ -279,6 +239,6 @@ static Suite *suite(void) {
 }
 
 int main(void) {
-    if (posthog_set_allocator(c_malloc, c_realloc, c_free) != POSTHOG_OK) return 1;
+    if (posthog_set_allocator(ca_malloc, ca_realloc, ca_free) != POSTHOG_OK) return 1;
     return it_run_suite(suite());
 }
