@@ -130,11 +130,11 @@ static stats_t engine_one(const ph_flags_defs_t *d, const char *key, person_t *p
                           long iters, uint64_t *s) {
     ph_flag_result_t r;
     for (long i = 0; i < 20000; i++) { /* warm-up */
-        ph_flags_ctx_t ctx = {p[i % np].did, NULL, p[i % np].props, NULL, NULL, 0};
+        ph_flags_ctx_t ctx = {.distinct_id = p[i % np].did, .person_properties = p[i % np].props};
         posthog__flags_evaluate(d, key, &ctx, &r);
     }
     for (long i = 0; i < iters; i++) {
-        ph_flags_ctx_t ctx = {p[i % np].did, NULL, p[i % np].props, NULL, NULL, 0};
+        ph_flags_ctx_t ctx = {.distinct_id = p[i % np].did, .person_properties = p[i % np].props};
         uint64_t t0 = ticks();
         posthog__flags_evaluate(d, key, &ctx, &r);
         uint64_t t1 = ticks();
@@ -149,11 +149,11 @@ static stats_t engine_all(const ph_flags_defs_t *d, person_t *p, long np, long i
     size_t n = posthog__flags_count(d);
     ph_flag_result_t *out = calloc(n, sizeof *out);
     for (long i = 0; i < 500; i++) {
-        ph_flags_ctx_t ctx = {p[i % np].did, NULL, p[i % np].props, NULL, NULL, 0};
+        ph_flags_ctx_t ctx = {.distinct_id = p[i % np].did, .person_properties = p[i % np].props};
         posthog__flags_evaluate_all(d, &ctx, out);
     }
     for (long i = 0; i < iters; i++) {
-        ph_flags_ctx_t ctx = {p[i % np].did, NULL, p[i % np].props, NULL, NULL, 0};
+        ph_flags_ctx_t ctx = {.distinct_id = p[i % np].did, .person_properties = p[i % np].props};
         uint64_t t0 = ticks();
         posthog__flags_evaluate_all(d, &ctx, out);
         uint64_t t1 = ticks();

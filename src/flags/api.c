@@ -75,6 +75,7 @@ struct posthog_flags {
     bool disable_geoip;
     char **keys;            /* requested keys (NULL: all) */
     size_t nkeys;
+    char *strs;             /* the local entries' strings (one block) */
 };
 
 static ph_flags_client_t *flags_state(posthog_client_t *c) {
@@ -279,34 +280,62 @@ static int push_eval(ph_flags_answer_t *a, const ph_flag_eval_t *v) {
     return 0;
 }
 
-static char *dup_opt(const char *s) { return s ? strdup(s) : NULL; }
-
-/* One local result into the snapshot, or its key into `ask` (inconclusive). */
-static posthog_status_t take_result(posthog_flags_t *f, ph_flags_client_t *s, const char *key,
-                                    const ph_flag_result_t *r, ph_keys_t *ask) {
-    if (r->value == PH_FLAG_INCONCLUSIVE) {
-        ph_counter_add(&s->fallback[r->cause < CAUSES ? r->cause : 0], 1);
-        return keys_push(ask, key) ? POSTHOG_E_NOMEM : POSTHOG_OK;
+/* Local results, evaluated into res[] (in[i] the key asked for, or NULL:
+ * res[i].key): the inconclusive keys go into `ask` (and are counted by
+ * cause), the decided ones into the snapshot in one piece, one array of
+ * entries and one block for their keys, variants and payloads (reasons are
+ * static text), instead of four allocations per flag. */
+static posthog_status_t take_results(posthog_flags_t *f, ph_flags_client_t *s,
+                                     const ph_flag_result_t *res, const char *const *in, size_t n,
+                                     ph_keys_t *ask) {
+    size_t decided = 0, bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ph_flag_result_t *r = &res[i];
+        const char *key = r->key ? r->key : in[i];
+        if (r->value == PH_FLAG_INCONCLUSIVE) {
+            ph_counter_add(&s->fallback[r->cause < CAUSES ? r->cause : 0], 1);
+            if (keys_push(ask, in[i] ? in[i] : key)) return POSTHOG_E_NOMEM;
+            continue;
+        }
+        decided++;
+        bytes += strlen(key) + 1;
+        if (r->value == PH_FLAG_VARIANT && r->variant) bytes += strlen(r->variant) + 1;
+        if (r->payload) bytes += strlen(r->payload) + 1;
     }
-    ph_flag_eval_t v = {.id = r->flag_id, .version = -1, .has_experiment = r->has_experiment,
-                        .locally_evaluated = true};
-    v.enabled = r->value != PH_FLAG_FALSE;
-    v.key = strdup(r->key ? r->key : key);
-    v.variant = r->value == PH_FLAG_VARIANT ? dup_opt(r->variant) : NULL;
-    v.payload = dup_opt(r->payload);
-    v.reason = dup_opt(posthog__flags_reason_description(r->reason));
-    if (!v.key || (r->value == PH_FLAG_VARIANT && r->variant && !v.variant) ||
-        (r->payload && !v.payload) || push_eval(&f->a, &v)) {
-        posthog__flag_eval_free(&v);
-        return POSTHOG_E_NOMEM;
+    if (!decided) return POSTHOG_OK;
+    ph_flag_eval_t *v = realloc(f->a.flags, (f->a.n + decided) * sizeof *v);
+    if (!v) return POSTHOG_E_NOMEM;
+    f->a.flags = v;
+    char *p = malloc(bytes);
+    if (!p) return POSTHOG_E_NOMEM;
+    f->strs = p;
+    for (size_t i = 0; i < n; i++) {
+        const ph_flag_result_t *r = &res[i];
+        if (r->value == PH_FLAG_INCONCLUSIVE) continue;
+        ph_flag_eval_t *e = &f->a.flags[f->a.n++];
+        *e = (ph_flag_eval_t){.id = r->flag_id, .version = -1, .has_experiment = r->has_experiment,
+                              .locally_evaluated = true, .borrowed = true,
+                              .enabled = r->value != PH_FLAG_FALSE,
+                              .reason = (char *)posthog__flags_reason_description(r->reason)};
+        const char *strs[3] = {r->key ? r->key : in[i],
+                               r->value == PH_FLAG_VARIANT ? r->variant : NULL, r->payload};
+        char **dst[3] = {&e->key, &e->variant, &e->payload};
+        for (int k = 0; k < 3; k++) {
+            if (!strs[k]) continue;
+            size_t l = strlen(strs[k]) + 1;
+            memcpy(p, strs[k], l);
+            *dst[k] = p;
+            p += l;
+        }
     }
-    ph_counter_add(&s->local, 1);
+    ph_counter_add(&s->local, decided);
     return POSTHOG_OK;
 }
 
+/* *sorted: the snapshot's entries came out in key order. */
 static posthog_status_t local_eval(posthog_flags_t *f, ph_flags_client_t *s,
                                    const ph_flags_defs_t *d, const posthog_flags_options_t *opts,
-                                   ph_keys_t *ask) {
+                                   ph_keys_t *ask, bool *sorted) {
     /* validated by snapshot_new; parsed only if a flag reads them */
     ph_flags_lazy_t pp;
     posthog__flags_lazy_init(&pp, opts->person_properties_json,
@@ -319,20 +348,40 @@ static posthog_status_t local_eval(posthog_flags_t *f, ph_flags_client_t *s,
                           .person_lazy = &pp,
                           .groups = groups,
                           .group_properties = gp};
-    posthog_status_t st = POSTHOG_OK;
-    ph_flag_result_t r;
-    if (opts->flag_keys) {
-        for (const char *const *k = opts->flag_keys; *k && st == POSTHOG_OK; k++) {
-            posthog__flags_evaluate(d, *k, &ctx, &r);
-            st = take_result(f, s, *k, &r, ask);
+    size_t total = posthog__flags_count(d), nkeys = 0;
+    if (opts->flag_keys)
+        while (opts->flag_keys[nkeys]) nkeys++;
+    size_t n = opts->flag_keys ? nkeys : total;
+    /* all flags: evaluated together (each dependency once), then listed in
+     * key order, the first of duplicate keys only */
+    size_t cap = opts->flag_keys ? n : 2 * total;
+    ph_flag_result_t small[8];
+    ph_flag_result_t *res = cap <= 8 ? small : malloc(cap * sizeof *res);
+    const char **in = n ? calloc(n, sizeof *in) : NULL;
+    posthog_status_t st = POSTHOG_E_NOMEM;
+    if (res && (in || !n)) {
+        if (opts->flag_keys) {
+            for (size_t i = 0; i < n; i++) {
+                in[i] = opts->flag_keys[i];
+                posthog__flags_evaluate(d, in[i], &ctx, &res[i]);
+            }
+            *sorted = n < 2;
+        } else {
+            ph_flag_result_t *all = res + total;
+            posthog__flags_evaluate_all(d, &ctx, all);
+            size_t m = 0;
+            for (size_t j = 0; j < total; j++) {
+                size_t i = posthog__flags_by_key(d, j);
+                if (m && !strcmp(res[m - 1].key, all[i].key)) continue;
+                res[m++] = all[i];
+            }
+            n = m;
+            *sorted = true;
         }
-    } else {
-        size_t n = posthog__flags_count(d);
-        for (size_t i = 0; i < n && st == POSTHOG_OK; i++) {
-            posthog__flags_evaluate_index(d, i, &ctx, &r);
-            st = take_result(f, s, posthog__flags_key(d, i), &r, ask);
-        }
+        st = take_results(f, s, res, in, n, ask);
     }
+    if (res != small) free(res);
+    free(in);
     f->a.minimal_events = posthog__flags_minimal_events(d);
     posthog__flags_lazy_free(&pp);
     cJSON_Delete(groups);
@@ -421,12 +470,12 @@ static posthog_status_t snapshot_new(posthog_client_t *c, const char *did,
     if (!s) return POSTHOG_E_NOMEM;
     /* local evaluation first; what it cannot decide goes to the server */
     ph_keys_t ask = {0};
-    bool ask_all = true;
+    bool ask_all = true, sorted = false;
     const ph_flags_defs_t *d =
         s->store && !opts->force_remote ? posthog__flags_store_acquire(s->store) : NULL;
     if (d) {
         ask_all = false;
-        st = local_eval(f, s, d, opts, &ask);
+        st = local_eval(f, s, d, opts, &ask, &sorted);
         posthog__flags_store_release(s->store, d);
         if (st != POSTHOG_OK) {
             keys_free(&ask);
@@ -459,7 +508,9 @@ static posthog_status_t snapshot_new(posthog_client_t *c, const char *did,
             posthog__flags_error_string(r.errors, r.api_status, err, sizeof err);
             posthog__log(c, POSTHOG_LOG_WARN, "feature flags: the server reported %s", err);
         }
+        size_t before = f->a.n;
         st = merge_remote(f, s, &r);
+        if (f->a.n != before) sorted = false;
         posthog__flags_answer_free(&r);
         if (st != POSTHOG_OK) {
             keys_free(&ask);
@@ -467,7 +518,7 @@ static posthog_status_t snapshot_new(posthog_client_t *c, const char *did,
         }
     }
     keys_free(&ask);
-    if (f->a.n > 1) qsort(f->a.flags, f->a.n, sizeof *f->a.flags, cmp_flag);
+    if (f->a.n > 1 && !sorted) qsort(f->a.flags, f->a.n, sizeof *f->a.flags, cmp_flag);
     /* a request-time key list scopes the snapshot too */
     if (f->keys) {
         size_t w = 0;
@@ -498,6 +549,7 @@ void posthog_flags_free(posthog_flags_t *f) {
     free(f->did);
     free(f->groups_json);
     free(f->groups_canon);
+    free(f->strs);
     free(f);
 }
 

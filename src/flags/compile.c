@@ -523,6 +523,7 @@ void posthog__flags_defs_free(ph_flags_defs_t *d) {
     free(d->group_names);
     free(d->index);
     free(d->order);
+    free(d->by_key);
     free(d);
 }
 
@@ -544,7 +545,37 @@ long posthog__flags_find(const ph_flags_defs_t *d, const char *key) {
     }
 }
 
+/* Stable bottom-up merge sort of d->by_key by key (no qsort: its
+ * comparator would need the definitions through a global). */
+static bool sort_by_key(ph_flags_defs_t *d) {
+    size_t n = d->nflags;
+    int32_t *a = d->by_key, *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    if (!tmp) return false;
+    for (size_t w = 1; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = PH_MIN(lo + w, n), hi = PH_MIN(lo + 2 * w, n), i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = strcmp(d->flags[a[j]].key, d->flags[a[i]].key) < 0 ? a[j++] : a[i++];
+            while (i < mid) tmp[k++] = a[i++];
+            while (j < hi) tmp[k++] = a[j++];
+        }
+        memcpy(a, tmp, n * sizeof *a);
+    }
+    free(tmp);
+    return true;
+}
+
 static void build_index(cc_t *c, ph_flags_defs_t *d) {
+    /* the key order (snapshots list flags by key): indices sorted once here */
+    if (!(d->by_key = malloc((d->nflags ? d->nflags : 1) * sizeof *d->by_key))) {
+        c->oom = true;
+        return;
+    }
+    for (size_t f = 0; f < d->nflags; f++) d->by_key[f] = (int32_t)f;
+    if (!sort_by_key(d)) {
+        c->oom = true;
+        return;
+    }
     size_t cap = 8;
     while (cap < d->nflags * 2) cap <<= 1;
     if (!(d->index = malloc(cap * sizeof *d->index))) {
@@ -782,6 +813,10 @@ void posthog__flags_defs_unref(ph_flags_defs_t *d) {
 }
 
 size_t posthog__flags_count(const ph_flags_defs_t *d) { return d ? d->nflags : 0; }
+
+size_t posthog__flags_by_key(const ph_flags_defs_t *d, size_t j) {
+    return d && j < d->nflags ? (size_t)d->by_key[j] : (size_t)-1;
+}
 
 const char *posthog__flags_key(const ph_flags_defs_t *d, size_t i) {
     return d && i < d->nflags ? d->flags[i].key : NULL;

@@ -179,6 +179,9 @@ void posthog__flags_defs_unref(ph_flags_defs_t *d);
 size_t posthog__flags_count(const ph_flags_defs_t *d);
 /* The key of flag i (0 <= i < count), in definitions order. */
 const char *posthog__flags_key(const ph_flags_defs_t *d, size_t i);
+/* The index of the j-th flag by key (strcmp order; of duplicate keys the
+ * first defined comes first), 0 <= j < count. */
+size_t posthog__flags_by_key(const ph_flags_defs_t *d, size_t j);
 /* Index of key, or -1. Borrows key. */
 long posthog__flags_find(const ph_flags_defs_t *d, const char *key);
 /* Whether any flag uses a regex (then evaluation may allocate). */

@@ -222,6 +222,7 @@ struct ph_flags_defs {
     bool uses_regex;
     bool minimal_events;
     int32_t *order;      /* every flag, dependencies first */
+    int32_t *by_key;     /* every flag, by key (strcmp), ties in definitions order */
 };
 
 /* Without libm (the library does not link it): the few helpers needed,

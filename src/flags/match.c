@@ -51,6 +51,22 @@ static int64_t now_ms_real(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The evaluation's clock: the context's, else read once, when a date
+ * operator first needs it (most evaluations never do: no clock call). The
+ * ev_t is the evaluator's own local object, so caching into it is fine. */
+static int64_t ev_now(const ev_t *e) {
+    if (!e->now_ms) ((ev_t *)e)->now_ms = now_ms_real();
+    return e->now_ms;
+}
+
+/* The clock for filter p: only the date operators read it. */
+static int64_t filter_now(const ev_t *e, const ph_filter_t *p) {
+    return p->op == PH_OP_IS_DATE_EXACT || p->op == PH_OP_IS_DATE_AFTER ||
+                   p->op == PH_OP_IS_DATE_BEFORE
+               ? ev_now(e)
+               : 0;
+}
+
 /* An empty identifier hashes to 0 (the server's rule). */
 static double bucket_hash(const char *prefix, size_t plen, const char *id, const char *salt) {
     if (!*id) return 0.0;
@@ -185,7 +201,7 @@ static int match_filter(const ev_t *e, const ph_filter_t *p, const ident_t *id, 
     switch (p->type) {
     case PH_PT_PERSON: /* also inside a group condition: the person's */
         r = posthog__flags_match_property(p, person_props(e), true, "distinct_id", e->distinct_id,
-                                          e->now_ms, &w->cause);
+                                          filter_now(e, p), &w->cause);
         break;
     case PH_PT_GROUP: {
         int32_t gti = p->group_type_index >= 0 ? p->group_type_index : id->agg;
@@ -195,10 +211,10 @@ static int match_filter(const ev_t *e, const ph_filter_t *p, const ident_t *id, 
             if (g.extra_val == id->keybuf) g.extra_val = g.keybuf;
         } else if (gti < 0 || !resolve(e, &(ph_flag_t){0}, gti, &g)) {
             /* no such group in the request: the server has no properties */
-            r = posthog__flags_match_property(p, NULL, false, NULL, NULL, e->now_ms, &w->cause);
+            r = posthog__flags_match_property(p, NULL, false, NULL, NULL, filter_now(e, p), &w->cause);
             break;
         }
-        r = posthog__flags_match_property(p, g.props, true, g.extra_key, g.extra_val, e->now_ms,
+        r = posthog__flags_match_property(p, g.props, true, g.extra_key, g.extra_val, filter_now(e, p),
                                           &w->cause);
         break;
     }
@@ -446,7 +462,7 @@ static void ev_init(ev_t *e, struct ev_device *dev, const ph_flags_defs_t *d,
     memset(e, 0, sizeof *e);
     e->d = d;
     e->ctx = ctx;
-    e->now_ms = ctx->now_ms ? ctx->now_ms : now_ms_real();
+    e->now_ms = ctx->now_ms; /* 0: the real clock, read by ev_now when needed */
     e->distinct_id = ctx->distinct_id ? ctx->distinct_id : "";
     dev->id = ctx->device_id && *ctx->device_id ? ctx->device_id : NULL;
     dev->resolved = dev->id != NULL;

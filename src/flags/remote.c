@@ -14,6 +14,10 @@
 #define RETRY_BASE_MS 300
 
 void posthog__flag_eval_free(ph_flag_eval_t *v) {
+    if (v->borrowed) {
+        memset(v, 0, sizeof *v);
+        return;
+    }
     free(v->key);
     free(v->variant);
     free(v->payload);

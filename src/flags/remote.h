@@ -26,6 +26,8 @@ typedef struct {
     int64_t version;     /* -1: unknown */
     int has_experiment;  /* -1 unknown, 0, 1 */
     bool locally_evaluated;
+    bool borrowed;       /* key/variant/payload/reason are not this entry's to free
+                          * (a snapshot's local results: one block per snapshot) */
 } ph_flag_eval_t;
 
 /* $feature_flag_error values (flags.md 2.2), joined with ',' when several. */

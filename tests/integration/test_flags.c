@@ -452,6 +452,80 @@ START_TEST(test_local_evaluation_and_fallback)
 }
 END_TEST
 
+START_TEST(test_local_snapshot_order_duplicates_and_lifetime)
+{
+    /* definitions out of key order, one key twice (the first defined wins),
+     * a multivariate flag with payloads, and one flag the server decides */
+#define FLAG(id, key, body) "{\"id\":" #id ",\"key\":\"" key "\",\"active\":true,\"filters\":" body "}"
+#define ON "{\"groups\":[{\"properties\":[],\"rollout_percentage\":100}]}"
+#define OFF "{\"groups\":[{\"properties\":[],\"rollout_percentage\":0}]}"
+#define MV "{\"groups\":[{\"properties\":[],\"rollout_percentage\":100,\"variant\":\"blue\"}]," \
+           "\"multivariate\":{\"variants\":[{\"key\":\"blue\",\"rollout_percentage\":100}]}," \
+           "\"payloads\":{\"blue\":\"{\\\"v\\\":1}\"}}"
+#define STATIC "{\"groups\":[{\"properties\":[{\"key\":\"id\",\"value\":7,\"type\":\"cohort\"}]," \
+               "\"rollout_percentage\":100}]}"
+    const char *defs = "{\"body\":{\"flags\":[" FLAG(1, "zeta", ON) "," FLAG(2, "alpha", MV) ","
+                       FLAG(3, "mid", ON) "," FLAG(4, "zeta", OFF) "," FLAG(5, "beta", STATIC) ","
+                       FLAG(6, "aardvark", OFF) "],\"group_type_mapping\":{},\"cohorts\":{}},"
+                       "\"secret_key\":\"phs_test\"}";
+    ph_ingest_t *srv = it_server(NULL);
+    ck_assert_int_eq(ph_ingest_set_definitions(srv, defs), 0);
+    ph_ingest_set_flags(srv, "{\"default\":{\"status\":200,\"body\":{\"featureFlags\":"
+                             "{\"beta\":\"remote-variant\"}}}}");
+    posthog_client_t *c = flags_client(srv, "phs_test", NULL);
+    ck_assert_int_eq(posthog_wait_for_flag_definitions(c, 10000), POSTHOG_OK);
+
+    posthog_flags_options_t lo = {.only_evaluate_locally = 1,
+                                  .send_feature_flag_events = POSTHOG_FALSE};
+    posthog_flags_t *f;
+    ck_assert_int_eq(posthog_evaluate_flags(c, "u1", &lo, &f), POSTHOG_OK);
+    /* beta (static cohort) is not decided locally; zeta once */
+    ck_assert_uint_eq(posthog_flags_count(f), 4);
+    const char *want[] = {"aardvark", "alpha", "mid", "zeta"};
+    for (size_t i = 0; i < 4; i++) ck_assert_str_eq(posthog_flags_key(f, i), want[i]);
+    posthog_flag_t fl;
+    ck_assert_int_eq(posthog_flags_peek(f, "zeta", &fl), 1);
+    ck_assert(fl.enabled); /* the first "zeta" (100%), not the second (0%) */
+    ck_assert_int_eq(posthog_flags_peek(f, "aardvark", &fl), 1);
+    ck_assert(!fl.enabled);
+
+    /* the snapshot owns what it returns: new definitions do not change it */
+    ck_assert_int_eq(ph_ingest_set_definitions(srv, "{\"body\":" DEFS ",\"secret_key\":\"phs_test\"}"), 0);
+    ck_assert_int_eq(posthog_reload_feature_flags(c, 10000), POSTHOG_OK);
+    posthog_flags_t *g;
+    ck_assert_int_eq(posthog_evaluate_flags(c, "u1", &lo, &g), POSTHOG_OK);
+    ck_assert_uint_eq(posthog_flags_count(g), 1); /* everyone (pro-only needs plan) */
+    posthog_flags_free(g);
+    ck_assert_int_eq(posthog_flags_peek(f, "alpha", &fl), 1);
+    ck_assert_str_eq(fl.variant, "blue");
+    ck_assert_str_eq(fl.payload_json, "{\"v\":1}");
+    ck_assert_str_eq(posthog_flags_payload(f, "alpha"), "{\"v\":1}");
+    ck_assert_ptr_nonnull(fl.reason);
+    ck_assert_str_eq(fl.reason, "Matched condition set");
+    posthog_flags_free(f);
+
+    /* local and remote entries together are still listed by key */
+    ck_assert_int_eq(ph_ingest_set_definitions(srv, defs), 0);
+    ck_assert_int_eq(posthog_reload_feature_flags(c, 10000), POSTHOG_OK);
+    posthog_flags_options_t both = {.send_feature_flag_events = POSTHOG_FALSE};
+    ck_assert_int_eq(posthog_evaluate_flags(c, "u1", &both, &f), POSTHOG_OK);
+    ck_assert_uint_eq(posthog_flags_count(f), 5);
+    const char *want5[] = {"aardvark", "alpha", "beta", "mid", "zeta"};
+    for (size_t i = 0; i < 5; i++) ck_assert_str_eq(posthog_flags_key(f, i), want5[i]);
+    ck_assert_int_eq(posthog_flags_peek(f, "beta", &fl), 1);
+    ck_assert_str_eq(fl.variant, "remote-variant");
+    ck_assert(!fl.locally_evaluated);
+    posthog_flags_free(f);
+    posthog_client_free(c);
+    it_stop(srv);
+#undef FLAG
+#undef ON
+#undef OFF
+#undef MV
+#undef STATIC
+}
+END_TEST
+
 START_TEST(test_local_bad_key_and_disk_copy)
 {
     char dir[] = "/tmp/ph_flags_XXXXXX";
@@ -546,6 +620,7 @@ static Suite *suite(void) {
     tcase_add_test(t, test_local_bad_person_properties);
 #ifndef POSTHOG_NO_SPOOL
     tcase_add_test(t, test_local_bad_key_and_disk_copy);
+    tcase_add_test(t, test_local_snapshot_order_duplicates_and_lifetime);
 #else
     (void)test_local_bad_key_and_disk_copy; /* storage_path: needs the disk spool */
 #endif
