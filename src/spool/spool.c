@@ -956,7 +956,7 @@ ph_spool_file_t *posthog__spool_append(ph_spool_t *s, const char *const *events,
         err = ENOMEM;
         goto out;
     }
-    if (write_all(g->fd, buf, size)) {
+    if (FAULT(before_append) || write_all(g->fd, buf, size)) {
         err = errno ? errno : EIO;
         if (ftruncate(g->fd, (off_t)off)) { /* a torn tail: readers stop there */
         }

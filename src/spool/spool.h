@@ -110,6 +110,9 @@ typedef struct {
     int (*before_open)(void);
     int (*before_read)(const char *path); /* reading a file's events (read, split) */
     int (*before_scan)(void);             /* listing the directory (opendir/readdir) */
+    int (*before_append)(void);           /* a batch appended to a segment, before its
+                                             write (not the done records: those are
+                                             writes too, never fsynced) */
 } ph_spool_faults_t;
 extern ph_spool_faults_t posthog__spool_faults;
 
